@@ -1,0 +1,44 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+/// Kernels must vectorise: no errno on sqrt, AVX2+FMA at most (other hosts of this kind may lack AVX-512),
+/// and `-O` even in debug builds so `swift test` runs the same code at a usable speed.
+let kernelSettings: [SwiftSetting] = [
+    .unsafeFlags(["-Xcc", "-fno-math-errno", "-target-cpu", "haswell"]),
+    .unsafeFlags(["-O"], .when(configuration: .debug)),
+]
+
+let package = Package(
+    name: "LeanTune",
+    products: [
+        .executable(name: "leantune", targets: ["leantune"]),
+        .library(name: "LeanTuneCore", targets: ["TensorCore", "Llama", "Formats"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]),
+        .target(
+            name: "TensorCore",
+            dependencies: ["CBLAS", .product(name: "Numerics", package: "swift-numerics")],
+            swiftSettings: kernelSettings),
+        .target(name: "Llama", dependencies: ["TensorCore"], swiftSettings: kernelSettings),
+        .target(name: "Formats", dependencies: ["Llama", "TensorCore"], swiftSettings: kernelSettings),
+        .executableTarget(
+            name: "leantune",
+            dependencies: [
+                "Formats", "Llama", "TensorCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: kernelSettings),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: kernelSettings),
+        .testTarget(name: "LlamaTests", dependencies: ["Llama", "TensorCore"], swiftSettings: kernelSettings),
+        .testTarget(
+            name: "FormatsTests", dependencies: ["Formats", "Llama", "TensorCore"],
+            swiftSettings: kernelSettings),
+    ]
+)

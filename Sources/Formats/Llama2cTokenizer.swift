@@ -1,0 +1,89 @@
+/// llama2.c's `tokenizer.bin`: `int32 max_token_length`, then per token `float32 score, int32 len,
+/// len bytes`, vocab-size times (the count comes from the model). Ids 3…258 are the byte-fallback
+/// pieces `<0x00>`…`<0xFF>`; merges are ranked by score. Encoding and decoding follow run.c.
+public struct Llama2cTokenizer: Tokenizer {
+    public let pieces: [[UInt8]]
+    public let scores: [Float]
+    private let ids: [[UInt8]: Int32]
+
+    public var vocabularySize: Int { pieces.count }
+    public var bos: Int32? { 1 }
+    /// run.c ends generation at BOS (id 1), which starts the next story.
+    public var stopTokens: Set<Int32> { [1] }
+
+    /// Reads `path`, which must hold exactly `vocabularySize` tokens.
+    public init(path: String, vocabularySize: Int) throws {
+        var r = try BinaryReader(path: path)
+        let maxLength = Int(try r.int32("max_token_length"))
+        var pieces: [[UInt8]] = [], scores: [Float] = []
+        pieces.reserveCapacity(vocabularySize)
+        for i in 0..<vocabularySize {
+            if r.remaining == 0 {
+                throw FormatError(
+                    file: path, problem: "the tokenizer holds \(i) tokens but the model's vocabulary has \(vocabularySize)",
+                    fix: "Use the tokenizer.bin that was exported with this model.")
+            }
+            scores.append(try r.float32("score of token \(i)"))
+            let n = Int(try r.int32("length of token \(i)"))
+            guard n >= 0 && n <= max(maxLength, 64) else {
+                throw FormatError(file: path, problem: "token \(i) claims length \(n) (max_token_length \(maxLength))",
+                                  fix: "The file is corrupted or not a llama2.c tokenizer.")
+            }
+            pieces.append(Array(try r.bytes(n, "bytes of token \(i)")))
+        }
+        if r.remaining > 0 {
+            throw FormatError(
+                file: path, problem: "\(r.remaining) bytes remain after the model's \(vocabularySize) tokens: the tokenizer is larger than the model's vocabulary",
+                fix: "Use the tokenizer.bin that was exported with this model.")
+        }
+        self.pieces = pieces
+        self.scores = scores
+        var ids: [[UInt8]: Int32] = [:]
+        for (i, p) in pieces.enumerated() where ids[p] == nil { ids[p] = Int32(i) }
+        self.ids = ids
+    }
+
+    public func encode(_ text: String) -> [Int32] {
+        guard !text.isEmpty else { return [] }
+        var tokens: [Int32] = []
+        if let space = ids[[0x20]] { tokens.append(space) }  // SentencePiece's dummy prefix
+        for scalar in text.unicodeScalars {
+            let utf8 = Array(String(scalar).utf8)
+            if let id = ids[utf8] {
+                tokens.append(id)
+            } else {
+                tokens += utf8.map { Int32($0) + 3 }
+            }
+        }
+        // Merge the adjacent pair with the best score until no pair is in the vocabulary.
+        while true {
+            var best: (score: Float, index: Int, id: Int32)?
+            for i in 0..<max(0, tokens.count - 1) {
+                if let id = ids[pieces[Int(tokens[i])] + pieces[Int(tokens[i + 1])]],
+                   best == nil || scores[Int(id)] > best!.score {
+                    best = (scores[Int(id)], i, id)
+                }
+            }
+            guard let b = best else { return tokens }
+            tokens[b.index] = b.id
+            tokens.remove(at: b.index + 1)
+        }
+    }
+
+    public func decode(_ id: Int32, after previous: Int32?) -> [UInt8] {
+        var piece = pieces[Int(id)][...]
+        if previous == 1 && piece.first == 0x20 { piece = piece.dropFirst() }
+        if let byte = Self.byteFallback(piece) { piece = [byte][...] }
+        // run.c's safe_printf: a lone byte that is neither printable nor whitespace is dropped.
+        if piece.count == 1, let b = piece.first, !(0x20...0x7E).contains(b), !(0x09...0x0D).contains(b) {
+            return []
+        }
+        return Array(piece)
+    }
+
+    /// The byte of a `<0xHH>` piece.
+    private static func byteFallback(_ piece: ArraySlice<UInt8>) -> UInt8? {
+        guard piece.count == 6, piece.starts(with: Array("<0x".utf8)), piece.last == UInt8(ascii: ">") else { return nil }
+        return UInt8(String(decoding: piece.dropFirst(3).prefix(2), as: UTF8.self), radix: 16)
+    }
+}

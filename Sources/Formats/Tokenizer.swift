@@ -1,0 +1,25 @@
+/// Text ↔ token ids.
+public protocol Tokenizer: Sendable {
+    var vocabularySize: Int { get }
+    /// Beginning-of-sequence id, if the vocabulary has one.
+    var bos: Int32? { get }
+    /// Ids that end generation.
+    var stopTokens: Set<Int32> { get }
+    /// Ids of `text`, without BOS.
+    func encode(_ text: String) -> [Int32]
+    /// The bytes `id` contributes to the text when it follows `previous`.
+    func decode(_ id: Int32, after previous: Int32?) -> [UInt8]
+}
+
+extension Tokenizer {
+    /// The text of `ids` (invalid UTF-8 repaired).
+    public func decode(_ ids: [Int32]) -> String {
+        var bytes: [UInt8] = []
+        var previous: Int32?
+        for id in ids {
+            bytes += decode(id, after: previous)
+            previous = id
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

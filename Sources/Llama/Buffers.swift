@@ -1,0 +1,108 @@
+import TensorCore
+
+/// One allocation handed out as consecutive 64-byte-aligned pieces.
+final class Arena {
+    let storage: AlignedBuffer<Float>
+    private var used = 0
+
+    /// An arena for pieces of the given float counts.
+    init(_ counts: [Int], category: MemoryCategory, ledger: MemoryLedger) {
+        storage = AlignedBuffer(count: counts.reduce(0) { $0 + Arena.padded($1) }, category: category, ledger: ledger)
+    }
+
+    static func padded(_ n: Int) -> Int { (n + 15) / 16 * 16 }
+
+    func take(_ n: Int) -> UnsafeMutablePointer<Float> {
+        let p = storage.pointer + used
+        used += Arena.padded(n)
+        precondition(used <= storage.count, "Arena overflow")
+        return p
+    }
+}
+
+/// Rows and sequence shape of one forward pass.
+struct PassShape {
+    /// B
+    let batch: Int
+    /// New tokens per sequence (Tq).
+    let length: Int
+    var rows: Int { batch * length }
+}
+
+/// What one layer's forward writes and its backward reads (N rows). Layer inputs are kept apart,
+/// in the residual stream.
+struct LayerActivations {
+    /// [N] 1/rms of the attention-norm input and of the MLP-norm input.
+    var rstdAttention, rstdFFN: UnsafeMutablePointer<Float>
+    /// q [N, H·E] after RoPE; k, v [N, K·E] (k after RoPE); nil when a KV cache holds them.
+    var q: UnsafeMutablePointer<Float>
+    var k, v: UnsafeMutablePointer<Float>?
+    /// [N, H·E] attention output before the o projection.
+    var attention: UnsafeMutablePointer<Float>
+    /// [B, H, T] row log-sum-exp of the attention scores.
+    var lse: UnsafeMutablePointer<Float>
+    /// [N, D] residual after attention.
+    var residualMid: UnsafeMutablePointer<Float>
+    /// [N, F] MLP gate and up projections.
+    var gate, up: UnsafeMutablePointer<Float>
+
+    static func counts(_ c: LlamaConfig, _ s: PassShape, withKV: Bool) -> [Int] {
+        let n = s.rows
+        return [n, n, n * c.dim] + (withKV ? [n * c.kvDim, n * c.kvDim] : [])
+            + [n * c.dim, s.batch * c.headCount * s.length, n * c.dim, n * c.ffnDim, n * c.ffnDim]
+    }
+
+    init(_ c: LlamaConfig, _ s: PassShape, withKV: Bool, from a: Arena) {
+        let n = s.rows
+        rstdAttention = a.take(n)
+        rstdFFN = a.take(n)
+        q = a.take(n * c.dim)
+        k = withKV ? a.take(n * c.kvDim) : nil
+        v = withKV ? a.take(n * c.kvDim) : nil
+        attention = a.take(n * c.dim)
+        lse = a.take(s.batch * c.headCount * s.length)
+        residualMid = a.take(n * c.dim)
+        gate = a.take(n * c.ffnDim)
+        up = a.take(n * c.ffnDim)
+    }
+}
+
+/// Scratch that no pass keeps: recomputed norms, the MLP activation, attention scores, the
+/// logits chunk and (for backward) the activation gradients of one layer.
+struct Workspace {
+    let arena: Arena
+    /// [N, D] normalised layer input (recomputed in backward).
+    let normed: UnsafeMutablePointer<Float>
+    /// [N, F] SiLU(gate)·up; in backward reused for d(up).
+    let hidden: UnsafeMutablePointer<Float>
+    /// [Tq, Tk] scores / probabilities.
+    let scores: UnsafeMutablePointer<Float>
+    /// [chunk, V] logits of one chunk of rows.
+    let logits: UnsafeMutablePointer<Float>
+    let logitsChunkRows: Int
+    /// Backward only: [N, D] residual-stream gradient, [N, D] gradient into a norm output,
+    /// [N, H·E] dq, [N, K·E] dk and dv, [N, F] d(hidden) then d(gate), [Tq, Tk] d(scores).
+    let dResidual, dNormed, dq, dk, dv, dHidden, dScores: UnsafeMutablePointer<Float>?
+
+    init(_ c: LlamaConfig, _ s: PassShape, keys: Int, logitsRows: Int, backward: Bool, ledger: MemoryLedger) {
+        let n = s.rows
+        let chunk = max(1, min(logitsRows, n))
+        var counts = [n * c.dim, n * c.ffnDim, s.length * keys, chunk * c.vocabSize]
+        if backward {
+            counts += [n * c.dim, n * c.dim, n * c.dim, n * c.kvDim, n * c.kvDim, n * c.ffnDim, s.length * keys]
+        }
+        arena = Arena(counts, category: .workspace, ledger: ledger)
+        normed = arena.take(n * c.dim)
+        hidden = arena.take(n * c.ffnDim)
+        scores = arena.take(s.length * keys)
+        logits = arena.take(chunk * c.vocabSize)
+        logitsChunkRows = chunk
+        dResidual = backward ? arena.take(n * c.dim) : nil
+        dNormed = backward ? arena.take(n * c.dim) : nil
+        dq = backward ? arena.take(n * c.dim) : nil
+        dk = backward ? arena.take(n * c.kvDim) : nil
+        dv = backward ? arena.take(n * c.kvDim) : nil
+        dHidden = backward ? arena.take(n * c.ffnDim) : nil
+        dScores = backward ? arena.take(s.length * keys) : nil
+    }
+}

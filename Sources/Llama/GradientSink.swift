@@ -1,0 +1,39 @@
+import TensorCore
+
+/// Where backward sends gradients. Backward *adds* each parameter's gradient into the buffer the
+/// sink hands out, and calls ``finish(_:)`` once that gradient is final for the pass (in reverse
+/// layer order, the embedding last). A sink may keep a full gradient slab, update the weights at
+/// once and drop the gradient (fused optimizers), or compress and ship it elsewhere.
+///
+/// Weights may be changed in ``finish(_:)``: backward never reads a parameter after finishing it.
+public protocol GradientSink: AnyObject {
+    /// The buffer to add parameter `id`'s gradient into; the same buffer until `finish(id)`.
+    func accumulator(for id: ParameterID) -> UnsafeMutablePointer<Float>
+    /// The gradient of `id` is complete for this backward pass.
+    func finish(_ id: ParameterID)
+}
+
+/// A full fp32 gradient slab laid out like the parameters. Accumulates across backward passes
+/// until ``zero()`` (gradient accumulation, global clipping).
+public final class GradientSlab: GradientSink {
+    public let layout: ParameterLayout
+    public let slab: AlignedBuffer<Float>
+
+    public init(layout: ParameterLayout, ledger: MemoryLedger = .shared) {
+        self.layout = layout
+        slab = AlignedBuffer(count: layout.totalCount, category: .gradients, ledger: ledger)
+    }
+
+    public func view(_ id: ParameterID) -> UnsafeMutableBufferPointer<Float> {
+        let p = layout.parameters[id]
+        return slab.slice(p.offset, p.count)
+    }
+
+    public func accumulator(for id: ParameterID) -> UnsafeMutablePointer<Float> {
+        slab.pointer + layout.parameters[id].offset
+    }
+
+    public func finish(_ id: ParameterID) {}
+
+    public func zero() { slab.zero() }
+}

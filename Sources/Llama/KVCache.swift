@@ -1,0 +1,60 @@
+import TensorCore
+
+/// Keys and values of every layer for the tokens seen so far (one sequence).
+public final class KVCache {
+    /// Tokens the cache can hold.
+    public let capacity: Int
+    /// Tokens held now (the position of the next token).
+    public private(set) var length = 0
+    let keys: [AlignedBuffer<Float>], values: [AlignedBuffer<Float>]
+
+    /// A cache for `capacity` tokens of `config` (2·L·capacity·K·E floats).
+    public init(config: LlamaConfig, capacity: Int, ledger: MemoryLedger = .shared) {
+        self.capacity = capacity
+        keys = (0..<config.layerCount).map { _ in
+            AlignedBuffer(count: capacity * config.kvDim, category: .activations, ledger: ledger)
+        }
+        values = (0..<config.layerCount).map { _ in
+            AlignedBuffer(count: capacity * config.kvDim, category: .activations, ledger: ledger)
+        }
+    }
+
+    func advance(by n: Int) { length += n }
+
+    /// Forget every token.
+    public func reset() { length = 0 }
+}
+
+extension LlamaModel {
+    /// Runs `tokens` (the next tokens of the cached sequence) and returns the logits [V] of the last.
+    public func nextTokenLogits(_ tokens: [Int32], cache: KVCache) throws -> [Float] {
+        let n = tokens.count, c = config
+        guard n > 0 else { throw LlamaInputError(message: "no tokens to run") }
+        guard cache.length + n <= cache.capacity else {
+            throw LlamaInputError(message: "the sequence would reach \(cache.length + n) tokens, beyond the cache's \(cache.capacity); ask for fewer tokens")
+        }
+        if let bad = tokens.first(where: { $0 < 0 || Int($0) >= c.vocabSize }) {
+            throw LlamaInputError(message: "token id \(bad) is outside the vocabulary [0, \(c.vocabSize))")
+        }
+        let s = PassShape(batch: 1, length: n)
+        let keys = cache.length + n
+        let arena = Arena(LayerActivations.counts(c, s, withKV: false) + [n * c.dim], category: .activations, ledger: ledger)
+        let a = LayerActivations(c, s, withKV: false, from: arena)
+        let x = arena.take(n * c.dim)
+        let ws = Workspace(c, s, keys: keys, logitsRows: 1, backward: false, ledger: ledger)
+        let rope = RoPE(layout: c.ropeLayout, headDim: c.headDim, theta: c.ropeTheta, start: cache.length, count: n)
+        embed(tokens, into: x)
+        for l in 0..<c.layerCount {
+            let kv = KVTarget(k: cache.keys[l].pointer, v: cache.values[l].pointer, keys: keys, offset: cache.length)
+            layerForward(l, x: x, out: x, a, s, kv: kv, rope: rope, ws)
+        }
+        cache.advance(by: n)
+        let last = x + (n - 1) * c.dim
+        withFloats(layout.finalNorm) { w in
+            RMSNorm.forward(last, w, ws.normed, rstd: nil, rows: 1, dim: c.dim, epsilon: c.normEpsilon)
+        }
+        var logits = [Float](repeating: 0, count: c.vocabSize)
+        logits.withUnsafeMutableBufferPointer { project(layout.head, ws.normed, rows: 1, into: $0.baseAddress!) }
+        return logits
+    }
+}

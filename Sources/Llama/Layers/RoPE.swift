@@ -1,0 +1,59 @@
+import RealModule
+import TensorCore
+
+/// Rotary position embedding: each pair (a, b) of a head at position p turns by angle p·θ^(−2i/E).
+public struct RoPE {
+    public let layout: RoPELayout
+    /// E
+    public let headDim: Int
+    /// cos and sin [P, E/2] for the positions `start ..< start + P`.
+    private let cos: [Float], sin: [Float]
+    public let positionCount: Int
+
+    /// Tables for positions `start ..< start + count` (angles computed in Double, stored as Float).
+    public init(layout: RoPELayout, headDim: Int, theta: Float, start: Int, count: Int) {
+        self.layout = layout
+        self.headDim = headDim
+        positionCount = count
+        let half = headDim / 2
+        var c = [Float](repeating: 0, count: count * half), s = c
+        for p in 0..<count {
+            for i in 0..<half {
+                let freq = Double.pow(Double(theta), -Double(2 * i) / Double(headDim))
+                let angle = Double(start + p) * freq
+                c[p * half + i] = Float(Double.cos(angle))
+                s[p * half + i] = Float(Double.sin(angle))
+            }
+        }
+        cos = c
+        sin = s
+    }
+
+    /// Rotates x [N, heads·E] in place; row r is at table position r mod P. `inverse` turns the
+    /// other way, which is the backward pass (the rotation is orthogonal).
+    public func apply(_ x: UnsafeMutablePointer<Float>, rows n: Int, heads: Int, inverse: Bool = false) {
+        let e = headDim, half = e / 2, width = heads * e, p = positionCount
+        let (stride, partner) = layout == .rotateHalf ? (1, half) : (2, 1)
+        let sign: Float = inverse ? -1 : 1
+        nonisolated(unsafe) let x = x  // tasks own disjoint rows
+        cos.withUnsafeBufferPointer { cb in
+            sin.withUnsafeBufferPointer { sb in
+                nonisolated(unsafe) let (cp, sp) = (cb.baseAddress!, sb.baseAddress!)
+                Parallel.forEachChunk(n, grain: max(1, 8192 / width)) { rows in
+                    for r in rows {
+                        let c = cp + (r % p) * half, s = sp + (r % p) * half
+                        for h in 0..<heads {
+                            let head = x + r * width + h * e
+                            for i in 0..<half {
+                                let ia = i * stride, ib = ia + partner
+                                let a = head[ia], b = head[ib], si = sign * s[i]
+                                head[ia] = a * c[i] - b * si
+                                head[ib] = a * si + b * c[i]
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+/// How rotary position embeddings pair up the dimensions of a head.
+public enum RoPELayout: String, Sendable, Codable, CaseIterable {
+    /// Hugging Face `rotate_half`: dimension i pairs with i + E/2.
+    case rotateHalf = "rotate-half"
+    /// llama2.c and GGUF: dimensions 2i and 2i+1 form a pair.
+    case adjacentPairs = "adjacent-pairs"
+}
+
+/// Shape and numerics of a Llama-family decoder.
+///
+/// Shape letters used across the module: B batch, T tokens, D model dim, H heads, K kv heads,
+/// E head dim, F ffn dim, V vocab, L layers, N = B·T rows.
+public struct LlamaConfig: Sendable, Codable, Equatable {
+    /// D
+    public var dim: Int
+    /// F
+    public var ffnDim: Int
+    /// L
+    public var layerCount: Int
+    /// H
+    public var headCount: Int
+    /// K (grouped-query attention when K < H)
+    public var kvHeadCount: Int
+    /// V
+    public var vocabSize: Int
+    /// The longest sequence the model was trained for.
+    public var maxSequenceLength: Int
+    public var normEpsilon: Float
+    public var ropeTheta: Float
+    public var ropeLayout: RoPELayout
+    /// The LM head reuses the token embedding.
+    public var tiedEmbeddings: Bool
+
+    public init(
+        dim: Int, ffnDim: Int, layerCount: Int, headCount: Int, kvHeadCount: Int, vocabSize: Int,
+        maxSequenceLength: Int, normEpsilon: Float = 1e-5, ropeTheta: Float = 10000,
+        ropeLayout: RoPELayout = .rotateHalf, tiedEmbeddings: Bool = true
+    ) {
+        self.dim = dim
+        self.ffnDim = ffnDim
+        self.layerCount = layerCount
+        self.headCount = headCount
+        self.kvHeadCount = kvHeadCount
+        self.vocabSize = vocabSize
+        self.maxSequenceLength = maxSequenceLength
+        self.normEpsilon = normEpsilon
+        self.ropeTheta = ropeTheta
+        self.ropeLayout = ropeLayout
+        self.tiedEmbeddings = tiedEmbeddings
+    }
+
+    /// E = D / H
+    public var headDim: Int { dim / headCount }
+    /// K·E
+    public var kvDim: Int { kvHeadCount * headDim }
+
+    /// Throws ``LlamaConfigError`` when the shape cannot be a Llama model.
+    public func validate() throws {
+        func require(_ ok: Bool, _ message: String) throws {
+            if !ok { throw LlamaConfigError(message: message) }
+        }
+        for (name, value) in [
+            ("dim", dim), ("ffn_dim", ffnDim), ("layers", layerCount), ("heads", headCount),
+            ("kv_heads", kvHeadCount), ("vocab_size", vocabSize), ("max_sequence_length", maxSequenceLength),
+        ] {
+            try require(value > 0, "\(name) must be positive, got \(value)")
+        }
+        try require(dim % headCount == 0, "dim \(dim) is not divisible by heads \(headCount)")
+        try require(headCount % kvHeadCount == 0, "heads \(headCount) is not a multiple of kv_heads \(kvHeadCount)")
+        try require(headDim % 2 == 0, "head dim \(headDim) must be even for RoPE")
+        try require(normEpsilon > 0 && normEpsilon.isFinite, "norm epsilon must be positive, got \(normEpsilon)")
+        try require(ropeTheta > 0 && ropeTheta.isFinite, "rope theta must be positive, got \(ropeTheta)")
+    }
+}
+
+/// A configuration that describes no valid model.
+public struct LlamaConfigError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { "invalid model shape: \(message)" }
+}

@@ -1,0 +1,116 @@
+import TensorCore
+
+extension LlamaModel {
+    /// Mean next-token loss of `batch`, and its gradient added into `sink` parameter by parameter
+    /// as each becomes final (head and final norm first, then layers L−1 … 0, the embedding last).
+    ///
+    /// - Parameter checkpointing: keep only each layer's input during forward and recompute the
+    ///   layer's inside during backward (one extra layer forward per layer; activations drop from
+    ///   L layers' worth to one).
+    public func lossAndGradients(_ batch: TokenBatch, into sink: any GradientSink, checkpointing: Bool = false) throws -> LossResult {
+        try check(batch)
+        let c = config, s = PassShape(batch: batch.batchSize, length: batch.length), n = s.rows, nd = n * c.dim
+        let scored = batch.scoredCount
+
+        // Residual stream: input of each layer, then the final output.
+        let residuals = AlignedBuffer<Float>(count: (c.layerCount + 1) * nd, category: .activations, ledger: ledger)
+        let sets = checkpointing ? 1 : c.layerCount
+        let arena = Arena(
+            Array(repeating: LayerActivations.counts(c, s, withKV: true), count: sets).flatMap { $0 } + [n],
+            category: .activations, ledger: ledger)
+        let acts = (0..<sets).map { _ in LayerActivations(c, s, withKV: true, from: arena) }
+        let rstdFinal = arena.take(n)
+        let ws = Workspace(c, s, keys: s.length, logitsRows: logitsRows, backward: true, ledger: ledger)
+        let rope = RoPE(layout: c.ropeLayout, headDim: c.headDim, theta: c.ropeTheta, start: 0, count: s.length)
+        func residual(_ l: Int) -> UnsafeMutablePointer<Float> { residuals.pointer + l * nd }
+        func kv(_ a: LayerActivations) -> KVTarget { KVTarget(k: a.k!, v: a.v!, keys: s.length, offset: 0) }
+
+        embed(batch.inputs, into: residual(0))
+        for l in 0..<c.layerCount {
+            let a = acts[checkpointing ? 0 : l]
+            layerForward(l, x: residual(l), out: residual(l + 1), a, s, kv: kv(a), rope: rope, ws)
+        }
+
+        // Head: the loss and d(final norm output), then the final norm's backward into dResidual.
+        let dNormed = ws.dNormed!, dResidual = ws.dResidual!
+        dNormed.update(repeating: 0, count: nd)
+        dResidual.update(repeating: 0, count: nd)
+        let sum = finalNormAndLoss(
+            residual(c.layerCount), batch, s, ws,
+            gradient: (rstdFinal, dNormed, sink.accumulator(for: layout.head), scored > 0 ? 1 / Float(scored) : 0))
+        if !c.tiedEmbeddings { sink.finish(layout.head) }
+        withFloats(layout.finalNorm) { w in
+            RMSNorm.backward(dNormed, residual(c.layerCount), w, rstd: rstdFinal, dx: dResidual,
+                             dw: sink.accumulator(for: layout.finalNorm), rows: n, dim: c.dim)
+        }
+        sink.finish(layout.finalNorm)
+
+        for l in stride(from: c.layerCount - 1, through: 0, by: -1) {
+            let a = acts[checkpointing ? 0 : l]
+            if checkpointing {
+                // Layer l+1's input is no longer needed: let the recomputation overwrite it.
+                layerForward(l, x: residual(l), out: residual(l + 1), a, s, kv: kv(a), rope: rope, ws)
+            }
+            layerBackward(l, x: residual(l), dx: dResidual, a, s, rope: rope, ws, sink)
+        }
+        batch.inputs.withUnsafeBufferPointer {
+            Embedding.backward($0, dResidual, dTable: sink.accumulator(for: layout.embedding), dim: c.dim)
+        }
+        sink.finish(layout.embedding)
+        return LossResult(sum: sum, count: scored)
+    }
+
+    /// dx [N, D]: on entry the gradient of layer l's output, on return that of its input x.
+    /// Adds every weight gradient of layer l into `sink` and finishes them.
+    func layerBackward(
+        _ l: Int, x: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, _ a: LayerActivations, _ s: PassShape,
+        rope: RoPE, _ ws: Workspace, _ sink: any GradientSink
+    ) {
+        let p = layout.layers[l], c = config, n = s.rows
+        let dNormed = ws.dNormed!, dHidden = ws.dHidden!, dq = ws.dq!, dk = ws.dk!, dv = ws.dv!
+
+        // MLP: out = h + down(SiLU(gate(x̂)) ⊙ up(x̂)), x̂ = norm(h).
+        withFloats(p.ffnNorm) { w in RMSNorm.apply(a.residualMid, w, rstd: a.rstdFFN, ws.normed, rows: n, dim: c.dim) }
+        SwiGLU.forward(gate: a.gate, up: a.up, ws.hidden, count: n * c.ffnDim)
+        projectBackward(p.down, dy: dx, x: ws.hidden, rows: n, dx: dHidden, accumulate: false, sink)
+        SwiGLU.backward(dHidden, gate: a.gate, up: a.up, dGate: dHidden, dUp: ws.hidden, count: n * c.ffnDim)
+        projectBackward(p.gate, dy: dHidden, x: ws.normed, rows: n, dx: dNormed, accumulate: false, sink)
+        projectBackward(p.up, dy: ws.hidden, x: ws.normed, rows: n, dx: dNormed, accumulate: true, sink)
+        withFloats(p.ffnNorm) { w in
+            RMSNorm.backward(dNormed, a.residualMid, w, rstd: a.rstdFFN, dx: dx,
+                             dw: sink.accumulator(for: p.ffnNorm), rows: n, dim: c.dim)
+        }
+
+        // Attention: h = x + o(Attn(rope(q(x̂)), rope(k(x̂)), v(x̂))), x̂ = norm(x).
+        projectBackward(p.output, dy: dx, x: a.attention, rows: n, dx: dNormed, accumulate: false, sink)
+        dk.update(repeating: 0, count: n * c.kvDim)
+        dv.update(repeating: 0, count: n * c.kvDim)
+        Attention.backward(dOut: dNormed, q: a.q, k: a.k!, v: a.v!, lse: a.lse, dq: dq, dk: dk, dv: dv,
+                           attentionShape(s, KVTarget(k: a.k!, v: a.v!, keys: s.length, offset: 0)),
+                           probabilities: ws.scores, scratch: ws.dScores!)
+        rope.apply(dq, rows: n, heads: c.headCount, inverse: true)
+        rope.apply(dk, rows: n, heads: c.kvHeadCount, inverse: true)
+        withFloats(p.attentionNorm) { w in RMSNorm.apply(x, w, rstd: a.rstdAttention, ws.normed, rows: n, dim: c.dim) }
+        projectBackward(p.query, dy: dq, x: ws.normed, rows: n, dx: dNormed, accumulate: false, sink)
+        projectBackward(p.key, dy: dk, x: ws.normed, rows: n, dx: dNormed, accumulate: true, sink)
+        projectBackward(p.value, dy: dv, x: ws.normed, rows: n, dx: dNormed, accumulate: true, sink)
+        withFloats(p.attentionNorm) { w in
+            RMSNorm.backward(dNormed, x, w, rstd: a.rstdAttention, dx: dx,
+                             dw: sink.accumulator(for: p.attentionNorm), rows: n, dim: c.dim)
+        }
+        for id in p.all { sink.finish(id) }
+    }
+
+    /// For y = x·Wᵀ: dx (+)= dy·W and dW += dyᵀ·x (into the sink). dy [n, out], x [n, in].
+    func projectBackward(
+        _ id: ParameterID, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, rows n: Int,
+        dx: UnsafeMutablePointer<Float>, accumulate: Bool, _ sink: any GradientSink
+    ) {
+        let shape = layout.parameters[id].shape, (out, inp) = (shape[0], shape[1])
+        withFloats(id) { w in
+            GEMM.multiply(m: n, n: inp, k: out, dy, lda: out, w, ldb: inp, dx, ldc: inp, beta: accumulate ? 1 : 0)
+        }
+        GEMM.multiply(m: out, n: inp, k: n, dy, lda: out, transA: true, x, ldb: inp,
+                      sink.accumulator(for: id), ldc: inp, beta: 1)
+    }
+}

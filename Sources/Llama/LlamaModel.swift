@@ -1,0 +1,181 @@
+import TensorCore
+
+/// A batch the model cannot run.
+public struct LlamaInputError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
+/// A Llama-family decoder over a ``ParameterStore``.
+///
+/// Three passes share one layer implementation and differ only in what they keep:
+/// ``loss(_:)`` keeps nothing (forward-only, for zeroth-order methods and evaluation),
+/// ``lossAndGradients(_:into:checkpointing:)`` keeps every layer's activations (or, with
+/// checkpointing, each layer's input and recomputes the rest), and generation keeps a KV cache.
+public final class LlamaModel {
+    public let config: LlamaConfig
+    public let store: any ParameterStore
+    /// Where this model's activation and workspace buffers are registered.
+    public let ledger: MemoryLedger
+    /// Bytes of one logits chunk of the cross-entropy (rows = this / (4·V)).
+    public var logitsChunkBytes = 16 << 20
+
+    public var layout: ParameterLayout { store.layout }
+
+    public init(config: LlamaConfig, store: any ParameterStore, ledger: MemoryLedger = .shared) throws {
+        try config.validate()
+        guard store.layout == ParameterLayout(config) else {
+            throw LlamaConfigError(message: "the parameter store's layout does not match the configuration")
+        }
+        self.config = config
+        self.store = store
+        self.ledger = ledger
+    }
+
+    /// A model with fp32 weights drawn from N(0, std²) (norms 1).
+    public convenience init(randomWeights config: LlamaConfig, seed: UInt64, std: Float = 0.02,
+                            ledger: MemoryLedger = .shared) throws {
+        try config.validate()
+        let store = FP32ParameterStore(layout: ParameterLayout(config), ledger: ledger)
+        store.initializeRandomly(Philox(seed: seed), std: std)
+        try self.init(config: config, store: store, ledger: ledger)
+    }
+
+    var logitsRows: Int { max(1, logitsChunkBytes / (4 * config.vocabSize)) }
+
+    // MARK: - Forward-only
+
+    /// Mean next-token loss of `batch`, keeping no activations: memory is the weights, one layer's
+    /// buffers and one logits chunk.
+    public func loss(_ batch: TokenBatch) throws -> LossResult {
+        try check(batch)
+        let s = PassShape(batch: batch.batchSize, length: batch.length)
+        let ws = Workspace(config, s, keys: s.length, logitsRows: logitsRows, backward: false, ledger: ledger)
+        let x = residualForward(batch, s, ws)
+        let sum = finalNormAndLoss(x.pointer, batch, s, ws, gradient: nil)
+        return LossResult(sum: sum, count: batch.scoredCount)
+    }
+
+    /// Logits [N, V] for every position (for tests and small evaluations; training never forms them).
+    public func logits(_ batch: TokenBatch) throws -> [Float] {
+        try check(batch)
+        let s = PassShape(batch: batch.batchSize, length: batch.length)
+        let ws = Workspace(config, s, keys: s.length, logitsRows: 1, backward: false, ledger: ledger)
+        let x = residualForward(batch, s, ws)
+        withFloats(layout.finalNorm) { w in
+            RMSNorm.forward(x.pointer, w, ws.normed, rstd: nil, rows: s.rows, dim: config.dim, epsilon: config.normEpsilon)
+        }
+        var out = [Float](repeating: 0, count: s.rows * config.vocabSize)
+        out.withUnsafeMutableBufferPointer { o in project(layout.head, ws.normed, rows: s.rows, into: o.baseAddress!) }
+        return out
+    }
+
+    /// Embedding and all layers in place in one [N, D] buffer.
+    private func residualForward(_ batch: TokenBatch, _ s: PassShape, _ ws: Workspace) -> AlignedBuffer<Float> {
+        let x = AlignedBuffer<Float>(count: s.rows * config.dim, category: .activations, ledger: ledger)
+        let arena = Arena(LayerActivations.counts(config, s, withKV: true), category: .activations, ledger: ledger)
+        let a = LayerActivations(config, s, withKV: true, from: arena)
+        let rope = RoPE(layout: config.ropeLayout, headDim: config.headDim, theta: config.ropeTheta, start: 0, count: s.length)
+        embed(batch.inputs, into: x.pointer)
+        for l in 0..<config.layerCount {
+            layerForward(l, x: x.pointer, out: x.pointer, a, s, kv: KVTarget(k: a.k!, v: a.v!, keys: s.length, offset: 0),
+                         rope: rope, ws)
+        }
+        return x
+    }
+
+    // MARK: - Shared pieces
+
+    /// Where a layer's keys and values go and which keys attention reads: `keys` rows per sequence,
+    /// the new ones written at row `offset`.
+    struct KVTarget {
+        let k, v: UnsafeMutablePointer<Float>
+        let keys: Int
+        let offset: Int
+    }
+
+    func withFloats<R>(_ id: ParameterID, _ body: (UnsafePointer<Float>) -> R) -> R {
+        store.withFloats(id) { body($0.baseAddress!) }
+    }
+
+    /// y [n, out] = x [n, in] · Wᵀ (+ y when `accumulate`).
+    func project(_ id: ParameterID, _ x: UnsafePointer<Float>, rows n: Int, into y: UnsafeMutablePointer<Float>,
+                 accumulate: Bool = false) {
+        let shape = layout.parameters[id].shape
+        withFloats(id) { w in
+            GEMM.multiply(m: n, n: shape[0], k: shape[1], x, lda: shape[1], w, ldb: shape[1], transB: true,
+                          y, ldc: shape[0], beta: accumulate ? 1 : 0)
+        }
+    }
+
+    func embed(_ tokens: [Int32], into x: UnsafeMutablePointer<Float>) {
+        withFloats(layout.embedding) { table in
+            tokens.withUnsafeBufferPointer { Embedding.forward($0, table: table, x, dim: config.dim) }
+        }
+    }
+
+    /// One decoder layer: out = h + MLP(norm(h)) with h = x + Attn(norm(x)). `out` may be `x`.
+    func layerForward(
+        _ l: Int, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, _ a: LayerActivations, _ s: PassShape,
+        kv: KVTarget, rope: RoPE, _ ws: Workspace
+    ) {
+        let p = layout.layers[l], c = config, n = s.rows
+        withFloats(p.attentionNorm) { w in
+            RMSNorm.forward(x, w, ws.normed, rstd: a.rstdAttention, rows: n, dim: c.dim, epsilon: c.normEpsilon)
+        }
+        let kNew = kv.k + kv.offset * c.kvDim, vNew = kv.v + kv.offset * c.kvDim
+        project(p.query, ws.normed, rows: n, into: a.q)
+        project(p.key, ws.normed, rows: n, into: kNew)
+        project(p.value, ws.normed, rows: n, into: vNew)
+        rope.apply(a.q, rows: n, heads: c.headCount)
+        rope.apply(kNew, rows: n, heads: c.kvHeadCount)
+        Attention.forward(q: a.q, k: kv.k, v: kv.v, out: a.attention, lse: a.lse, attentionShape(s, kv), scores: ws.scores)
+        a.residualMid.update(from: x, count: n * c.dim)
+        project(p.output, a.attention, rows: n, into: a.residualMid, accumulate: true)
+
+        withFloats(p.ffnNorm) { w in
+            RMSNorm.forward(a.residualMid, w, ws.normed, rstd: a.rstdFFN, rows: n, dim: c.dim, epsilon: c.normEpsilon)
+        }
+        project(p.gate, ws.normed, rows: n, into: a.gate)
+        project(p.up, ws.normed, rows: n, into: a.up)
+        SwiGLU.forward(gate: a.gate, up: a.up, ws.hidden, count: n * c.ffnDim)
+        out.update(from: a.residualMid, count: n * c.dim)
+        project(p.down, ws.hidden, rows: n, into: out, accumulate: true)
+    }
+
+    func attentionShape(_ s: PassShape, _ kv: KVTarget) -> AttentionShape {
+        AttentionShape(batch: s.batch, queries: s.length, keys: kv.keys, heads: config.headCount,
+                       kvHeads: config.kvHeadCount, headDim: config.headDim, queryOffset: kv.offset)
+    }
+
+    /// Final norm of x [N, D] into the workspace, then the chunked cross-entropy. Returns the loss sum.
+    func finalNormAndLoss(
+        _ x: UnsafePointer<Float>, _ batch: TokenBatch, _ s: PassShape, _ ws: Workspace,
+        gradient: (rstd: UnsafeMutablePointer<Float>, dNormed: UnsafeMutablePointer<Float>, dHead: UnsafeMutablePointer<Float>, scale: Float)?
+    ) -> Double {
+        withFloats(layout.finalNorm) { w in
+            RMSNorm.forward(x, w, ws.normed, rstd: gradient?.rstd, rows: s.rows, dim: config.dim, epsilon: config.normEpsilon)
+        }
+        return withFloats(layout.head) { w in
+            batch.targets.withUnsafeBufferPointer { t in
+                CrossEntropy.run(
+                    x: ws.normed, head: w, targets: t, rows: s.rows, dim: config.dim, vocab: config.vocabSize,
+                    logits: ws.logits, chunkRows: ws.logitsChunkRows,
+                    gradient: gradient.map { CrossEntropy.Gradient(dx: $0.dNormed, dHead: $0.dHead, scale: $0.scale) })
+            }
+        }
+    }
+
+    func check(_ batch: TokenBatch) throws {
+        if batch.length > config.maxSequenceLength {
+            throw LlamaInputError(message: "sequence length \(batch.length) exceeds the model's maximum \(config.maxSequenceLength); shorten or split the sequences")
+        }
+        let v = Int32(config.vocabSize)
+        if let bad = batch.inputs.first(where: { $0 < 0 || $0 >= v }) {
+            throw LlamaInputError(message: "token id \(bad) is outside the vocabulary [0, \(v)); the tokenizer does not match the model")
+        }
+        if let bad = batch.targets.first(where: { $0 >= v }) {
+            throw LlamaInputError(message: "target id \(bad) is outside the vocabulary [0, \(v)); the tokenizer does not match the model")
+        }
+    }
+}

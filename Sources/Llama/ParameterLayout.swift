@@ -1,0 +1,80 @@
+/// Index of one parameter tensor in a ``ParameterLayout``.
+public typealias ParameterID = Int
+
+/// What a parameter is; methods choose treatment by role (e.g. no weight decay on norms).
+public enum ParameterRole: String, Sendable, Codable {
+    case embedding, attentionNorm, query, key, value, output, ffnNorm, gate, up, down, finalNorm, head
+
+    /// 1-D scale vectors.
+    public var isNorm: Bool { self == .attentionNorm || self == .ffnNorm || self == .finalNorm }
+}
+
+/// Name, shape and place of one parameter in the slab.
+public struct ParameterInfo: Sendable, Equatable {
+    /// Hugging Face name, e.g. `model.layers.3.self_attn.q_proj.weight`.
+    public let name: String
+    /// [rows, cols] for matrices (rows = out features), [n] for vectors.
+    public let shape: [Int]
+    /// Offset in floats from the slab start (a multiple of 16, i.e. 64 bytes).
+    public let offset: Int
+    public let role: ParameterRole
+    /// The decoder layer, or nil for embedding, final norm and head.
+    public let layer: Int?
+
+    public var count: Int { shape.reduce(1, *) }
+}
+
+/// The ids of one decoder layer's parameters.
+public struct LayerParameterIDs: Sendable, Equatable {
+    public let attentionNorm, query, key, value, output, ffnNorm, gate, up, down: ParameterID
+
+    /// In the order backward finishes them.
+    public var all: [ParameterID] { [down, up, gate, ffnNorm, output, value, key, query, attentionNorm] }
+}
+
+/// Every parameter of a Llama model laid out in one slab, with named per-layer views.
+public struct ParameterLayout: Sendable, Equatable {
+    public let parameters: [ParameterInfo]
+    public let embedding: ParameterID
+    public let layers: [LayerParameterIDs]
+    public let finalNorm: ParameterID
+    /// The LM head; equal to ``embedding`` when tied.
+    public let head: ParameterID
+    /// Floats in the slab, including alignment padding.
+    public let totalCount: Int
+
+    public init(_ c: LlamaConfig) {
+        var params: [ParameterInfo] = []
+        var offset = 0
+        func add(_ name: String, _ shape: [Int], _ role: ParameterRole, _ layer: Int? = nil) -> ParameterID {
+            params.append(ParameterInfo(name: name, shape: shape, offset: offset, role: role, layer: layer))
+            offset += (shape.reduce(1, *) + 15) / 16 * 16
+            return params.count - 1
+        }
+        embedding = add("model.embed_tokens.weight", [c.vocabSize, c.dim], .embedding)
+        var layers: [LayerParameterIDs] = []
+        for l in 0..<c.layerCount {
+            let p = "model.layers.\(l)."
+            layers.append(LayerParameterIDs(
+                attentionNorm: add(p + "input_layernorm.weight", [c.dim], .attentionNorm, l),
+                query: add(p + "self_attn.q_proj.weight", [c.dim, c.dim], .query, l),
+                key: add(p + "self_attn.k_proj.weight", [c.kvDim, c.dim], .key, l),
+                value: add(p + "self_attn.v_proj.weight", [c.kvDim, c.dim], .value, l),
+                output: add(p + "self_attn.o_proj.weight", [c.dim, c.dim], .output, l),
+                ffnNorm: add(p + "post_attention_layernorm.weight", [c.dim], .ffnNorm, l),
+                gate: add(p + "mlp.gate_proj.weight", [c.ffnDim, c.dim], .gate, l),
+                up: add(p + "mlp.up_proj.weight", [c.ffnDim, c.dim], .up, l),
+                down: add(p + "mlp.down_proj.weight", [c.dim, c.ffnDim], .down, l)))
+        }
+        self.layers = layers
+        finalNorm = add("model.norm.weight", [c.dim], .finalNorm)
+        head = c.tiedEmbeddings ? embedding : add("lm_head.weight", [c.vocabSize, c.dim], .head)
+        parameters = params
+        totalCount = offset
+    }
+
+    /// Number of trainable values (padding excluded).
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
+
+    public func id(named name: String) -> ParameterID? { parameters.firstIndex { $0.name == name } }
+}

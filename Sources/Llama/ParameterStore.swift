@@ -1,0 +1,55 @@
+import TensorCore
+
+/// Where a model's weights live. The model reads and writes weights only through a store, one
+/// tensor at a time, so a store may keep them in any format (fp32, bf16, INT8 dense-and-sparse) and
+/// hand out a dequantized fp32 view that lives only for the duration of the closure.
+public protocol ParameterStore: AnyObject {
+    var layout: ParameterLayout { get }
+
+    /// Calls `body` with a read-only fp32 view of parameter `id` (row-major, `layout.parameters[id].count` values).
+    func withFloats<R>(_ id: ParameterID, _ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R
+
+    /// Calls `body` with a writable fp32 view of parameter `id`; what `body` leaves there is stored.
+    func update<R>(_ id: ParameterID, _ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R
+}
+
+/// All parameters as fp32 in one 64-byte-aligned slab; views are zero-copy.
+public final class FP32ParameterStore: ParameterStore {
+    public let layout: ParameterLayout
+    /// The whole slab, for methods that update every parameter in one flat loop.
+    public let slab: AlignedBuffer<Float>
+
+    public init(layout: ParameterLayout, ledger: MemoryLedger = .shared) {
+        self.layout = layout
+        slab = AlignedBuffer(count: layout.totalCount, category: .weights, ledger: ledger)
+    }
+
+    /// The fp32 view of one parameter.
+    public func view(_ id: ParameterID) -> UnsafeMutableBufferPointer<Float> {
+        let p = layout.parameters[id]
+        return slab.slice(p.offset, p.count)
+    }
+
+    public func withFloats<R>(_ id: ParameterID, _ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(view(id)))
+    }
+
+    public func update<R>(_ id: ParameterID, _ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        try body(view(id))
+    }
+}
+
+extension ParameterStore {
+    /// Fills every matrix with N(0, std²) from `rng` (stream = parameter id) and every norm with ones.
+    public func initializeRandomly(_ rng: Philox, std: Float = 0.02) {
+        for (id, info) in layout.parameters.enumerated() {
+            update(id) { w in
+                if info.role.isNorm {
+                    w.update(repeating: 1)
+                } else {
+                    rng.fillNormal(w, stream: UInt64(id), scale: std)
+                }
+            }
+        }
+    }
+}

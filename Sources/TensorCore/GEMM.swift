@@ -1,0 +1,66 @@
+@preconcurrency import CBLAS
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Row-major single-precision matrix products over OpenBLAS, with transposes passed as flags.
+///
+/// Every call is counted (FLOPs and wall time) so a benchmark can say how much of a step is GEMM.
+public enum GEMM {
+    /// C[m×n] = alpha · op(A) · op(B) + beta · C, row-major, `op(A)` is m×k and `op(B)` is k×n.
+    ///
+    /// `lda`, `ldb`, `ldc` are the row strides of A, B and C as stored (A stored k×m when `transA`).
+    /// Cost: 2·m·n·k FLOPs; no copies are made for the transposes.
+    public static func multiply(
+        m: Int, n: Int, k: Int,
+        _ a: UnsafePointer<Float>, lda: Int, transA: Bool = false,
+        _ b: UnsafePointer<Float>, ldb: Int, transB: Bool = false,
+        _ c: UnsafeMutablePointer<Float>, ldc: Int,
+        alpha: Float = 1, beta: Float = 0
+    ) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            if beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } } }
+            return
+        }
+        let start = monotonicNanoseconds()
+        cblas_sgemm(
+            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        counters.record(flops: 2 * m * n * k, nanoseconds: monotonicNanoseconds() - start)
+    }
+
+    /// Sets the number of OpenBLAS threads (and ``Parallel/threadCount`` with it).
+    public static func setThreads(_ n: Int) {
+        openblas_set_num_threads(Int32(max(1, n)))
+        Parallel.threadCount = n
+    }
+
+    /// FLOPs and time spent in GEMM since the last ``resetCounters()``.
+    public static var statistics: (flops: Int, seconds: Double) {
+        (counters.flops.load(ordering: .relaxed), Double(counters.nanos.load(ordering: .relaxed)) * 1e-9)
+    }
+
+    public static func resetCounters() {
+        counters.flops.store(0, ordering: .relaxed)
+        counters.nanos.store(0, ordering: .relaxed)
+    }
+
+    private final class Counters: Sendable {
+        let flops = Atomic<Int>(0)
+        let nanos = Atomic<Int>(0)
+        func record(flops f: Int, nanoseconds t: Int) {
+            flops.add(f, ordering: .relaxed)
+            nanos.add(t, ordering: .relaxed)
+        }
+    }
+    private static let counters = Counters()
+}
+
+/// Monotonic clock in nanoseconds.
+public func monotonicNanoseconds() -> Int {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}

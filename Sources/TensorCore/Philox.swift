@@ -1,0 +1,100 @@
+import RealModule
+
+/// Philox4x32-10, a counter-based generator (Salmon et al., SC'11): the value at
+/// (seed, stream, index) is a pure function, so a perturbation can be regenerated in any order, in
+/// parallel, with any thread count, and nothing but the seed is ever stored.
+///
+/// Index `i` maps to counter block `i / 4`, lane `i % 4`; the counter is (block lo, block hi,
+/// stream lo, stream hi) and the key is the 64-bit seed.
+public struct Philox: Sendable, Hashable, Codable {
+    public let seed: UInt64
+
+    public init(seed: UInt64) { self.seed = seed }
+
+    /// The four 32-bit outputs of counter block `block` in `stream`.
+    @inlinable
+    public func block(stream: UInt64, block: UInt64) -> SIMD4<UInt32> {
+        var c0 = UInt32(truncatingIfNeeded: block), c1 = UInt32(truncatingIfNeeded: block &>> 32)
+        var c2 = UInt32(truncatingIfNeeded: stream), c3 = UInt32(truncatingIfNeeded: stream &>> 32)
+        var k0 = UInt32(truncatingIfNeeded: seed), k1 = UInt32(truncatingIfNeeded: seed &>> 32)
+        for round in 0..<10 {
+            if round > 0 {
+                k0 &+= 0x9E37_79B9
+                k1 &+= 0xBB67_AE85
+            }
+            let p0 = UInt64(0xD251_1F53) &* UInt64(c0)
+            let p1 = UInt64(0xCD9E_8D57) &* UInt64(c2)
+            let hi0 = UInt32(truncatingIfNeeded: p0 &>> 32), lo0 = UInt32(truncatingIfNeeded: p0)
+            let hi1 = UInt32(truncatingIfNeeded: p1 &>> 32), lo1 = UInt32(truncatingIfNeeded: p1)
+            (c0, c1, c2, c3) = (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0)
+        }
+        return SIMD4(c0, c1, c2, c3)
+    }
+
+    /// The raw 32-bit value at `index`.
+    @inlinable
+    public func bits(stream: UInt64, index: UInt64) -> UInt32 {
+        block(stream: stream, block: index &>> 2)[Int(truncatingIfNeeded: index & 3)]
+    }
+
+    /// Uniform in [0, 1) with 24 random bits.
+    @inlinable
+    public func uniform(stream: UInt64, index: UInt64) -> Float {
+        Self.unitInterval(bits(stream: stream, index: index))
+    }
+
+    /// Standard normal at `index` (Box–Muller on the block's lanes 0,1 and 2,3).
+    @inlinable
+    public func normal(stream: UInt64, index: UInt64) -> Float {
+        Self.normals(block(stream: stream, block: index &>> 2))[Int(truncatingIfNeeded: index & 3)]
+    }
+
+    /// Fills `out[j]` with the uniform at index `offset + j`, in parallel.
+    public func fillUniform(_ out: UnsafeMutableBufferPointer<Float>, stream: UInt64, offset: UInt64 = 0) {
+        fill(out, stream: stream, offset: offset) { SIMD4<Float>($0 &>> 8) * 0x1p-24 }
+    }
+
+    /// Fills `out[j]` with `scale ×` the standard normal at index `offset + j`, in parallel.
+    public func fillNormal(
+        _ out: UnsafeMutableBufferPointer<Float>, stream: UInt64, offset: UInt64 = 0, scale: Float = 1
+    ) {
+        fill(out, stream: stream, offset: offset) { Self.normals($0) * scale }
+    }
+
+    private func fill(
+        _ out: UnsafeMutableBufferPointer<Float>, stream: UInt64, offset: UInt64,
+        _ transform: (SIMD4<UInt32>) -> SIMD4<Float>
+    ) {
+        guard let base = out.baseAddress else { return }
+        Parallel.forEachChunk(out.count, grain: 1 << 14) { range in
+            var j = range.lowerBound
+            while j < range.upperBound {
+                let index = offset &+ UInt64(j)
+                let values = transform(block(stream: stream, block: index &>> 2))
+                var lane = Int(index & 3)
+                while lane < 4 && j < range.upperBound {
+                    base[j] = values[lane]
+                    lane += 1
+                    j += 1
+                }
+            }
+        }
+    }
+
+    /// [0, 1) from the top 24 bits.
+    @inlinable
+    public static func unitInterval(_ x: UInt32) -> Float {
+        Float(x &>> 8) * 0x1p-24
+    }
+
+    /// Four standard normals from one block: Box–Muller on (lane 0, lane 1) and (lane 2, lane 3).
+    @inlinable
+    public static func normals(_ x: SIMD4<UInt32>) -> SIMD4<Float> {
+        // u1 in (0, 1] so the logarithm is finite; u2 in [0, 1).
+        let u1a = Float((x[0] &>> 8) &+ 1) * 0x1p-24, u2a = unitInterval(x[1])
+        let u1b = Float((x[2] &>> 8) &+ 1) * 0x1p-24, u2b = unitInterval(x[3])
+        let ra = (-2 * Float.log(u1a)).squareRoot(), rb = (-2 * Float.log(u1b)).squareRoot()
+        let ta = 2 * Float.pi * u2a, tb = 2 * Float.pi * u2b
+        return SIMD4(ra * Float.cos(ta), ra * Float.sin(ta), rb * Float.cos(tb), rb * Float.sin(tb))
+    }
+}

@@ -1,0 +1,126 @@
+import ArgumentParser
+import Foundation
+import Llama
+import TensorCore
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure speed and memory (medians of repeated runs; never a test).",
+        subcommands: [ForwardBackward.self, Forward.self])
+}
+
+/// Options shared by the model-pass benchmarks.
+struct PassOptions: ParsableArguments {
+    @Option(help: "Built-in shape: \(LlamaConfig.builtinShapes.keys.sorted().joined(separator: ", ")).")
+    var shape = "smollm2-135m"
+    @Option(help: "Sequences per batch (B).")
+    var batch = 4
+    @Option(help: "Tokens per sequence (T).")
+    var seq = 256
+    @Option(help: "Threads for GEMM and kernels.")
+    var threads = 2
+    @Option(help: "Timed repetitions (after one warm-up).")
+    var repetitions = 5
+
+    func validate() throws {
+        guard LlamaConfig.builtinShapes[shape] != nil else {
+            throw ValidationError("unknown shape '\(shape)'; choose one of \(LlamaConfig.builtinShapes.keys.sorted())")
+        }
+        guard batch > 0, seq > 0, threads > 0, repetitions >= 1 else {
+            throw ValidationError("batch, seq, threads and repetitions must be positive")
+        }
+    }
+
+    var config: LlamaConfig { LlamaConfig.builtinShapes[shape]! }
+}
+
+extension Bench {
+    struct ForwardBackward: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "forward-backward", abstract: "Forward + backward into a full gradient slab.")
+        @OptionGroup var options: PassOptions
+        @Flag(help: "Keep only each layer's input and recompute the rest in backward.")
+        var checkpointing = false
+
+        func run() throws {
+            let (model, batch) = try PassBenchmark.setUp(options)
+            let grads = GradientSlab(layout: model.layout)
+            PassBenchmark.report(options, model, label: "forward+backward (checkpointing \(checkpointing ? "on" : "off"))") {
+                grads.zero()
+                _ = try! model.lossAndGradients(batch, into: grads, checkpointing: checkpointing)
+            }
+        }
+    }
+
+    struct Forward: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Forward-only loss (no activations kept).")
+        @OptionGroup var options: PassOptions
+
+        func run() throws {
+            let (model, batch) = try PassBenchmark.setUp(options)
+            PassBenchmark.report(options, model, label: "forward-only loss") { _ = try! model.loss(batch) }
+        }
+    }
+}
+
+enum PassBenchmark {
+    static func setUp(_ o: PassOptions) throws -> (LlamaModel, TokenBatch) {
+        GEMM.setThreads(o.threads)
+        var c = o.config
+        c.maxSequenceLength = max(c.maxSequenceLength, o.seq)
+        let model = try LlamaModel(randomWeights: c, seed: 1)
+        let rng = Philox(seed: 2)
+        let ids = (0..<o.batch * (o.seq + 1)).map { Int32(rng.bits(stream: 0, index: UInt64($0)) % UInt32(c.vocabSize)) }
+        let sequences = (0..<o.batch).map { Array(ids[$0 * (o.seq + 1)..<($0 + 1) * (o.seq + 1)]) }
+        return (model, TokenBatch(sequences: sequences))
+    }
+
+    /// sgemm rate on the MLP up-projection shape of this batch (M = B·T, N = F, K = D).
+    static func sgemmRate(_ c: LlamaConfig, rows: Int) -> Double {
+        let a = AlignedBuffer<Float>(count: rows * c.dim, category: .workspace)
+        let b = AlignedBuffer<Float>(count: c.ffnDim * c.dim, category: .workspace)
+        let out = AlignedBuffer<Float>(count: rows * c.ffnDim, category: .workspace)
+        Philox(seed: 3).fillUniform(a.buffer, stream: 0)
+        Philox(seed: 3).fillUniform(b.buffer, stream: 1)
+        var best = Double.infinity
+        for _ in 0..<8 {
+            let t0 = monotonicNanoseconds()
+            GEMM.multiply(m: rows, n: c.ffnDim, k: c.dim, a.pointer, lda: c.dim, b.pointer, ldb: c.dim, transB: true,
+                          out.pointer, ldc: c.ffnDim)
+            best = min(best, Double(monotonicNanoseconds() - t0) * 1e-9)
+        }
+        return 2 * Double(rows * c.ffnDim * c.dim) / best / 1e9
+    }
+
+    static func report(_ o: PassOptions, _ model: LlamaModel, label: String, _ body: () -> Void) {
+        let c = model.config, tokens = o.batch * o.seq
+        print("shape \(o.shape): \(format(count: model.layout.parameterCount)) parameters; batch \(o.batch) × \(o.seq); \(o.threads) threads")
+        let sgemm = sgemmRate(c, rows: tokens)
+        print(String(format: "sgemm reference (%d×%d×%d, Bᵀ): %.1f GFLOP/s", tokens, c.ffnDim, c.dim, sgemm))
+        body()  // warm-up: page in buffers, start BLAS threads
+        var times: [Double] = [], gemmFlops = 0, gemmSeconds: [Double] = []
+        for _ in 0..<o.repetitions {
+            GEMM.resetCounters()
+            let t0 = monotonicNanoseconds()
+            body()
+            times.append(Double(monotonicNanoseconds() - t0) * 1e-9)
+            let s = GEMM.statistics
+            gemmFlops = s.flops
+            gemmSeconds.append(s.seconds)
+        }
+        let median = times.sorted()[times.count / 2], best = times.min()!
+        let gemmMedian = gemmSeconds.sorted()[gemmSeconds.count / 2]
+        print(String(format: "%@: median %.3f s, min %.3f s over %d runs; %.0f tokens/s", label, median, best, times.count,
+                     Double(tokens) / median))
+        print(String(format: "GEMM: %.1f GFLOP per run, %.3f s (%.0f%% of the run) at %.1f GFLOP/s; achieved %.1f GFLOP/s over the whole run (sgemm reference %.1f)",
+                     Double(gemmFlops) / 1e9, gemmMedian, 100 * gemmMedian / median, Double(gemmFlops) / gemmMedian / 1e9,
+                     Double(gemmFlops) / median / 1e9, sgemm))
+        let snap = MemoryLedger.shared.snapshot()
+        let parts = MemoryCategory.allCases.compactMap { cat in snap.peak[cat].map { "\(cat.rawValue) \(format(bytes: $0))" } }
+        print("ledger peak: \(format(bytes: snap.peakTotal)) (\(parts.joined(separator: ", ")))")
+        print("process peak RSS: \(format(bytes: ProcessMemory.peakResidentBytes))")
+    }
+
+    static func format(bytes: Int) -> String { String(format: "%.2f GiB", Double(bytes) / Double(1 << 30)) }
+    static func format(count: Int) -> String { String(format: "%.1f M", Double(count) / 1e6) }
+}

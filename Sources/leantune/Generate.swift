@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import Formats
+import Llama
+import TensorCore
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate text from a model with a KV cache (greedy at temperature 0).")
+
+    @Option(help: "Model file (llama2.c .bin).")
+    var model: String
+    @Option(help: "Tokenizer file (llama2.c tokenizer.bin).")
+    var tokenizer: String?
+    @Option(help: "Text to continue; it is echoed before the continuation.")
+    var prompt = ""
+    @Option(help: "Sampling temperature; 0 is greedy.")
+    var temperature: Float = 1.0
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling: keep the smallest set of tokens with this much probability.")
+    var topP: Float = 0.9
+    @Option(help: "Seed of the sampler (the same seed gives the same text).")
+    var seed: UInt64 = 0
+    @Option(help: "New tokens to generate at most.")
+    var maxTokens = 256
+    @Option(help: "Threads for GEMM and kernels.")
+    var threads = 2
+
+    func validate() throws {
+        guard temperature >= 0 else { throw ValidationError("--temperature must be ≥ 0") }
+        guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
+        guard maxTokens > 0 else { throw ValidationError("--max-tokens must be positive") }
+    }
+
+    func run() throws {
+        GEMM.setThreads(threads)
+        let loaded = try ModelFile.load(model, tokenizer: tokenizer)
+        let m = loaded.model, tok = loaded.tokenizer
+        let promptIDs = (tok.bos.map { [$0] } ?? []) + tok.encode(prompt)
+        guard !promptIDs.isEmpty else { throw ValidationError("the prompt is empty and the tokenizer has no BOS token") }
+        guard promptIDs.count <= m.config.maxSequenceLength else {
+            throw ValidationError("the prompt has \(promptIDs.count) tokens; the model allows \(m.config.maxSequenceLength)")
+        }
+        // The last sampled token is never run, so the cache needs one slot less than prompt + new tokens.
+        let capacity = min(m.config.maxSequenceLength, promptIDs.count + maxTokens - 1)
+        let budget = capacity - promptIDs.count + 1
+        let cache = KVCache(config: m.config, capacity: capacity)
+        var sampler = Sampler(temperature: temperature, topP: topP, seed: seed)
+        let out = FileHandle.standardOutput
+        for (i, id) in promptIDs.enumerated().dropFirst() { out.write(Data(tok.decode(id, after: promptIDs[i - 1]))) }
+        var logits = try m.nextTokenLogits(promptIDs, cache: cache)
+        var previous = promptIDs.last!
+        for step in 0..<budget {
+            let next = sampler.sample(logits)
+            if tok.stopTokens.contains(next) { break }
+            out.write(Data(tok.decode(next, after: previous)))
+            previous = next
+            if step + 1 < budget { logits = try m.nextTokenLogits([next], cache: cache) }
+        }
+        out.write(Data("\n".utf8))
+    }
+}

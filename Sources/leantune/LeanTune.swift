@@ -1,0 +1,9 @@
+import ArgumentParser
+
+@main
+struct LeanTune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "leantune",
+        abstract: "Full-parameter fine-tuning of Llama-family models in small memory.",
+        subcommands: [Generate.self, Bench.self])
+}
