@@ -67,34 +67,33 @@ struct LayerActivations {
     }
 }
 
-/// Scratch that no pass keeps: recomputed norms, the MLP activation, attention scores, the
-/// logits chunk and (for backward) the activation gradients of one layer.
+/// Scratch that no pass keeps: recomputed norms, the MLP activation, the logits chunk and (for
+/// backward) the activation gradients of one layer.
 struct Workspace {
     let arena: Arena
     /// [N, D] normalised layer input (recomputed in backward).
     let normed: UnsafeMutablePointer<Float>
     /// [N, F] SiLU(gate)·up; in backward reused for d(up).
     let hidden: UnsafeMutablePointer<Float>
-    /// [Tq, Tk] scores / probabilities.
-    let scores: UnsafeMutablePointer<Float>
     /// [chunk, V] logits of one chunk of rows.
     let logits: UnsafeMutablePointer<Float>
     let logitsChunkRows: Int
     /// Backward only: [N, D] residual-stream gradient, [N, D] gradient into a norm output,
-    /// [N, H·E] dq, [N, K·E] dk and dv, [N, F] d(hidden) then d(gate), [Tq, Tk] d(scores).
-    let dResidual, dNormed, dq, dk, dv, dHidden, dScores: UnsafeMutablePointer<Float>?
+    /// [N, H·E] dq, [N, K·E] dk and dv, [N, F] d(hidden) then d(gate).
+    let dResidual, dNormed, dq, dk, dv, dHidden: UnsafeMutablePointer<Float>?
 
-    init(_ c: LlamaConfig, _ s: PassShape, keys: Int, logitsRows: Int, backward: Bool, ledger: MemoryLedger) {
+    /// - Parameter logitsRows: the most rows of logits one chunk may hold; chunks are made equal.
+    init(_ c: LlamaConfig, _ s: PassShape, logitsRows: Int, backward: Bool, ledger: MemoryLedger) {
         let n = s.rows
-        let chunk = max(1, min(logitsRows, n))
-        var counts = [n * c.dim, n * c.ffnDim, s.length * keys, chunk * c.vocabSize]
+        let chunks = (n + max(1, logitsRows) - 1) / max(1, logitsRows)
+        let chunk = (n + chunks - 1) / chunks
+        var counts = [n * c.dim, n * c.ffnDim, chunk * c.vocabSize]
         if backward {
-            counts += [n * c.dim, n * c.dim, n * c.dim, n * c.kvDim, n * c.kvDim, n * c.ffnDim, s.length * keys]
+            counts += [n * c.dim, n * c.dim, n * c.dim, n * c.kvDim, n * c.kvDim, n * c.ffnDim]
         }
         arena = Arena(counts, category: .workspace, ledger: ledger)
         normed = arena.take(n * c.dim)
         hidden = arena.take(n * c.ffnDim)
-        scores = arena.take(s.length * keys)
         logits = arena.take(chunk * c.vocabSize)
         logitsChunkRows = chunk
         dResidual = backward ? arena.take(n * c.dim) : nil
@@ -103,6 +102,45 @@ struct Workspace {
         dk = backward ? arena.take(n * c.kvDim) : nil
         dv = backward ? arena.take(n * c.kvDim) : nil
         dHidden = backward ? arena.take(n * c.ffnDim) : nil
-        dScores = backward ? arena.take(s.length * keys) : nil
+    }
+}
+
+/// Everything one kind of pass needs for one batch shape, kept by the model between calls so that
+/// repeated steps do not fault fresh pages in (the ledger shows them as long as they live).
+final class PassBuffers {
+    enum Kind: Hashable {
+        case forwardOnly
+        case training(checkpointing: Bool)
+    }
+
+    struct Key: Hashable {
+        let kind: Kind
+        let batch, length: Int
+    }
+
+    let key: Key
+    /// Training: the input of every layer, then the final output ((L+1)·N·D). Forward-only: one [N, D].
+    let residuals: AlignedBuffer<Float>
+    let activationArena: Arena
+    /// One set per layer in training without checkpointing, otherwise one shared set.
+    let layers: [LayerActivations]
+    /// [N] rstd of the final norm (training).
+    let rstdFinal: UnsafeMutablePointer<Float>
+    let workspace: Workspace
+
+    init(_ key: Key, config c: LlamaConfig, logitsRows: Int, ledger: MemoryLedger) {
+        self.key = key
+        let s = PassShape(batch: key.batch, length: key.length), n = s.rows
+        let (residualCount, sets, backward): (Int, Int, Bool) = switch key.kind {
+        case .forwardOnly: (1, 1, false)
+        case .training(let checkpointing): (c.layerCount + 1, checkpointing ? 1 : c.layerCount, true)
+        }
+        residuals = AlignedBuffer(count: residualCount * n * c.dim, category: .activations, ledger: ledger)
+        let counts = LayerActivations.counts(c, s, withKV: true)
+        let arena = Arena(Array(repeating: counts, count: sets).flatMap { $0 } + [n], category: .activations, ledger: ledger)
+        layers = (0..<sets).map { _ in LayerActivations(c, s, withKV: true, from: arena) }
+        rstdFinal = arena.take(n)
+        activationArena = arena
+        workspace = Workspace(c, s, logitsRows: logitsRows, backward: backward, ledger: ledger)
     }
 }

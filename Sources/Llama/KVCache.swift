@@ -41,7 +41,7 @@ extension LlamaModel {
         let arena = Arena(LayerActivations.counts(c, s, withKV: false) + [n * c.dim], category: .activations, ledger: ledger)
         let a = LayerActivations(c, s, withKV: false, from: arena)
         let x = arena.take(n * c.dim)
-        let ws = Workspace(c, s, keys: keys, logitsRows: 1, backward: false, ledger: ledger)
+        let ws = Workspace(c, s, logitsRows: 1, backward: false, ledger: ledger)
         let rope = RoPE(layout: c.ropeLayout, headDim: c.headDim, theta: c.ropeTheta, start: cache.length, count: n)
         embed(tokens, into: x)
         for l in 0..<c.layerCount {

@@ -12,15 +12,8 @@ extension LlamaModel {
         let c = config, s = PassShape(batch: batch.batchSize, length: batch.length), n = s.rows, nd = n * c.dim
         let scored = batch.scoredCount
 
-        // Residual stream: input of each layer, then the final output.
-        let residuals = AlignedBuffer<Float>(count: (c.layerCount + 1) * nd, category: .activations, ledger: ledger)
-        let sets = checkpointing ? 1 : c.layerCount
-        let arena = Arena(
-            Array(repeating: LayerActivations.counts(c, s, withKV: true), count: sets).flatMap { $0 } + [n],
-            category: .activations, ledger: ledger)
-        let acts = (0..<sets).map { _ in LayerActivations(c, s, withKV: true, from: arena) }
-        let rstdFinal = arena.take(n)
-        let ws = Workspace(c, s, keys: s.length, logitsRows: logitsRows, backward: true, ledger: ledger)
+        let b = buffers(.training(checkpointing: checkpointing), batch)
+        let acts = b.layers, ws = b.workspace, rstdFinal = b.rstdFinal, residuals = b.residuals
         let rope = RoPE(layout: c.ropeLayout, headDim: c.headDim, theta: c.ropeTheta, start: 0, count: s.length)
         func residual(_ l: Int) -> UnsafeMutablePointer<Float> { residuals.pointer + l * nd }
         func kv(_ a: LayerActivations) -> KVTarget { KVTarget(k: a.k!, v: a.v!, keys: s.length, offset: 0) }
@@ -86,8 +79,7 @@ extension LlamaModel {
         dk.update(repeating: 0, count: n * c.kvDim)
         dv.update(repeating: 0, count: n * c.kvDim)
         Attention.backward(dOut: dNormed, q: a.q, k: a.k!, v: a.v!, lse: a.lse, dq: dq, dk: dk, dv: dv,
-                           attentionShape(s, KVTarget(k: a.k!, v: a.v!, keys: s.length, offset: 0)),
-                           probabilities: ws.scores, scratch: ws.dScores!)
+                           attentionShape(s, KVTarget(k: a.k!, v: a.v!, keys: s.length, offset: 0)))
         rope.apply(dq, rows: n, heads: c.headCount, inverse: true)
         rope.apply(dk, rows: n, heads: c.kvHeadCount, inverse: true)
         withFloats(p.attentionNorm) { w in RMSNorm.apply(x, w, rstd: a.rstdAttention, ws.normed, rows: n, dim: c.dim) }

@@ -17,8 +17,10 @@ public final class LlamaModel {
     public let store: any ParameterStore
     /// Where this model's activation and workspace buffers are registered.
     public let ledger: MemoryLedger
-    /// Bytes of one logits chunk of the cross-entropy (rows = this / (4·V)).
-    public var logitsChunkBytes = 16 << 20
+    /// The most bytes one logits chunk of the cross-entropy may take (rows ≤ this / (4·V)).
+    public var logitsChunkBytes = 64 << 20
+    /// Buffers of the last forward-only and the last training pass, reused while the shape holds.
+    private var cachedBuffers: [PassBuffers.Kind: PassBuffers] = [:]
 
     public var layout: ParameterLayout { store.layout }
 
@@ -43,6 +45,19 @@ public final class LlamaModel {
 
     var logitsRows: Int { max(1, logitsChunkBytes / (4 * config.vocabSize)) }
 
+    /// The buffers for a pass of `kind` over `batch`, reused from the last such pass when the shape matches.
+    func buffers(_ kind: PassBuffers.Kind, _ batch: TokenBatch) -> PassBuffers {
+        let key = PassBuffers.Key(kind: kind, batch: batch.batchSize, length: batch.length)
+        if let b = cachedBuffers[kind], b.key == key { return b }
+        cachedBuffers[kind] = nil  // free the old ones before allocating
+        let b = PassBuffers(key, config: config, logitsRows: logitsRows, ledger: ledger)
+        cachedBuffers[kind] = b
+        return b
+    }
+
+    /// Frees the buffers kept between passes (they are rebuilt on the next pass).
+    public func releaseBuffers() { cachedBuffers = [:] }
+
     // MARK: - Forward-only
 
     /// Mean next-token loss of `batch`, keeping no activations: memory is the weights, one layer's
@@ -50,9 +65,9 @@ public final class LlamaModel {
     public func loss(_ batch: TokenBatch) throws -> LossResult {
         try check(batch)
         let s = PassShape(batch: batch.batchSize, length: batch.length)
-        let ws = Workspace(config, s, keys: s.length, logitsRows: logitsRows, backward: false, ledger: ledger)
-        let x = residualForward(batch, s, ws)
-        let sum = finalNormAndLoss(x.pointer, batch, s, ws, gradient: nil)
+        let b = buffers(.forwardOnly, batch)
+        residualForward(batch, s, b)
+        let sum = finalNormAndLoss(b.residuals.pointer, batch, s, b.workspace, gradient: nil)
         return LossResult(sum: sum, count: batch.scoredCount)
     }
 
@@ -60,28 +75,24 @@ public final class LlamaModel {
     public func logits(_ batch: TokenBatch) throws -> [Float] {
         try check(batch)
         let s = PassShape(batch: batch.batchSize, length: batch.length)
-        let ws = Workspace(config, s, keys: s.length, logitsRows: 1, backward: false, ledger: ledger)
-        let x = residualForward(batch, s, ws)
+        let b = buffers(.forwardOnly, batch), ws = b.workspace
+        residualForward(batch, s, b)
         withFloats(layout.finalNorm) { w in
-            RMSNorm.forward(x.pointer, w, ws.normed, rstd: nil, rows: s.rows, dim: config.dim, epsilon: config.normEpsilon)
+            RMSNorm.forward(b.residuals.pointer, w, ws.normed, rstd: nil, rows: s.rows, dim: config.dim, epsilon: config.normEpsilon)
         }
         var out = [Float](repeating: 0, count: s.rows * config.vocabSize)
         out.withUnsafeMutableBufferPointer { o in project(layout.head, ws.normed, rows: s.rows, into: o.baseAddress!) }
         return out
     }
 
-    /// Embedding and all layers in place in one [N, D] buffer.
-    private func residualForward(_ batch: TokenBatch, _ s: PassShape, _ ws: Workspace) -> AlignedBuffer<Float> {
-        let x = AlignedBuffer<Float>(count: s.rows * config.dim, category: .activations, ledger: ledger)
-        let arena = Arena(LayerActivations.counts(config, s, withKV: true), category: .activations, ledger: ledger)
-        let a = LayerActivations(config, s, withKV: true, from: arena)
+    /// Embedding and all layers in place in the one [N, D] residual buffer.
+    private func residualForward(_ batch: TokenBatch, _ s: PassShape, _ b: PassBuffers) {
+        let x = b.residuals.pointer, a = b.layers[0]
         let rope = RoPE(layout: config.ropeLayout, headDim: config.headDim, theta: config.ropeTheta, start: 0, count: s.length)
-        embed(batch.inputs, into: x.pointer)
+        embed(batch.inputs, into: x)
         for l in 0..<config.layerCount {
-            layerForward(l, x: x.pointer, out: x.pointer, a, s, kv: KVTarget(k: a.k!, v: a.v!, keys: s.length, offset: 0),
-                         rope: rope, ws)
+            layerForward(l, x: x, out: x, a, s, kv: KVTarget(k: a.k!, v: a.v!, keys: s.length, offset: 0), rope: rope, b.workspace)
         }
-        return x
     }
 
     // MARK: - Shared pieces
@@ -129,7 +140,7 @@ public final class LlamaModel {
         project(p.value, ws.normed, rows: n, into: vNew)
         rope.apply(a.q, rows: n, heads: c.headCount)
         rope.apply(kNew, rows: n, heads: c.kvHeadCount)
-        Attention.forward(q: a.q, k: kv.k, v: kv.v, out: a.attention, lse: a.lse, attentionShape(s, kv), scores: ws.scores)
+        Attention.forward(q: a.q, k: kv.k, v: kv.v, out: a.attention, lse: a.lse, attentionShape(s, kv))
         a.residualMid.update(from: x, count: n * c.dim)
         project(p.output, a.attention, rows: n, into: a.residualMid, accumulate: true)
 

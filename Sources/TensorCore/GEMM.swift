@@ -37,6 +37,15 @@ public enum GEMM {
         Parallel.threadCount = n
     }
 
+    /// Runs `body` with OpenBLAS on one thread, for GEMMs issued from several ``Parallel`` tasks at
+    /// once (OpenBLAS must not start its own threads inside a Dispatch task), then restores
+    /// ``Parallel/threadCount`` BLAS threads.
+    public static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(Int32(Parallel.threadCount)) }
+        return try body()
+    }
+
     /// FLOPs and time spent in GEMM since the last ``resetCounters()``.
     public static var statistics: (flops: Int, seconds: Double) {
         (counters.flops.load(ordering: .relaxed), Double(counters.nanos.load(ordering: .relaxed)) * 1e-9)

@@ -31,30 +31,29 @@ public struct AttentionShape: Sendable {
     func visibleKeys(_ i: Int) -> Int { min(keys, i + queryOffset + 1) }
 }
 
-/// Causal scaled-dot-product attention, one (sequence, head) at a time with the T×T scores in a
-/// workspace; the probabilities are never kept: backward recomputes them from the saved
-/// log-sum-exp of each row (as FlashAttention does), so saved memory is O(T) per head, not O(T²).
+/// Causal scaled-dot-product attention. Work is split over (sequence, head) pairs, each task
+/// running single-threaded GEMMs on its own Tq×Tk score matrices; the probabilities are never kept:
+/// backward recomputes them from the saved log-sum-exp of each row (as FlashAttention does), so
+/// saved memory is O(T) per head, not O(T²).
 public enum Attention {
     /// q [B·Tq, H·E], k and v [B·Tk, K·E] → out [B·Tq, H·E]; lse [B, H, Tq] if given.
     /// Query head h reads kv head h / (H/K). Cost: 4·B·H·Tq·Tk·E FLOPs in GEMM.
     public static func forward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-        out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?,
-        _ s: AttentionShape, scores: UnsafeMutablePointer<Float>
+        out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?, _ s: AttentionShape
     ) {
         let (tq, tk, e) = (s.queries, s.keys, s.headDim)
         let (qStride, kvStride) = (s.heads * e, s.kvHeads * e)
-        for b in 0..<s.batch {
-            for h in 0..<s.heads {
-                let kvh = h / (s.heads / s.kvHeads)
-                let qh = q + b * tq * qStride + h * e
-                let kh = k + b * tk * kvStride + kvh * e, vh = v + b * tk * kvStride + kvh * e
-                GEMM.multiply(m: tq, n: tk, k: e, qh, lda: qStride, kh, ldb: kvStride, transB: true,
-                              scores, ldc: tk, alpha: s.scale)
-                softmaxRows(scores, s, lse: lse.map { $0 + (b * s.heads + h) * tq })
-                GEMM.multiply(m: tq, n: e, k: tk, scores, lda: tk, vh, ldb: kvStride,
-                              out + b * tq * qStride + h * e, ldc: qStride)
-            }
+        nonisolated(unsafe) let (q, k, v, out, lse) = (q, k, v, out, lse)  // each (b, h) writes its own out columns and lse rows
+        forEachHead(s, scratchMatrices: 1) { b, h, scores in
+            let kvh = h / (s.heads / s.kvHeads)
+            let qh = q + b * tq * qStride + h * e
+            let kh = k + b * tk * kvStride + kvh * e, vh = v + b * tk * kvStride + kvh * e
+            GEMM.multiply(m: tq, n: tk, k: e, qh, lda: qStride, kh, ldb: kvStride, transB: true,
+                          scores, ldc: tk, alpha: s.scale)
+            softmaxRows(scores, s, lse: lse.map { $0 + (b * s.heads + h) * tq })
+            GEMM.multiply(m: tq, n: e, k: tk, scores, lda: tk, vh, ldb: kvStride,
+                          out + b * tq * qStride + h * e, ldc: qStride)
         }
     }
 
@@ -64,27 +63,46 @@ public enum Attention {
     public static func backward(
         dOut: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         lse: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
-        dv: UnsafeMutablePointer<Float>, _ s: AttentionShape,
-        probabilities p: UnsafeMutablePointer<Float>, scratch dp: UnsafeMutablePointer<Float>
+        dv: UnsafeMutablePointer<Float>, _ s: AttentionShape
     ) {
         let (tq, tk, e) = (s.queries, s.keys, s.headDim)
         let (qStride, kvStride) = (s.heads * e, s.kvHeads * e)
-        for b in 0..<s.batch {
-            for h in 0..<s.heads {
-                let kvh = h / (s.heads / s.kvHeads)
-                let qOff = b * tq * qStride + h * e, kvOff = b * tk * kvStride + kvh * e
-                GEMM.multiply(m: tq, n: tk, k: e, q + qOff, lda: qStride, k + kvOff, ldb: kvStride, transB: true,
-                              p, ldc: tk, alpha: s.scale)
-                exponentiate(p, s, lse: lse + (b * s.heads + h) * tq)
-                GEMM.multiply(m: tq, n: tk, k: e, dOut + qOff, lda: qStride, v + kvOff, ldb: kvStride, transB: true,
-                              dp, ldc: tk)
-                GEMM.multiply(m: tk, n: e, k: tq, p, lda: tk, transA: true, dOut + qOff, ldb: qStride,
-                              dv + kvOff, ldc: kvStride, beta: 1)
-                softmaxBackwardRows(p, dp, s)
-                GEMM.multiply(m: tq, n: e, k: tk, dp, lda: tk, k + kvOff, ldb: kvStride,
-                              dq + qOff, ldc: qStride, alpha: s.scale)
-                GEMM.multiply(m: tk, n: e, k: tq, dp, lda: tk, transA: true, q + qOff, ldb: qStride,
-                              dk + kvOff, ldc: kvStride, alpha: s.scale, beta: 1)
+        // Query heads that share a kv head add into the same dk, dv columns: the tasks are split
+        // by kv head so that no two tasks write the same columns.
+        nonisolated(unsafe) let (dOut, q, k, v, lse, dq, dk, dv) = (dOut, q, k, v, lse, dq, dk, dv)
+        forEachHead(s, scratchMatrices: 2) { b, h, scratch in
+            let p = scratch, dp = scratch + tq * tk
+            let kvh = h / (s.heads / s.kvHeads)
+            let qOff = b * tq * qStride + h * e, kvOff = b * tk * kvStride + kvh * e
+            GEMM.multiply(m: tq, n: tk, k: e, q + qOff, lda: qStride, k + kvOff, ldb: kvStride, transB: true,
+                          p, ldc: tk, alpha: s.scale)
+            exponentiate(p, s, lse: lse + (b * s.heads + h) * tq)
+            GEMM.multiply(m: tq, n: tk, k: e, dOut + qOff, lda: qStride, v + kvOff, ldb: kvStride, transB: true,
+                          dp, ldc: tk)
+            GEMM.multiply(m: tk, n: e, k: tq, p, lda: tk, transA: true, dOut + qOff, ldb: qStride,
+                          dv + kvOff, ldc: kvStride, beta: 1)
+            softmaxBackwardRows(p, dp, s)
+            GEMM.multiply(m: tq, n: e, k: tk, dp, lda: tk, k + kvOff, ldb: kvStride,
+                          dq + qOff, ldc: qStride, alpha: s.scale)
+            GEMM.multiply(m: tk, n: e, k: tq, dp, lda: tk, transA: true, q + qOff, ldb: qStride,
+                          dk + kvOff, ldc: kvStride, alpha: s.scale, beta: 1)
+        }
+    }
+
+    /// Runs `body(b, h, scratch)` for every (sequence, query head), in parallel over
+    /// (sequence, kv head) groups, with BLAS single-threaded inside. Each task owns a scratch of
+    /// `scratchMatrices` Tq×Tk matrices.
+    private static func forEachHead(
+        _ s: AttentionShape, scratchMatrices: Int, _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void
+    ) {
+        let groups = s.batch * s.kvHeads, perGroup = s.heads / s.kvHeads
+        GEMM.withSingleThreadedBLAS {
+            Parallel.forEachChunk(groups, grain: 1) { range in
+                let scratch = AlignedBuffer<Float>(count: scratchMatrices * s.scoreCount, category: .workspace)
+                for g in range {
+                    let b = g / s.kvHeads, kvh = g % s.kvHeads
+                    for h in kvh * perGroup..<(kvh + 1) * perGroup { body(b, h, scratch.pointer) }
+                }
             }
         }
     }
@@ -92,49 +110,40 @@ public enum Attention {
     /// Row-wise causal softmax in place; masked entries become 0.
     private static func softmaxRows(_ x: UnsafeMutablePointer<Float>, _ s: AttentionShape, lse: UnsafeMutablePointer<Float>?) {
         let tk = s.keys
-        nonisolated(unsafe) let (x, lse) = (x, lse)  // tasks own disjoint rows
-        Parallel.forEachChunk(s.queries, grain: max(1, 16384 / tk)) { rows in
-            for i in rows {
-                let row = x + i * tk, n = s.visibleKeys(i)
-                let m = Vector.max(row, n)
-                var sum: Float = 0
-                for j in 0..<n {
-                    let ex = FastMath.exp(row[j] - m)
-                    row[j] = ex
-                    sum = Relaxed.sum(sum, ex)
-                }
-                let inv = 1 / sum
-                for j in 0..<n { row[j] *= inv }
-                for j in n..<tk { row[j] = 0 }
-                lse?[i] = m + Float.log(sum)
+        for i in 0..<s.queries {
+            let row = x + i * tk, n = s.visibleKeys(i)
+            let m = Vector.max(row, n)
+            var sum: Float = 0
+            for j in 0..<n {
+                let ex = FastMath.exp(row[j] - m)
+                row[j] = ex
+                sum = Relaxed.sum(sum, ex)
             }
+            let inv = 1 / sum
+            for j in 0..<n { row[j] *= inv }
+            for j in n..<tk { row[j] = 0 }
+            lse?[i] = m + Float.log(sum)
         }
     }
 
     /// Scores → probabilities from the saved log-sum-exp; masked entries become 0.
     private static func exponentiate(_ x: UnsafeMutablePointer<Float>, _ s: AttentionShape, lse: UnsafePointer<Float>) {
         let tk = s.keys
-        nonisolated(unsafe) let (x, lse) = (x, lse)  // tasks own disjoint rows
-        Parallel.forEachChunk(s.queries, grain: max(1, 16384 / tk)) { rows in
-            for i in rows {
-                let row = x + i * tk, n = s.visibleKeys(i), l = lse[i]
-                for j in 0..<n { row[j] = FastMath.exp(row[j] - l) }
-                for j in n..<tk { row[j] = 0 }
-            }
+        for i in 0..<s.queries {
+            let row = x + i * tk, n = s.visibleKeys(i), l = lse[i]
+            for j in 0..<n { row[j] = FastMath.exp(row[j] - l) }
+            for j in n..<tk { row[j] = 0 }
         }
     }
 
     /// dp ← p ⊙ (dp − Σⱼ p·dp), row by row.
     private static func softmaxBackwardRows(_ p: UnsafePointer<Float>, _ dp: UnsafeMutablePointer<Float>, _ s: AttentionShape) {
         let tk = s.keys
-        nonisolated(unsafe) let (p, dp) = (p, dp)  // tasks own disjoint rows
-        Parallel.forEachChunk(s.queries, grain: max(1, 16384 / tk)) { rows in
-            for i in rows {
-                let pr = p + i * tk, dr = dp + i * tk, n = s.visibleKeys(i)
-                let c = Vector.dot(pr, dr, n)
-                for j in 0..<n { dr[j] = pr[j] * (dr[j] - c) }
-                for j in n..<tk { dr[j] = 0 }
-            }
+        for i in 0..<s.queries {
+            let pr = p + i * tk, dr = dp + i * tk, n = s.visibleKeys(i)
+            let c = Vector.dot(pr, dr, n)
+            for j in 0..<n { dr[j] = pr[j] * (dr[j] - c) }
+            for j in n..<tk { dr[j] = 0 }
         }
     }
 }
