@@ -118,7 +118,6 @@ enum PassBenchmark {
         let snap = MemoryLedger.shared.snapshot()
         let parts = MemoryCategory.allCases.compactMap { cat in snap.peak[cat].map { "\(cat.rawValue) \(format(bytes: $0))" } }
         print("ledger peak: \(format(bytes: snap.peakTotal)) (\(parts.joined(separator: ", ")))")
-        GEMM.profile.withLock { p in for (k, v) in p.sorted(by: { $0.value.0 > $1.value.0 }).prefix(25) { print(k, String(format: "%.3f s %.1f GFLOP/s", Double(v.0)*1e-9/Double(o.repetitions+1), Double(v.1)/Double(v.0))) } }
         print("process peak RSS: \(format(bytes: ProcessMemory.peakResidentBytes))")
     }
 
