@@ -37,24 +37,13 @@ struct Generate: ParsableCommand {
         let m = loaded.model, tok = loaded.tokenizer
         let promptIDs = (tok.bos.map { [$0] } ?? []) + tok.encode(prompt)
         guard !promptIDs.isEmpty else { throw ValidationError("the prompt is empty and the tokenizer has no BOS token") }
-        guard promptIDs.count <= m.config.maxSequenceLength else {
-            throw ValidationError("the prompt has \(promptIDs.count) tokens; the model allows \(m.config.maxSequenceLength)")
-        }
-        // The last sampled token is never run, so the cache needs one slot less than prompt + new tokens.
-        let capacity = min(m.config.maxSequenceLength, promptIDs.count + maxTokens - 1)
-        let budget = capacity - promptIDs.count + 1
-        let cache = KVCache(config: m.config, capacity: capacity)
         var sampler = Sampler(temperature: temperature, topP: topP, seed: seed)
         let out = FileHandle.standardOutput
         for (i, id) in promptIDs.enumerated().dropFirst() { out.write(Data(tok.decode(id, after: promptIDs[i - 1]))) }
-        var logits = try m.nextTokenLogits(promptIDs, cache: cache)
         var previous = promptIDs.last!
-        for step in 0..<budget {
-            let next = sampler.sample(logits)
-            if tok.stopTokens.contains(next) { break }
-            out.write(Data(tok.decode(next, after: previous)))
-            previous = next
-            if step + 1 < budget { logits = try m.nextTokenLogits([next], cache: cache) }
+        try m.generate(prompt: promptIDs, maxNewTokens: maxTokens, sampler: &sampler, stop: tok.stopTokens) { id in
+            out.write(Data(tok.decode(id, after: previous)))
+            previous = id
         }
         out.write(Data("\n".utf8))
     }

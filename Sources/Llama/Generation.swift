@@ -58,3 +58,33 @@ extension LlamaModel {
         return logits
     }
 }
+
+extension LlamaModel {
+    /// Continues `prompt` (non-empty, BOS included if wanted) by up to `maxNewTokens` tokens,
+    /// calling `emit` with each new token as it is chosen; stops early at a token in `stop`.
+    /// Returns the new tokens. The last chosen token is never run, so the cache holds
+    /// prompt + new − 1 tokens at most (capped by the model's maximum length).
+    @discardableResult
+    public func generate(
+        prompt: [Int32], maxNewTokens: Int, sampler: inout Sampler, stop: Set<Int32> = [],
+        emit: (Int32) -> Void = { _ in }
+    ) throws -> [Int32] {
+        guard !prompt.isEmpty, maxNewTokens > 0 else { return [] }
+        guard prompt.count <= config.maxSequenceLength else {
+            throw LlamaInputError(message: "the prompt has \(prompt.count) tokens; the model allows \(config.maxSequenceLength)")
+        }
+        let capacity = min(config.maxSequenceLength, prompt.count + maxNewTokens - 1)
+        let budget = capacity - prompt.count + 1
+        let cache = KVCache(config: config, capacity: max(capacity, prompt.count), ledger: ledger)
+        var logits = try nextTokenLogits(prompt, cache: cache)
+        var produced: [Int32] = []
+        for step in 0..<budget {
+            let next = sampler.sample(logits)
+            if stop.contains(next) { break }
+            emit(next)
+            produced.append(next)
+            if step + 1 < budget { logits = try nextTokenLogits([next], cache: cache) }
+        }
+        return produced
+    }
+}

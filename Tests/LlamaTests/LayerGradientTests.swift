@@ -1,0 +1,111 @@
+import Testing
+@testable import Llama
+import TensorCore
+
+/// Every layer's hand-written backward against central finite differences of the Double
+/// reference, for the objective Σ r ⊙ y with a fixed random r.
+@Suite("Layer backward passes match finite differences")
+struct LayerGradientTests {
+    static let bound = 1e-4
+
+    @Test("RMSNorm: dx and dw")
+    func rmsNorm() {
+        let (n, d) = (3, 8)
+        let x = randomFloats(n * d, seed: 1, scale: 2), w = randomFloats(d, seed: 2), r = randomFloats(n * d, seed: 3)
+        var y = [Float](repeating: 0, count: n * d), rstd = [Float](repeating: 0, count: n)
+        var dx = [Float](repeating: 0, count: n * d), dw = [Float](repeating: 0, count: d)
+        RMSNorm.forward(x, w, &y, rstd: &rstd, rows: n, dim: d, epsilon: 1e-5)
+        RMSNorm.backward(r, x, w, rstd: rstd, dx: &dx, dw: &dw, rows: n, dim: d)
+        let xd = x.map(Double.init), wd = w.map(Double.init), rd = r.map(Double.init)
+        func f(_ x: [Double], _ w: [Double]) -> Double {
+            zip(Reference.rmsNorm(x, w, rows: n, dim: d, eps: 1e-5), rd).reduce(0) { $0 + $1.0 * $1.1 }
+        }
+        let fdx = xd.indices.map { i in finiteDifference(xd, i) { f($0, wd) } }
+        let fdw = wd.indices.map { i in finiteDifference(wd, i) { f(xd, $0) } }
+        #expect(relativeError(dx.map(Double.init), fdx) < Self.bound)
+        #expect(relativeError(dw.map(Double.init), fdw) < Self.bound)
+    }
+
+    @Test("RoPE: the inverse rotation is the backward", arguments: RoPELayout.allCases)
+    func rope(layout: RoPELayout) {
+        let (n, heads, e, period) = (6, 2, 8, 3)
+        let x = randomFloats(n * heads * e, seed: 4), r = randomFloats(n * heads * e, seed: 5)
+        let rope = RoPE(layout: layout, headDim: e, theta: 100, start: 0, count: period)
+        var y = x
+        y.withUnsafeMutableBufferPointer { rope.apply($0.baseAddress!, rows: n, heads: heads) }
+        let reference = Reference.rope(x.map(Double.init), rows: n, heads: heads, headDim: e, theta: 100,
+                                       layout: layout, period: period)
+        #expect(relativeError(y.map(Double.init), reference) < 1e-6)
+        var dx = r
+        dx.withUnsafeMutableBufferPointer { rope.apply($0.baseAddress!, rows: n, heads: heads, inverse: true) }
+        let xd = x.map(Double.init), rd = r.map(Double.init)
+        let fd = xd.indices.map { i in
+            finiteDifference(xd, i) { x in
+                zip(Reference.rope(x, rows: n, heads: heads, headDim: e, theta: 100, layout: layout, period: period), rd)
+                    .reduce(0) { $0 + $1.0 * $1.1 }
+            }
+        }
+        #expect(relativeError(dx.map(Double.init), fd) < Self.bound)
+    }
+
+    @Test("SwiGLU: d(gate) and d(up)")
+    func swiglu() {
+        let n = 40
+        let g = randomFloats(n, seed: 6, scale: 4), u = randomFloats(n, seed: 7), r = randomFloats(n, seed: 8)
+        var h = [Float](repeating: 0, count: n), dg = h, du = h
+        SwiGLU.forward(gate: g, up: u, &h, count: n)
+        #expect(relativeError(h.map(Double.init), Reference.swiglu(g.map(Double.init), u.map(Double.init))) < 1e-6)
+        SwiGLU.backward(r, gate: g, up: u, dGate: &dg, dUp: &du, count: n)
+        let gd = g.map(Double.init), ud = u.map(Double.init), rd = r.map(Double.init)
+        func f(_ g: [Double], _ u: [Double]) -> Double { zip(Reference.swiglu(g, u), rd).reduce(0) { $0 + $1.0 * $1.1 } }
+        #expect(relativeError(dg.map(Double.init), gd.indices.map { i in finiteDifference(gd, i) { f($0, ud) } }) < Self.bound)
+        #expect(relativeError(du.map(Double.init), ud.indices.map { i in finiteDifference(ud, i) { f(gd, $0) } }) < Self.bound)
+    }
+
+    @Test("Attention: dq, dk, dv with grouped-query heads and the causal mask")
+    func attention() {
+        let (b, t, h, kv, e) = (2, 4, 4, 2, 4)
+        let s = AttentionShape(batch: b, queries: t, keys: t, heads: h, kvHeads: kv, headDim: e, queryOffset: 0)
+        let q = randomFloats(b * t * h * e, seed: 9), k = randomFloats(b * t * kv * e, seed: 10)
+        let v = randomFloats(b * t * kv * e, seed: 11), r = randomFloats(b * t * h * e, seed: 12)
+        var out = [Float](repeating: 0, count: q.count), lse = [Float](repeating: 0, count: b * h * t)
+        Attention.forward(q: q, k: k, v: v, out: &out, lse: &lse, s)
+        let (qd, kd, vd, rd) = (q.map(Double.init), k.map(Double.init), v.map(Double.init), r.map(Double.init))
+        func f(_ q: [Double], _ k: [Double], _ v: [Double]) -> Double {
+            zip(Reference.attention(q, k, v, batch: b, length: t, heads: h, kvHeads: kv, headDim: e), rd)
+                .reduce(0) { $0 + $1.0 * $1.1 }
+        }
+        let reference = Reference.attention(qd, kd, vd, batch: b, length: t, heads: h, kvHeads: kv, headDim: e)
+        #expect(relativeError(out.map(Double.init), reference) < 1e-6)
+        var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
+        Attention.backward(dOut: r, q: q, k: k, v: v, lse: lse, dq: &dq, dk: &dk, dv: &dv, s)
+        #expect(relativeError(dq.map(Double.init), qd.indices.map { i in finiteDifference(qd, i) { f($0, kd, vd) } }) < Self.bound)
+        #expect(relativeError(dk.map(Double.init), kd.indices.map { i in finiteDifference(kd, i) { f(qd, $0, vd) } }) < Self.bound)
+        #expect(relativeError(dv.map(Double.init), vd.indices.map { i in finiteDifference(vd, i) { f(qd, kd, $0) } }) < Self.bound)
+    }
+
+    @Test("Chunked cross-entropy: loss, dx and d(head), with a masked row and uneven chunks")
+    func crossEntropy() {
+        let (n, d, v) = (5, 6, 11)
+        let x = randomFloats(n * d, seed: 13, scale: 2), w = randomFloats(v * d, seed: 14)
+        let targets: [Int32] = [3, -1, 10, 0, 7]
+        let count = 4.0
+        var logits = [Float](repeating: 0, count: 2 * v)
+        var dx = [Float](repeating: 0, count: n * d), dw = [Float](repeating: 0, count: v * d)
+        let sum = targets.withUnsafeBufferPointer { t in
+            dx.withUnsafeMutableBufferPointer { dxp in
+                dw.withUnsafeMutableBufferPointer { dwp in
+                    CrossEntropy.run(x: x, head: w, targets: t, rows: n, dim: d, vocab: v, logits: &logits, chunkRows: 2,
+                                     gradient: .init(dx: dxp.baseAddress!, dHead: dwp.baseAddress!, scale: Float(1 / count)))
+                }
+            }
+        }
+        let xd = x.map(Double.init), wd = w.map(Double.init)
+        func f(_ x: [Double], _ w: [Double]) -> Double {
+            Reference.crossEntropySum(Reference.linear(x, w, rows: n, out: v, in: d), targets, vocab: v) / count
+        }
+        #expect(abs(sum / count - f(xd, wd)) < 1e-5 * abs(f(xd, wd)))
+        #expect(relativeError(dx.map(Double.init), xd.indices.map { i in finiteDifference(xd, i) { f($0, wd) } }) < Self.bound)
+        #expect(relativeError(dw.map(Double.init), wd.indices.map { i in finiteDifference(wd, i) { f(xd, $0) } }) < Self.bound)
+    }
+}

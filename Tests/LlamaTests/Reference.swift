@@ -1,0 +1,184 @@
+import Foundation
+@testable import Llama
+import TensorCore
+
+/// A plain, loop-by-loop Llama in Double: the reference that gradient checks differentiate by
+/// finite differences and that the Float model's forward must agree with.
+enum Reference {
+    static func rmsNorm(_ x: [Double], _ w: [Double], rows n: Int, dim d: Int, eps: Double) -> [Double] {
+        var y = x
+        for r in 0..<n {
+            var ss = 0.0
+            for i in 0..<d { ss += x[r * d + i] * x[r * d + i] }
+            let s = 1 / (ss / Double(d) + eps).squareRoot()
+            for i in 0..<d { y[r * d + i] = x[r * d + i] * s * w[i] }
+        }
+        return y
+    }
+
+    /// x [n, heads·E]; row r at position start + r mod period.
+    static func rope(_ x: [Double], rows n: Int, heads: Int, headDim e: Int, theta: Double, layout: RoPELayout,
+                     period: Int, start: Int = 0) -> [Double] {
+        var y = x
+        let half = e / 2
+        for r in 0..<n {
+            let pos = Double(start + r % period)
+            for h in 0..<heads {
+                for i in 0..<half {
+                    let angle = pos * pow(theta, -Double(2 * i) / Double(e))
+                    let (ia, ib) = layout == .rotateHalf ? (i, i + half) : (2 * i, 2 * i + 1)
+                    let base = r * heads * e + h * e
+                    let a = x[base + ia], b = x[base + ib]
+                    y[base + ia] = a * cos(angle) - b * sin(angle)
+                    y[base + ib] = a * sin(angle) + b * cos(angle)
+                }
+            }
+        }
+        return y
+    }
+
+    static func swiglu(_ g: [Double], _ u: [Double]) -> [Double] {
+        zip(g, u).map { g, u in g / (1 + exp(-g)) * u }
+    }
+
+    /// Causal GQA attention, q [B·T, H·E], k, v [B·T, K·E], all at offset 0.
+    static func attention(_ q: [Double], _ k: [Double], _ v: [Double], batch: Int, length t: Int,
+                          heads: Int, kvHeads: Int, headDim e: Int) -> [Double] {
+        var out = [Double](repeating: 0, count: q.count)
+        let qs = heads * e, ks = kvHeads * e, scale = 1 / Double(e).squareRoot()
+        for b in 0..<batch {
+            for h in 0..<heads {
+                let kvh = h / (heads / kvHeads)
+                for i in 0..<t {
+                    var scores = [Double](repeating: 0, count: i + 1)
+                    for j in 0...i {
+                        var dot = 0.0
+                        for d in 0..<e { dot += q[(b * t + i) * qs + h * e + d] * k[(b * t + j) * ks + kvh * e + d] }
+                        scores[j] = dot * scale
+                    }
+                    let m = scores.max()!
+                    let ex = scores.map { exp($0 - m) }
+                    let sum = ex.reduce(0, +)
+                    for j in 0...i {
+                        for d in 0..<e { out[(b * t + i) * qs + h * e + d] += ex[j] / sum * v[(b * t + j) * ks + kvh * e + d] }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// y [n, out] = x [n, in] · Wᵀ
+    static func linear(_ x: [Double], _ w: [Double], rows n: Int, out: Int, in inp: Int) -> [Double] {
+        var y = [Double](repeating: 0, count: n * out)
+        for r in 0..<n {
+            for o in 0..<out {
+                var s = 0.0
+                for i in 0..<inp { s += x[r * inp + i] * w[o * inp + i] }
+                y[r * out + o] = s
+            }
+        }
+        return y
+    }
+
+    /// Sum over scored rows of −log softmax(logits)[target].
+    static func crossEntropySum(_ logits: [Double], _ targets: [Int32], vocab v: Int) -> Double {
+        var total = 0.0
+        for (r, t) in targets.enumerated() where t >= 0 {
+            let row = logits[r * v..<(r + 1) * v]
+            let m = row.max()!
+            let lse = m + log(row.reduce(0) { $0 + exp($1 - m) })
+            total += lse - row[r * v + Int(t)]
+        }
+        return total
+    }
+
+    /// Logits [N, V] of the whole model with weights `w` (a Double copy of the slab).
+    static func logits(_ c: LlamaConfig, _ w: [Double], _ batch: TokenBatch) -> [Double] {
+        let layout = ParameterLayout(c), n = batch.rowCount, d = c.dim
+        func p(_ id: ParameterID) -> [Double] {
+            let info = layout.parameters[id]
+            return Array(w[info.offset..<info.offset + info.count])
+        }
+        let table = p(layout.embedding)
+        var x = batch.inputs.flatMap { table[Int($0) * d..<(Int($0) + 1) * d] }
+        let eps = Double(c.normEpsilon), theta = Double(c.ropeTheta)
+        for l in layout.layers {
+            let xn = rmsNorm(x, p(l.attentionNorm), rows: n, dim: d, eps: eps)
+            let q = rope(linear(xn, p(l.query), rows: n, out: d, in: d), rows: n, heads: c.headCount,
+                         headDim: c.headDim, theta: theta, layout: c.ropeLayout, period: batch.length)
+            let k = rope(linear(xn, p(l.key), rows: n, out: c.kvDim, in: d), rows: n, heads: c.kvHeadCount,
+                         headDim: c.headDim, theta: theta, layout: c.ropeLayout, period: batch.length)
+            let v = linear(xn, p(l.value), rows: n, out: c.kvDim, in: d)
+            let att = attention(q, k, v, batch: batch.batchSize, length: batch.length, heads: c.headCount,
+                                kvHeads: c.kvHeadCount, headDim: c.headDim)
+            x = zip(x, linear(att, p(l.output), rows: n, out: d, in: d)).map(+)
+            let xn2 = rmsNorm(x, p(l.ffnNorm), rows: n, dim: d, eps: eps)
+            let h = swiglu(linear(xn2, p(l.gate), rows: n, out: c.ffnDim, in: d),
+                           linear(xn2, p(l.up), rows: n, out: c.ffnDim, in: d))
+            x = zip(x, linear(h, p(l.down), rows: n, out: d, in: c.ffnDim)).map(+)
+        }
+        let xf = rmsNorm(x, p(layout.finalNorm), rows: n, dim: d, eps: eps)
+        return linear(xf, p(layout.head), rows: n, out: c.vocabSize, in: d)
+    }
+
+    static func meanLoss(_ c: LlamaConfig, _ w: [Double], _ batch: TokenBatch) -> Double {
+        crossEntropySum(logits(c, w, batch), batch.targets, vocab: c.vocabSize) / Double(batch.scoredCount)
+    }
+}
+
+/// Central finite difference of `f` with respect to `x[i]`, in Double.
+func finiteDifference(_ x: [Double], _ i: Int, h: Double = 1e-5, _ f: ([Double]) -> Double) -> Double {
+    var plus = x, minus = x
+    plus[i] += h
+    minus[i] -= h
+    return (f(plus) - f(minus)) / (2 * h)
+}
+
+/// ‖a − b‖ / max(‖b‖, floor).
+func relativeError(_ a: [Double], _ b: [Double], floor: Double = 1e-8) -> Double {
+    let diff = zip(a, b).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()
+    let norm = b.reduce(0) { $0 + $1 * $1 }.squareRoot()
+    return diff / max(norm, floor)
+}
+
+/// Deterministic test values in [-scale, scale).
+func randomFloats(_ n: Int, seed: UInt64, scale: Float = 1) -> [Float] {
+    let rng = Philox(seed: seed)
+    return (0..<n).map { (rng.uniform(stream: 0, index: UInt64($0)) * 2 - 1) * scale }
+}
+
+/// Tiny configurations covering GQA, tied and untied heads and both RoPE layouts.
+enum TinyConfigs {
+    static let gqaUntiedRotateHalf = LlamaConfig(
+        dim: 16, ffnDim: 24, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 20, maxSequenceLength: 16,
+        normEpsilon: 1e-5, ropeTheta: 10000, ropeLayout: .rotateHalf, tiedEmbeddings: false)
+    static let mhaTiedAdjacent = LlamaConfig(
+        dim: 12, ffnDim: 20, layerCount: 2, headCount: 3, kvHeadCount: 3, vocabSize: 18, maxSequenceLength: 16,
+        normEpsilon: 1e-5, ropeTheta: 500, ropeLayout: .adjacentPairs, tiedEmbeddings: true)
+    static let all = [gqaUntiedRotateHalf, mhaTiedAdjacent]
+
+    /// A model with weights large enough that every path matters (std 0.3, norms around 1).
+    static func model(_ c: LlamaConfig, seed: UInt64 = 7) throws -> LlamaModel {
+        let store = FP32ParameterStore(layout: ParameterLayout(c), ledger: MemoryLedger())
+        store.initializeRandomly(Philox(seed: seed), std: 0.3)
+        for (id, info) in store.layout.parameters.enumerated() where info.role.isNorm {
+            store.update(id) { w in for i in w.indices { w[i] = 1 + 0.2 * Float(i % 5) - 0.4 } }
+        }
+        return try LlamaModel(config: c, store: store, ledger: MemoryLedger())
+    }
+
+    /// B = 2, T = 5, with one masked target.
+    static func batch(_ c: LlamaConfig, seed: UInt64 = 3) -> TokenBatch {
+        let rng = Philox(seed: seed)
+        let ids = (0..<12).map { Int32(rng.bits(stream: 0, index: UInt64($0)) % UInt32(c.vocabSize)) }
+        var targets = Array(ids[1..<6]) + Array(ids[7..<12])
+        targets[2] = -1
+        return TokenBatch(batchSize: 2, length: 5, inputs: Array(ids[0..<5]) + Array(ids[6..<11]), targets: targets)
+    }
+}
+
+extension FP32ParameterStore {
+    /// The slab as Double.
+    var doubles: [Double] { slab.buffer.map(Double.init) }
+}
