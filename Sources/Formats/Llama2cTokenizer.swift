@@ -74,8 +74,9 @@ public struct Llama2cTokenizer: Tokenizer {
         var piece = pieces[Int(id)][...]
         if previous == 1 && piece.first == 0x20 { piece = piece.dropFirst() }
         if let byte = Self.byteFallback(piece) { piece = [byte][...] }
-        // run.c's safe_printf: a lone byte that is neither printable nor whitespace is dropped.
-        if piece.count == 1, let b = piece.first, !(0x20...0x7E).contains(b), !(0x09...0x0D).contains(b) {
+        // As run.c's safe_printf, a lone ASCII control byte (not whitespace) is dropped; unlike
+        // run.c, bytes ≥ 0x80 are kept, so characters split into byte-fallback pieces survive.
+        if piece.count == 1, let b = piece.first, b < 0x20 || b == 0x7F, !(0x09...0x0D).contains(b) {
             return []
         }
         return Array(piece)

@@ -12,10 +12,11 @@ public protocol Tokenizer: Sendable {
 }
 
 extension Tokenizer {
-    /// The text of `ids` (invalid UTF-8 repaired).
-    public func decode(_ ids: [Int32]) -> String {
+    /// The text of `ids` when they follow `previous` (e.g. BOS, which is not part of the text);
+    /// invalid UTF-8 is repaired.
+    public func decode(_ ids: [Int32], after previous: Int32? = nil) -> String {
         var bytes: [UInt8] = []
-        var previous: Int32?
+        var previous = previous
         for id in ids {
             bytes += decode(id, after: previous)
             previous = id

@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+@testable import Formats
+import Llama
+import TensorCore
+
+/// ../shared/real beside the repository (never copied into it).
+enum SharedReal {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/real").path
+    static let stories = root + "/model/stories260K"
+    static let model = stories + "/stories260K.bin"
+    static let tokenizer = stories + "/tok512.bin"
+}
+
+/// A scratch folder for files the test writes.
+func scratchFile(_ name: String, _ bytes: [UInt8]) throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("leantune-tests-\(getpid())")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let path = dir.appendingPathComponent(name).path
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    return path
+}
+
+@Suite("llama2.c checkpoints, tokenizer and the greedy oracle")
+struct Llama2cTests {
+    @Test("stories260K greedy decoding reproduces run.c byte for byte")
+    func greedyOracle() throws {
+        let loaded = try ModelFile.load(SharedReal.model, tokenizer: SharedReal.tokenizer, ledger: MemoryLedger())
+        var sampler = Sampler(temperature: 0, seed: 0)
+        let ids = try loaded.model.generate(prompt: [1], maxNewTokens: 200, sampler: &sampler, stop: loaded.tokenizer.stopTokens)
+        let json = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: SharedReal.stories + "/expected_greedy_200.tokens.json"))) as! [String: Any]
+        let expectedIDs = (json["ids"] as! [Int]).map(Int32.init)
+        #expect([1] + ids == expectedIDs)
+        let expectedText = try String(contentsOfFile: SharedReal.stories + "/expected_greedy_200.txt", encoding: .utf8)
+        #expect(loaded.tokenizer.decode(ids, after: 1) == expectedText)
+    }
+
+    @Test("the KV cache gives the same logits as a full forward pass")
+    func cacheMatchesFullForward() throws {
+        let loaded = try ModelFile.load(SharedReal.model, tokenizer: SharedReal.tokenizer, ledger: MemoryLedger())
+        let m = loaded.model, tokens: [Int32] = [1, 403, 407, 261, 378, 432, 383]
+        let full = try m.logits(TokenBatch(batchSize: 1, length: tokens.count, inputs: tokens, targets: tokens))
+        let cache = KVCache(config: m.config, capacity: tokens.count, ledger: MemoryLedger())
+        var incremental = try m.nextTokenLogits(Array(tokens[0..<3]), cache: cache)  // a prefill of 3, then one by one
+        let v = m.config.vocabSize
+        #expect(zip(incremental, full[2 * v..<3 * v]).allSatisfy { abs($0 - $1) < 1e-4 })
+        for t in 3..<tokens.count {
+            incremental = try m.nextTokenLogits([tokens[t]], cache: cache)
+            #expect(zip(incremental, full[t * v..<(t + 1) * v]).allSatisfy { abs($0 - $1) < 1e-4 })
+        }
+    }
+
+    @Test("the tokenizer encodes run.c's way and decodes back")
+    func tokenizerRoundTrip() throws {
+        let tok = try Llama2cTokenizer(path: SharedReal.tokenizer, vocabularySize: 512)
+        let text = "Once upon a time, there was a little girl named Lily."
+        let ids = tok.encode(text)
+        #expect(ids.first == 403)  // " Once", merged with the dummy-prefix space
+        #expect(tok.decode(ids, after: 1) == text)
+        // Characters outside the vocabulary fall back to their UTF-8 bytes and decode to the same text.
+        #expect(tok.decode(tok.encode("naïve café ✓"), after: 1) == "naïve café ✓")
+    }
+
+    @Test("a truncated checkpoint names the file and the byte counts")
+    func truncated() throws {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: SharedReal.model)))
+        let path = try scratchFile("truncated.bin", Array(bytes.prefix(bytes.count - 100)))
+        let error = try #require(throws: FormatError.self) { try Llama2cCheckpoint.load(path, ledger: MemoryLedger()) }
+        #expect(error.file == path)
+        #expect(error.problem.contains("1056540 bytes but the file has 1056440"))
+        #expect(error.fix.contains("truncated"))
+    }
+
+    @Test("a checkpoint with extra bytes is refused")
+    func extraBytes() throws {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: SharedReal.model)))
+        let path = try scratchFile("long.bin", bytes + [0, 0, 0, 0])
+        let error = try #require(throws: FormatError.self) { try Llama2cCheckpoint.load(path, ledger: MemoryLedger()) }
+        #expect(error.problem.contains("the file has 1056544"))
+    }
+
+    @Test("an impossible header shape is refused by name")
+    func impossibleShape() throws {
+        var header: [Int32] = [64, 172, 5, 7, 4, 512, 512]  // 64 is not divisible by 7 heads
+        let bytes = header.withUnsafeMutableBytes { Array($0) }
+        let path = try scratchFile("shape.bin", bytes)
+        let error = try #require(throws: FormatError.self) { try Llama2cCheckpoint.load(path, ledger: MemoryLedger()) }
+        #expect(error.problem.contains("not divisible by heads 7"))
+    }
+
+    @Test("a tokenizer whose size disagrees with the model is refused")
+    func tokenizerSizeMismatch() throws {
+        let small = try #require(throws: FormatError.self) { try Llama2cTokenizer(path: SharedReal.tokenizer, vocabularySize: 600) }
+        #expect(small.problem.contains("holds 512 tokens but the model's vocabulary has 600"))
+        let large = try #require(throws: FormatError.self) { try Llama2cTokenizer(path: SharedReal.tokenizer, vocabularySize: 500) }
+        #expect(large.problem.contains("larger than the model's vocabulary"))
+    }
+
+    @Test("a missing file and a missing tokenizer are clear errors")
+    func missing() throws {
+        let error = try #require(throws: FormatError.self) {
+            try ModelFile.load("/nonexistent/model.bin", tokenizer: SharedReal.tokenizer, ledger: MemoryLedger())
+        }
+        #expect(error.file == "/nonexistent/model.bin" && error.problem.contains("cannot open"))
+        let noTokenizer = try #require(throws: FormatError.self) {
+            try ModelFile.load(SharedReal.model, tokenizer: nil, ledger: MemoryLedger())
+        }
+        #expect(noTokenizer.fix.contains("--tokenizer"))
+    }
+
+    @Test("token ids outside the vocabulary and over-long sequences are refused before running")
+    func badBatch() throws {
+        let loaded = try ModelFile.load(SharedReal.model, tokenizer: SharedReal.tokenizer, ledger: MemoryLedger())
+        #expect(throws: LlamaInputError.self) {
+            try loaded.model.loss(TokenBatch(batchSize: 1, length: 2, inputs: [1, 512], targets: [5, 6]))
+        }
+        let long = [Int32](repeating: 5, count: 513)
+        #expect(throws: LlamaInputError.self) {
+            try loaded.model.loss(TokenBatch(batchSize: 1, length: 513, inputs: long, targets: long))
+        }
+    }
+}
