@@ -40,13 +40,16 @@ struct Llama2cTests {
     @Test("the KV cache gives the same logits as a full forward pass")
     func cacheMatchesFullForward() throws {
         let loaded = try ModelFile.load(SharedReal.model, tokenizer: SharedReal.tokenizer, ledger: MemoryLedger())
-        let m = loaded.model, tokens: [Int32] = [1, 403, 407, 261, 378, 432, 383]
+        let m = loaded.model, v = m.config.vocabSize
+        var sampler = Sampler(temperature: 0.9, seed: 3)
+        let tokens = [1] + (try m.generate(prompt: [1], maxNewTokens: 104, sampler: &sampler))
         let full = try m.logits(TokenBatch(batchSize: 1, length: tokens.count, inputs: tokens, targets: tokens))
         let cache = KVCache(config: m.config, capacity: tokens.count, ledger: MemoryLedger())
-        var incremental = try m.nextTokenLogits(Array(tokens[0..<3]), cache: cache)  // a prefill of 3, then one by one
-        let v = m.config.vocabSize
-        #expect(zip(incremental, full[2 * v..<3 * v]).allSatisfy { abs($0 - $1) < 1e-4 })
-        for t in 3..<tokens.count {
+        // A prefill longer than one attention query block, then one token at a time.
+        let prefill = 100
+        var incremental = try m.nextTokenLogits(Array(tokens[0..<prefill]), cache: cache)
+        #expect(zip(incremental, full[(prefill - 1) * v..<prefill * v]).allSatisfy { abs($0 - $1) < 1e-4 })
+        for t in prefill..<tokens.count {
             incremental = try m.nextTokenLogits([tokens[t]], cache: cache)
             #expect(zip(incremental, full[t * v..<(t + 1) * v]).allSatisfy { abs($0 - $1) < 1e-4 })
         }

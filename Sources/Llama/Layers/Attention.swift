@@ -36,8 +36,12 @@ public struct AttentionShape: Sendable {
 /// backward recomputes them from the saved log-sum-exp of each row (as FlashAttention does), so
 /// saved memory is O(T) per head, not O(T²).
 public enum Attention {
+    /// Query rows per block: a block of rows only multiplies the keys its last row can see, which
+    /// skips most of the masked upper triangle.
+    static let queryBlock = 64
+
     /// q [B·Tq, H·E], k and v [B·Tk, K·E] → out [B·Tq, H·E]; lse [B, H, Tq] if given.
-    /// Query head h reads kv head h / (H/K). Cost: 4·B·H·Tq·Tk·E FLOPs in GEMM.
+    /// Query head h reads kv head h / (H/K). Cost: ≈ 2·B·H·Tq·Tk·E FLOPs in GEMM when causal.
     public static func forward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?, _ s: AttentionShape
@@ -47,13 +51,15 @@ public enum Attention {
         nonisolated(unsafe) let (q, k, v, out, lse) = (q, k, v, out, lse)  // each (b, h) writes its own out columns and lse rows
         forEachHead(s, scratchMatrices: 1) { b, h, scores in
             let kvh = h / (s.heads / s.kvHeads)
-            let qh = q + b * tq * qStride + h * e
             let kh = k + b * tk * kvStride + kvh * e, vh = v + b * tk * kvStride + kvh * e
-            GEMM.multiply(m: tq, n: tk, k: e, qh, lda: qStride, kh, ldb: kvStride, transB: true,
-                          scores, ldc: tk, alpha: s.scale)
-            softmaxRows(scores, s, lse: lse.map { $0 + (b * s.heads + h) * tq })
-            GEMM.multiply(m: tq, n: e, k: tk, scores, lda: tk, vh, ldb: kvStride,
-                          out + b * tq * qStride + h * e, ldc: qStride)
+            for rows in blocks(s) {
+                let m = rows.count, n = s.visibleKeys(rows.upperBound - 1)
+                let qOff = (b * tq + rows.lowerBound) * qStride + h * e
+                GEMM.multiply(m: m, n: n, k: e, q + qOff, lda: qStride, kh, ldb: kvStride, transB: true,
+                              scores, ldc: n, alpha: s.scale)
+                softmaxRows(scores, s, rows: rows, width: n, lse: lse.map { $0 + (b * s.heads + h) * tq })
+                GEMM.multiply(m: m, n: e, k: n, scores, lda: n, vh, ldb: kvStride, out + qOff, ldc: qStride)
+            }
         }
     }
 
@@ -71,34 +77,42 @@ public enum Attention {
         // by kv head so that no two tasks write the same columns.
         nonisolated(unsafe) let (dOut, q, k, v, lse, dq, dk, dv) = (dOut, q, k, v, lse, dq, dk, dv)
         forEachHead(s, scratchMatrices: 2) { b, h, scratch in
-            let p = scratch, dp = scratch + tq * tk
-            let kvh = h / (s.heads / s.kvHeads)
-            let qOff = b * tq * qStride + h * e, kvOff = b * tk * kvStride + kvh * e
-            GEMM.multiply(m: tq, n: tk, k: e, q + qOff, lda: qStride, k + kvOff, ldb: kvStride, transB: true,
-                          p, ldc: tk, alpha: s.scale)
-            exponentiate(p, s, lse: lse + (b * s.heads + h) * tq)
-            GEMM.multiply(m: tq, n: tk, k: e, dOut + qOff, lda: qStride, v + kvOff, ldb: kvStride, transB: true,
-                          dp, ldc: tk)
-            GEMM.multiply(m: tk, n: e, k: tq, p, lda: tk, transA: true, dOut + qOff, ldb: qStride,
-                          dv + kvOff, ldc: kvStride, beta: 1)
-            softmaxBackwardRows(p, dp, s)
-            GEMM.multiply(m: tq, n: e, k: tk, dp, lda: tk, k + kvOff, ldb: kvStride,
-                          dq + qOff, ldc: qStride, alpha: s.scale)
-            GEMM.multiply(m: tk, n: e, k: tq, dp, lda: tk, transA: true, q + qOff, ldb: qStride,
-                          dk + kvOff, ldc: kvStride, alpha: s.scale, beta: 1)
+            let kvh = h / (s.heads / s.kvHeads), kvOff = b * tk * kvStride + kvh * e
+            for rows in blocks(s) {
+                let m = rows.count, n = s.visibleKeys(rows.upperBound - 1)
+                let p = scratch, dp = scratch + m * n
+                let qOff = (b * tq + rows.lowerBound) * qStride + h * e
+                GEMM.multiply(m: m, n: n, k: e, q + qOff, lda: qStride, k + kvOff, ldb: kvStride, transB: true,
+                              p, ldc: n, alpha: s.scale)
+                exponentiate(p, s, rows: rows, width: n, lse: lse + (b * s.heads + h) * tq)
+                GEMM.multiply(m: m, n: n, k: e, dOut + qOff, lda: qStride, v + kvOff, ldb: kvStride, transB: true,
+                              dp, ldc: n)
+                GEMM.multiply(m: n, n: e, k: m, p, lda: n, transA: true, dOut + qOff, ldb: qStride,
+                              dv + kvOff, ldc: kvStride, beta: 1)
+                softmaxBackwardRows(p, dp, s, rows: rows, width: n)
+                GEMM.multiply(m: m, n: e, k: n, dp, lda: n, k + kvOff, ldb: kvStride,
+                              dq + qOff, ldc: qStride, alpha: s.scale)
+                GEMM.multiply(m: n, n: e, k: m, dp, lda: n, transA: true, q + qOff, ldb: qStride,
+                              dk + kvOff, ldc: kvStride, alpha: s.scale, beta: 1)
+            }
         }
+    }
+
+    /// The query-row blocks of one (sequence, head).
+    private static func blocks(_ s: AttentionShape) -> [Range<Int>] {
+        stride(from: 0, to: s.queries, by: queryBlock).map { $0..<min(s.queries, $0 + queryBlock) }
     }
 
     /// Runs `body(b, h, scratch)` for every (sequence, query head), in parallel over
     /// (sequence, kv head) groups, with BLAS single-threaded inside. Each task owns a scratch of
-    /// `scratchMatrices` Tq×Tk matrices.
+    /// `scratchMatrices` matrices of one query block's scores.
     private static func forEachHead(
         _ s: AttentionShape, scratchMatrices: Int, _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void
     ) {
         let groups = s.batch * s.kvHeads, perGroup = s.heads / s.kvHeads
         GEMM.withSingleThreadedBLAS {
             Parallel.forEachChunk(groups, grain: 1) { range in
-                let scratch = AlignedBuffer<Float>(count: scratchMatrices * s.scoreCount, category: .workspace)
+                let scratch = AlignedBuffer<Float>(count: scratchMatrices * min(queryBlock, s.queries) * s.keys, category: .workspace)
                 for g in range {
                     let b = g / s.kvHeads, kvh = g % s.kvHeads
                     for h in kvh * perGroup..<(kvh + 1) * perGroup { body(b, h, scratch.pointer) }
@@ -107,11 +121,12 @@ public enum Attention {
         }
     }
 
-    /// Row-wise causal softmax in place; masked entries become 0.
-    private static func softmaxRows(_ x: UnsafeMutablePointer<Float>, _ s: AttentionShape, lse: UnsafeMutablePointer<Float>?) {
-        let tk = s.keys
-        for i in 0..<s.queries {
-            let row = x + i * tk, n = s.visibleKeys(i)
+    /// Row-wise causal softmax in place over a block of rows `width` wide; masked entries become 0.
+    private static func softmaxRows(
+        _ x: UnsafeMutablePointer<Float>, _ s: AttentionShape, rows: Range<Int>, width tk: Int, lse: UnsafeMutablePointer<Float>?
+    ) {
+        for i in rows {
+            let row = x + (i - rows.lowerBound) * tk, n = s.visibleKeys(i)
             let m = Vector.max(row, n)
             var sum: Float = 0
             for j in 0..<n {
@@ -127,20 +142,23 @@ public enum Attention {
     }
 
     /// Scores → probabilities from the saved log-sum-exp; masked entries become 0.
-    private static func exponentiate(_ x: UnsafeMutablePointer<Float>, _ s: AttentionShape, lse: UnsafePointer<Float>) {
-        let tk = s.keys
-        for i in 0..<s.queries {
-            let row = x + i * tk, n = s.visibleKeys(i), l = lse[i]
+    private static func exponentiate(
+        _ x: UnsafeMutablePointer<Float>, _ s: AttentionShape, rows: Range<Int>, width tk: Int, lse: UnsafePointer<Float>
+    ) {
+        for i in rows {
+            let row = x + (i - rows.lowerBound) * tk, n = s.visibleKeys(i), l = lse[i]
             for j in 0..<n { row[j] = FastMath.exp(row[j] - l) }
             for j in n..<tk { row[j] = 0 }
         }
     }
 
     /// dp ← p ⊙ (dp − Σⱼ p·dp), row by row.
-    private static func softmaxBackwardRows(_ p: UnsafePointer<Float>, _ dp: UnsafeMutablePointer<Float>, _ s: AttentionShape) {
-        let tk = s.keys
-        for i in 0..<s.queries {
-            let pr = p + i * tk, dr = dp + i * tk, n = s.visibleKeys(i)
+    private static func softmaxBackwardRows(
+        _ p: UnsafePointer<Float>, _ dp: UnsafeMutablePointer<Float>, _ s: AttentionShape, rows: Range<Int>, width tk: Int
+    ) {
+        for i in rows {
+            let r = i - rows.lowerBound
+            let pr = p + r * tk, dr = dp + r * tk, n = s.visibleKeys(i)
             let c = Vector.dot(pr, dr, n)
             for j in 0..<n { dr[j] = pr[j] * (dr[j] - c) }
             for j in n..<tk { dr[j] = 0 }
