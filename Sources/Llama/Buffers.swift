@@ -79,8 +79,9 @@ struct Workspace {
     let logits: UnsafeMutablePointer<Float>
     let logitsChunkRows: Int
     /// Backward only: [N, D] residual-stream gradient, [N, D] gradient into a norm output,
-    /// [N, H·E] dq, [N, K·E] dk and dv, [N, F] d(hidden) then d(gate).
-    let dResidual, dNormed, dq, dk, dv, dHidden: UnsafeMutablePointer<Float>?
+    /// [N, H·E] dq, [N, K·E] dk and dv, [N, F] d(hidden) and d(gate) (apart, so the SwiGLU
+    /// backward loop has no aliasing and vectorises).
+    let dResidual, dNormed, dq, dk, dv, dHidden, dGate: UnsafeMutablePointer<Float>?
 
     /// - Parameter logitsRows: the most rows of logits one chunk may hold; chunks are made equal.
     init(_ c: LlamaConfig, _ s: PassShape, logitsRows: Int, backward: Bool, ledger: MemoryLedger) {
@@ -89,7 +90,7 @@ struct Workspace {
         let chunk = (n + chunks - 1) / chunks
         var counts = [n * c.dim, n * c.ffnDim, chunk * c.vocabSize]
         if backward {
-            counts += [n * c.dim, n * c.dim, n * c.dim, n * c.kvDim, n * c.kvDim, n * c.ffnDim]
+            counts += [n * c.dim, n * c.dim, n * c.dim, n * c.kvDim, n * c.kvDim, n * c.ffnDim, n * c.ffnDim]
         }
         arena = Arena(counts, category: .workspace, ledger: ledger)
         normed = arena.take(n * c.dim)
@@ -102,6 +103,7 @@ struct Workspace {
         dk = backward ? arena.take(n * c.kvDim) : nil
         dv = backward ? arena.take(n * c.kvDim) : nil
         dHidden = backward ? arena.take(n * c.ffnDim) : nil
+        dGate = backward ? arena.take(n * c.ffnDim) : nil
     }
 }
 

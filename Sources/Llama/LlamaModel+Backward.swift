@@ -60,14 +60,14 @@ extension LlamaModel {
         rope: RoPE, _ ws: Workspace, _ sink: any GradientSink
     ) {
         let p = layout.layers[l], c = config, n = s.rows
-        let dNormed = ws.dNormed!, dHidden = ws.dHidden!, dq = ws.dq!, dk = ws.dk!, dv = ws.dv!
+        let dNormed = ws.dNormed!, dHidden = ws.dHidden!, dGate = ws.dGate!, dq = ws.dq!, dk = ws.dk!, dv = ws.dv!
 
         // MLP: out = h + down(SiLU(gate(x̂)) ⊙ up(x̂)), x̂ = norm(h).
         withFloats(p.ffnNorm) { w in RMSNorm.apply(a.residualMid, w, rstd: a.rstdFFN, ws.normed, rows: n, dim: c.dim) }
         SwiGLU.forward(gate: a.gate, up: a.up, ws.hidden, count: n * c.ffnDim)
         projectBackward(p.down, dy: dx, x: ws.hidden, rows: n, dx: dHidden, accumulate: false, sink)
-        SwiGLU.backward(dHidden, gate: a.gate, up: a.up, dGate: dHidden, dUp: ws.hidden, count: n * c.ffnDim)
-        projectBackward(p.gate, dy: dHidden, x: ws.normed, rows: n, dx: dNormed, accumulate: false, sink)
+        SwiGLU.backward(dHidden, gate: a.gate, up: a.up, dGate: dGate, dUp: ws.hidden, count: n * c.ffnDim)
+        projectBackward(p.gate, dy: dGate, x: ws.normed, rows: n, dx: dNormed, accumulate: false, sink)
         projectBackward(p.up, dy: ws.hidden, x: ws.normed, rows: n, dx: dNormed, accumulate: true, sink)
         withFloats(p.ffnNorm) { w in
             RMSNorm.backward(dNormed, a.residualMid, w, rstd: a.rstdFFN, dx: dx,

@@ -12,8 +12,8 @@ public enum SwiGLU {
         }
     }
 
-    /// With σ = σ(g): du = dh·g·σ, dg = dh·u·σ·(1 + g·(1 − σ)). Writes (does not accumulate);
-    /// `dg` may alias `dh` and `du` may alias nothing else.
+    /// With σ = σ(g): du = dh·g·σ, dg = dh·u·σ·(1 + g·(1 − σ)). Writes (does not accumulate).
+    /// `dg` and `du` must not overlap the inputs: with overlap the loop does not vectorise.
     public static func backward(
         _ dh: UnsafePointer<Float>, gate g: UnsafePointer<Float>, up u: UnsafePointer<Float>,
         dGate dg: UnsafeMutablePointer<Float>, dUp du: UnsafeMutablePointer<Float>, count: Int
