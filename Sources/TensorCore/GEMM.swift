@@ -28,7 +28,9 @@ public enum GEMM {
         cblas_sgemm(
             CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
             Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-        counters.record(flops: 2 * m * n * k, nanoseconds: monotonicNanoseconds() - start)
+        // Inside a parallel region the region's wall time is counted once, not each task's.
+        let elapsed = counters.parallelRegion.load(ordering: .relaxed) ? 0 : monotonicNanoseconds() - start
+        counters.record(flops: 2 * m * n * k, nanoseconds: elapsed)
     }
 
     /// Sets the number of OpenBLAS threads (and ``Parallel/threadCount`` with it).
@@ -40,9 +42,16 @@ public enum GEMM {
     /// Runs `body` with OpenBLAS on one thread, for GEMMs issued from several ``Parallel`` tasks at
     /// once (OpenBLAS must not start its own threads inside a Dispatch task), then restores
     /// ``Parallel/threadCount`` BLAS threads.
+    /// The region's wall time counts as GEMM time (its other work is small next to its GEMMs).
     public static func withSingleThreadedBLAS<R>(_ body: () throws -> R) rethrows -> R {
         openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(Int32(Parallel.threadCount)) }
+        counters.parallelRegion.store(true, ordering: .relaxed)
+        let start = monotonicNanoseconds()
+        defer {
+            counters.parallelRegion.store(false, ordering: .relaxed)
+            counters.record(flops: 0, nanoseconds: monotonicNanoseconds() - start)
+            openblas_set_num_threads(Int32(Parallel.threadCount))
+        }
         return try body()
     }
 
@@ -59,6 +68,7 @@ public enum GEMM {
     private final class Counters: Sendable {
         let flops = Atomic<Int>(0)
         let nanos = Atomic<Int>(0)
+        let parallelRegion = Atomic<Bool>(false)
         func record(flops f: Int, nanoseconds t: Int) {
             flops.add(f, ordering: .relaxed)
             nanos.add(t, ordering: .relaxed)
