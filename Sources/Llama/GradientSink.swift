@@ -24,14 +24,9 @@ public final class GradientSlab: GradientSink {
         slab = AlignedBuffer(count: layout.totalCount, category: .gradients, ledger: ledger)
     }
 
-    public func view(_ id: ParameterID) -> UnsafeMutableBufferPointer<Float> {
-        let p = layout.parameters[id]
-        return slab.slice(p.offset, p.count)
-    }
+    public func view(_ id: ParameterID) -> UnsafeMutableBufferPointer<Float> { layout.view(id, in: slab) }
 
-    public func accumulator(for id: ParameterID) -> UnsafeMutablePointer<Float> {
-        slab.pointer + layout.parameters[id].offset
-    }
+    public func accumulator(for id: ParameterID) -> UnsafeMutablePointer<Float> { view(id).baseAddress! }
 
     public func finish(_ id: ParameterID) {}
 

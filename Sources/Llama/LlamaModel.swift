@@ -55,9 +55,6 @@ public final class LlamaModel {
         return b
     }
 
-    /// Frees the buffers kept between passes (they are rebuilt on the next pass).
-    public func releaseBuffers() { cachedBuffers = [:] }
-
     // MARK: - Forward-only
 
     /// Mean next-token loss of `batch`, keeping no activations: memory is the weights, one layer's

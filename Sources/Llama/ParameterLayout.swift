@@ -1,3 +1,5 @@
+import TensorCore
+
 /// Index of one parameter tensor in a ``ParameterLayout``.
 public typealias ParameterID = Int
 
@@ -76,5 +78,8 @@ public struct ParameterLayout: Sendable, Equatable {
     /// Number of trainable values (padding excluded).
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
 
-    public func id(named name: String) -> ParameterID? { parameters.firstIndex { $0.name == name } }
+    /// Parameter `id`'s part of a slab laid out by this layout (weights, gradients, optimizer state).
+    public func view(_ id: ParameterID, in slab: AlignedBuffer<Float>) -> UnsafeMutableBufferPointer<Float> {
+        slab.slice(parameters[id].offset, parameters[id].count)
+    }
 }

@@ -25,10 +25,7 @@ public final class FP32ParameterStore: ParameterStore {
     }
 
     /// The fp32 view of one parameter.
-    public func view(_ id: ParameterID) -> UnsafeMutableBufferPointer<Float> {
-        let p = layout.parameters[id]
-        return slab.slice(p.offset, p.count)
-    }
+    public func view(_ id: ParameterID) -> UnsafeMutableBufferPointer<Float> { layout.view(id, in: slab) }
 
     public func withFloats<R>(_ id: ParameterID, _ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         try body(UnsafeBufferPointer(view(id)))

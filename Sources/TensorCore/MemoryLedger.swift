@@ -56,14 +56,6 @@ public final class MemoryLedger: Sendable {
         }
     }
 
-    /// Forget peaks: they restart from the current values (e.g. after loading, before a measured step).
-    public func resetPeaks() {
-        state.withLock { s in
-            s.peak = s.current
-            s.peakTotal = s.total
-        }
-    }
-
     public func snapshot() -> Snapshot {
         state.withLock { s in Snapshot(current: s.current, peak: s.peak, peakTotal: s.peakTotal) }
     }

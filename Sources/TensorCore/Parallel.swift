@@ -33,16 +33,3 @@ public enum Parallel {
         }
     }
 }
-
-/// A raw pointer that may cross into a parallel loop. Safe only when tasks touch disjoint elements;
-/// every use says why it is.
-public struct SendablePointer<Element>: @unchecked Sendable {
-    public let base: UnsafeMutablePointer<Element>
-    @inlinable public init(_ base: UnsafeMutablePointer<Element>) { self.base = base }
-    @inlinable public init(_ base: UnsafePointer<Element>) { self.base = UnsafeMutablePointer(mutating: base) }
-    @inlinable public subscript(i: Int) -> Element {
-        get { base[i] }
-        nonmutating set { base[i] = newValue }
-    }
-    @inlinable public static func + (p: SendablePointer, n: Int) -> UnsafeMutablePointer<Element> { p.base + n }
-}

@@ -27,28 +27,4 @@ public enum Vector {
         for i in 0..<n { m = x[i] > m ? x[i] : m }
         return m
     }
-
-    /// y += a·x, in parallel.
-    public static func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-        nonisolated(unsafe) let (x, y) = (x, y)  // chunks are disjoint
-        Parallel.forEachChunk(n, grain: 1 << 15) { r in
-            for i in r { y[i] = Relaxed.multiplyAdd(a, x[i], y[i]) }
-        }
-    }
-
-    /// Σ xᵢ² over a large array, in parallel (partial sums per chunk, added in chunk order).
-    public static func parallelSumOfSquares(_ x: UnsafePointer<Float>, _ n: Int) -> Double {
-        let chunks = Swift.max(1, Swift.min(64, n / (1 << 16)))
-        var partial = [Double](repeating: 0, count: chunks)
-        partial.withUnsafeMutableBufferPointer { p in
-            nonisolated(unsafe) let (x, p) = (x, p.baseAddress!)  // one slot per chunk
-            Parallel.forEachChunk(chunks, grain: 1) { r in
-                for c in r {
-                    let lo = n * c / chunks, hi = n * (c + 1) / chunks
-                    p[c] = Double(sumOfSquares(x + lo, hi - lo))
-                }
-            }
-        }
-        return partial.reduce(0, +)
-    }
 }

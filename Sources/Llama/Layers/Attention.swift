@@ -25,8 +25,6 @@ public struct AttentionShape: Sendable {
         self.queryOffset = queryOffset
     }
 
-    /// Floats of one Tq×Tk score matrix (the workspace each of forward's and backward's matrices needs).
-    public var scoreCount: Int { queries * keys }
     var scale: Float { 1 / Float(headDim).squareRoot() }
     func visibleKeys(_ i: Int) -> Int { min(keys, i + queryOffset + 1) }
 }
