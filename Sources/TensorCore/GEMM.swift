@@ -21,7 +21,8 @@ public enum GEMM {
     ) {
         guard m > 0, n > 0 else { return }
         if k == 0 {
-            if beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } } }
+            // BLAS semantics: beta = 0 overwrites C (NaNs included).
+            if beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j] * beta } } }
             return
         }
         let start = monotonicNanoseconds()

@@ -24,6 +24,17 @@ struct KernelTests {
         }
     }
 
+    @Test("an empty inner dimension scales C by beta, and beta = 0 overwrites NaN")
+    func emptyInnerDimension() {
+        var c: [Float] = [.nan, 2, 3, 4]
+        let none: [Float] = [0]
+        GEMM.multiply(m: 2, n: 2, k: 0, none, lda: 1, none, ldb: 2, &c, ldc: 2, beta: 0)
+        #expect(c == [0, 0, 0, 0])
+        c = [1, 2, 3, 4]
+        GEMM.multiply(m: 2, n: 2, k: 0, none, lda: 1, none, ldb: 2, &c, ldc: 2, beta: 0.5)
+        #expect(c == [0.5, 1, 1.5, 2])
+    }
+
     @Test("fast exp stays within 2e-7 relative of libm")
     func exp() {
         var worst: Double = 0
