@@ -16,66 +16,50 @@ public struct FormatError: Error, CustomStringConvertible, Equatable {
     public var description: String { "\(file): \(problem). \(fix)" }
 }
 
-/// The bytes of a file, memory-mapped, with bounds-checked little-endian reads.
+/// Bounds-checked little-endian reads from a memory-mapped file; every read names what it reads,
+/// so a short or corrupted file gives an error that says where.
 struct BinaryReader {
-    let path: String
-    let bytes: [UInt8]
+    let file: MappedFile
     var position = 0
 
-    init(path: String) throws {
-        self.path = path
-        guard let data = FileBytes.read(path) else {
-            throw FormatError(file: path, problem: "cannot open the file", fix: "Check that the path exists and is readable.")
-        }
-        bytes = data
+    init(path: String) throws { file = try MappedFile(path: path) }
+
+    var path: String { file.path }
+    var count: Int { file.bytes.count }
+    var remaining: Int { count - position }
+
+    mutating func read<T: FixedWidthInteger>(_: T.Type, _ what: @autoclosure () -> String) throws -> T {
+        try need(MemoryLayout<T>.size, what())
+        defer { position += MemoryLayout<T>.size }
+        return T(littleEndian: file.bytes.loadUnaligned(fromByteOffset: position, as: T.self))
     }
 
-    var remaining: Int { bytes.count - position }
+    mutating func int32(_ what: @autoclosure () -> String) throws -> Int32 { try read(Int32.self, what()) }
 
-    mutating func int32(_ what: String) throws -> Int32 {
-        try need(4, what)
-        defer { position += 4 }
-        return bytes.withUnsafeBytes { Int32(littleEndian: $0.loadUnaligned(fromByteOffset: position, as: Int32.self)) }
+    mutating func float32(_ what: @autoclosure () -> String) throws -> Float {
+        Float(bitPattern: try read(UInt32.self, what()))
     }
 
-    mutating func float32(_ what: String) throws -> Float {
-        Float(bitPattern: UInt32(bitPattern: try int32(what)))
-    }
-
-    mutating func bytes(_ n: Int, _ what: String) throws -> ArraySlice<UInt8> {
-        try need(n, what)
+    /// `n` bytes at the current position.
+    mutating func bytes(_ n: Int, _ what: @autoclosure () -> String) throws -> UnsafeRawBufferPointer {
+        try need(n, what())
         defer { position += n }
-        return bytes[position..<position + n]
+        return UnsafeRawBufferPointer(rebasing: file.bytes[position..<position + n])
     }
 
     /// Copies `count` little-endian floats into `out`.
-    mutating func floats(into out: UnsafeMutablePointer<Float>, count: Int, _ what: String) throws {
-        try need(count * 4, what)
-        bytes.withUnsafeBytes { raw in
-            UnsafeMutableRawPointer(out).copyMemory(from: raw.baseAddress! + position, byteCount: count * 4)
-        }
-        position += count * 4
+    mutating func floats(into out: UnsafeMutablePointer<Float>, count: Int, _ what: @autoclosure () -> String) throws {
+        let raw = try bytes(count * 4, what())
+        UnsafeMutableRawPointer(out).copyMemory(from: raw.baseAddress!, byteCount: count * 4)
     }
 
-    mutating func skip(_ n: Int, _ what: String) throws {
-        try need(n, what)
-        position += n
-    }
+    mutating func skip(_ n: Int, _ what: @autoclosure () -> String) throws { _ = try bytes(n, what()) }
 
-    private func need(_ n: Int, _ what: String) throws {
+    func need(_ n: Int, _ what: String) throws {
         if n < 0 || n > remaining {
             throw FormatError(
-                file: path, problem: "the file ends at byte \(bytes.count) while reading \(what) (needs \(n) bytes at offset \(position))",
+                file: path, problem: "the file ends at byte \(count) while reading \(what) (needs \(n) bytes at offset \(position))",
                 fix: "The file is truncated or not in this format; download or export it again.")
         }
-    }
-}
-
-import Foundation
-
-enum FileBytes {
-    static func read(_ path: String) -> [UInt8]? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        return [UInt8](data)
     }
 }

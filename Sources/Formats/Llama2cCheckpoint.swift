@@ -25,10 +25,10 @@ public enum Llama2cCheckpoint {
         let ropeTables = c.maxSequenceLength * c.headDim  // freq_cis_real + freq_cis_imag
         let floats = c.vocabSize * c.dim * (c.tiedEmbeddings ? 1 : 2) + L * perLayer + c.dim + ropeTables
         let expected = 28 + 4 * floats
-        guard expected == r.bytes.count else {
+        guard expected == r.count else {
             throw FormatError(
-                file: path, problem: "header \(h) implies \(expected) bytes but the file has \(r.bytes.count)",
-                fix: r.bytes.count < expected ? "The file is truncated; download it again."
+                file: path, problem: "header \(h) implies \(expected) bytes but the file has \(r.count)",
+                fix: r.count < expected ? "The file is truncated; download it again."
                     : "The file has extra bytes: it is not a version-0 llama2.c checkpoint (export it with legacy_export).")
         }
         let layout = ParameterLayout(config)
