@@ -8,12 +8,14 @@ struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate text from a model with a KV cache (greedy at temperature 0).")
 
-    @Option(help: "Model file (llama2.c .bin).")
+    @Option(help: "Model: a GGUF file or a llama2.c .bin.")
     var model: String
-    @Option(help: "Tokenizer file (llama2.c tokenizer.bin).")
+    @Option(help: "Tokenizer file (llama2.c tokenizer.bin; other formats carry their own).")
     var tokenizer: String?
-    @Option(help: "Text to continue; it is echoed before the continuation.")
+    @Option(help: "Text to continue (echoed before the continuation), or with --chat the user's message.")
     var prompt = ""
+    @Flag(help: "Treat --prompt as a user message in the model's chat template and print only the reply.")
+    var chat = false
     @Option(help: "Sampling temperature; 0 is greedy.")
     var temperature: Float = 1.0
     @Option(name: .customLong("top-p"), help: "Nucleus sampling: keep the smallest set of tokens with this much probability.")
@@ -35,11 +37,22 @@ struct Generate: ParsableCommand {
         GEMM.setThreads(threads)
         let loaded = try ModelFile.load(model, tokenizer: tokenizer)
         let m = loaded.model, tok = loaded.tokenizer
-        let promptIDs = (tok.bos.map { [$0] } ?? []) + tok.encode(prompt)
+        var text = prompt
+        if chat {
+            guard let template = loaded.chatTemplate else {
+                throw ValidationError("\(model) names no chat template; supported templates: \(ChatTemplate.supportedNames.joined(separator: ", "))")
+            }
+            text = template.render([ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true)
+        }
+        let promptIDs = (tok.bos.map { [$0] } ?? []) + tok.encode(text)
         guard !promptIDs.isEmpty else { throw ValidationError("the prompt is empty and the tokenizer has no BOS token") }
         var sampler = Sampler(temperature: temperature, topP: topP, seed: seed)
         let out = FileHandle.standardOutput
-        for (i, id) in promptIDs.enumerated().dropFirst() { out.write(Data(tok.decode(id, after: promptIDs[i - 1]))) }
+        if !chat {
+            for (i, id) in promptIDs.enumerated() where i > 0 || tok.bos == nil {
+                out.write(Data(tok.decode(id, after: i > 0 ? promptIDs[i - 1] : nil)))
+            }
+        }
         var previous = promptIDs.last!
         try m.generate(prompt: promptIDs, maxNewTokens: maxTokens, sampler: &sampler, stop: tok.stopTokens) { id in
             out.write(Data(tok.decode(id, after: previous)))

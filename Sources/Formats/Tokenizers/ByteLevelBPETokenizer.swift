@@ -1,0 +1,126 @@
+import Synchronization
+
+/// Byte-level BPE (GPT-2, Llama 3, SmolLM): text is split into pieces (special tokens, then the
+/// GPT-2 pattern), each piece's UTF-8 bytes are written as GPT-2's printable "byte characters", and
+/// merges are applied lowest rank first.
+public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
+    public let tokens: [String]
+    public let vocabularySize: Int
+    public let bos: Int32?
+    public let stopTokens: Set<Int32>
+    /// Tokens matched verbatim in text before splitting (control and user-defined tokens).
+    public let specialTokens: [String: Int32]
+    private let ids: [String: Int32]
+    /// (left id, right id) → (rank, merged id)
+    private let merges: [UInt64: (rank: Int32, id: Int32)]
+    /// The token of each byte; nil for bytes the vocabulary lacks (never seen in training, e.g. 0xFF),
+    /// which are dropped as Hugging Face's BPE without an unknown token drops them.
+    private let byteIDs: [Int32?]
+    private let split: GPT2Split
+    private let specialsByLength: [(String, Int32)]
+    /// Encodings of pieces seen before (`@unchecked Sendable`: only touched under this lock).
+    private let cache = Mutex<[Substring: [Int32]]>([:])
+
+    /// - Parameters:
+    ///   - merges: "left right" pairs, best first.
+    ///   - special: ids to match verbatim in text and to decode as their text.
+    public init(tokens: [String], merges: [String], special: Set<Int32>, bos: Int32?, stop: Set<Int32>,
+                isolateDigits: Bool, file: String) throws {
+        self.tokens = tokens
+        vocabularySize = tokens.count
+        self.bos = bos
+        stopTokens = stop
+        var ids: [String: Int32] = [:]
+        for (i, t) in tokens.enumerated() where ids[t] == nil { ids[t] = Int32(i) }
+        self.ids = ids
+        var table: [UInt64: (Int32, Int32)] = [:]
+        for (rank, m) in merges.enumerated() {
+            let parts = m.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, let a = ids[String(parts[0])], let b = ids[String(parts[1])],
+                  let merged = ids[String(parts[0]) + String(parts[1])] else {
+                throw FormatError(file: file, problem: "merge \(rank) '\(m)' names tokens that are not in the vocabulary",
+                                  fix: "The tokenizer is corrupted.")
+            }
+            let key = UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b))
+            if table[key] == nil { table[key] = (Int32(rank), merged) }
+        }
+        self.merges = table
+        byteIDs = (0..<256).map { ids[String(ByteLevel.character(UInt8($0)))] }
+        guard byteIDs.filter({ $0 != nil }).count >= 128 else {
+            throw FormatError(file: file, problem: "fewer than half of the 256 byte characters are tokens",
+                              fix: "This is not a byte-level BPE vocabulary.")
+        }
+        specialTokens = Dictionary(special.map { (tokens[Int($0)], $0) }, uniquingKeysWith: { a, _ in a })
+        specialsByLength = specialTokens.sorted { $0.key.utf8.count > $1.key.utf8.count }.filter { !$0.key.isEmpty }
+        split = GPT2Split(isolateDigits: isolateDigits)
+    }
+
+    public func encode(_ text: String) -> [Int32] {
+        var out: [Int32] = []
+        var rest = text[...]
+        while !rest.isEmpty {
+            // The earliest special token (longest at a tie), or the end.
+            var cut = rest.endIndex, found: (String, Int32)?
+            if !specialsByLength.isEmpty {
+                var i = rest.startIndex
+                search: while i < rest.endIndex {
+                    for (s, id) in specialsByLength where rest[i...].hasPrefix(s) {
+                        cut = i
+                        found = (s, id)
+                        break search
+                    }
+                    i = rest.index(after: i)
+                }
+            }
+            for piece in split.split(rest[..<cut]) { out += encodePiece(piece) }
+            guard let (s, id) = found else { break }
+            out.append(id)
+            rest = rest[rest.index(cut, offsetBy: s.count)...]
+        }
+        return out
+    }
+
+    private func encodePiece(_ piece: Substring) -> [Int32] {
+        if let hit = cache.withLock({ $0[piece] }) { return hit }
+        var symbols = piece.utf8.compactMap { byteIDs[Int($0)] }
+        while symbols.count > 1 {
+            var best: (rank: Int32, index: Int, id: Int32)?
+            for i in 0..<symbols.count - 1 {
+                let key = UInt64(UInt32(bitPattern: symbols[i])) << 32 | UInt64(UInt32(bitPattern: symbols[i + 1]))
+                if let m = merges[key], best == nil || m.rank < best!.rank { best = (m.rank, i, m.id) }
+            }
+            guard let b = best else { break }
+            symbols[b.index] = b.id
+            symbols.remove(at: b.index + 1)
+        }
+        cache.withLock { $0[piece] = symbols }
+        return symbols
+    }
+
+    public func decode(_ id: Int32, after previous: Int32?) -> [UInt8] {
+        let token = tokens[Int(id)]
+        if specialTokens[token] == id { return Array(token.utf8) }
+        return token.unicodeScalars.compactMap { ByteLevel.byte($0) }
+    }
+}
+
+/// GPT-2's reversible map between bytes and printable characters: printable Latin-1 bytes stand
+/// for themselves, the others for U+0100 onwards in byte order.
+enum ByteLevel {
+    private static let table: [Unicode.Scalar] = {
+        var printable = Array(33...126) + Array(161...172) + Array(174...255)
+        var scalars = [Unicode.Scalar](repeating: " ", count: 256)
+        for b in printable { scalars[b] = Unicode.Scalar(UInt8(b)) }
+        var next: UInt32 = 256
+        for b in 0..<256 where !printable.contains(b) {
+            scalars[b] = Unicode.Scalar(next)!
+            next += 1
+            printable.append(b)
+        }
+        return scalars
+    }()
+    private static let inverse: [UInt32: UInt8] = Dictionary(uniqueKeysWithValues: table.enumerated().map { ($1.value, UInt8($0)) })
+
+    static func character(_ b: UInt8) -> Character { Character(table[Int(b)]) }
+    static func byte(_ c: Unicode.Scalar) -> UInt8? { inverse[c.value] }
+}
