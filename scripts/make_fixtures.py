@@ -1,19 +1,24 @@
 #!/usr/bin/env python3
-"""Writes PyTorch reference fixtures for LeanTune's parity tests (llm.c's test_gpt2 pattern).
+"""Writes reference fixtures for LeanTune's parity tests. Run by hand; the outputs are committed
+under Tests/Fixtures:
 
-Run by hand (needs `pip install torch`); the outputs are committed under Tests/Fixtures:
+    pip install torch gguf tokenizers
+    python3 scripts/make_fixtures.py            # model parity (torch) and GGUF blocks (gguf)
+    python3 scripts/make_fixtures.py --smollm2 cache/SmolLM2-135M-Instruct.Q4_1.gguf   # tokenizer ids too
 
-    python3 scripts/make_fixtures.py
-
-For each tiny configuration it builds a random Llama (parameters drawn in float32, math in
-float64), runs one batch with a masked target, and records the inputs, logits, mean loss and the
-gradient of every parameter, under the Hugging Face parameter names LeanTune uses.
+Model parity (llm.c's test_gpt2 pattern): for each tiny configuration a random Llama (parameters
+drawn in float32, math in float64) runs one batch with a masked target; the inputs, logits, mean
+loss and every parameter's gradient are recorded under the Hugging Face names LeanTune uses.
+GGUF blocks: random blocks of every quantized type with sane scales, and gguf-py's dequantization.
+SmolLM2 tokenizer: the `tokenizers` library rebuilt from the GGUF vocabulary and merges
+(Digits + ByteLevel pre-tokenizer, as SmolLM2's tokenizer.json) encodes a list of hard strings.
 """
+import base64
 import json
 import pathlib
+import sys
 
-import torch
-import torch.nn.functional as F
+import numpy as np
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "Tests" / "Fixtures"
 
@@ -125,7 +130,79 @@ def make(name, c, seed):
     print(f"{path.relative_to(OUT.parent.parent)}: loss {loss.item():.6f}, {path.stat().st_size} bytes")
 
 
+def make_gguf_blocks():
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType as T
+    from gguf.quants import dequantize
+    rng = np.random.default_rng(7)
+    # byte offsets of the f16 scale fields in each block
+    scales = {T.Q4_0: [0], T.Q4_1: [0, 2], T.Q8_0: [0], T.Q4_K: [0, 2], T.Q5_K: [0, 2], T.Q6_K: [208]}
+    cases = []
+    for t in [T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q8_0, T.Q4_K, T.Q5_K, T.Q6_K]:
+        block, size = GGML_QUANT_SIZES[t]
+        count = 2 * 256
+        if t == T.F16:
+            raw = rng.normal(size=count).astype(np.float16).view(np.uint8)
+        elif t == T.BF16:
+            raw = (rng.normal(size=count).astype(np.float32).view(np.uint32) >> 16).astype(np.uint16).view(np.uint8)
+        else:
+            raw = rng.integers(0, 256, size=count // block * size, dtype=np.uint8)
+            for b in range(count // block):
+                for off in scales[t]:
+                    raw[b * size + off:b * size + off + 2] = np.array([rng.uniform(0.001, 0.1)], dtype=np.float16).view(np.uint8)
+        values = dequantize(raw, t).astype(np.float32).flatten()
+        assert values.size == count and np.isfinite(values).all()
+        cases.append({"type": int(t), "name": t.name, "count": count,
+                      "bytes": base64.b64encode(raw.tobytes()).decode(), "values": [float(f"{v:.9g}") for v in values]})
+    path = OUT / "gguf-blocks.json"
+    path.write_text(json.dumps(cases, separators=(",", ":")) + "\n")
+    print(f"{path.relative_to(OUT.parent.parent)}: {len(cases)} types, {path.stat().st_size} bytes")
+
+
+HARD_STRINGS = [
+    "What is the capital of France?", "Hello world", " leading space", "trailing space ", "  two  spaces  ",
+    "tabs\tand\nnewlines\n\n\nthree", "\n", " ", "   ", "\t\t", "a\r\nb", "don't you're we've I'm they'll he'd it's",
+    "DON'T YOU'RE", "'s 't", "1234567890", "pi is 3.14159", "in 2024, 1,000,000 people", "x=42;y=-7.5e-3",
+    "numbers١٢٣ and ½ ⅓", "naïve café résumé", "Größe Straße", "Ελληνικά κείμενα", "Русский текст", "日本語のテキスト",
+    "中文文本测试", "한국어 텍스트", "emoji 😀🎉👍🏽 family 👨‍👩‍👧", "🇫🇷🇯🇵", "math ∑∫√∞ ≠ ≤", "arrows → ← ↔",
+    "def f(x):\n    return x * 2\n", "for (int i = 0; i < n; ++i) { a[i] = b[i]; }", "<div class=\"x\">hi</div>",
+    "https://example.com/path?q=1&r=2", "user@example.com", "C:\\Users\\name", "snake_case camelCase PascalCase",
+    "<|im_start|>user\nHi<|im_end|>\n", "text<|im_end|>more", "<|endoftext|>", "a<|im_start|>b<|im_end|>c",
+    "!!!???...", "— – - quotes “”‘’", "\u00a0nbsp\u2009thin", "zero\u200bwidth", "combining e\u0301",
+    "ALL CAPS SENTENCE.", "MiXeD CaSe", "    indented code", "end with newline\n", "\ttab start",
+    "repeated aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "abc123def456", "v1.2.3-beta+build.7", "$100.00 €50 £20 ¥1000",
+    "#hashtag @mention", "line1\rline2", "   \n   \n", "ok.\n\nNew paragraph.", "a  b   c    d",
+]
+
+
+def make_smollm2_tokenizer(gguf_path):
+    from gguf import GGUFReader
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import AddedToken
+    r = GGUFReader(gguf_path)
+    def strings(key):
+        f = r.fields[key]
+        return [bytes(f.parts[i]).decode("utf-8") for i in f.data]
+    tokens, merges = strings("tokenizer.ggml.tokens"), strings("tokenizer.ggml.merges")
+    types = [int(r.fields["tokenizer.ggml.token_type"].parts[i][0]) for i in r.fields["tokenizer.ggml.token_type"].data]
+    tok = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(tokens)}, merges=[tuple(m.split(" ", 1)) for m in merges]))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+    tok.decoder = decoders.ByteLevel()
+    tok.add_special_tokens([AddedToken(tokens[i], special=True, normalized=False) for i, t in enumerate(types) if t in (3, 4)])
+    cases = [{"text": s, "ids": tok.encode(s).ids} for s in HARD_STRINGS]
+    path = OUT / "smollm2-tokenizer.json"
+    path.write_text(json.dumps(cases, ensure_ascii=False, separators=(",", ":")) + "\n")
+    print(f"{path.relative_to(OUT.parent.parent)}: {len(cases)} strings, {path.stat().st_size} bytes")
+
+
 if __name__ == "__main__":
+    if "--smollm2" in sys.argv:
+        make_smollm2_tokenizer(sys.argv[sys.argv.index("--smollm2") + 1])
+        sys.exit(0)
+    import torch
+    import torch.nn.functional as F
     torch.set_default_dtype(torch.float64)
     for i, (name, config) in enumerate(CONFIGS.items()):
         make(name, config, seed=1234 + i)
+    make_gguf_blocks()

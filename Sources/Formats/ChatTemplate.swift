@@ -20,11 +20,13 @@ public enum ChatTemplate: Sendable, Equatable {
     /// Recognises a Jinja template string (from tokenizer_config.json or GGUF metadata).
     public static func recognise(_ template: String) -> ChatTemplate? {
         guard template.contains("<|im_start|>") else { return nil }
-        // A literal default system turn, e.g. '<|im_start|>system\nYou are …<|im_end|>\n'.
-        let marker = "<|im_start|>system\\n"
-        guard let start = template.range(of: marker), let end = template.range(of: "<|im_end|>", range: start.upperBound..<template.endIndex),
-              !template[start.upperBound..<end.lowerBound].contains("{") else { return .chatML(defaultSystem: nil) }
-        return .chatML(defaultSystem: template[start.upperBound..<end.lowerBound].replacingOccurrences(of: "\\n", with: "\n"))
+        // A literal default system turn, e.g. '<|im_start|>system\nYou are …<|im_end|>\n' (GGUF stores real
+        // newlines, tokenizer_config.json escaped ones).
+        let text = template.replacingOccurrences(of: "\\n", with: "\n")
+        guard let start = text.range(of: "<|im_start|>system\n"),
+              let end = text.range(of: "<|im_end|>", range: start.upperBound..<text.endIndex),
+              !text[start.upperBound..<end.lowerBound].contains("{") else { return .chatML(defaultSystem: nil) }
+        return .chatML(defaultSystem: String(text[start.upperBound..<end.lowerBound]))
     }
 
     /// The conversation as text; with `addGenerationPrompt` it ends where the assistant's reply starts.
