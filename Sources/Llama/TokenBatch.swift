@@ -38,6 +38,11 @@ public struct TokenBatch: Sendable, Equatable {
 public struct LossResult: Sendable, Equatable {
     public var sum: Double
     public var count: Int
+
+    public init(sum: Double, count: Int) {
+        self.sum = sum
+        self.count = count
+    }
     /// Mean NLL per scored token (0 when nothing is scored).
     public var mean: Double { count > 0 ? sum / Double(count) : 0 }
 }
