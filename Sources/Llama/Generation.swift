@@ -42,7 +42,7 @@ extension LlamaModel {
         let a = LayerActivations(c, s, withKV: false, from: arena)
         let x = arena.take(n * c.dim)
         let ws = Workspace(c, s, logitsRows: 1, backward: false, ledger: ledger)
-        let rope = RoPE(layout: c.ropeLayout, headDim: c.headDim, theta: c.ropeTheta, start: cache.length, count: n)
+        let rope = RoPE(c, start: cache.length, count: n)
         embed(tokens, into: x)
         for l in 0..<c.layerCount {
             let kv = KVTarget(k: cache.keys[l].pointer, v: cache.values[l].pointer, keys: keys, offset: cache.length)

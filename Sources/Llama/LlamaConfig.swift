@@ -28,13 +28,15 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
     public var normEpsilon: Float
     public var ropeTheta: Float
     public var ropeLayout: RoPELayout
+    /// Frequency scaling for long contexts, if the checkpoint uses one.
+    public var ropeScaling: RoPEScaling?
     /// The LM head reuses the token embedding.
     public var tiedEmbeddings: Bool
 
     public init(
         dim: Int, ffnDim: Int, layerCount: Int, headCount: Int, kvHeadCount: Int, vocabSize: Int,
         maxSequenceLength: Int, normEpsilon: Float = 1e-5, ropeTheta: Float = 10000,
-        ropeLayout: RoPELayout = .rotateHalf, tiedEmbeddings: Bool = true
+        ropeLayout: RoPELayout = .rotateHalf, ropeScaling: RoPEScaling? = nil, tiedEmbeddings: Bool = true
     ) {
         self.dim = dim
         self.ffnDim = ffnDim
@@ -46,6 +48,7 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
         self.normEpsilon = normEpsilon
         self.ropeTheta = ropeTheta
         self.ropeLayout = ropeLayout
+        self.ropeScaling = ropeScaling
         self.tiedEmbeddings = tiedEmbeddings
     }
 

@@ -14,7 +14,7 @@ extension LlamaModel {
 
         let b = buffers(.training(checkpointing: checkpointing), batch)
         let acts = b.layers, ws = b.workspace, rstdFinal = b.rstdFinal, residuals = b.residuals
-        let rope = RoPE(layout: c.ropeLayout, headDim: c.headDim, theta: c.ropeTheta, start: 0, count: s.length)
+        let rope = RoPE(c, start: 0, count: s.length)
         func residual(_ l: Int) -> UnsafeMutablePointer<Float> { residuals.pointer + l * nd }
         func kv(_ a: LayerActivations) -> KVTarget { KVTarget(k: a.k!, v: a.v!, keys: s.length, offset: 0) }
 

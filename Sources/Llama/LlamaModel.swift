@@ -85,7 +85,7 @@ public final class LlamaModel {
     /// Embedding and all layers in place in the one [N, D] residual buffer.
     private func residualForward(_ batch: TokenBatch, _ s: PassShape, _ b: PassBuffers) {
         let x = b.residuals.pointer, a = b.layers[0]
-        let rope = RoPE(layout: config.ropeLayout, headDim: config.headDim, theta: config.ropeTheta, start: 0, count: s.length)
+        let rope = RoPE(config, start: 0, count: s.length)
         embed(batch.inputs, into: x)
         for l in 0..<config.layerCount {
             layerForward(l, x: x, out: x, a, s, kv: KVTarget(k: a.k!, v: a.v!, keys: s.length, offset: 0), rope: rope, b.workspace)

@@ -10,8 +10,14 @@ public struct RoPE {
     private let cos: [Float], sin: [Float]
     public let positionCount: Int
 
+    /// Tables for `config`'s heads at positions `start ..< start + count`.
+    public init(_ config: LlamaConfig, start: Int, count: Int) {
+        self.init(layout: config.ropeLayout, headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling,
+                  start: start, count: count)
+    }
+
     /// Tables for positions `start ..< start + count` (angles computed in Double, stored as Float).
-    public init(layout: RoPELayout, headDim: Int, theta: Float, start: Int, count: Int) {
+    public init(layout: RoPELayout, headDim: Int, theta: Float, scaling: RoPEScaling? = nil, start: Int, count: Int) {
         self.layout = layout
         self.headDim = headDim
         positionCount = count
@@ -19,7 +25,8 @@ public struct RoPE {
         var c = [Float](repeating: 0, count: count * half), s = c
         for p in 0..<count {
             for i in 0..<half {
-                let freq = Double.pow(Double(theta), -Double(2 * i) / Double(headDim))
+                let base = Double.pow(Double(theta), -Double(2 * i) / Double(headDim))
+                let freq = scaling?.apply(base) ?? base
                 let angle = Double(start + p) * freq
                 c[p * half + i] = Float(Double.cos(angle))
                 s[p * half + i] = Float(Double.sin(angle))

@@ -1,0 +1,149 @@
+import Foundation
+import TensorCore
+
+/// One tensor of a safetensors file.
+public struct SafeTensor: Sendable, Equatable {
+    public let name: String
+    public let dtype: DType
+    public let shape: [Int]
+    /// Offset of the data from the start of the file, and its length.
+    public let offset: Int, byteCount: Int
+    public var count: Int { shape.reduce(1, *) }
+}
+
+/// A safetensors file, memory-mapped: an 8-byte little-endian header length, a JSON header
+/// (`{"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {…}}`), then the data.
+/// The header is validated in full before any tensor is read.
+public final class SafeTensorsFile {
+    public let path: String
+    public let tensors: [String: SafeTensor]
+    public let metadata: [String: String]
+    private let file: MappedFile
+
+    public static let dtypes: [String: DType] = ["F32": .f32, "F16": .f16, "BF16": .bf16]
+
+    public init(path: String) throws {
+        var r = try BinaryReader(path: path)
+        let headerLength = try r.read(UInt64.self, "the header length")
+        guard headerLength <= UInt64(r.remaining), headerLength <= 100 << 20 else {
+            throw FormatError(file: path, problem: "the header claims \(headerLength) bytes but \(r.remaining) follow",
+                              fix: "The file is truncated or not safetensors.")
+        }
+        let headerBytes = try r.bytes(Int(headerLength), "the JSON header")
+        let dataStart = r.position, dataLength = r.count - dataStart
+        guard let header = try? JSONSerialization.jsonObject(with: Data(headerBytes)) as? [String: Any] else {
+            throw FormatError(file: path, problem: "the header is not a JSON object", fix: "The file is corrupted or not safetensors.")
+        }
+        var tensors: [String: SafeTensor] = [:]
+        var metadata: [String: String] = [:]
+        for (name, value) in header {
+            if name == "__metadata__" {
+                metadata = (value as? [String: String]) ?? [:]
+                continue
+            }
+            guard let entry = value as? [String: Any], let dtypeName = entry["dtype"] as? String,
+                  let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
+                throw FormatError(file: path, problem: "tensor '\(name)' lacks dtype, shape or data_offsets", fix: "The header is corrupted.")
+            }
+            guard let dtype = Self.dtypes[dtypeName] else {
+                throw FormatError(file: path, problem: "tensor '\(name)' has dtype \(dtypeName)",
+                                  fix: "Supported: \(Self.dtypes.keys.sorted().joined(separator: ", ")); convert the checkpoint.")
+            }
+            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= dataLength else {
+                throw FormatError(file: path, problem: "tensor '\(name)' has data_offsets \(offsets) outside the \(dataLength) data bytes",
+                                  fix: "The file is truncated or corrupted.")
+            }
+            let expected = shape.reduce(1, *) * dtype.byteSize
+            guard offsets[1] - offsets[0] == expected else {
+                throw FormatError(file: path, problem: "tensor '\(name)' (\(dtypeName) \(shape)) needs \(expected) bytes but data_offsets give \(offsets[1] - offsets[0])",
+                                  fix: "The header is corrupted.")
+            }
+            tensors[name] = SafeTensor(name: name, dtype: dtype, shape: shape, offset: dataStart + offsets[0], byteCount: expected)
+        }
+        let sorted = tensors.values.sorted { $0.offset < $1.offset }
+        for (a, b) in zip(sorted, sorted.dropFirst()) where a.offset + a.byteCount > b.offset {
+            throw FormatError(file: path, problem: "tensors '\(a.name)' and '\(b.name)' overlap", fix: "The file is corrupted.")
+        }
+        self.path = path
+        self.tensors = tensors
+        self.metadata = metadata
+        file = r.file
+    }
+
+    /// Converts `tensor` to fp32 into `out` (`tensor.count` floats).
+    public func read(_ tensor: SafeTensor, into out: UnsafeMutablePointer<Float>) {
+        let src = file.bytes.baseAddress! + tensor.offset
+        switch tensor.dtype {
+        case .f32: UnsafeMutableRawPointer(out).copyMemory(from: src, byteCount: tensor.byteCount)
+        case .bf16, .f16:
+            // The data may be unaligned for UInt16 reads only if the file breaks the format; copy to be safe.
+            var bits = [UInt16](repeating: 0, count: tensor.count)
+            bits.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: src, count: tensor.byteCount)) }
+            bits.withUnsafeBufferPointer { b in
+                let o = UnsafeMutableBufferPointer(start: out, count: tensor.count)
+                if tensor.dtype == .bf16 { Conversions.fromBF16(b, o) } else { Conversions.fromF16(b, o) }
+            }
+        }
+    }
+}
+
+/// Writes safetensors files (F32 or BF16), atomically (a temporary file renamed into place).
+public enum SafeTensorsWriter {
+    /// A tensor to write: its name, shape and fp32 values.
+    public struct Entry {
+        public let name: String
+        public let shape: [Int]
+        public let values: UnsafeBufferPointer<Float>
+        public init(name: String, shape: [Int], values: UnsafeBufferPointer<Float>) {
+            self.name = name
+            self.shape = shape
+            self.values = values
+        }
+    }
+
+    /// Writes `entries` to `path` as `dtype` (.f32 or .bf16, rounded to nearest even).
+    public static func write(_ entries: [Entry], to path: String, dtype: DType, metadata: [String: String] = [:]) throws {
+        precondition(dtype == .f32 || dtype == .bf16, "SafeTensorsWriter writes F32 or BF16")
+        var header: [String: Any] = ["__metadata__": metadata]
+        var offset = 0
+        for e in entries {
+            let bytes = e.values.count * dtype.byteSize
+            header[e.name] = ["dtype": dtype == .f32 ? "F32" : "BF16", "shape": e.shape, "data_offsets": [offset, offset + bytes]]
+            offset += bytes
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        json.append(contentsOf: [UInt8](repeating: 0x20, count: (8 - json.count % 8) % 8))  // data starts 8-aligned
+        var data = Data(capacity: 8 + json.count + offset)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
+        data.append(json)
+        for e in entries {
+            if dtype == .f32 {
+                data.append(UnsafeBufferPointer(start: e.values.baseAddress, count: e.values.count))
+            } else {
+                var bits = [UInt16](repeating: 0, count: e.values.count)
+                bits.withUnsafeMutableBufferPointer { Conversions.toBF16(e.values, $0) }
+                bits.withUnsafeBytes { data.append(contentsOf: $0) }
+            }
+        }
+        try AtomicFile.write(data, to: path)
+    }
+}
+
+/// Writes a file through a temporary sibling and a rename, so a reader never sees half a file.
+enum AtomicFile {
+    static func write(_ data: Data, to path: String) throws {
+        let temporary = path + ".partial"
+        do {
+            try data.write(to: URL(fileURLWithPath: temporary))
+            if FileManager.default.fileExists(atPath: path) {
+                _ = try FileManager.default.replaceItemAt(URL(fileURLWithPath: path), withItemAt: URL(fileURLWithPath: temporary))
+            } else {
+                try FileManager.default.moveItem(atPath: temporary, toPath: path)
+            }
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw FormatError(file: path, problem: "cannot write the file (\(error.localizedDescription))",
+                              fix: "Check that the folder exists, is writable and has space.")
+        }
+    }
+}
