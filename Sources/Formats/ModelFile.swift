@@ -1,3 +1,4 @@
+import Foundation
 import Llama
 import TensorCore
 
@@ -7,12 +8,18 @@ public struct LoadedModel {
     public let tokenizer: any Tokenizer
     /// The chat template the checkpoint names, if it has one.
     public var chatTemplate: ChatTemplate?
+    /// The template's source text (Jinja), kept for export.
+    public var chatTemplateSource: String?
 }
 
 /// Chooses the reader for a model path.
 public enum ModelFile {
     /// Loads `path`; `tokenizerPath` is required for llama2.c checkpoints (their tokenizer is a separate file).
     public static func load(_ path: String, tokenizer tokenizerPath: String?, ledger: MemoryLedger = .shared) throws -> LoadedModel {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            return try HFDirectory.load(path, ledger: ledger)
+        }
         if path.hasSuffix(".gguf") {
             let gguf = try GGUFFile(path: path)
             let (config, store) = try GGUFModel.load(gguf, ledger: ledger)
@@ -21,12 +28,13 @@ public enum ModelFile {
                 throw FormatError(file: path, problem: "the tokenizer has \(tokenizer.vocabularySize) tokens but the model's vocabulary is \(config.vocabSize)",
                                   fix: "The file is inconsistent; convert it again.")
             }
+            let template = gguf.metadata["tokenizer.chat_template"]?.string
             return LoadedModel(model: try LlamaModel(config: config, store: store, ledger: ledger), tokenizer: tokenizer,
-                               chatTemplate: gguf.metadata["tokenizer.chat_template"]?.string.flatMap(ChatTemplate.recognise))
+                               chatTemplate: template.flatMap(ChatTemplate.recognise), chatTemplateSource: template)
         }
         guard path.hasSuffix(".bin") else {
             throw FormatError(file: path, problem: "unrecognised model format",
-                              fix: "Supported: GGUF (.gguf) and llama2.c checkpoints (.bin, with --tokenizer).")
+                              fix: "Supported: Hugging Face directories, GGUF (.gguf) and llama2.c checkpoints (.bin, with --tokenizer).")
         }
         guard let tokenizerPath else {
             throw FormatError(file: path, problem: "a llama2.c checkpoint has no tokenizer inside",
@@ -34,6 +42,6 @@ public enum ModelFile {
         }
         let (config, store) = try Llama2cCheckpoint.load(path, ledger: ledger)
         let tokenizer = try Llama2cTokenizer(path: tokenizerPath, vocabularySize: config.vocabSize)
-        return LoadedModel(model: try LlamaModel(config: config, store: store, ledger: ledger), tokenizer: tokenizer, chatTemplate: nil)
+        return LoadedModel(model: try LlamaModel(config: config, store: store, ledger: ledger), tokenizer: tokenizer, chatTemplate: nil, chatTemplateSource: nil)
     }
 }

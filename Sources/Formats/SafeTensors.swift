@@ -87,59 +87,76 @@ public final class SafeTensorsFile {
     }
 }
 
-/// Writes safetensors files (F32 or BF16), atomically (a temporary file renamed into place).
+/// Writes safetensors files (F32 or BF16) one tensor at a time (only one tensor's values exist at
+/// once), atomically: a temporary file renamed into place.
 public enum SafeTensorsWriter {
-    /// A tensor to write: its name, shape and fp32 values.
+    /// A tensor to write: its name, shape, and a function that produces its fp32 values when needed.
     public struct Entry {
         public let name: String
         public let shape: [Int]
-        public let values: UnsafeBufferPointer<Float>
-        public init(name: String, shape: [Int], values: UnsafeBufferPointer<Float>) {
+        public let values: () -> [Float]
+        public init(name: String, shape: [Int], values: @escaping () -> [Float]) {
             self.name = name
             self.shape = shape
             self.values = values
         }
     }
 
-    /// Writes `entries` to `path` as `dtype` (.f32 or .bf16, rounded to nearest even).
-    public static func write(_ entries: [Entry], to path: String, dtype: DType, metadata: [String: String] = [:]) throws {
+    /// Writes `entries` to `path` as `dtype` (.f32, or .bf16 rounded to nearest even). Returns the data bytes.
+    @discardableResult
+    public static func write(_ entries: [Entry], to path: String, dtype: DType, metadata: [String: String] = [:]) throws -> Int {
         precondition(dtype == .f32 || dtype == .bf16, "SafeTensorsWriter writes F32 or BF16")
         var header: [String: Any] = ["__metadata__": metadata]
         var offset = 0
         for e in entries {
-            let bytes = e.values.count * dtype.byteSize
+            let bytes = e.shape.reduce(1, *) * dtype.byteSize
             header[e.name] = ["dtype": dtype == .f32 ? "F32" : "BF16", "shape": e.shape, "data_offsets": [offset, offset + bytes]]
             offset += bytes
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         json.append(contentsOf: [UInt8](repeating: 0x20, count: (8 - json.count % 8) % 8))  // data starts 8-aligned
-        var data = Data(capacity: 8 + json.count + offset)
-        withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
-        data.append(json)
-        for e in entries {
-            if dtype == .f32 {
-                data.append(UnsafeBufferPointer(start: e.values.baseAddress, count: e.values.count))
-            } else {
-                var bits = [UInt16](repeating: 0, count: e.values.count)
-                bits.withUnsafeMutableBufferPointer { Conversions.toBF16(e.values, $0) }
-                bits.withUnsafeBytes { data.append(contentsOf: $0) }
+        try AtomicFile.write(to: path) { out in
+            var length = UInt64(json.count).littleEndian
+            out.write(Data(bytes: &length, count: 8))
+            out.write(json)
+            for e in entries {
+                let values = e.values()
+                precondition(values.count == e.shape.reduce(1, *), "SafeTensorsWriter: \(e.name) has \(values.count) values for shape \(e.shape)")
+                if dtype == .f32 {
+                    values.withUnsafeBytes { out.write(Data($0)) }
+                } else {
+                    var bits = [UInt16](repeating: 0, count: values.count)
+                    values.withUnsafeBufferPointer { v in bits.withUnsafeMutableBufferPointer { Conversions.toBF16(v, $0) } }
+                    bits.withUnsafeBytes { out.write(Data($0)) }
+                }
             }
         }
-        try AtomicFile.write(data, to: path)
+        return offset
     }
 }
 
 /// Writes a file through a temporary sibling and a rename, so a reader never sees half a file.
 enum AtomicFile {
     static func write(_ data: Data, to path: String) throws {
+        try write(to: path) { $0.write(data) }
+    }
+
+    static func write(to path: String, _ body: (FileHandle) throws -> Void) throws {
         let temporary = path + ".partial"
         do {
-            try data.write(to: URL(fileURLWithPath: temporary))
-            if FileManager.default.fileExists(atPath: path) {
-                _ = try FileManager.default.replaceItemAt(URL(fileURLWithPath: path), withItemAt: URL(fileURLWithPath: temporary))
-            } else {
-                try FileManager.default.moveItem(atPath: temporary, toPath: path)
+            guard FileManager.default.createFile(atPath: temporary, contents: nil),
+                  let handle = FileHandle(forWritingAtPath: temporary) else {
+                throw CocoaError(.fileWriteNoPermission)
             }
+            do {
+                try body(handle)
+                try handle.synchronize()
+                try handle.close()
+            } catch {
+                try? handle.close()
+                throw error
+            }
+            if rename(temporary, path) != 0 { throw CocoaError(.fileWriteUnknown) }
         } catch {
             try? FileManager.default.removeItem(atPath: temporary)
             throw FormatError(file: path, problem: "cannot write the file (\(error.localizedDescription))",

@@ -11,8 +11,12 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
     /// Tokens matched verbatim in text before splitting (control and user-defined tokens).
     public let specialTokens: [String: Int32]
     private let ids: [String: Int32]
+    /// "left right" pairs, best first (kept for export).
+    public let merges: [String]
+    /// Whether every digit is its own piece before the GPT-2 split (SmolLM).
+    public var isolatesDigits: Bool { split.isolateDigits }
     /// (left id, right id) → (rank, merged id)
-    private let merges: [UInt64: (rank: Int32, id: Int32)]
+    private let mergeTable: [UInt64: (rank: Int32, id: Int32)]
     /// The token of each byte; nil for bytes the vocabulary lacks (never seen in training, e.g. 0xFF),
     /// which are dropped as Hugging Face's BPE without an unknown token drops them.
     private let byteIDs: [Int32?]
@@ -44,7 +48,8 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
             let key = UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b))
             if table[key] == nil { table[key] = (Int32(rank), merged) }
         }
-        self.merges = table
+        mergeTable = table
+        self.merges = merges
         byteIDs = (0..<256).map { ids[String(ByteLevel.character(UInt8($0)))] }
         guard byteIDs.filter({ $0 != nil }).count >= 128 else {
             throw FormatError(file: file, problem: "fewer than half of the 256 byte characters are tokens",
@@ -87,7 +92,7 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
             var best: (rank: Int32, index: Int, id: Int32)?
             for i in 0..<symbols.count - 1 {
                 let key = UInt64(UInt32(bitPattern: symbols[i])) << 32 | UInt64(UInt32(bitPattern: symbols[i + 1]))
-                if let m = merges[key], best == nil || m.rank < best!.rank { best = (m.rank, i, m.id) }
+                if let m = mergeTable[key], best == nil || m.rank < best!.rank { best = (m.rank, i, m.id) }
             }
             guard let b = best else { break }
             symbols[b.index] = b.id

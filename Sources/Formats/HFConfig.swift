@@ -1,0 +1,84 @@
+import Llama
+
+/// Hugging Face `config.json` ↔ ``LlamaConfig`` for the Llama architecture under its names.
+public enum HFConfig {
+    public static let architectures = ["LlamaForCausalLM", "MistralForCausalLM"]
+
+    /// Reads a parsed config.json; anything LeanTune's Llama cannot represent is refused by name.
+    public static func parse(_ j: [String: Any], file: String) throws -> LlamaConfig {
+        func fail(_ problem: String, _ fix: String) -> FormatError { FormatError(file: file, problem: problem, fix: fix) }
+        let arch = (j["architectures"] as? [String])?.first ?? "(none)"
+        guard architectures.contains(arch) else {
+            throw fail("architecture '\(arch)' is not supported", "Supported: \(architectures.joined(separator: ", ")) (Llama 2/3/3.2, TinyLlama, SmolLM, Mistral without sliding window).")
+        }
+        func int(_ key: String) throws -> Int {
+            guard let v = j[key] as? Int else { throw fail("key '\(key)' is missing or not an integer", "Add it to config.json.") }
+            return v
+        }
+        func double(_ key: String, default d: Double) -> Double { (j[key] as? Double) ?? (j[key] as? Int).map(Double.init) ?? d }
+        if let window = j["sliding_window"] as? Int {
+            throw fail("sliding_window \(window) is set", "Sliding-window attention is not supported; set \"sliding_window\": null if the model does not need it.")
+        }
+        if let act = j["hidden_act"] as? String, act != "silu" {
+            throw fail("hidden_act '\(act)' is not supported", "Only SwiGLU with silu is supported.")
+        }
+        for key in ["attention_bias", "mlp_bias"] where (j[key] as? Bool) == true {
+            throw fail("'\(key)' is true", "Projections with biases are not supported.")
+        }
+        let dim = try int("hidden_size"), heads = try int("num_attention_heads")
+        if let headDim = j["head_dim"] as? Int, headDim * heads != dim {
+            throw fail("head_dim \(headDim) × \(heads) heads ≠ hidden_size \(dim)", "Only head_dim = hidden_size / num_attention_heads is supported.")
+        }
+        let config = LlamaConfig(
+            dim: dim, ffnDim: try int("intermediate_size"), layerCount: try int("num_hidden_layers"), headCount: heads,
+            kvHeadCount: (j["num_key_value_heads"] as? Int) ?? heads, vocabSize: try int("vocab_size"),
+            maxSequenceLength: (j["max_position_embeddings"] as? Int) ?? 2048,
+            normEpsilon: Float(double("rms_norm_eps", default: 1e-6)), ropeTheta: Float(double("rope_theta", default: 10000)),
+            ropeLayout: .rotateHalf, ropeScaling: try scaling(j["rope_scaling"], fail),
+            tiedEmbeddings: (j["tie_word_embeddings"] as? Bool) ?? false)
+        do { try config.validate() } catch let e as LlamaConfigError { throw fail(e.description, "Fix config.json.") }
+        return config
+    }
+
+    private static func scaling(_ value: Any?, _ fail: (String, String) -> FormatError) throws -> RoPEScaling? {
+        guard let s = value as? [String: Any] else { return nil }
+        let type = (s["rope_type"] as? String) ?? (s["type"] as? String) ?? "default"
+        func number(_ key: String) throws -> Double {
+            guard let v = (s[key] as? Double) ?? (s[key] as? Int).map(Double.init) else {
+                throw fail("rope_scaling.\(key) is missing", "Complete rope_scaling in config.json.")
+            }
+            return v
+        }
+        switch type {
+        case "default": return nil
+        case "linear": return .linear(factor: try number("factor"))
+        case "llama3":
+            return .llama3(factor: try number("factor"), lowFrequencyFactor: try number("low_freq_factor"),
+                           highFrequencyFactor: try number("high_freq_factor"),
+                           originalContextLength: Int(try number("original_max_position_embeddings")))
+        default: throw fail("rope_scaling type '\(type)' is not supported", "Supported: linear, llama3.")
+        }
+    }
+
+    /// config.json for `c` (always rotate-half RoPE: export permutes GGUF/llama2.c query and key rows).
+    public static func json(_ c: LlamaConfig, bos: Int32?, eos: Int32?) -> [String: Any] {
+        var j: [String: Any] = [
+            "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
+            "hidden_size": c.dim, "intermediate_size": c.ffnDim, "num_hidden_layers": c.layerCount,
+            "num_attention_heads": c.headCount, "num_key_value_heads": c.kvHeadCount, "vocab_size": c.vocabSize,
+            "max_position_embeddings": c.maxSequenceLength, "rms_norm_eps": Double("\(c.normEpsilon)")!,
+            "rope_theta": Double("\(c.ropeTheta)")!, "tie_word_embeddings": c.tiedEmbeddings, "torch_dtype": "float32",
+            "attention_bias": false, "mlp_bias": false,
+        ]
+        if let bos { j["bos_token_id"] = Int(bos) }
+        if let eos { j["eos_token_id"] = Int(eos) }
+        switch c.ropeScaling {
+        case nil: break
+        case .linear(let factor): j["rope_scaling"] = ["rope_type": "linear", "factor": factor]
+        case .llama3(let factor, let low, let high, let original):
+            j["rope_scaling"] = ["rope_type": "llama3", "factor": factor, "low_freq_factor": low, "high_freq_factor": high,
+                                 "original_max_position_embeddings": original]
+        }
+        return j
+    }
+}

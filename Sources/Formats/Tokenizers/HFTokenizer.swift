@@ -1,0 +1,86 @@
+import Foundation
+
+/// Hugging Face `tokenizer.json` (+ tokenizer_config.json, generation_config.json) ↔ LeanTune tokenizers.
+/// Reads and writes byte-level BPE (GPT-2 split, optionally after `Digits(individual_digits)`).
+enum HFTokenizer {
+    static func load(_ path: String, tokenizerConfig: [String: Any], generationConfig: [String: Any]) throws -> any Tokenizer {
+        let j = try HFDirectory.json(path)
+        func fail(_ problem: String) -> FormatError {
+            FormatError(file: path, problem: problem, fix: "Supported tokenizer.json: BPE with a ByteLevel pre-tokenizer (optionally after Digits).")
+        }
+        guard let model = j["model"] as? [String: Any], (model["type"] as? String) == "BPE",
+              let vocab = model["vocab"] as? [String: Int] else { throw fail("the model is not BPE with a vocab") }
+        if (model["byte_fallback"] as? Bool) == true { throw fail("SentencePiece-style BPE (byte_fallback) is not supported yet") }
+        let isolateDigits = try digitsThenByteLevel(j["pre_tokenizer"], fail)
+        let merges: [String] = ((model["merges"] as? [Any]) ?? []).compactMap {
+            ($0 as? String) ?? (($0 as? [String]).map { $0.joined(separator: " ") })
+        }
+        let added = (j["added_tokens"] as? [[String: Any]]) ?? []
+        let size = max(vocab.values.max() ?? -1, added.compactMap { $0["id"] as? Int }.max() ?? -1) + 1
+        var tokens = [String](repeating: "", count: size)
+        for (t, id) in vocab where id >= 0 { tokens[id] = t }
+        var special = Set<Int32>()
+        for a in added {
+            guard let id = a["id"] as? Int, let content = a["content"] as? String, id >= 0 else { continue }
+            tokens[id] = content
+            special.insert(Int32(id))
+        }
+        let ids = Dictionary(tokens.enumerated().map { ($1, Int32($0)) }, uniquingKeysWith: { a, _ in a })
+        func tokenID(_ value: Any?) -> Int32? {
+            let name = (value as? String) ?? ((value as? [String: Any])?["content"] as? String)
+            return name.flatMap { ids[$0] }
+        }
+        let bos = (tokenizerConfig["add_bos_token"] as? Bool) == true ? tokenID(tokenizerConfig["bos_token"]) : nil
+        var stop = Set([tokenID(tokenizerConfig["eos_token"])].compactMap { $0 })
+        if let e = generationConfig["eos_token_id"] as? Int { stop.insert(Int32(e)) }
+        if let e = generationConfig["eos_token_id"] as? [Int] { stop.formUnion(e.map(Int32.init)) }
+        return try ByteLevelBPETokenizer(tokens: tokens, merges: merges, special: special, bos: bos, stop: stop,
+                                         isolateDigits: isolateDigits, file: path)
+    }
+
+    /// Whether the pre-tokenizer is ByteLevel (false) or Sequence[Digits(individual), ByteLevel] (true).
+    private static func digitsThenByteLevel(_ value: Any?, _ fail: (String) -> FormatError) throws -> Bool {
+        func isByteLevel(_ p: [String: Any]) -> Bool {
+            (p["type"] as? String) == "ByteLevel" && (p["use_regex"] as? Bool ?? true) && !(p["add_prefix_space"] as? Bool ?? false)
+        }
+        guard let p = value as? [String: Any] else { throw fail("no pre_tokenizer") }
+        if isByteLevel(p) { return false }
+        if (p["type"] as? String) == "Sequence", let parts = p["pretokenizers"] as? [[String: Any]], parts.count == 2,
+           (parts[0]["type"] as? String) == "Digits", (parts[0]["individual_digits"] as? Bool) == true, isByteLevel(parts[1]) {
+            return true
+        }
+        throw fail("pre_tokenizer \(p["type"] as? String ?? "?") is not supported yet")
+    }
+
+    /// Writes tokenizer.json and tokenizer_config.json for a byte-level BPE tokenizer; other kinds
+    /// are reported back as not written.
+    static func export(_ loaded: LoadedModel, to dir: String) throws -> [String] {
+        guard let t = loaded.tokenizer as? ByteLevelBPETokenizer else {
+            return ["tokenizer files: a \(type(of: loaded.tokenizer)) has no tokenizer.json form yet; copy the original tokenizer"]
+        }
+        let byteLevel: [String: Any] = ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true]
+        let pre: [String: Any] = t.isolatesDigits
+            ? ["type": "Sequence", "pretokenizers": [["type": "Digits", "individual_digits": true], byteLevel]] : byteLevel
+        let specials = t.specialTokens.values.sorted()
+        var vocab: [String: Int] = [:]
+        for (i, token) in t.tokens.enumerated() where vocab[token] == nil { vocab[token] = i }
+        let json: [String: Any] = [
+            "version": "1.0", "truncation": NSNull(), "padding": NSNull(), "normalizer": NSNull(), "post_processor": NSNull(),
+            "added_tokens": specials.map { id in
+                ["id": Int(id), "content": t.tokens[Int(id)], "single_word": false, "lstrip": false, "rstrip": false,
+                 "normalized": false, "special": true] as [String: Any]
+            },
+            "pre_tokenizer": pre, "decoder": byteLevel,
+            "model": ["type": "BPE", "dropout": NSNull(), "unk_token": NSNull(), "continuing_subword_prefix": NSNull(),
+                      "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": false, "vocab": vocab, "merges": t.merges],
+        ]
+        try HFDirectory.write(json, to: dir + "/tokenizer.json")
+        var config: [String: Any] = ["tokenizer_class": "PreTrainedTokenizerFast", "add_bos_token": t.bos != nil,
+                                     "model_max_length": loaded.model.config.maxSequenceLength]
+        if let bos = t.bos { config["bos_token"] = t.tokens[Int(bos)] }
+        if let eos = t.stopTokens.sorted().first { config["eos_token"] = t.tokens[Int(eos)] }
+        if let template = loaded.chatTemplateSource { config["chat_template"] = template }
+        try HFDirectory.write(config, to: dir + "/tokenizer_config.json")
+        return []
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import Testing
+@testable import Formats
+import Llama
+import TensorCore
+
+@Suite("Hugging Face export and reload")
+struct ExportTests {
+    /// A byte-level BPE over the 256 byte characters plus a few merges and two special tokens.
+    static func tinyTokenizer() throws -> ByteLevelBPETokenizer {
+        var tokens = (0..<256).map { String(ByteLevel.character(UInt8($0))) }
+        let merges = ["t h", "th e", "Ġ t", "Ġt h", "Ġth e"]
+        tokens += ["th", "the", "Ġt", "Ġth", "Ġthe", "<|im_start|>", "<|im_end|>"]
+        return try ByteLevelBPETokenizer(tokens: tokens, merges: merges, special: [261, 262], bos: nil, stop: [262],
+                                         isolateDigits: true, file: "tiny")
+    }
+
+    static func tinyModel(_ layout: RoPELayout) throws -> LoadedModel {
+        let c = LlamaConfig(dim: 16, ffnDim: 24, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 263,
+                            maxSequenceLength: 32, ropeTheta: 500, ropeLayout: layout,
+                            ropeScaling: .llama3(factor: 8, lowFrequencyFactor: 1, highFrequencyFactor: 4, originalContextLength: 16),
+                            tiedEmbeddings: false)
+        let store = FP32ParameterStore(layout: ParameterLayout(c), ledger: MemoryLedger())
+        store.initializeRandomly(Philox(seed: 11), std: 0.3)
+        return LoadedModel(model: try LlamaModel(config: c, store: store, ledger: MemoryLedger()), tokenizer: try tinyTokenizer(),
+                           chatTemplate: .chatML(defaultSystem: nil), chatTemplateSource: "{{ '<|im_start|>' }}")
+    }
+
+    static func directory(_ name: String) -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("leantune-export-\(getpid())-\(name)").path
+        try? FileManager.default.removeItem(atPath: dir)
+        return dir
+    }
+
+    @Test("fp32 export reloads every tensor bit for bit, and the tokenizer and template", arguments: [1 << 30, 4096])
+    func f32RoundTrip(shardBytes: Int) throws {
+        let original = try Self.tinyModel(.rotateHalf), dir = Self.directory("f32-\(shardBytes)")
+        try HFDirectory.export(original, to: dir, shardBytes: shardBytes)
+        #expect(FileManager.default.fileExists(atPath: dir + "/model.safetensors.index.json") == (shardBytes < 1 << 20))
+        let reloaded = try HFDirectory.load(dir, ledger: MemoryLedger())
+        #expect(reloaded.model.config == original.model.config)
+        let a = original.model.store as! FP32ParameterStore, b = reloaded.model.store as! FP32ParameterStore
+        #expect(Array(a.slab.buffer) == Array(b.slab.buffer))
+        let text = "<|im_start|>the 2024 theme<|im_end|>"
+        #expect(original.tokenizer.encode(text).starts(with: [261, 257]))  // the special token, then "the" merged
+        #expect(reloaded.tokenizer.encode(text) == original.tokenizer.encode(text))
+        #expect(reloaded.tokenizer.stopTokens == original.tokenizer.stopTokens)
+        #expect(reloaded.chatTemplateSource == original.chatTemplateSource)
+    }
+
+    @Test("an adjacent-pair (llama2.c, GGUF) model exports to rotate-half with the same logits")
+    func adjacentToRotateHalf() throws {
+        let original = try Self.tinyModel(.adjacentPairs), dir = Self.directory("rope")
+        try HFDirectory.export(original, to: dir)
+        let reloaded = try HFDirectory.load(dir, ledger: MemoryLedger())
+        #expect(reloaded.model.config.ropeLayout == .rotateHalf)
+        let batch = TokenBatch(sequences: [[1, 5, 9, 200, 7, 3, 261, 40, 41]])
+        let a = try original.model.logits(batch), b = try reloaded.model.logits(batch)
+        #expect(zip(a, b).allSatisfy { abs($0 - $1) < 1e-4 })
+    }
+
+    @Test("bf16 export holds the bf16-rounded weights")
+    func bf16() throws {
+        let original = try Self.tinyModel(.rotateHalf), dir = Self.directory("bf16")
+        try HFDirectory.export(original, to: dir, dtype: .bf16)
+        let reloaded = try HFDirectory.load(dir, ledger: MemoryLedger())
+        let a = original.model.store as! FP32ParameterStore, b = reloaded.model.store as! FP32ParameterStore
+        #expect(zip(a.slab.buffer, b.slab.buffer).allSatisfy { Conversions.float(bf16: Conversions.bf16($0)) == $1 })
+    }
+
+    @Test("unsupported architectures and settings are refused by name")
+    func refusals() throws {
+        let base: [String: Any] = ["architectures": ["LlamaForCausalLM"], "hidden_size": 16, "intermediate_size": 24,
+                                   "num_hidden_layers": 1, "num_attention_heads": 4, "vocab_size": 10]
+        #expect(try HFConfig.parse(base, file: "c").tiedEmbeddings == false)
+        var gpt = base
+        gpt["architectures"] = ["GPT2LMHeadModel"]
+        let e1 = try #require(throws: FormatError.self) { try HFConfig.parse(gpt, file: "c") }
+        #expect(e1.problem.contains("GPT2LMHeadModel") && e1.fix.contains("LlamaForCausalLM"))
+        var mistral = base
+        mistral["architectures"] = ["MistralForCausalLM"]
+        mistral["sliding_window"] = 4096
+        #expect(throws: FormatError.self) { try HFConfig.parse(mistral, file: "c") }
+        mistral["sliding_window"] = NSNull()
+        #expect(try HFConfig.parse(mistral, file: "c").dim == 16)
+        var yarn = base
+        yarn["rope_scaling"] = ["rope_type": "yarn", "factor": 4]
+        let e2 = try #require(throws: FormatError.self) { try HFConfig.parse(yarn, file: "c") }
+        #expect(e2.problem.contains("yarn"))
+        var missing = base
+        missing["hidden_size"] = nil
+        let e3 = try #require(throws: FormatError.self) { try HFConfig.parse(missing, file: "c") }
+        #expect(e3.problem.contains("hidden_size"))
+    }
+
+    @Test("a missing shard is named", .enabled(if: true))
+    func missingShard() throws {
+        let original = try Self.tinyModel(.rotateHalf), dir = Self.directory("shard")
+        try HFDirectory.export(original, to: dir, shardBytes: 4096)
+        try FileManager.default.removeItem(atPath: dir + "/model-00002-of-" + String(format: "%05d", try shardCount(dir)) + ".safetensors")
+        let e = try #require(throws: FormatError.self) { try HFDirectory.load(dir, ledger: MemoryLedger()) }
+        #expect(e.file.hasSuffix("model-00002-of-\(String(format: "%05d", try shardCount(dir))).safetensors"))
+    }
+
+    func shardCount(_ dir: String) throws -> Int {
+        let map = try HFDirectory.json(dir + "/model.safetensors.index.json")["weight_map"] as! [String: String]
+        return Set(map.values).count
+    }
+
+    @Test("SmolLM2 GGUF → Hugging Face directory → reload: same logits and tokens", .enabled(if: SmolLM2.available))
+    func smolRoundTrip() throws {
+        let original = try ModelFile.load(SmolLM2.path, tokenizer: nil, ledger: MemoryLedger()), dir = Self.directory("smol")
+        try HFDirectory.export(original, to: dir)
+        let reloaded = try ModelFile.load(dir, tokenizer: nil, ledger: MemoryLedger())
+        let text = "<|im_start|>user\nWhat is the capital of France? 42<|im_end|>\n"
+        let ids = original.tokenizer.encode(text)
+        #expect(reloaded.tokenizer.encode(text) == ids)
+        let batch = TokenBatch(batchSize: 1, length: ids.count, inputs: ids, targets: ids)
+        let a = try original.model.logits(batch), b = try reloaded.model.logits(batch)
+        #expect(zip(a, b).map { abs($0 - $1) }.max()! < 1e-3)
+        #expect(reloaded.chatTemplate == original.chatTemplate)
+        try FileManager.default.removeItem(atPath: dir)
+    }
+}
