@@ -10,6 +10,14 @@ public struct LoadedModel {
     public var chatTemplate: ChatTemplate?
     /// The template's source text (Jinja), kept for export.
     public var chatTemplateSource: String?
+    /// What was read: the format and its tensor types, e.g. "GGUF v3: 211 × Q4_1, 61 × F32".
+    public var source: String = ""
+}
+
+/// "3 × F32, 2 × BF16", most frequent first.
+func typeCounts(_ names: [String]) -> String {
+    Dictionary(names.map { ($0, 1) }, uniquingKeysWith: +).sorted { ($0.value, $1.key) > ($1.value, $0.key) }
+        .map { "\($0.value) × \($0.key)" }.joined(separator: ", ")
 }
 
 /// Chooses the reader for a model path.
@@ -18,7 +26,9 @@ public enum ModelFile {
     public static func load(_ path: String, tokenizer tokenizerPath: String?, ledger: MemoryLedger = .shared) throws -> LoadedModel {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-            return try HFDirectory.load(path, ledger: ledger)
+            var loaded = try HFDirectory.load(path, ledger: ledger)
+            loaded.source = "Hugging Face directory: " + typeCounts(try HFDirectory.weightFiles(path).flatMap { $0.tensors.values.map { "\($0.dtype)".uppercased() } })
+            return loaded
         }
         if path.hasSuffix(".gguf") {
             let gguf = try GGUFFile(path: path)
@@ -30,7 +40,8 @@ public enum ModelFile {
             }
             let template = gguf.metadata["tokenizer.chat_template"]?.string
             return LoadedModel(model: try LlamaModel(config: config, store: store, ledger: ledger), tokenizer: tokenizer,
-                               chatTemplate: template.flatMap(ChatTemplate.recognise), chatTemplateSource: template)
+                               chatTemplate: template.flatMap(ChatTemplate.recognise), chatTemplateSource: template,
+                               source: "GGUF v\(gguf.version): " + typeCounts(gguf.tensors.values.map(\.type.name)))
         }
         guard path.hasSuffix(".bin") else {
             throw FormatError(file: path, problem: "unrecognised model format",
@@ -42,6 +53,7 @@ public enum ModelFile {
         }
         let (config, store) = try Llama2cCheckpoint.load(path, ledger: ledger)
         let tokenizer = try Llama2cTokenizer(path: tokenizerPath, vocabularySize: config.vocabSize)
-        return LoadedModel(model: try LlamaModel(config: config, store: store, ledger: ledger), tokenizer: tokenizer, chatTemplate: nil, chatTemplateSource: nil)
+        return LoadedModel(model: try LlamaModel(config: config, store: store, ledger: ledger), tokenizer: tokenizer, chatTemplate: nil, chatTemplateSource: nil,
+                           source: "llama2.c checkpoint: F32")
     }
 }
