@@ -21,9 +21,12 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
     /// which are dropped as Hugging Face's BPE without an unknown token drops them.
     private let byteIDs: [Int32?]
     private let split: GPT2Split
-    private let specialsByLength: [(String, Int32)]
+    /// Special tokens as UTF-8, longest first, and which bytes start one.
+    private let specialsByLength: [([UInt8], Int32)]
+    private let specialFirstBytes: [Bool]
     /// Encodings of pieces seen before (`@unchecked Sendable`: only touched under this lock).
     private let cache = Mutex<[Substring: [Int32]]>([:])
+    private static let cacheLimit = 100_000
 
     /// - Parameters:
     ///   - merges: "left right" pairs, best first.
@@ -56,32 +59,38 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
                               fix: "This is not a byte-level BPE vocabulary.")
         }
         specialTokens = Dictionary(special.map { (tokens[Int($0)], $0) }, uniquingKeysWith: { a, _ in a })
-        specialsByLength = specialTokens.sorted { $0.key.utf8.count > $1.key.utf8.count }.filter { !$0.key.isEmpty }
+        specialsByLength = specialTokens.map { (Array($0.key.utf8), $0.value) }.filter { !$0.0.isEmpty }
+            .sorted { $0.0.count > $1.0.count }
+        var first = [Bool](repeating: false, count: 256)
+        for (s, _) in specialsByLength { first[Int(s[0])] = true }
+        specialFirstBytes = first
         split = GPT2Split(isolateDigits: isolateDigits)
     }
 
     public func encode(_ text: String) -> [Int32] {
         var out: [Int32] = []
-        var rest = text[...]
-        while !rest.isEmpty {
-            // The earliest special token (longest at a tie), or the end.
-            var cut = rest.endIndex, found: (String, Int32)?
-            if !specialsByLength.isEmpty {
-                var i = rest.startIndex
-                search: while i < rest.endIndex {
-                    for (s, id) in specialsByLength where rest[i...].hasPrefix(s) {
-                        cut = i
-                        found = (s, id)
-                        break search
-                    }
-                    i = rest.index(after: i)
+        let bytes = Array(text.utf8), n = bytes.count
+        var pieceStart = 0, i = 0
+        func flush(_ end: Int) {
+            if pieceStart < end {
+                let piece = String(decoding: bytes[pieceStart..<end], as: UTF8.self)
+                for part in split.split(piece[...]) { out += encodePiece(part) }
+            }
+        }
+        // Special tokens are matched on bytes; a table of their first bytes makes most positions one lookup.
+        scan: while i < n {
+            if specialFirstBytes[Int(bytes[i])] {
+                for (s, id) in specialsByLength where i + s.count <= n && bytes[i..<i + s.count].elementsEqual(s) {
+                    flush(i)
+                    out.append(id)
+                    i += s.count
+                    pieceStart = i
+                    continue scan
                 }
             }
-            for piece in split.split(rest[..<cut]) { out += encodePiece(piece) }
-            guard let (s, id) = found else { break }
-            out.append(id)
-            rest = rest[rest.index(cut, offsetBy: s.count)...]
+            i += 1
         }
+        flush(n)
         return out
     }
 
@@ -98,7 +107,10 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
             symbols[b.index] = b.id
             symbols.remove(at: b.index + 1)
         }
-        cache.withLock { $0[piece] = symbols }
+        cache.withLock { c in
+            if c.count >= Self.cacheLimit { c.removeAll(keepingCapacity: true) }  // bounded memory on large corpora
+            c[piece] = symbols
+        }
         return symbols
     }
 
