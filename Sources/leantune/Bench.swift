@@ -108,17 +108,14 @@ extension Bench {
     struct TokenizerSpeed: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "tokenizer", abstract: "Encoding speed of a model's tokenizer on a text file, one thread.")
-        @Option(help: "Model whose tokenizer to use (Hugging Face directory, GGUF, or llama2.c .bin with --tokenizer).")
-        var model: String
-        @Option(help: "Tokenizer file (llama2.c only).")
-        var tokenizer: String?
+        @OptionGroup var source: ModelOptions
         @Option(help: "Text file to encode (split into lines, as a data pipeline would).")
         var data: String
         @Option(help: "Timed repetitions.")
         var repetitions = 5
 
         func run() throws {
-            let tok = try ModelFile.load(model, tokenizer: tokenizer, ledger: MemoryLedger()).tokenizer
+            let tok = try source.load(ledger: MemoryLedger()).tokenizer
             guard let bytes = FileManager.default.contents(atPath: data) else { throw ValidationError("\(data): cannot read") }
             let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
             var times: [Double] = [], tokens = 0

@@ -13,10 +13,7 @@ struct Eval: ParsableCommand {
             adds one) and scored in windows of at most --seq tokens.
             """)
 
-    @Option(help: "Model: a GGUF file or a llama2.c .bin.")
-    var model: String
-    @Option(help: "Tokenizer file (llama2.c only).")
-    var tokenizer: String?
+    @OptionGroup var source: ModelOptions
     @Option(help: "Text or JSONL file.")
     var data: String
     @Option(help: "Tokens per scored window.")
@@ -27,7 +24,7 @@ struct Eval: ParsableCommand {
     func run() throws {
         GEMM.setThreads(threads)
         let start = monotonicNanoseconds()
-        let loaded = try ModelFile.load(model, tokenizer: tokenizer)
+        let loaded = try source.load()
         let loadSeconds = Double(monotonicNanoseconds() - start) * 1e-9
         let m = loaded.model, tok = loaded.tokenizer
         let window = min(seq, m.config.maxSequenceLength)

@@ -9,10 +9,7 @@ struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a loaded model as a Hugging Face directory (config.json, safetensors, tokenizer files).")
 
-    @Option(help: "Model: a Hugging Face directory, a GGUF file or a llama2.c .bin.")
-    var model: String
-    @Option(help: "Tokenizer file (llama2.c only).")
-    var tokenizer: String?
+    @OptionGroup var source: ModelOptions
     @Option(help: "Output directory.")
     var output: String
     @Option(help: "Weight dtype: f32 or bf16.")
@@ -32,7 +29,7 @@ struct Export: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try ModelFile.load(model, tokenizer: tokenizer)
+        let loaded = try source.load()
         let notes = try HFDirectory.export(loaded, to: output, dtype: dtype, shardBytes: shardMib << 20)
         for note in notes { print("not written: \(note)") }
         print("wrote \(output)")

@@ -8,10 +8,7 @@ struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate text from a model with a KV cache (greedy at temperature 0).")
 
-    @Option(help: "Model: a GGUF file or a llama2.c .bin.")
-    var model: String
-    @Option(help: "Tokenizer file (llama2.c tokenizer.bin; other formats carry their own).")
-    var tokenizer: String?
+    @OptionGroup var source: ModelOptions
     @Option(help: "Text to continue (echoed before the continuation), or with --chat the user's message.")
     var prompt = ""
     @Flag(help: "Treat --prompt as a user message in the model's chat template and print only the reply.")
@@ -35,12 +32,12 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         GEMM.setThreads(threads)
-        let loaded = try ModelFile.load(model, tokenizer: tokenizer)
+        let loaded = try source.load()
         let m = loaded.model, tok = loaded.tokenizer
         var text = prompt
         if chat {
             guard let template = loaded.chatTemplate else {
-                throw ValidationError("\(model) names no chat template; supported templates: \(ChatTemplate.supportedNames.joined(separator: ", "))")
+                throw ValidationError("\(source.model) names no chat template; supported templates: \(ChatTemplate.supportedNames.joined(separator: ", "))")
             }
             text = template.render([ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true)
         }
