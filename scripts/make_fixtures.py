@@ -2,8 +2,8 @@
 """Writes reference fixtures for LeanTune's parity tests. Run by hand; the outputs are committed
 under Tests/Fixtures:
 
-    pip install torch gguf tokenizers
-    python3 scripts/make_fixtures.py            # model parity (torch) and GGUF blocks (gguf)
+    pip install torch gguf tokenizers transformers
+    python3 scripts/make_fixtures.py            # model parity (torch), GGUF blocks (gguf), RoPE scaling (transformers)
     python3 scripts/make_fixtures.py --smollm2 cache/SmolLM2-135M-Instruct.Q4_1.gguf   # tokenizer ids too
 
 Model parity (llm.c's test_gpt2 pattern): for each tiny configuration a random Llama (parameters
@@ -174,6 +174,24 @@ HARD_STRINGS = [
 ]
 
 
+def make_rope_scaling():
+    """Inverse frequencies of transformers' rope initialisation for linear and llama3 scaling (Llama 3.2-like)."""
+    from transformers import LlamaConfig
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+    cases = []
+    for scaling in [{"rope_type": "linear", "factor": 4.0},
+                    {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                     "original_max_position_embeddings": 8192}]:
+        config = LlamaConfig(hidden_size=2048, num_attention_heads=32, rope_theta=500000.0, rope_scaling=scaling,
+                             max_position_embeddings=131072)
+        inv_freq, _ = ROPE_INIT_FUNCTIONS[scaling["rope_type"]](config, "cpu")
+        cases.append({"rope_scaling": scaling, "theta": 500000.0, "head_dim": 64,
+                      "inv_freq": [float(f"{v:.9g}") for v in inv_freq.double().tolist()]})
+    path = OUT / "rope-scaling.json"
+    path.write_text(json.dumps(cases, separators=(",", ":")) + "\n")
+    print(f"{path.relative_to(OUT.parent.parent)}: {len(cases)} cases")
+
+
 def make_smollm2_tokenizer(gguf_path):
     from gguf import GGUFReader
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -206,3 +224,4 @@ if __name__ == "__main__":
     for i, (name, config) in enumerate(CONFIGS.items()):
         make(name, config, seed=1234 + i)
     make_gguf_blocks()
+    make_rope_scaling()

@@ -122,3 +122,26 @@ struct ExportTests {
         try FileManager.default.removeItem(atPath: dir)
     }
 }
+
+@Suite("RoPE scaling")
+struct RoPEScalingTests {
+    @Test("linear and llama3 frequencies match transformers' rope initialisation")
+    func matchesTransformers() throws {
+        let data = try Data(contentsOf: fixtureURL("rope-scaling.json"))
+        let cases = try JSONSerialization.jsonObject(with: data) as! [[String: Any]]
+        #expect(cases.count == 2)
+        for c in cases {
+            let scaling = c["rope_scaling"] as! [String: Any], theta = c["theta"] as! Double, e = c["head_dim"] as! Int
+            let config = try HFConfig.parse(
+                ["architectures": ["LlamaForCausalLM"], "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 1,
+                 "num_attention_heads": 32, "vocab_size": 10, "rope_theta": theta, "rope_scaling": scaling], file: "config.json")
+            let scaled = try #require(config.ropeScaling)
+            let expected = c["inv_freq"] as! [Double]
+            #expect(expected.count == e / 2)
+            for (i, reference) in expected.enumerated() {
+                let ours = scaled.apply(Foundation.pow(theta, -Double(2 * i) / Double(e)))
+                #expect(abs(ours - reference) <= 1e-6 * reference, "\(scaling["rope_type"]!) frequency \(i): \(ours) vs \(reference)")
+            }
+        }
+    }
+}
