@@ -192,6 +192,33 @@ def make_rope_scaling():
     print(f"{path.relative_to(OUT.parent.parent)}: {len(cases)} cases")
 
 
+LLAMA3_SPLIT = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+
+
+def make_trained_llama3_bpe():
+    """A byte-level BPE with Llama 3's pre-tokenizer, trained by `tokenizers` on text from ../shared/real."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    real = OUT.parent.parent.parent / "shared" / "real" / "data"
+    texts = [json.loads(l)["question"] for l in (real / "gsm8k" / "train.jsonl").read_text().splitlines()[:3000]]
+    texts += (real / "tinystories" / "tinystories_sample.txt").read_text().split("<|endoftext|>")
+    texts += [l.split("\t")[0] for l in (real / "sst2" / "train.tsv").read_text().splitlines()[1:5001]]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(LLAMA3_SPLIT), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=800, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  special_tokens=["<|begin_of_text|>", "<|eot_id|>"], show_progress=False)
+    tok.train_from_iterator(texts, trainer)
+    path = OUT / "bpe-llama3-split.tokenizer.json"
+    tok.save(str(path))
+    strings = HARD_STRINGS + ["<|begin_of_text|>Hello<|eot_id|>", "It'S DON'T WE'LL", "12345678", "x\n\n  y", " \t\n z"]
+    cases = [{"text": s, "ids": tok.encode(s).ids} for s in strings]
+    ids = OUT / "bpe-llama3-split.ids.json"
+    ids.write_text(json.dumps(cases, ensure_ascii=False, separators=(",", ":")) + "\n")
+    print(f"{path.relative_to(OUT.parent.parent)}: {tok.get_vocab_size()} tokens, {path.stat().st_size} bytes; {len(cases)} strings")
+
+
 def make_smollm2_tokenizer(gguf_path):
     from gguf import GGUFReader
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -225,3 +252,4 @@ if __name__ == "__main__":
         make(name, config, seed=1234 + i)
     make_gguf_blocks()
     make_rope_scaling()
+    make_trained_llama3_bpe()

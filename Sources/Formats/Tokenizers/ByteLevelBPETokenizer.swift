@@ -13,14 +13,16 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
     private let ids: [String: Int32]
     /// "left right" pairs, best first (kept for export).
     public let merges: [String]
-    /// Whether every digit is its own piece before the GPT-2 split (SmolLM).
+    /// Whether every digit is its own piece before the split (SmolLM).
     public var isolatesDigits: Bool { split.isolateDigits }
+    /// The split the pre-tokenizer applies.
+    var splitPattern: SplitPattern { split.pattern }
     /// (left id, right id) → (rank, merged id)
     private let mergeTable: [UInt64: (rank: Int32, id: Int32)]
     /// The token of each byte; nil for bytes the vocabulary lacks (never seen in training, e.g. 0xFF),
     /// which are dropped as Hugging Face's BPE without an unknown token drops them.
     private let byteIDs: [Int32?]
-    private let split: GPT2Split
+    private let split: PreTokenizer
     /// Special tokens as UTF-8, longest first, and which bytes start one.
     private let specialsByLength: [([UInt8], Int32)]
     private let specialFirstBytes: [Bool]
@@ -32,7 +34,7 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
     ///   - merges: "left right" pairs, best first.
     ///   - special: ids to match verbatim in text and to decode as their text.
     public init(tokens: [String], merges: [String], special: Set<Int32>, bos: Int32?, stop: Set<Int32>,
-                isolateDigits: Bool, file: String) throws {
+                split pattern: SplitPattern = .gpt2, isolateDigits: Bool, file: String) throws {
         self.tokens = tokens
         vocabularySize = tokens.count
         self.bos = bos
@@ -64,7 +66,7 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
         var first = [Bool](repeating: false, count: 256)
         for (s, _) in specialsByLength { first[Int(s[0])] = true }
         specialFirstBytes = first
-        split = GPT2Split(isolateDigits: isolateDigits)
+        split = PreTokenizer(pattern: pattern, isolateDigits: isolateDigits)
     }
 
     public func encode(_ text: String) -> [Int32] {

@@ -1,7 +1,9 @@
 /// The tokenizer stored in a GGUF file's metadata (`tokenizer.ggml.*`).
 enum GGUFTokenizer {
     /// `tokenizer.ggml.pre` values whose split LeanTune implements, and whether they isolate digits.
-    static let preTokenizers: [String: Bool] = ["default": false, "gpt2": false, "smollm": true]
+    static let preTokenizers: [String: (SplitPattern, Bool)] = [
+        "default": (.gpt2, false), "gpt2": (.gpt2, false), "smollm": (.gpt2, true), "llama-bpe": (.llama3, false),
+    ]
 
     static func load(_ gguf: GGUFFile) throws -> any Tokenizer {
         let m = gguf.metadata, path = gguf.path
@@ -15,7 +17,7 @@ enum GGUFTokenizer {
         }
         let merges = m["tokenizer.ggml.merges"]?.array?.compactMap(\.string) ?? []
         let pre = m["tokenizer.ggml.pre"]?.string ?? "default"
-        guard let isolateDigits = preTokenizers[pre] else {
+        guard let (pattern, isolateDigits) = preTokenizers[pre] else {
             throw FormatError(file: path, problem: "pre-tokenizer '\(pre)' is not supported yet",
                               fix: "Supported: \(preTokenizers.keys.sorted().joined(separator: ", ")).")
         }
@@ -27,6 +29,6 @@ enum GGUFTokenizer {
         let stop = Set([id("eos_token_id"), id("eot_token_id")].compactMap { $0 })
         return try ByteLevelBPETokenizer(tokens: tokens, merges: merges, special: special,
                                          bos: addBOS ? id("bos_token_id") : nil, stop: stop,
-                                         isolateDigits: isolateDigits, file: path)
+                                         split: pattern, isolateDigits: isolateDigits, file: path)
     }
 }

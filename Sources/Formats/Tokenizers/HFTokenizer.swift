@@ -11,7 +11,7 @@ enum HFTokenizer {
         guard let model = j["model"] as? [String: Any], (model["type"] as? String) == "BPE",
               let vocab = model["vocab"] as? [String: Int] else { throw fail("the model is not BPE with a vocab") }
         if (model["byte_fallback"] as? Bool) == true { throw fail("SentencePiece-style BPE (byte_fallback) is not supported yet") }
-        let isolateDigits = try digitsThenByteLevel(j["pre_tokenizer"], fail)
+        let (pattern, isolateDigits) = try preTokenizer(j["pre_tokenizer"], fail)
         let merges: [String] = ((model["merges"] as? [Any]) ?? []).compactMap {
             ($0 as? String) ?? (($0 as? [String]).map { $0.joined(separator: " ") })
         }
@@ -35,21 +35,27 @@ enum HFTokenizer {
         if let e = generationConfig["eos_token_id"] as? Int { stop.insert(Int32(e)) }
         if let e = generationConfig["eos_token_id"] as? [Int] { stop.formUnion(e.map(Int32.init)) }
         return try ByteLevelBPETokenizer(tokens: tokens, merges: merges, special: special, bos: bos, stop: stop,
-                                         isolateDigits: isolateDigits, file: path)
+                                         split: pattern, isolateDigits: isolateDigits, file: path)
     }
 
-    /// Whether the pre-tokenizer is ByteLevel (false) or Sequence[Digits(individual), ByteLevel] (true).
-    private static func digitsThenByteLevel(_ value: Any?, _ fail: (String) -> FormatError) throws -> Bool {
-        func isByteLevel(_ p: [String: Any]) -> Bool {
-            (p["type"] as? String) == "ByteLevel" && (p["use_regex"] as? Bool ?? true) && !(p["add_prefix_space"] as? Bool ?? false)
+    /// The split and digit isolation of the supported pre-tokenizers: ByteLevel with its GPT-2 regex,
+    /// Sequence[Digits(individual), ByteLevel] (SmolLM), Sequence[Split(Llama-3 regex, isolated), ByteLevel without regex].
+    private static func preTokenizer(_ value: Any?, _ fail: (String) -> FormatError) throws -> (SplitPattern, Bool) {
+        func isByteLevel(_ p: [String: Any], regex: Bool) -> Bool {
+            (p["type"] as? String) == "ByteLevel" && (p["use_regex"] as? Bool ?? true) == regex && !(p["add_prefix_space"] as? Bool ?? false)
         }
         guard let p = value as? [String: Any] else { throw fail("no pre_tokenizer") }
-        if isByteLevel(p) { return false }
-        if (p["type"] as? String) == "Sequence", let parts = p["pretokenizers"] as? [[String: Any]], parts.count == 2,
-           (parts[0]["type"] as? String) == "Digits", (parts[0]["individual_digits"] as? Bool) == true, isByteLevel(parts[1]) {
-            return true
+        if isByteLevel(p, regex: true) { return (.gpt2, false) }
+        if (p["type"] as? String) == "Sequence", let parts = p["pretokenizers"] as? [[String: Any]], parts.count == 2 {
+            if (parts[0]["type"] as? String) == "Digits", (parts[0]["individual_digits"] as? Bool) == true, isByteLevel(parts[1], regex: true) {
+                return (.gpt2, true)
+            }
+            if (parts[0]["type"] as? String) == "Split", ((parts[0]["pattern"] as? [String: Any])?["Regex"] as? String) == SplitPattern.llama3Regex,
+               (parts[0]["behavior"] as? String)?.lowercased() == "isolated", isByteLevel(parts[1], regex: false) {
+                return (.llama3, false)
+            }
         }
-        throw fail("pre_tokenizer \(p["type"] as? String ?? "?") is not supported yet")
+        throw fail("pre_tokenizer \(p["type"] as? String ?? "?") with these settings is not supported yet")
     }
 
     /// Writes tokenizer.json and tokenizer_config.json for a byte-level BPE tokenizer; other kinds
@@ -59,8 +65,14 @@ enum HFTokenizer {
             return ["tokenizer files: a \(type(of: loaded.tokenizer)) has no tokenizer.json form yet; copy the original tokenizer"]
         }
         let byteLevel: [String: Any] = ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true]
-        let pre: [String: Any] = t.isolatesDigits
+        var pre: [String: Any] = t.isolatesDigits
             ? ["type": "Sequence", "pretokenizers": [["type": "Digits", "individual_digits": true], byteLevel]] : byteLevel
+        if t.splitPattern == .llama3 {
+            var plain = byteLevel
+            plain["use_regex"] = false
+            pre = ["type": "Sequence", "pretokenizers": [
+                ["type": "Split", "pattern": ["Regex": SplitPattern.llama3Regex], "behavior": "Isolated", "invert": false], plain]]
+        }
         let specials = t.specialTokens.values.sorted()
         var vocab: [String: Int] = [:]
         for (i, token) in t.tokens.enumerated() where vocab[token] == nil { vocab[token] = i }
