@@ -9,23 +9,20 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
     public let bos: Int32?
     public let stopTokens: Set<Int32>
     /// Tokens matched verbatim in text before splitting (control and user-defined tokens).
-    public let specialTokens: [String: Int32]
+    public var specialTokens: [String: Int32] { specials.ids }
+    private let specials: SpecialTokens
     private let ids: [String: Int32]
     /// "left right" pairs, best first (kept for export).
-    public let merges: [String]
+    public var merges: [String] { mergeTable.list }
     /// Whether every digit is its own piece before the split (SmolLM).
     public var isolatesDigits: Bool { split.isolateDigits }
     /// The split the pre-tokenizer applies.
     var splitPattern: SplitPattern { split.pattern }
-    /// (left id, right id) → (rank, merged id)
-    private let mergeTable: [UInt64: (rank: Int32, id: Int32)]
+    private let mergeTable: BPEMerges
     /// The token of each byte; nil for bytes the vocabulary lacks (never seen in training, e.g. 0xFF),
     /// which are dropped as Hugging Face's BPE without an unknown token drops them.
     private let byteIDs: [Int32?]
     private let split: PreTokenizer
-    /// Special tokens as UTF-8, longest first, and which bytes start one.
-    private let specialsByLength: [([UInt8], Int32)]
-    private let specialFirstBytes: [Bool]
     /// Encodings of pieces seen before (`@unchecked Sendable`: only touched under this lock).
     private let cache = Mutex<[Substring: [Int32]]>([:])
     private static let cacheLimit = 100_000
@@ -42,73 +39,28 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
         var ids: [String: Int32] = [:]
         for (i, t) in tokens.enumerated() where ids[t] == nil { ids[t] = Int32(i) }
         self.ids = ids
-        var table: [UInt64: (Int32, Int32)] = [:]
-        for (rank, m) in merges.enumerated() {
-            let parts = m.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
-            guard parts.count == 2, let a = ids[String(parts[0])], let b = ids[String(parts[1])],
-                  let merged = ids[String(parts[0]) + String(parts[1])] else {
-                throw FormatError(file: file, problem: "merge \(rank) '\(m)' names tokens that are not in the vocabulary",
-                                  fix: "The tokenizer is corrupted.")
-            }
-            let key = UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b))
-            if table[key] == nil { table[key] = (Int32(rank), merged) }
-        }
-        mergeTable = table
-        self.merges = merges
+        mergeTable = try BPEMerges(merges, ids: ids, file: file)
         byteIDs = (0..<256).map { ids[String(ByteLevel.character(UInt8($0)))] }
         guard byteIDs.filter({ $0 != nil }).count >= 128 else {
             throw FormatError(file: file, problem: "fewer than half of the 256 byte characters are tokens",
                               fix: "This is not a byte-level BPE vocabulary.")
         }
-        specialTokens = Dictionary(special.map { (tokens[Int($0)], $0) }, uniquingKeysWith: { a, _ in a })
-        specialsByLength = specialTokens.map { (Array($0.key.utf8), $0.value) }.filter { !$0.0.isEmpty }
-            .sorted { $0.0.count > $1.0.count }
-        var first = [Bool](repeating: false, count: 256)
-        for (s, _) in specialsByLength { first[Int(s[0])] = true }
-        specialFirstBytes = first
+        specials = SpecialTokens(Dictionary(special.map { (tokens[Int($0)], $0) }, uniquingKeysWith: { a, _ in a }))
         split = PreTokenizer(pattern: pattern, isolateDigits: isolateDigits)
     }
 
     public func encode(_ text: String) -> [Int32] {
         var out: [Int32] = []
-        let bytes = Array(text.utf8), n = bytes.count
-        var pieceStart = 0, i = 0
-        func flush(_ end: Int) {
-            if pieceStart < end {
-                let piece = String(decoding: bytes[pieceStart..<end], as: UTF8.self)
-                for part in split.split(piece[...]) { out += encodePiece(part) }
-            }
-        }
-        // Special tokens are matched on bytes; a table of their first bytes makes most positions one lookup.
-        scan: while i < n {
-            if specialFirstBytes[Int(bytes[i])] {
-                for (s, id) in specialsByLength where i + s.count <= n && bytes[i..<i + s.count].elementsEqual(s) {
-                    flush(i)
-                    out.append(id)
-                    i += s.count
-                    pieceStart = i
-                    continue scan
-                }
-            }
-            i += 1
-        }
-        flush(n)
+        specials.split(text, text: { segment in
+            for piece in split.split(segment[...]) { out += encodePiece(piece) }
+        }, special: { out.append($0) })
         return out
     }
 
     private func encodePiece(_ piece: Substring) -> [Int32] {
         if let hit = cache.withLock({ $0[piece] }) { return hit }
         var symbols = piece.utf8.compactMap { byteIDs[Int($0)] }
-        while symbols.count > 1 {
-            var best: (rank: Int32, index: Int, id: Int32)?
-            for i in 0..<symbols.count - 1 {
-                let key = UInt64(UInt32(bitPattern: symbols[i])) << 32 | UInt64(UInt32(bitPattern: symbols[i + 1]))
-                if let m = mergeTable[key], best == nil || m.rank < best!.rank { best = (m.rank, i, m.id) }
-            }
-            guard let b = best else { break }
-            symbols[b.index] = b.id
-            symbols.remove(at: b.index + 1)
-        }
+        mergeTable.apply(&symbols)
         cache.withLock { c in
             if c.count >= Self.cacheLimit { c.removeAll(keepingCapacity: true) }  // bounded memory on large corpora
             c[piece] = symbols
