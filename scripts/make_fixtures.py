@@ -219,6 +219,39 @@ def make_trained_llama3_bpe():
     print(f"{path.relative_to(OUT.parent.parent)}: {tok.get_vocab_size()} tokens, {path.stat().st_size} bytes; {len(cases)} strings")
 
 
+def make_trained_sentencepiece_bpe():
+    """A Llama 2-style BPE (Prepend/Replace normalizer, byte fallback) trained by `tokenizers` on ../shared/real text.
+
+    Merges are learnt within words (Metaspace during training); the saved tokenizer has Llama 2's normalizer and no
+    pre-tokenizer, and the 256 <0xHH> tokens are ordinary vocabulary entries as in Llama 2's tokenizer.json."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    real = OUT.parent.parent.parent / "shared" / "real" / "data"
+    texts = [json.loads(l)["question"] for l in (real / "gsm8k" / "train.jsonl").read_text().splitlines()[:3000]]
+    texts += [l.split("\t")[0] for l in (real / "sst2" / "train.tsv").read_text().splitlines()[1:5001]]
+    byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
+    tok = Tokenizer(models.BPE(byte_fallback=True))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    trainer = trainers.BpeTrainer(vocab_size=900, special_tokens=["<unk>", "<s>", "</s>"] + byte_tokens, show_progress=False)
+    tok.train_from_iterator(texts, trainer)
+    j = json.loads(tok.to_str())
+    j["added_tokens"] = [a for a in j["added_tokens"] if a["content"] in ("<unk>", "<s>", "</s>")]
+    j["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"},
+                                                          {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]}
+    j["pre_tokenizer"] = None
+    j["decoder"] = {"type": "Sequence", "decoders": [
+        {"type": "Replace", "pattern": {"String": "▁"}, "content": " "}, {"type": "ByteFallback"}, {"type": "Fuse"},
+        {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+    tok = Tokenizer.from_str(json.dumps(j))
+    path = OUT / "bpe-sentencepiece.tokenizer.json"
+    path.write_text(json.dumps(j, ensure_ascii=False, separators=(",", ":")) + "\n")
+    strings = [s for s in HARD_STRINGS if "<|" not in s] + ["<s>Hello</s> world", "ʕ•ᴥ•ʔ unseen ✓ chars", "x  y"]
+    cases = [{"text": s, "ids": tok.encode(s).ids, "decoded": tok.decode(tok.encode(s).ids, skip_special_tokens=False)}
+             for s in strings]
+    ids = OUT / "bpe-sentencepiece.ids.json"
+    ids.write_text(json.dumps(cases, ensure_ascii=False, separators=(",", ":")) + "\n")
+    print(f"{path.relative_to(OUT.parent.parent)}: {tok.get_vocab_size()} tokens, {path.stat().st_size} bytes; {len(cases)} strings")
+
+
 def make_smollm2_tokenizer(gguf_path):
     from gguf import GGUFReader
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -253,3 +286,4 @@ if __name__ == "__main__":
     make_gguf_blocks()
     make_rope_scaling()
     make_trained_llama3_bpe()
+    make_trained_sentencepiece_bpe()

@@ -17,4 +17,17 @@ struct TokenizerParityTests {
             #expect(tok.decode(c.ids) == c.text, "\(c.text.debugDescription)")
         }
     }
+
+    @Test("a SentencePiece-style BPE (Llama 2 normalizer, byte fallback) trained by tokenizers: ids and decoded text")
+    func sentencePiece() throws {
+        struct DecodedCase: Decodable { let text: String; let ids: [Int32]; let decoded: String }
+        let tok = try HFTokenizer.load(fixtureURL("bpe-sentencepiece.tokenizer.json").path, tokenizerConfig: [:], generationConfig: [:])
+        #expect(tok is SentencePieceBPETokenizer)
+        let cases = try JSONDecoder().decode([DecodedCase].self, from: Data(contentsOf: fixtureURL("bpe-sentencepiece.ids.json")))
+        #expect(cases.count == 59)
+        for c in cases {
+            #expect(tok.encode(c.text) == c.ids, "\(c.text.debugDescription)")
+            #expect(tok.decode(c.ids) == c.decoded, "\(c.text.debugDescription)")
+        }
+    }
 }

@@ -11,7 +11,6 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
     /// Tokens matched verbatim in text before splitting (control and user-defined tokens).
     public var specialTokens: [String: Int32] { specials.ids }
     private let specials: SpecialTokens
-    private let ids: [String: Int32]
     /// "left right" pairs, best first (kept for export).
     public var merges: [String] { mergeTable.list }
     /// Whether every digit is its own piece before the split (SmolLM).
@@ -38,7 +37,6 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
         stopTokens = stop
         var ids: [String: Int32] = [:]
         for (i, t) in tokens.enumerated() where ids[t] == nil { ids[t] = Int32(i) }
-        self.ids = ids
         mergeTable = try BPEMerges(merges, ids: ids, file: file)
         byteIDs = (0..<256).map { ids[String(ByteLevel.character(UInt8($0)))] }
         guard byteIDs.filter({ $0 != nil }).count >= 128 else {

@@ -6,12 +6,11 @@ enum HFTokenizer {
     static func load(_ path: String, tokenizerConfig: [String: Any], generationConfig: [String: Any]) throws -> any Tokenizer {
         let j = try HFDirectory.json(path)
         func fail(_ problem: String) -> FormatError {
-            FormatError(file: path, problem: problem, fix: "Supported tokenizer.json: BPE with a ByteLevel pre-tokenizer (optionally after Digits).")
+            FormatError(file: path, problem: problem, fix: "Supported tokenizer.json: byte-level BPE (GPT-2, SmolLM and Llama 3 splits) and SentencePiece-style BPE with byte fallback (Llama 2, TinyLlama).")
         }
         guard let model = j["model"] as? [String: Any], (model["type"] as? String) == "BPE",
               let vocab = model["vocab"] as? [String: Int] else { throw fail("the model is not BPE with a vocab") }
-        if (model["byte_fallback"] as? Bool) == true { throw fail("SentencePiece-style BPE (byte_fallback) is not supported yet") }
-        let (pattern, isolateDigits) = try preTokenizer(j["pre_tokenizer"], fail)
+        let sentencePiece = (model["byte_fallback"] as? Bool) == true
         let merges: [String] = ((model["merges"] as? [Any]) ?? []).compactMap {
             ($0 as? String) ?? (($0 as? [String]).map { $0.joined(separator: " ") })
         }
@@ -34,8 +33,33 @@ enum HFTokenizer {
         var stop = Set([tokenID(tokenizerConfig["eos_token"])].compactMap { $0 })
         if let e = generationConfig["eos_token_id"] as? Int { stop.insert(Int32(e)) }
         if let e = generationConfig["eos_token_id"] as? [Int] { stop.formUnion(e.map(Int32.init)) }
+        if sentencePiece {
+            return try SentencePieceBPETokenizer(tokens: tokens, merges: merges, special: special, bos: bos, stop: stop,
+                                                 prependsSpace: try prependsSpace(j, fail), file: path)
+        }
+        let (pattern, isolateDigits) = try preTokenizer(j["pre_tokenizer"], fail)
         return try ByteLevelBPETokenizer(tokens: tokens, merges: merges, special: special, bos: bos, stop: stop,
                                          split: pattern, isolateDigits: isolateDigits, file: path)
+    }
+
+    /// Whether a SentencePiece-style tokenizer prepends "▁": the Llama 2 normalizer (Prepend("▁"), Replace(" ", "▁"))
+    /// with no pre-tokenizer, or Metaspace("▁", prepend_scheme always) with no normalizer.
+    private static func prependsSpace(_ j: [String: Any], _ fail: (String) -> FormatError) throws -> Bool {
+        let normalizer = j["normalizer"] as? [String: Any], pre = j["pre_tokenizer"] as? [String: Any]
+        let steps = (normalizer?["normalizers"] as? [[String: Any]]) ?? normalizer.map { [$0] } ?? []
+        func isReplaceSpace(_ n: [String: Any]) -> Bool {
+            (n["type"] as? String) == "Replace" && ((n["pattern"] as? [String: Any])?["String"] as? String) == " " && (n["content"] as? String) == "▁"
+        }
+        if pre == nil, let last = steps.last, isReplaceSpace(last) {
+            let prepend = steps.dropLast()
+            if prepend.isEmpty { return false }
+            if prepend.count == 1, (prepend[0]["type"] as? String) == "Prepend", (prepend[0]["prepend"] as? String) == "▁" { return true }
+        }
+        if normalizer == nil, let pre, (pre["type"] as? String) == "Metaspace", (pre["replacement"] as? String) == "▁",
+           (pre["prepend_scheme"] as? String) == "always" || (pre["add_prefix_space"] as? Bool) == true {
+            return true
+        }
+        throw fail("this SentencePiece-style normalizer / pre-tokenizer combination is not supported yet")
     }
 
     /// The split and digit isolation of the supported pre-tokenizers: ByteLevel with its GPT-2 regex,
