@@ -252,6 +252,51 @@ def make_trained_sentencepiece_bpe():
     print(f"{path.relative_to(OUT.parent.parent)}: {tok.get_vocab_size()} tokens, {path.stat().st_size} bytes; {len(cases)} strings")
 
 
+CHAT_TEMPLATES = {
+    # HuggingFaceTB/SmolLM2-135M-Instruct (as in its GGUF): ChatML with a default system prompt
+    "chatml": ("<|im_start|>", "<|im_end|>",
+               "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"),
+    # meta-llama/Llama-2-7b-chat-hf
+    "llama2": ("<s>", "</s>",
+               "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}"),
+    # meta-llama/Meta-Llama-3-8B-Instruct
+    "llama3": ("<|begin_of_text|>", "<|eot_id|>",
+               "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"),
+    # mistralai/Mistral-7B-Instruct-v0.2
+    "mistral": ("<s>", "</s>",
+                "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}"),
+    # HuggingFaceH4/zephyr-7b-beta
+    "zephyr": ("<s>", "</s>",
+               "{% for message in messages %}\n{% if message['role'] == 'user' %}\n{{ '<|user|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'system' %}\n{{ '<|system|>\n' + message['content'] + eos_token }}\n{% elif message['role'] == 'assistant' %}\n{{ '<|assistant|>\n'  + message['content'] + eos_token }}\n{% endif %}\n{% if loop.last and add_generation_prompt %}\n{{ '<|assistant|>' }}\n{% endif %}\n{% endfor %}"),
+}
+
+
+def make_chat_templates():
+    """Renders each template with Jinja configured as transformers does (trim_blocks, lstrip_blocks)."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    def raise_exception(message):
+        raise ValueError(message)
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    env.globals["raise_exception"] = raise_exception
+    with_system = [{"role": "system", "content": "You are a helpful assistant"}, {"role": "user", "content": "Hello"},
+                   {"role": "assistant", "content": "  Hi there  "}, {"role": "user", "content": "Who are you?"}]
+    without_system = with_system[1:]
+    cases = []
+    for name, (bos, eos, source) in CHAT_TEMPLATES.items():
+        template = env.from_string(source)
+        for messages in (with_system, without_system):
+            for add in (True, False):
+                try:
+                    text = template.render(messages=messages, add_generation_prompt=add, bos_token=bos, eos_token=eos)
+                except ValueError:
+                    text = None  # the template refuses this conversation
+                cases.append({"name": name, "template": source, "bos": bos, "eos": eos, "messages": messages,
+                              "add_generation_prompt": add, "expected": text})
+    path = OUT / "chat-templates.json"
+    path.write_text(json.dumps(cases, ensure_ascii=False, indent=1) + "\n")
+    print(f"{path.relative_to(OUT.parent.parent)}: {len(cases)} renderings of {len(CHAT_TEMPLATES)} templates")
+
+
 def make_smollm2_tokenizer(gguf_path):
     from gguf import GGUFReader
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -287,3 +332,4 @@ if __name__ == "__main__":
     make_rope_scaling()
     make_trained_llama3_bpe()
     make_trained_sentencepiece_bpe()
+    make_chat_templates()

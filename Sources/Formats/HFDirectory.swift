@@ -31,8 +31,12 @@ public enum HFDirectory {
                               fix: "Use the tokenizer that came with the model.")
         }
         let template = tokenizerConfig["chat_template"] as? String
+        func tokenText(_ key: String) -> String {
+            (tokenizerConfig[key] as? String) ?? ((tokenizerConfig[key] as? [String: Any])?["content"] as? String) ?? ""
+        }
         return LoadedModel(model: try LlamaModel(config: config, store: store, ledger: ledger), tokenizer: tokenizer,
-                           chatTemplate: template.flatMap(ChatTemplate.recognise), chatTemplateSource: template)
+                           chatTemplate: template.flatMap(ChatTemplate.recognise), chatTemplateSource: template,
+                           templateTokens: (tokenText("bos_token"), tokenText("eos_token")))
     }
 
     /// The safetensors files of `dir`: the shards named by the index, or model.safetensors.

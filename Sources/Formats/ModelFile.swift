@@ -12,6 +12,8 @@ public struct LoadedModel {
     public var chatTemplateSource: String?
     /// What was read: the format and its tensor types, e.g. "GGUF v3: 211 × Q4_1, 61 × F32".
     public var source: String = ""
+    /// The texts chat templates use for `bos_token` and `eos_token`.
+    public var templateTokens: (bos: String, eos: String) = ("", "")
 }
 
 /// "3 × F32, 2 × BF16", most frequent first.
@@ -41,7 +43,8 @@ public enum ModelFile {
             let template = gguf.metadata["tokenizer.chat_template"]?.string
             return LoadedModel(model: try LlamaModel(config: config, store: store, ledger: ledger), tokenizer: tokenizer,
                                chatTemplate: template.flatMap(ChatTemplate.recognise), chatTemplateSource: template,
-                               source: "GGUF v\(gguf.version): " + typeCounts(gguf.tensors.values.map(\.type.name)))
+                               source: "GGUF v\(gguf.version): " + typeCounts(gguf.tensors.values.map(\.type.name)),
+                               templateTokens: GGUFTokenizer.templateTokens(gguf))
         }
         guard path.hasSuffix(".bin") else {
             throw FormatError(file: path, problem: "unrecognised model format",

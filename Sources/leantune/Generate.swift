@@ -39,9 +39,11 @@ struct Generate: ParsableCommand {
             guard let template = loaded.chatTemplate else {
                 throw ValidationError("\(source.model) names no chat template; supported templates: \(ChatTemplate.supportedNames.joined(separator: ", "))")
             }
-            text = template.render([ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true)
+            text = try template.render([ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true,
+                                       bos: loaded.templateTokens.bos, eos: loaded.templateTokens.eos)
         }
-        let promptIDs = (tok.bos.map { [$0] } ?? []) + tok.encode(text)
+        // A chat template writes BOS itself where the model needs it (as transformers' apply_chat_template does).
+        let promptIDs = (chat ? [] : (tok.bos.map { [$0] } ?? [])) + tok.encode(text)
         guard !promptIDs.isEmpty else { throw ValidationError("the prompt is empty and the tokenizer has no BOS token") }
         var sampler = Sampler(temperature: temperature, topP: topP, seed: seed)
         let out = FileHandle.standardOutput

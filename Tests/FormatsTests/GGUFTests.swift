@@ -65,7 +65,7 @@ struct GGUFTests {
         let loaded = try ModelFile.load(SmolLM2.path, tokenizer: nil, ledger: MemoryLedger())
         #expect(loaded.model.config.layerCount == 30 && loaded.model.config.kvHeadCount == 3 && loaded.model.config.tiedEmbeddings)
         let template = try #require(loaded.chatTemplate)
-        let prompt = template.render([ChatMessage(role: "user", content: "What is the capital of France?")], addGenerationPrompt: true)
+        let prompt = try template.render([ChatMessage(role: "user", content: "What is the capital of France?")], addGenerationPrompt: true)
         #expect(prompt.hasPrefix("<|im_start|>system\nYou are a helpful AI assistant named SmolLM"))
         var sampler = Sampler(temperature: 0, seed: 0)
         let ids = try loaded.model.generate(prompt: loaded.tokenizer.encode(prompt), maxNewTokens: 20, sampler: &sampler,

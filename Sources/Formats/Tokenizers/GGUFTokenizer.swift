@@ -31,4 +31,14 @@ enum GGUFTokenizer {
                                          bos: addBOS ? id("bos_token_id") : nil, stop: stop,
                                          split: pattern, isolateDigits: isolateDigits, file: path)
     }
+
+    /// The texts of the BOS and EOS tokens (chat templates use them even when BOS is not added).
+    static func templateTokens(_ gguf: GGUFFile) -> (bos: String, eos: String) {
+        let tokens = gguf.metadata["tokenizer.ggml.tokens"]?.array ?? []
+        func text(_ key: String) -> String {
+            guard let id = gguf.metadata["tokenizer.ggml.\(key)"]?.int, id >= 0, id < tokens.count else { return "" }
+            return tokens[id].string ?? ""
+        }
+        return (text("bos_token_id"), text("eos_token_id"))
+    }
 }

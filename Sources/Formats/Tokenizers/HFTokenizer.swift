@@ -113,7 +113,9 @@ enum HFTokenizer {
         try HFDirectory.write(json, to: dir + "/tokenizer.json")
         var config: [String: Any] = ["tokenizer_class": "PreTrainedTokenizerFast", "add_bos_token": t.bos != nil,
                                      "model_max_length": loaded.model.config.maxSequenceLength]
-        if let bos = t.bos { config["bos_token"] = t.tokens[Int(bos)] }
+        if let bos = t.bos { config["bos_token"] = t.tokens[Int(bos)] } else if !loaded.templateTokens.bos.isEmpty {
+            config["bos_token"] = loaded.templateTokens.bos
+        }
         if let eos = t.stopTokens.sorted().first { config["eos_token"] = t.tokens[Int(eos)] }
         if let template = loaded.chatTemplateSource { config["chat_template"] = template }
         try HFDirectory.write(config, to: dir + "/tokenizer_config.json")
