@@ -13,6 +13,8 @@ struct Generate: ParsableCommand {
     var prompt = ""
     @Flag(help: "Treat --prompt as a user message in the model's chat template and print only the reply.")
     var chat = false
+    @Option(help: "With --chat: use this built-in template instead of the model's (\(ChatTemplate.supportedNames.joined(separator: ", "))).")
+    var chatTemplate: String?
     @Option(help: "Sampling temperature; 0 is greedy.")
     var temperature: Float = 1.0
     @Option(name: .customLong("top-p"), help: "Nucleus sampling: keep the smallest set of tokens with this much probability.")
@@ -28,6 +30,9 @@ struct Generate: ParsableCommand {
         guard temperature >= 0 else { throw ValidationError("--temperature must be ≥ 0") }
         guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
         guard maxTokens > 0 else { throw ValidationError("--max-tokens must be positive") }
+        if let name = chatTemplate, ChatTemplate.named(name) == nil {
+            throw ValidationError("unknown chat template '\(name)'; supported: \(ChatTemplate.supportedNames.joined(separator: ", "))")
+        }
     }
 
     func run() throws {
@@ -36,8 +41,8 @@ struct Generate: ParsableCommand {
         let m = loaded.model, tok = loaded.tokenizer
         var text = prompt
         if chat {
-            guard let template = loaded.chatTemplate else {
-                throw ValidationError("\(source.model) names no chat template; supported templates: \(ChatTemplate.supportedNames.joined(separator: ", "))")
+            guard let template = chatTemplate.flatMap(ChatTemplate.named) ?? loaded.chatTemplate else {
+                throw ValidationError("\(source.model) names no chat template we recognise; pass --chat-template with one of \(ChatTemplate.supportedNames.joined(separator: ", "))")
             }
             text = try template.render([ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true,
                                        bos: loaded.templateTokens.bos, eos: loaded.templateTokens.eos)
