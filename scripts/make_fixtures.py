@@ -297,6 +297,63 @@ def make_chat_templates():
     print(f"{path.relative_to(OUT.parent.parent)}: {len(cases)} renderings of {len(CHAT_TEMPLATES)} templates")
 
 
+def make_stories_gguf():
+    """stories260K as a GGUF with a `llama` (SentencePiece, score-merged) vocabulary, written by gguf-py from the
+    llama2.c files in ../shared/real: Q8_0 matrices where rows are whole blocks, F16 for ffn_down (172 wide), F32 norms."""
+    import struct
+    import gguf
+    from gguf.constants import GGMLQuantizationType as T
+    root = OUT.parent.parent.parent / "shared" / "real" / "model" / "stories260K"
+    raw = (root / "stories260K.bin").read_bytes()
+    dim, hidden, layers, heads, kv_heads, vocab, seq = struct.unpack("<7i", raw[:28])
+    floats = np.frombuffer(raw[28:], dtype=np.float32)
+    kv_dim = kv_heads * (dim // heads)
+    at = 0
+    def take(*shape):
+        nonlocal at
+        n = int(np.prod(shape))
+        out = floats[at:at + n].reshape(shape)
+        at += n
+        return out
+    emb = take(vocab, dim); rms_att = take(layers, dim); wq = take(layers, dim, dim); wk = take(layers, kv_dim, dim)
+    wv = take(layers, kv_dim, dim); wo = take(layers, dim, dim); rms_ffn = take(layers, dim)
+    w1 = take(layers, hidden, dim); w2 = take(layers, dim, hidden); w3 = take(layers, hidden, dim); rms_final = take(dim)
+    tok = (root / "tok512.bin").read_bytes()
+    pos, pieces, scores = 4, [], []
+    for _ in range(vocab):
+        score, length = struct.unpack("<fi", tok[pos:pos + 8])
+        pieces.append(tok[pos + 8:pos + 8 + length].decode("utf-8"))
+        scores.append(score)
+        pos += 8 + length
+    # SentencePiece form: "▁" for spaces, control tokens for <unk>/<s>/</s>, byte tokens typed as bytes.
+    tokens = ["<unk>", "<s>", "</s>"] + [p.replace(" ", "\u2581") for p in pieces[3:]]
+    types = [2, 3, 3] + [6 if p.startswith("<0x") and len(p) == 6 else 1 for p in pieces[3:]]
+    path = OUT / "stories260K-llama-vocab.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(layers); w.add_embedding_length(dim); w.add_feed_forward_length(hidden)
+    w.add_head_count(heads); w.add_head_count_kv(kv_heads); w.add_context_length(seq)
+    w.add_layer_norm_rms_eps(1e-5); w.add_rope_freq_base(10000.0)
+    w.add_tokenizer_model("llama"); w.add_token_list(tokens); w.add_token_scores(scores); w.add_token_types(types)
+    w.add_bos_token_id(1); w.add_eos_token_id(2); w.add_add_bos_token(True); w.add_add_space_prefix(True)
+    def put(name, array):
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        if array.ndim == 1:
+            w.add_tensor(name, array)
+        elif array.shape[-1] % 32 == 0:
+            w.add_tensor(name, gguf.quants.quantize(array, T.Q8_0), raw_dtype=T.Q8_0)
+        else:
+            w.add_tensor(name, array.astype(np.float16))
+    put("token_embd.weight", emb)
+    for l in range(layers):
+        for name, array in [("attn_norm", rms_att[l]), ("attn_q", wq[l]), ("attn_k", wk[l]), ("attn_v", wv[l]),
+                            ("attn_output", wo[l]), ("ffn_norm", rms_ffn[l]), ("ffn_gate", w1[l]), ("ffn_down", w2[l]),
+                            ("ffn_up", w3[l])]:
+            put(f"blk.{l}.{name}.weight", array)
+    put("output_norm.weight", rms_final)
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+    print(f"{path.relative_to(OUT.parent.parent)}: {path.stat().st_size} bytes")
+
+
 def make_smollm2_tokenizer(gguf_path):
     from gguf import GGUFReader
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -333,3 +390,4 @@ if __name__ == "__main__":
     make_trained_llama3_bpe()
     make_trained_sentencepiece_bpe()
     make_chat_templates()
+    make_stories_gguf()

@@ -55,7 +55,7 @@ public enum ModelFile {
                               fix: "Pass its tokenizer.bin with --tokenizer.")
         }
         let (config, store) = try Llama2cCheckpoint.load(path, ledger: ledger)
-        let tokenizer = try Llama2cTokenizer(path: tokenizerPath, vocabularySize: config.vocabSize)
+        let tokenizer = try ScoredPieceTokenizer.llama2c(path: tokenizerPath, vocabularySize: config.vocabSize)
         return LoadedModel(model: try LlamaModel(config: config, store: store, ledger: ledger), tokenizer: tokenizer, chatTemplate: nil, chatTemplateSource: nil,
                            source: "llama2.c checkpoint: F32")
     }

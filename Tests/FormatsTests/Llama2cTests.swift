@@ -57,7 +57,7 @@ struct Llama2cTests {
 
     @Test("the tokenizer encodes run.c's way and decodes back")
     func tokenizerRoundTrip() throws {
-        let tok = try Llama2cTokenizer(path: SharedReal.tokenizer, vocabularySize: 512)
+        let tok = try ScoredPieceTokenizer.llama2c(path: SharedReal.tokenizer, vocabularySize: 512)
         let text = "Once upon a time, there was a little girl named Lily."
         let ids = tok.encode(text)
         #expect(ids.first == 403)  // " Once", merged with the dummy-prefix space
@@ -95,9 +95,9 @@ struct Llama2cTests {
 
     @Test("a tokenizer whose size disagrees with the model is refused")
     func tokenizerSizeMismatch() throws {
-        let small = try #require(throws: FormatError.self) { try Llama2cTokenizer(path: SharedReal.tokenizer, vocabularySize: 600) }
+        let small = try #require(throws: FormatError.self) { try ScoredPieceTokenizer.llama2c(path: SharedReal.tokenizer, vocabularySize: 600) }
         #expect(small.problem.contains("holds 512 tokens but the model's vocabulary has 600"))
-        let large = try #require(throws: FormatError.self) { try Llama2cTokenizer(path: SharedReal.tokenizer, vocabularySize: 500) }
+        let large = try #require(throws: FormatError.self) { try ScoredPieceTokenizer.llama2c(path: SharedReal.tokenizer, vocabularySize: 500) }
         #expect(large.problem.contains("larger than the model's vocabulary"))
     }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The tokenizer stored in a GGUF file's metadata (`tokenizer.ggml.*`).
 enum GGUFTokenizer {
     /// `tokenizer.ggml.pre` values whose split LeanTune implements, and whether they isolate digits.
@@ -8,12 +10,29 @@ enum GGUFTokenizer {
     static func load(_ gguf: GGUFFile) throws -> any Tokenizer {
         let m = gguf.metadata, path = gguf.path
         let model = m["tokenizer.ggml.model"]?.string ?? "(none)"
-        guard model == "gpt2" else {
+        guard model == "gpt2" || model == "llama" else {
             throw FormatError(file: path, problem: "tokenizer model '\(model)' is not supported yet",
-                              fix: "Supported GGUF tokenizers: gpt2 (byte-level BPE).")
+                              fix: "Supported GGUF tokenizers: gpt2 (byte-level BPE) and llama (SentencePiece).")
         }
         guard let tokens = m["tokenizer.ggml.tokens"]?.array?.compactMap(\.string), !tokens.isEmpty else {
             throw FormatError(file: path, problem: "tokenizer.ggml.tokens is missing", fix: "The file has no vocabulary; use one that does.")
+        }
+        // Token types: 3 control, 4 user-defined; both are matched verbatim in text.
+        let types = m["tokenizer.ggml.token_type"]?.array?.compactMap(\.int) ?? []
+        let special = Set(types.enumerated().filter { $0.element == 3 || $0.element == 4 }.map { Int32($0.offset) })
+        func id(_ key: String) -> Int32? { m["tokenizer.ggml.\(key)"]?.int.map(Int32.init) }
+        func flag(_ key: String, default d: Bool) -> Bool { m["tokenizer.ggml.\(key)"].map { $0 == .bool(true) } ?? d }
+        let stop = Set([id("eos_token_id"), id("eot_token_id")].compactMap { $0 })
+        if model == "llama" {
+            let scores = m["tokenizer.ggml.scores"]?.array?.compactMap { $0.double.map(Float.init) } ?? []
+            guard scores.count == tokens.count else {
+                throw FormatError(file: path, problem: "tokenizer.ggml.scores has \(scores.count) entries for \(tokens.count) tokens",
+                                  fix: "A SentencePiece vocabulary needs one score per token; convert the model again.")
+            }
+            return try ScoredPieceTokenizer(
+                pieces: tokens.map { Array($0.replacingOccurrences(of: "\u{2581}", with: " ").utf8) }, scores: scores,
+                bos: flag("add_bos_token", default: true) ? id("bos_token_id") : nil, stop: stop, special: special,
+                addsSpacePrefix: flag("add_space_prefix", default: true), file: path)
         }
         let merges = m["tokenizer.ggml.merges"]?.array?.compactMap(\.string) ?? []
         let pre = m["tokenizer.ggml.pre"]?.string ?? "default"
@@ -21,14 +40,8 @@ enum GGUFTokenizer {
             throw FormatError(file: path, problem: "pre-tokenizer '\(pre)' is not supported yet",
                               fix: "Supported: \(preTokenizers.keys.sorted().joined(separator: ", ")).")
         }
-        // Token types: 3 control, 4 user-defined; both are matched verbatim in text.
-        let types = m["tokenizer.ggml.token_type"]?.array?.compactMap(\.int) ?? []
-        let special = Set(types.enumerated().filter { $0.element == 3 || $0.element == 4 }.map { Int32($0.offset) })
-        func id(_ key: String) -> Int32? { m["tokenizer.ggml.\(key)"]?.int.map(Int32.init) }
-        let addBOS = m["tokenizer.ggml.add_bos_token"].map { $0 == .bool(true) } ?? false
-        let stop = Set([id("eos_token_id"), id("eot_token_id")].compactMap { $0 })
         return try ByteLevelBPETokenizer(tokens: tokens, merges: merges, special: special,
-                                         bos: addBOS ? id("bos_token_id") : nil, stop: stop,
+                                         bos: flag("add_bos_token", default: false) ? id("bos_token_id") : nil, stop: stop,
                                          split: pattern, isolateDigits: isolateDigits, file: path)
     }
 

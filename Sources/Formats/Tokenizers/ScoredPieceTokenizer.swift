@@ -1,18 +1,46 @@
-/// llama2.c's `tokenizer.bin`: `int32 max_token_length`, then per token `float32 score, int32 len,
-/// len bytes`, vocab-size times (the count comes from the model). Ids 3…258 are the byte-fallback
-/// pieces `<0x00>`…`<0xFF>`; merges are ranked by score. Encoding and decoding follow run.c.
-public struct Llama2cTokenizer: Tokenizer {
+/// A SentencePiece vocabulary merged by score, as llama2.c's run.c and llama.cpp's SPM tokenizer do:
+/// a dummy-prefix space, each character looked up (or its UTF-8 bytes as `<0xHH>` pieces), then
+/// repeatedly the adjacent pair whose concatenation has the best score. Pieces hold real spaces (a
+/// GGUF vocabulary's "▁" is turned into " "). Read from llama2.c `tokenizer.bin` or GGUF `llama` metadata.
+public struct ScoredPieceTokenizer: Tokenizer {
     public let pieces: [[UInt8]]
     public let scores: [Float]
+    public let bos: Int32?
+    public let stopTokens: Set<Int32>
+    /// Whether a space is put before each text segment (SentencePiece's dummy prefix).
+    public let addsSpacePrefix: Bool
     private let ids: [[UInt8]: Int32]
+    /// The `<0xHH>` piece of each byte (llama2.c: ids 3…258).
+    private let byteIDs: [Int32]
+    private let specials: SpecialTokens
 
     public var vocabularySize: Int { pieces.count }
-    public var bos: Int32? { 1 }
-    /// run.c ends generation at BOS (id 1), which starts the next story.
-    public var stopTokens: Set<Int32> { [1] }
 
-    /// Reads `path`, which must hold exactly `vocabularySize` tokens.
-    public init(path: String, vocabularySize: Int) throws {
+    /// - Parameter special: ids matched verbatim in text (control tokens of a GGUF vocabulary).
+    init(pieces: [[UInt8]], scores: [Float], bos: Int32?, stop: Set<Int32>, special: Set<Int32>, addsSpacePrefix: Bool,
+         file: String) throws {
+        self.pieces = pieces
+        self.scores = scores
+        self.bos = bos
+        stopTokens = stop
+        self.addsSpacePrefix = addsSpacePrefix
+        var ids: [[UInt8]: Int32] = [:]
+        for (i, p) in pieces.enumerated() where ids[p] == nil { ids[p] = Int32(i) }
+        self.ids = ids
+        byteIDs = try (0..<256).map { b in
+            let hex = String(b, radix: 16, uppercase: true)
+            guard let id = ids[Array(("<0x" + (hex.count == 1 ? "0" : "") + hex + ">").utf8)] else {
+                throw FormatError(file: file, problem: "the vocabulary has no byte piece for \(b)", fix: "This is not a SentencePiece vocabulary with byte fallback.")
+            }
+            return id
+        }
+        specials = SpecialTokens(Dictionary(special.map { (String(decoding: pieces[Int($0)], as: UTF8.self), $0) }, uniquingKeysWith: { a, _ in a }))
+    }
+
+    /// llama2.c's `tokenizer.bin`: `int32 max_token_length`, then per token `float32 score, int32 len,
+    /// len bytes`, vocab-size times (the count comes from the model, and the file must hold exactly that
+    /// many). Ids 3…258 are the byte pieces; run.c ends generation at BOS (id 1), which starts the next story.
+    public static func llama2c(path: String, vocabularySize: Int) throws -> ScoredPieceTokenizer {
         var r = try BinaryReader(path: path)
         let maxLength = Int(try r.int32("max_token_length"))
         var pieces: [[UInt8]] = [], scores: [Float] = []
@@ -36,23 +64,24 @@ public struct Llama2cTokenizer: Tokenizer {
                 file: path, problem: "\(r.remaining) bytes remain after the model's \(vocabularySize) tokens: the tokenizer is larger than the model's vocabulary",
                 fix: "Use the tokenizer.bin that was exported with this model.")
         }
-        self.pieces = pieces
-        self.scores = scores
-        var ids: [[UInt8]: Int32] = [:]
-        for (i, p) in pieces.enumerated() where ids[p] == nil { ids[p] = Int32(i) }
-        self.ids = ids
+        return try ScoredPieceTokenizer(pieces: pieces, scores: scores, bos: 1, stop: [1], special: [], addsSpacePrefix: true, file: path)
     }
 
     public func encode(_ text: String) -> [Int32] {
-        guard !text.isEmpty else { return [] }
+        var out: [Int32] = []
+        specials.split(text, text: { out += encodeSegment($0) }, special: { out.append($0) })
+        return out
+    }
+
+    private func encodeSegment(_ text: String) -> [Int32] {
         var tokens: [Int32] = []
-        if let space = ids[[0x20]] { tokens.append(space) }  // SentencePiece's dummy prefix
+        if addsSpacePrefix, let space = ids[[0x20]] { tokens.append(space) }
         for scalar in text.unicodeScalars {
             let utf8 = Array(String(scalar).utf8)
             if let id = ids[utf8] {
                 tokens.append(id)
             } else {
-                tokens += utf8.map { Int32($0) + 3 }
+                tokens += utf8.map { byteIDs[Int($0)] }
             }
         }
         // Merge the adjacent pair with the best score until no pair is in the vocabulary.
@@ -72,7 +101,7 @@ public struct Llama2cTokenizer: Tokenizer {
 
     public func decode(_ id: Int32, after previous: Int32?) -> [UInt8] {
         var piece = pieces[Int(id)][...]
-        if previous == 1 && piece.first == 0x20 { piece = piece.dropFirst() }
+        if previous != nil, previous == bos, piece.first == 0x20 { piece = piece.dropFirst() }
         if let byte = Self.byteFallback(piece) { piece = [byte][...] }
         // As run.c's safe_printf, a lone ASCII control byte (not whitespace) is dropped; unlike
         // run.c, bytes ≥ 0x80 are kept, so characters split into byte-fallback pieces survive.
