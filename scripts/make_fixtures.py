@@ -174,6 +174,16 @@ HARD_STRINGS = [
 ]
 
 
+def sampled_lines(count=160, seed=11):
+    """Real lines from ../shared/real (GSM8K questions, SST-2 sentences, TinyStories lines), chosen with a fixed seed."""
+    import random
+    real = OUT.parent.parent.parent / "shared" / "real" / "data"
+    pool = [json.loads(l)["question"] for l in (real / "gsm8k" / "test.jsonl").read_text().splitlines()]
+    pool += [l.split("\t")[0] for l in (real / "sst2" / "dev.tsv").read_text().splitlines()[1:]]
+    pool += [l for l in (real / "tinystories" / "tinystories_sample.txt").read_text().splitlines() if l.strip()]
+    return random.Random(seed).sample(pool, count)
+
+
 def make_rope_scaling():
     """Inverse frequencies of transformers' rope initialisation for linear and llama3 scaling (Llama 3.2-like)."""
     from transformers import LlamaConfig
@@ -212,7 +222,7 @@ def make_trained_llama3_bpe():
     tok.train_from_iterator(texts, trainer)
     path = OUT / "bpe-llama3-split.tokenizer.json"
     tok.save(str(path))
-    strings = HARD_STRINGS + ["<|begin_of_text|>Hello<|eot_id|>", "It'S DON'T WE'LL", "12345678", "x\n\n  y", " \t\n z"]
+    strings = HARD_STRINGS + ["<|begin_of_text|>Hello<|eot_id|>", "It'S DON'T WE'LL", "12345678", "x\n\n  y", " \t\n z"] + sampled_lines()
     cases = [{"text": s, "ids": tok.encode(s).ids} for s in strings]
     ids = OUT / "bpe-llama3-split.ids.json"
     ids.write_text(json.dumps(cases, ensure_ascii=False, separators=(",", ":")) + "\n")
@@ -244,7 +254,7 @@ def make_trained_sentencepiece_bpe():
     tok = Tokenizer.from_str(json.dumps(j))
     path = OUT / "bpe-sentencepiece.tokenizer.json"
     path.write_text(json.dumps(j, ensure_ascii=False, separators=(",", ":")) + "\n")
-    strings = [s for s in HARD_STRINGS if "<|" not in s] + ["<s>Hello</s> world", "ʕ•ᴥ•ʔ unseen ✓ chars", "x  y"]
+    strings = [s for s in HARD_STRINGS if "<|" not in s] + ["<s>Hello</s> world", "ʕ•ᴥ•ʔ unseen ✓ chars", "x  y"] + sampled_lines()
     cases = [{"text": s, "ids": tok.encode(s).ids, "decoded": tok.decode(tok.encode(s).ids, skip_special_tokens=False)}
              for s in strings]
     ids = OUT / "bpe-sentencepiece.ids.json"
@@ -370,7 +380,7 @@ def make_smollm2_tokenizer(gguf_path):
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
     tok.decoder = decoders.ByteLevel()
     tok.add_special_tokens([AddedToken(tokens[i], special=True, normalized=False) for i, t in enumerate(types) if t in (3, 4)])
-    cases = [{"text": s, "ids": tok.encode(s).ids} for s in HARD_STRINGS]
+    cases = [{"text": s, "ids": tok.encode(s).ids} for s in HARD_STRINGS + sampled_lines()]
     path = OUT / "smollm2-tokenizer.json"
     path.write_text(json.dumps(cases, ensure_ascii=False, separators=(",", ":")) + "\n")
     print(f"{path.relative_to(OUT.parent.parent)}: {len(cases)} strings, {path.stat().st_size} bytes")
