@@ -20,7 +20,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 TEXT = "Once upon a time, there was a little girl who loved to read books about the stars and the sea."
-PROMPT = "The capital of France is"
+PROMPT = sys.argv[3] if len(sys.argv) > 3 else "The capital of France is"
 
 
 def main():

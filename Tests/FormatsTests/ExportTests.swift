@@ -145,3 +145,23 @@ struct RoPEScalingTests {
         }
     }
 }
+
+@Suite("SentencePiece export")
+struct SentencePieceExportTests {
+    @Test("stories260K (llama2.c) → Hugging Face directory → reload: same tokens and the greedy oracle, byte for byte")
+    func llama2cRoundTrip() throws {
+        let original = try ModelFile.load(SharedReal.model, tokenizer: SharedReal.tokenizer, ledger: MemoryLedger())
+        let dir = ExportTests.directory("stories")
+        try #require(try HFDirectory.export(original, to: dir).isEmpty)
+        let reloaded = try ModelFile.load(dir, tokenizer: nil, ledger: MemoryLedger())
+        #expect(reloaded.tokenizer is SentencePieceBPETokenizer)
+        for text in ["Once upon a time, there was a little girl named Lily.", "naïve café ✓ 😀", "  two  spaces", "Tom's ball\nnew line"] {
+            #expect(reloaded.tokenizer.encode(text) == original.tokenizer.encode(text), "\(text.debugDescription)")
+        }
+        var sampler = Sampler(temperature: 0, seed: 0)
+        let bos = try #require(reloaded.tokenizer.bos)
+        let ids = try reloaded.model.generate(prompt: [bos], maxNewTokens: 200, sampler: &sampler, stop: reloaded.tokenizer.stopTokens)
+        let expected = try String(contentsOfFile: SharedReal.stories + "/expected_greedy_200.txt", encoding: .utf8)
+        #expect(reloaded.tokenizer.decode(ids, after: bos) == expected)
+    }
+}

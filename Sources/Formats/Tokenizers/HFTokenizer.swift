@@ -29,7 +29,10 @@ enum HFTokenizer {
             let name = (value as? String) ?? ((value as? [String: Any])?["content"] as? String)
             return name.flatMap { ids[$0] }
         }
-        let bos = (tokenizerConfig["add_bos_token"] as? Bool) == true ? tokenID(tokenizerConfig["bos_token"]) : nil
+        // BOS: tokenizer_config's add_bos_token, or a TemplateProcessing post-processor that starts with a special token.
+        let single = ((j["post_processor"] as? [String: Any])?["single"] as? [[String: Any]])?.first
+        let templateBOS = ((single?["SpecialToken"] as? [String: Any])?["id"] as? String).flatMap { ids[$0] }
+        let bos = (tokenizerConfig["add_bos_token"] as? Bool) == true ? tokenID(tokenizerConfig["bos_token"]) : templateBOS
         var stop = Set([tokenID(tokenizerConfig["eos_token"])].compactMap { $0 })
         if let e = generationConfig["eos_token_id"] as? Int { stop.insert(Int32(e)) }
         if let e = generationConfig["eos_token_id"] as? [Int] { stop.formUnion(e.map(Int32.init)) }
@@ -82,12 +85,78 @@ enum HFTokenizer {
         throw fail("pre_tokenizer \(p["type"] as? String ?? "?") with these settings is not supported yet")
     }
 
-    /// Writes tokenizer.json and tokenizer_config.json for a byte-level BPE tokenizer; other kinds
-    /// are reported back as not written.
+    /// Writes tokenizer.json and tokenizer_config.json for any of LeanTune's tokenizers.
     static func export(_ loaded: LoadedModel, to dir: String) throws -> [String] {
-        guard let t = loaded.tokenizer as? ByteLevelBPETokenizer else {
-            return ["tokenizer files: a \(type(of: loaded.tokenizer)) has no tokenizer.json form yet; copy the original tokenizer"]
+        let tokenizer = loaded.tokenizer
+        var tokens: [String], merges: [String], specials: [String: Int32], json: [String: Any]
+        switch tokenizer {
+        case let t as ByteLevelBPETokenizer:
+            (tokens, merges, specials) = (t.tokens, t.merges, t.specialTokens)
+            json = byteLevelParts(t)
+        case let t as SentencePieceBPETokenizer:
+            (tokens, merges, specials) = (t.tokens, t.mergeList, t.specialTokens)
+            json = sentencePieceParts(prependsSpace: t.prependsSpace)
+        case let t as ScoredPieceTokenizer:
+            func sp(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: " ", with: "\u{2581}") }
+            tokens = t.pieces.map(sp)
+            merges = t.derivedMerges().map { sp($0.left) + " " + sp($0.right) }
+            specials = t.specialTokens
+            for id in [t.bos].compactMap({ $0 }) + t.stopTokens { specials[tokens[Int(id)]] = id }
+            json = sentencePieceParts(prependsSpace: t.addsSpacePrefix)
+        default:
+            return ["tokenizer files: a \(type(of: tokenizer)) has no tokenizer.json form"]
         }
+        var vocab: [String: Int] = [:]
+        for (i, token) in tokens.enumerated() where vocab[token] == nil { vocab[token] = i }
+        var model = json["model"] as! [String: Any]
+        model["vocab"] = vocab
+        model["merges"] = merges
+        json["model"] = model
+        json["version"] = "1.0"
+        for key in ["truncation", "padding"] { json[key] = NSNull() }
+        json["post_processor"] = NSNull()
+        if let bos = tokenizer.bos {  // BOS is added by a TemplateProcessing post-processor, as in Llama's tokenizer.json
+            let text = tokens[Int(bos)]
+            let item: [String: Any] = ["SpecialToken": ["id": text, "type_id": 0]]
+            json["post_processor"] = [
+                "type": "TemplateProcessing",
+                "single": [item, ["Sequence": ["id": "A", "type_id": 0]]],
+                "pair": [item, ["Sequence": ["id": "A", "type_id": 0]], item, ["Sequence": ["id": "B", "type_id": 1]]],
+                "special_tokens": [text: ["id": text, "ids": [Int(bos)], "tokens": [text]]],
+            ] as [String: Any]
+        }
+        json["added_tokens"] = specials.values.sorted().map { id in
+            ["id": Int(id), "content": tokens[Int(id)], "single_word": false, "lstrip": false, "rstrip": false,
+             "normalized": false, "special": true] as [String: Any]
+        }
+        try HFDirectory.write(json, to: dir + "/tokenizer.json")
+        var config: [String: Any] = ["tokenizer_class": "PreTrainedTokenizerFast", "add_bos_token": tokenizer.bos != nil,
+                                     "model_max_length": loaded.model.config.maxSequenceLength]
+        if let bos = tokenizer.bos { config["bos_token"] = tokens[Int(bos)] } else if !loaded.templateTokens.bos.isEmpty {
+            config["bos_token"] = loaded.templateTokens.bos
+        }
+        if let eos = tokenizer.stopTokens.sorted().first { config["eos_token"] = tokens[Int(eos)] }
+        if let template = loaded.chatTemplateSource { config["chat_template"] = template }
+        try HFDirectory.write(config, to: dir + "/tokenizer_config.json")
+        return []
+    }
+
+    /// normalizer, pre_tokenizer, decoder and model settings of a SentencePiece-style BPE (Llama 2's layout).
+    private static func sentencePieceParts(prependsSpace: Bool) -> [String: Any] {
+        let replace: [String: Any] = ["type": "Replace", "pattern": ["String": " "], "content": "\u{2581}"]
+        var decoders: [[String: Any]] = [["type": "Replace", "pattern": ["String": "\u{2581}"], "content": " "],
+                                         ["type": "ByteFallback"], ["type": "Fuse"]]
+        if prependsSpace { decoders.append(["type": "Strip", "content": " ", "start": 1, "stop": 0]) }
+        return [
+            "normalizer": ["type": "Sequence", "normalizers": (prependsSpace ? [["type": "Prepend", "prepend": "\u{2581}"]] : []) + [replace]],
+            "pre_tokenizer": NSNull(), "decoder": ["type": "Sequence", "decoders": decoders],
+            "model": ["type": "BPE", "dropout": NSNull(), "unk_token": NSNull(), "continuing_subword_prefix": NSNull(),
+                      "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": true] as [String: Any],
+        ]
+    }
+
+    /// normalizer, pre_tokenizer, decoder and model settings of a byte-level BPE.
+    private static func byteLevelParts(_ t: ByteLevelBPETokenizer) -> [String: Any] {
         let byteLevel: [String: Any] = ["type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true]
         var pre: [String: Any] = t.isolatesDigits
             ? ["type": "Sequence", "pretokenizers": [["type": "Digits", "individual_digits": true], byteLevel]] : byteLevel
@@ -97,28 +166,10 @@ enum HFTokenizer {
             pre = ["type": "Sequence", "pretokenizers": [
                 ["type": "Split", "pattern": ["Regex": SplitPattern.llama3Regex], "behavior": "Isolated", "invert": false], plain]]
         }
-        let specials = t.specialTokens.values.sorted()
-        var vocab: [String: Int] = [:]
-        for (i, token) in t.tokens.enumerated() where vocab[token] == nil { vocab[token] = i }
-        let json: [String: Any] = [
-            "version": "1.0", "truncation": NSNull(), "padding": NSNull(), "normalizer": NSNull(), "post_processor": NSNull(),
-            "added_tokens": specials.map { id in
-                ["id": Int(id), "content": t.tokens[Int(id)], "single_word": false, "lstrip": false, "rstrip": false,
-                 "normalized": false, "special": true] as [String: Any]
-            },
-            "pre_tokenizer": pre, "decoder": byteLevel,
+        return [
+            "normalizer": NSNull(), "pre_tokenizer": pre, "decoder": byteLevel,
             "model": ["type": "BPE", "dropout": NSNull(), "unk_token": NSNull(), "continuing_subword_prefix": NSNull(),
-                      "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": false, "vocab": vocab, "merges": t.merges],
+                      "end_of_word_suffix": NSNull(), "fuse_unk": false, "byte_fallback": false] as [String: Any],
         ]
-        try HFDirectory.write(json, to: dir + "/tokenizer.json")
-        var config: [String: Any] = ["tokenizer_class": "PreTrainedTokenizerFast", "add_bos_token": t.bos != nil,
-                                     "model_max_length": loaded.model.config.maxSequenceLength]
-        if let bos = t.bos { config["bos_token"] = t.tokens[Int(bos)] } else if !loaded.templateTokens.bos.isEmpty {
-            config["bos_token"] = loaded.templateTokens.bos
-        }
-        if let eos = t.stopTokens.sorted().first { config["eos_token"] = t.tokens[Int(eos)] }
-        if let template = loaded.chatTemplateSource { config["chat_template"] = template }
-        try HFDirectory.write(config, to: dir + "/tokenizer_config.json")
-        return []
     }
 }

@@ -13,6 +13,8 @@ public struct ScoredPieceTokenizer: Tokenizer {
     /// The `<0xHH>` piece of each byte (llama2.c: ids 3…258).
     private let byteIDs: [Int32]
     private let specials: SpecialTokens
+    /// Tokens matched verbatim in text.
+    public var specialTokens: [String: Int32] { specials.ids }
 
     public var vocabularySize: Int { pieces.count }
 
@@ -115,5 +117,21 @@ public struct ScoredPieceTokenizer: Tokenizer {
     private static func byteFallback(_ piece: ArraySlice<UInt8>) -> UInt8? {
         guard piece.count == 6, piece.starts(with: Array("<0x".utf8)), piece.last == UInt8(ascii: ">") else { return nil }
         return UInt8(String(decoding: piece.dropFirst(3).prefix(2), as: UTF8.self), radix: 16)
+    }
+
+    /// The BPE merges equivalent to merging by score, best first: every split of a piece into two
+    /// pieces, ordered by the merged piece's score (as transformers converts SentencePiece models).
+    func derivedMerges() -> [(left: [UInt8], right: [UInt8])] {
+        var candidates: [(score: Float, id: Int, left: [UInt8], right: [UInt8])] = []
+        for (id, piece) in pieces.enumerated() where piece.count > 1 && !byteIDs.contains(Int32(id)) {
+            // Splits at character (not byte) boundaries.
+            let scalars = Array(String(decoding: piece, as: UTF8.self).unicodeScalars)
+            for cut in 1..<scalars.count {
+                let left = Array(String(String.UnicodeScalarView(scalars[..<cut])).utf8)
+                let right = Array(String(String.UnicodeScalarView(scalars[cut...])).utf8)
+                if ids[left] != nil, ids[right] != nil { candidates.append((scores[id], id, left, right)) }
+            }
+        }
+        return candidates.sorted { ($0.score, -$0.id) > ($1.score, -$1.id) }.map { ($0.left, $0.right) }
     }
 }

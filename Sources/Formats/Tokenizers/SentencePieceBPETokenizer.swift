@@ -13,6 +13,10 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
     public let prependsSpace: Bool
     private let ids: [String: Int32]
     private let merges: BPEMerges
+    /// "left right" pairs, best first (kept for export).
+    public var mergeList: [String] { merges.list }
+    /// Tokens matched verbatim in text.
+    public var specialTokens: [String: Int32] { specials.ids }
     private let specials: SpecialTokens
     /// The `<0xHH>` token of each byte, and the byte of each such token.
     private let byteTokens: [Int32]
@@ -66,8 +70,8 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
         let token = tokens[Int(id)]
         if let b = byteOf[id] { return [b] }
         var bytes = Array(token.replacingOccurrences(of: "▁", with: " ").utf8)
-        // Strip(left: 1): the first character of the text, when it is the space the normalizer added.
-        if previous == nil, prependsSpace, bytes.first == 0x20 { bytes.removeFirst() }
+        // Strip(left: 1): the first character of the text (BOS is not text), when it is the space the normalizer added.
+        if previous == nil || (previous == bos && bos != nil), prependsSpace, bytes.first == 0x20 { bytes.removeFirst() }
         return bytes
     }
 }
