@@ -12,7 +12,7 @@ let package = Package(
     name: "LeanTune",
     products: [
         .executable(name: "leantune", targets: ["leantune"]),
-        .library(name: "LeanTuneCore", targets: ["TensorCore", "Llama", "Formats"]),
+        .library(name: "LeanTuneCore", targets: ["TensorCore", "Llama", "Formats", "Methods"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -28,6 +28,7 @@ let package = Package(
             swiftSettings: kernelSettings),
         .target(name: "Llama", dependencies: ["TensorCore"], swiftSettings: kernelSettings),
         .target(name: "Formats", dependencies: ["Llama", "TensorCore"], swiftSettings: kernelSettings),
+        .target(name: "Methods", dependencies: ["Llama", "TensorCore"], swiftSettings: kernelSettings),
         .executableTarget(
             name: "leantune",
             dependencies: [
@@ -36,9 +37,12 @@ let package = Package(
             ],
             swiftSettings: kernelSettings),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: kernelSettings),
-        .testTarget(name: "LlamaTests", dependencies: ["Llama", "TensorCore"], swiftSettings: kernelSettings),
+        .target(name: "TestSupport", dependencies: ["Llama", "TensorCore"], path: "Tests/TestSupport"),
+        .testTarget(name: "LlamaTests", dependencies: ["Llama", "TensorCore", "TestSupport"], swiftSettings: kernelSettings),
         .testTarget(
-            name: "FormatsTests", dependencies: ["Formats", "Llama", "TensorCore"],
+            name: "FormatsTests", dependencies: ["Formats", "Llama", "TensorCore", "TestSupport"],
             swiftSettings: kernelSettings),
+        .testTarget(
+            name: "MethodsTests", dependencies: ["Methods", "Llama", "TensorCore", "TestSupport"], swiftSettings: kernelSettings),
     ]
 )

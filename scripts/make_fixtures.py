@@ -130,6 +130,47 @@ def make(name, c, seed):
     print(f"{path.relative_to(OUT.parent.parent)}: loss {loss.item():.6f}, {path.stat().st_size} bytes")
 
 
+OPTIMIZERS = {
+    "adamw": {"lr": 1e-2, "weight_decay": 0.1, "betas": [0.9, 0.999], "eps": 1e-8},
+    "lion": {"lr": 1e-3, "weight_decay": 0.1, "betas": [0.9, 0.99]},
+    "sgd": {"lr": 2e-2, "weight_decay": 0.01, "momentum": 0.9},  # 5e-2 is unstable on the tied model (loss rises)
+}
+
+
+def make_optimizer_steps(name, c, seed, steps=10):
+    """Losses of `steps` optimizer steps (the same batch each step) from the parity fixture's initial parameters,
+    with torch.optim.AdamW, lion_pytorch.Lion and torch.optim.SGD; norms have no weight decay."""
+    from lion_pytorch import Lion
+    out = {}
+    for opt_name, h in OPTIMIZERS.items():
+        g = torch.Generator().manual_seed(seed)
+        params = {}
+        for pname, shape in parameter_shapes(c).items():
+            w = 1 + 0.2 * torch.randn(shape, generator=g) if len(shape) == 1 else 0.3 * torch.randn(shape, generator=g)
+            params[pname] = w.float().double().requires_grad_()
+        seq = torch.randint(0, c["vocab"], (2, 7), generator=g)
+        inputs, targets = seq[:, :-1], seq[:, 1:].clone()
+        targets[0, 2] = -1
+        decay = [p for n, p in params.items() if p.dim() > 1]
+        no_decay = [p for n, p in params.items() if p.dim() == 1]
+        groups = [{"params": decay, "weight_decay": h["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
+        if opt_name == "adamw":
+            opt = torch.optim.AdamW(groups, lr=h["lr"], betas=tuple(h["betas"]), eps=h["eps"])
+        elif opt_name == "lion":
+            opt = Lion(groups, lr=h["lr"], betas=tuple(h["betas"]))
+        else:
+            opt = torch.optim.SGD(groups, lr=h["lr"], momentum=h["momentum"])
+        losses = []
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = F.cross_entropy(forward(c, params, inputs).reshape(-1, c["vocab"]), targets.reshape(-1), ignore_index=-1)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        out[opt_name] = {"hyperparameters": h, "losses": losses}
+    return out
+
+
 def make_gguf_blocks():
     from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType as T
     from gguf.quants import dequantize
@@ -393,8 +434,12 @@ if __name__ == "__main__":
     import torch
     import torch.nn.functional as F
     torch.set_default_dtype(torch.float64)
+    trajectories = {}
     for i, (name, config) in enumerate(CONFIGS.items()):
         make(name, config, seed=1234 + i)
+        trajectories[name] = make_optimizer_steps(name, config, seed=1234 + i)
+    (OUT / "optimizer-steps.json").write_text(json.dumps(trajectories, indent=1) + "\n")
+    print("Tests/Fixtures/optimizer-steps.json:", {n: {o: round(t["losses"][-1], 4) for o, t in v.items()} for n, v in trajectories.items()})
     make_gguf_blocks()
     make_rope_scaling()
     make_trained_llama3_bpe()

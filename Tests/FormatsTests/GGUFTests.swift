@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import Formats
 import Llama
@@ -11,9 +12,6 @@ enum SmolLM2 {
     static var available: Bool { FileManager.default.fileExists(atPath: path) }
 }
 
-func fixtureURL(_ name: String) -> URL {
-    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/\(name)")
-}
 
 @Suite("GGUF")
 struct GGUFTests {

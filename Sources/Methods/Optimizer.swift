@@ -1,0 +1,68 @@
+import Llama
+import TensorCore
+
+/// An elementwise optimizer: updates one parameter tensor at a time from its gradient, keeping its
+/// state in slabs laid out like the parameters. The same `update` serves both update modes: after a
+/// backward into a full ``GradientSlab`` (``step(_:gradients:learningRate:)``), or inside backward as
+/// each gradient is finished (``FusedUpdateSink``).
+public protocol Optimizer: AnyObject {
+    var layout: ParameterLayout { get }
+    /// Decoupled weight decay for parameter `id` (0 for norms unless asked otherwise).
+    func weightDecay(_ id: ParameterID) -> Float
+    /// Updates `weights` of parameter `id` in place from `gradient` (same count); `step` counts from 1.
+    func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
+                learningRate: Float, step: Int)
+}
+
+/// Which parameters get weight decay.
+public struct WeightDecay: Sendable, Equatable {
+    public var rate: Float
+    /// Norm scales are usually exempt (PyTorch recipes' "no decay" group).
+    public var decayNorms: Bool
+    public init(rate: Float, decayNorms: Bool = false) {
+        self.rate = rate
+        self.decayNorms = decayNorms
+    }
+
+    func rate(for info: ParameterInfo) -> Float { info.role.isNorm && !decayNorms ? 0 : rate }
+}
+
+extension Optimizer {
+    /// One step over every parameter of `store` from a full gradient slab.
+    public func step(_ store: any ParameterStore, gradients: GradientSlab, learningRate: Float, step: Int) {
+        for id in layout.parameters.indices {
+            let g = gradients.view(id).baseAddress!
+            store.update(id) { w in update(id, weights: w, gradient: g, learningRate: learningRate, step: step) }
+        }
+    }
+}
+
+/// A gradient sink that updates each parameter with `optimizer` as soon as its gradient is final and
+/// then drops the gradient: only one tensor's gradient exists at a time (the largest, the embedding,
+/// when tied). Gradient accumulation and global clipping need the whole gradient and are not possible here.
+public final class FusedUpdateSink: GradientSink {
+    public let optimizer: any Optimizer
+    public let store: any ParameterStore
+    public var learningRate: Float = 0
+    public var step = 0
+    private let ledger: MemoryLedger
+    private var live: [ParameterID: AlignedBuffer<Float>] = [:]
+
+    public init(optimizer: any Optimizer, store: any ParameterStore, ledger: MemoryLedger = .shared) {
+        self.optimizer = optimizer
+        self.store = store
+        self.ledger = ledger
+    }
+
+    public func accumulator(for id: ParameterID) -> UnsafeMutablePointer<Float> {
+        if let b = live[id] { return b.pointer }
+        let b = AlignedBuffer<Float>(count: optimizer.layout.parameters[id].count, category: .gradients, ledger: ledger)
+        live[id] = b
+        return b.pointer
+    }
+
+    public func finish(_ id: ParameterID) {
+        guard let g = live.removeValue(forKey: id) else { return }
+        store.update(id) { w in optimizer.update(id, weights: w, gradient: g.pointer, learningRate: learningRate, step: step) }
+    }
+}

@@ -1,0 +1,40 @@
+import Llama
+import TensorCore
+
+/// SGD with momentum as `torch.optim.SGD` (L2 weight decay added to the gradient, no dampening,
+/// first step initialises the buffer with the gradient): d = g + λ·p; b ← μ·b + d; p ← p − η·b.
+public final class SGD: Optimizer {
+    public let layout: ParameterLayout
+    public var momentum: Float
+    public var decay: WeightDecay
+    /// Momentum buffers (4 bytes per parameter; none when momentum is 0).
+    public let buffer: AlignedBuffer<Float>?
+
+    public init(layout: ParameterLayout, momentum: Float = 0.9, weightDecay: WeightDecay = WeightDecay(rate: 0),
+                ledger: MemoryLedger = .shared) {
+        self.layout = layout
+        self.momentum = momentum
+        decay = weightDecay
+        buffer = momentum > 0 ? AlignedBuffer(count: layout.totalCount, category: .optimizerState, ledger: ledger) : nil
+    }
+
+    public func weightDecay(_ id: ParameterID) -> Float { decay.rate(for: layout.parameters[id]) }
+
+    public func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
+                       learningRate lr: Float, step: Int) {
+        let (mu, wd, first) = (momentum, weightDecay(id), step == 1)
+        nonisolated(unsafe) let (p, g) = (weights.baseAddress!, gradient)
+        nonisolated(unsafe) let b = buffer.map { $0.pointer + layout.parameters[id].offset }
+        Parallel.forEachChunk(weights.count, grain: 1 << 15) { r in  // tasks own disjoint elements
+            for i in r {
+                let d = g[i] + wd * p[i]
+                if let b {
+                    b[i] = first ? d : mu * b[i] + d
+                    p[i] -= lr * b[i]
+                } else {
+                    p[i] -= lr * d
+                }
+            }
+        }
+    }
+}
