@@ -32,7 +32,7 @@ let package = Package(
         .executableTarget(
             name: "leantune",
             dependencies: [
-                "Formats", "Llama", "TensorCore",
+                "Formats", "Llama", "Methods", "TensorCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: kernelSettings),
