@@ -171,6 +171,33 @@ def make_optimizer_steps(name, c, seed, steps=10):
     return out
 
 
+def make_schedules_and_clipping():
+    """transformers' get_scheduler rates (10 warmup steps of 100, peak 3e-4) and torch's clip_grad_norm_ on random gradients."""
+    from transformers import get_scheduler
+    out = {}
+    for name, hf in [("constant", "constant_with_warmup"), ("linear", "linear"), ("cosine", "cosine")]:
+        p = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([p], lr=3e-4)
+        sch = get_scheduler(hf, opt, num_warmup_steps=10, num_training_steps=100)
+        rates = []
+        for _ in range(110):
+            rates.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sch.step()
+        out[name] = rates
+    g = torch.Generator().manual_seed(3)
+    grads = [torch.randn(s, generator=g, dtype=torch.float64) * 0.1 for s in [(40, 16), (16,), (7, 9)]]
+    ps = [torch.nn.Parameter(torch.zeros_like(x)) for x in grads]
+    for p, x in zip(ps, grads):
+        p.grad = x.clone()
+    norm = torch.nn.utils.clip_grad_norm_(ps, 0.5).item()
+    out["clip"] = {"max_norm": 0.5, "norm": norm, "grads": [x.flatten().tolist() for x in grads],
+                   "clipped": [p.grad.flatten().tolist() for p in ps]}
+    path = OUT / "schedules-and-clipping.json"
+    path.write_text(json.dumps(out) + "\n")
+    print(f"{path.relative_to(OUT.parent.parent)}: 3 schedules, clip norm {norm:.6f}")
+
+
 def make_gguf_blocks():
     from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType as T
     from gguf.quants import dequantize
@@ -441,6 +468,7 @@ if __name__ == "__main__":
     (OUT / "optimizer-steps.json").write_text(json.dumps(trajectories, indent=1) + "\n")
     print("Tests/Fixtures/optimizer-steps.json:", {n: {o: round(t["losses"][-1], 4) for o, t in v.items()} for n, v in trajectories.items()})
     make_gguf_blocks()
+    make_schedules_and_clipping()
     make_rope_scaling()
     make_trained_llama3_bpe()
     make_trained_sentencepiece_bpe()

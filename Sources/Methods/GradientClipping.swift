@@ -1,0 +1,64 @@
+import Llama
+import TensorCore
+
+/// Global gradient-norm clipping over a full gradient slab, as `torch.nn.utils.clip_grad_norm_`:
+/// ‖g‖ = √Σ g², and when ‖g‖ > max every gradient is multiplied by max / (‖g‖ + 1e-6).
+public enum GradientClipping {
+    /// The global L2 norm of `gradients` (accumulated in Double over parallel chunks, added in order).
+    public static func norm(_ gradients: GradientSlab) -> Double {
+        let slab = gradients.slab, chunks = max(1, min(64, slab.count / (1 << 16)))
+        var partial = [Double](repeating: 0, count: chunks)
+        partial.withUnsafeMutableBufferPointer { p in
+            nonisolated(unsafe) let (x, out, n) = (slab.pointer, p.baseAddress!, slab.count)  // one slot per chunk
+            Parallel.forEachChunk(chunks, grain: 1) { r in
+                for c in r {
+                    let lo = n * c / chunks, hi = n * (c + 1) / chunks
+                    out[c] = Double(Vector.sumOfSquares(x + lo, hi - lo))
+                }
+            }
+        }
+        return partial.reduce(0, +).squareRoot()
+    }
+
+    /// Clips `gradients` to `maxNorm` and returns the norm before clipping (possibly non-finite).
+    @discardableResult
+    public static func clip(_ gradients: GradientSlab, maxNorm: Double) -> Double {
+        let total = norm(gradients)
+        let coefficient = maxNorm / (total + 1e-6)
+        if total.isFinite, coefficient < 1 {
+            let k = Float(coefficient)
+            nonisolated(unsafe) let x = gradients.slab.pointer  // tasks own disjoint elements
+            Parallel.forEachChunk(gradients.slab.count, grain: 1 << 16) { r in for i in r { x[i] *= k } }
+        }
+        return total
+    }
+}
+
+/// Skips steps whose loss or gradient norm is not finite, counts them, and stops a run after
+/// `limit` in a row.
+public struct NonFiniteGuard: Sendable, Codable, Equatable {
+    public let limit: Int
+    public private(set) var skipped = 0
+    public private(set) var consecutive = 0
+
+    public init(limit: Int = 5) { self.limit = limit }
+
+    /// Whether the step may be applied; throws after `limit` consecutive non-finite steps.
+    public mutating func admit(loss: Double, gradientNorm: Double, step: Int) throws -> Bool {
+        guard loss.isFinite && gradientNorm.isFinite else {
+            skipped += 1
+            consecutive += 1
+            if consecutive >= limit {
+                throw NonFiniteError(message: "step \(step): loss \(loss), gradient norm \(gradientNorm) — \(consecutive) non-finite steps in a row (\(skipped) in all). Lower the learning rate, enable gradient clipping, or check the data for empty or corrupt samples.")
+            }
+            return false
+        }
+        consecutive = 0
+        return true
+    }
+}
+
+public struct NonFiniteError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
