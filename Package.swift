@@ -12,7 +12,7 @@ let package = Package(
     name: "LeanTune",
     products: [
         .executable(name: "leantune", targets: ["leantune"]),
-        .library(name: "LeanTuneCore", targets: ["TensorCore", "Llama", "Formats", "Methods"]),
+        .library(name: "LeanTuneCore", targets: ["TensorCore", "Llama", "Formats", "Methods", "Datasets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -29,6 +29,7 @@ let package = Package(
         .target(name: "Llama", dependencies: ["TensorCore"], swiftSettings: kernelSettings),
         .target(name: "Formats", dependencies: ["Llama", "TensorCore"], swiftSettings: kernelSettings),
         .target(name: "Methods", dependencies: ["Llama", "TensorCore"], swiftSettings: kernelSettings),
+        .target(name: "Datasets", dependencies: ["Formats", "Llama", "TensorCore"], swiftSettings: kernelSettings),
         .executableTarget(
             name: "leantune",
             dependencies: [
@@ -42,6 +43,8 @@ let package = Package(
         .testTarget(
             name: "FormatsTests", dependencies: ["Formats", "Llama", "TensorCore", "TestSupport"],
             swiftSettings: kernelSettings),
+        .testTarget(
+            name: "DatasetsTests", dependencies: ["Datasets", "Formats", "Llama", "TestSupport"], swiftSettings: kernelSettings),
         .testTarget(
             name: "MethodsTests", dependencies: ["Methods", "Llama", "TensorCore", "TestSupport"], swiftSettings: kernelSettings),
     ]

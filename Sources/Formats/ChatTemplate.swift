@@ -13,6 +13,7 @@ public struct ChatMessage: Sendable, Equatable {
 /// A conversation the template cannot render (e.g. roles that do not alternate).
 public struct ChatTemplateError: Error, CustomStringConvertible {
     public let message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }
 

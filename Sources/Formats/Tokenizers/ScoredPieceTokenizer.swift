@@ -69,15 +69,25 @@ public struct ScoredPieceTokenizer: Tokenizer {
         return try ScoredPieceTokenizer(pieces: pieces, scores: scores, bos: 1, stop: [1], special: [], addsSpacePrefix: true, file: path)
     }
 
-    public func encode(_ text: String) -> [Int32] {
-        var out: [Int32] = []
-        specials.split(text, text: { out += encodeSegment($0) }, special: { out.append($0) })
+    public func encode(_ text: String) -> [Int32] { encode(text, prefix: addsSpacePrefix) }
+
+    public func encodeContinuation(_ text: String) -> [Int32] { encode(text, prefix: false) }
+
+    private func encode(_ text: String, prefix: Bool) -> [Int32] {
+        var out: [Int32] = [], first = true
+        specials.split(text, text: {
+            out += encodeSegment($0, prefix: prefix || !first)
+            first = false
+        }, special: {
+            out.append($0)
+            first = false
+        })
         return out
     }
 
-    private func encodeSegment(_ text: String) -> [Int32] {
+    private func encodeSegment(_ text: String, prefix: Bool) -> [Int32] {
         var tokens: [Int32] = []
-        if addsSpacePrefix, let space = ids[[0x20]] { tokens.append(space) }
+        if prefix && addsSpacePrefix, let space = ids[[0x20]] { tokens.append(space) }
         for scalar in text.unicodeScalars {
             let utf8 = Array(String(scalar).utf8)
             if let id = ids[utf8] {

@@ -48,10 +48,17 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
         return "<0x" + (hex.count == 1 ? "0" + hex : hex) + ">"
     }
 
-    public func encode(_ text: String) -> [Int32] {
-        var out: [Int32] = []
+    public func encode(_ text: String) -> [Int32] { encode(text, prefix: prependsSpace) }
+
+    public func encodeContinuation(_ text: String) -> [Int32] { encode(text, prefix: false) }
+
+    /// `prefix` applies to the first text segment; later segments (after special tokens) always get it, as the
+    /// normalizer runs on each segment.
+    private func encode(_ text: String, prefix: Bool) -> [Int32] {
+        var out: [Int32] = [], first = true
         specials.split(text, text: { segment in
-            let normalized = (prependsSpace ? "▁" : "") + segment.replacingSpaces()
+            let normalized = ((prefix || !first) && prependsSpace ? "▁" : "") + segment.replacingSpaces()
+            first = false
             var symbols: [Int32] = []
             for scalar in normalized.unicodeScalars {
                 if let id = ids[String(scalar)] {
@@ -62,7 +69,10 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
             }
             merges.apply(&symbols)
             out += symbols
-        }, special: { out.append($0) })
+        }, special: {
+            out.append($0)
+            first = false
+        })
         return out
     }
 

@@ -1,0 +1,109 @@
+import Formats
+import TensorCore
+import Llama
+
+/// Token ids with, for each, whether the model is trained to predict it (prompt tokens are masked).
+public struct TokenizedExample: Sendable, Equatable {
+    public var ids: [Int32]
+    public var trained: [Bool]
+
+    mutating func append(_ more: [Int32], trained flag: Bool) {
+        ids += more
+        trained += Array(repeating: flag, count: more.count)
+    }
+}
+
+/// Turns records into token ids and training masks.
+///
+/// Prompt masking is on by default for prompt/completion, alpaca and the non-assistant turns of
+/// messages. The end of sequence (plain text, prompt/completion) or the template's end-of-turn
+/// marker (chat) is part of the trained tokens, so the model learns to stop.
+public struct ExampleEncoder {
+    public let tokenizer: any Tokenizer
+    public let template: ChatTemplate?
+    public let templateTokens: (bos: String, eos: String)
+    /// Train on prompts too (off by default).
+    public var trainOnPrompt = false
+
+    public init(tokenizer: any Tokenizer, template: ChatTemplate?, templateTokens: (bos: String, eos: String) = ("", "")) {
+        self.tokenizer = tokenizer
+        self.template = template
+        self.templateTokens = templateTokens
+    }
+
+    /// The end-of-sequence id: the tokenizer's first stop token.
+    var eos: Int32? { tokenizer.stopTokens.min() }
+
+    public func encode(_ record: Record) throws -> TokenizedExample {
+        var out = TokenizedExample(ids: [], trained: [])
+        switch record {
+        case .text(let text):
+            if let bos = tokenizer.bos { out.append([bos], trained: false) }
+            out.append(tokenizer.encode(text), trained: true)
+            if let eos { out.append([eos], trained: true) }
+        case .promptCompletion(let prompt, let completion):
+            if let bos = tokenizer.bos { out.append([bos], trained: false) }
+            out.append(tokenizer.encode(prompt), trained: trainOnPrompt)
+            out.append(tokenizer.encodeContinuation(completion), trained: true)
+            if let eos { out.append([eos], trained: true) }
+        case .alpaca(let instruction, let input, let output):
+            let user = input.isEmpty ? instruction : instruction + "\n\n" + input
+            if template == nil { return try encode(.promptCompletion(prompt: user + "\n\n", completion: output)) }
+            return try encode(.messages([ChatMessage(role: "user", content: user), ChatMessage(role: "assistant", content: output)]))
+        case .messages(let messages):
+            guard let template else {
+                throw ChatTemplateError(message: "the data has chat messages but the model names no chat template; choose one of \(ChatTemplate.supportedNames)")
+            }
+            // Each assistant turn is the difference between the conversation rendered up to it with a
+            // generation prompt and rendered through it; everything before is prompt.
+            var rendered = ""
+            for (i, m) in messages.enumerated() where m.role == "assistant" {
+                let prompt = try template.render(Array(messages[..<i]), addGenerationPrompt: true, bos: templateTokens.bos, eos: templateTokens.eos)
+                let through = try template.render(Array(messages[...i]), addGenerationPrompt: false, bos: templateTokens.bos, eos: templateTokens.eos)
+                guard prompt.hasPrefix(rendered), through.hasPrefix(prompt) else {
+                    throw ChatTemplateError(message: "\(template): turn \(i + 1) does not extend the rendered conversation; masking needs a template whose rendering grows turn by turn")
+                }
+                let head = String(prompt.dropFirst(rendered.count)), reply = String(through.dropFirst(prompt.count))
+                out.append(rendered.isEmpty ? tokenizer.encode(head) : tokenizer.encodeContinuation(head), trained: trainOnPrompt)
+                out.append(tokenizer.encodeContinuation(reply), trained: true)
+                rendered = through
+            }
+            let all = try template.render(messages, addGenerationPrompt: false, bos: templateTokens.bos, eos: templateTokens.eos)
+            if all.count > rendered.count { out.append(tokenizer.encodeContinuation(String(all.dropFirst(rendered.count))), trained: trainOnPrompt) }
+        }
+        return out
+    }
+}
+
+/// Batches tokenized examples into fixed-length ``TokenBatch``es: targets are the next tokens, -1
+/// where the next token is not trained or is padding.
+public enum Batcher {
+    /// One batch of `examples` padded to the longest (at most `maxLength` predicted positions).
+    /// Throws when an example is longer than `maxLength` (say so before training starts).
+    public static func batch(_ examples: [TokenizedExample], maxLength: Int, padding: Int32 = 0) throws -> TokenBatch {
+        let length = examples.map { $0.ids.count - 1 }.max() ?? 0
+        guard length >= 1 else { throw DataError(file: "(batch)", line: nil, problem: "examples need at least two tokens") }
+        if let long = examples.firstIndex(where: { $0.ids.count - 1 > maxLength }) {
+            throw DataError(file: "(batch)", line: nil,
+                            problem: "example \(long) has \(examples[long].ids.count) tokens; the model allows \(maxLength + 1). Shorten it or raise the sequence length")
+        }
+        var inputs: [Int32] = [], targets: [Int32] = []
+        for e in examples {
+            let n = e.ids.count - 1
+            inputs += e.ids[0..<n] + Array(repeating: padding, count: length - n)
+            targets += (1...n).map { e.trained[$0] ? e.ids[$0] : -1 } + Array(repeating: -1, count: length - n)
+        }
+        return TokenBatch(batchSize: examples.count, length: length, inputs: inputs, targets: targets)
+    }
+
+    /// A permutation of 0..<count that depends only on `seed` and `epoch` (Fisher–Yates over Philox draws).
+    public static func shuffled(_ count: Int, seed: UInt64, epoch: Int) -> [Int] {
+        var order = Array(0..<count)
+        let rng = Philox(seed: seed)
+        for i in stride(from: count - 1, to: 0, by: -1) {
+            let j = Int(rng.bits(stream: UInt64(epoch), index: UInt64(i)) % UInt32(i + 1))
+            order.swapAt(i, j)
+        }
+        return order
+    }
+}
