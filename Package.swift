@@ -12,7 +12,7 @@ let package = Package(
     name: "LeanTune",
     products: [
         .executable(name: "leantune", targets: ["leantune"]),
-        .library(name: "LeanTuneCore", targets: ["TensorCore", "Llama", "Formats", "Methods", "Datasets"]),
+        .library(name: "LeanTuneCore", targets: ["TensorCore", "Llama", "Formats", "Methods", "Datasets", "Training"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -30,10 +30,11 @@ let package = Package(
         .target(name: "Formats", dependencies: ["Llama", "TensorCore"], swiftSettings: kernelSettings),
         .target(name: "Methods", dependencies: ["Llama", "TensorCore"], swiftSettings: kernelSettings),
         .target(name: "Datasets", dependencies: ["Formats", "Llama", "TensorCore"], swiftSettings: kernelSettings),
+        .target(name: "Training", dependencies: ["Datasets", "Methods", "Formats", "Llama", "TensorCore"], swiftSettings: kernelSettings),
         .executableTarget(
             name: "leantune",
             dependencies: [
-                "Formats", "Llama", "Methods", "TensorCore",
+                "Datasets", "Formats", "Llama", "Methods", "TensorCore", "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: kernelSettings),
@@ -45,6 +46,8 @@ let package = Package(
             swiftSettings: kernelSettings),
         .testTarget(
             name: "DatasetsTests", dependencies: ["Datasets", "Formats", "Llama", "TestSupport"], swiftSettings: kernelSettings),
+        .testTarget(
+            name: "TrainingTests", dependencies: ["Training", "Datasets", "Methods", "Llama", "TestSupport"], swiftSettings: kernelSettings),
         .testTarget(
             name: "MethodsTests", dependencies: ["Methods", "Llama", "TensorCore", "TestSupport"], swiftSettings: kernelSettings),
     ]

@@ -7,6 +7,12 @@ public struct TokenizedExample: Sendable, Equatable {
     public var ids: [Int32]
     public var trained: [Bool]
 
+    public init(ids: [Int32], trained: [Bool]) {
+        precondition(ids.count == trained.count, "TokenizedExample: \(ids.count) ids, \(trained.count) flags")
+        self.ids = ids
+        self.trained = trained
+    }
+
     mutating func append(_ more: [Int32], trained flag: Bool) {
         ids += more
         trained += Array(repeating: flag, count: more.count)

@@ -1,0 +1,118 @@
+import Datasets
+import Llama
+import Methods
+import TensorCore
+
+/// What a training run does.
+public struct TrainingOptions: Sendable, Codable, Equatable {
+    public enum Method: String, Sendable, Codable, CaseIterable { case adamw, adamwFused = "adamw-fused", lion, sgd }
+
+    public var method: Method = .adamw
+    public var schedule = LRSchedule(.cosine, peak: 1e-4, warmup: 0, total: 100)
+    public var weightDecay: Float = 0.0
+    public var batchSize = 4
+    /// Predicted positions per sequence at most.
+    public var maxLength = 256
+    /// Global gradient-norm clipping (accumulate modes only); nil for none.
+    public var clipNorm: Double? = 1.0
+    public var seed: UInt64 = 0
+    public var checkpointing = false
+
+    public init() {}
+
+    /// Options that cannot work together, refused before any weight is loaded.
+    public func validate() throws {
+        if method == .adamwFused, clipNorm != nil {
+            throw TrainingError(message: "adamw-fused updates each tensor inside backward, so the global gradient norm is never known: drop gradient clipping (clip: none) or use adamw, which keeps a full gradient (+4 bytes per parameter)")
+        }
+        if schedule.total <= 0 || batchSize <= 0 || maxLength <= 0 {
+            throw TrainingError(message: "steps, batch size and sequence length must be positive")
+        }
+    }
+}
+
+public struct TrainingError: Error, CustomStringConvertible {
+    public let message: String
+    public init(message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// What one step did.
+public struct StepReport: Sendable {
+    public let step: Int
+    public let loss: Double
+    public let learningRate: Double
+    public let gradientNorm: Double?
+    public let tokens: Int
+    public let seconds: Double
+    public let skipped: Bool
+}
+
+/// Runs optimizer steps over tokenized examples: seeded shuffling per epoch, the LR schedule, clipping,
+/// the non-finite guard, and either a full gradient slab or fused updates inside backward.
+public final class Trainer {
+    public let model: LlamaModel
+    public let options: TrainingOptions
+    let examples: [TokenizedExample]
+    let optimizer: any Optimizer
+    var guardian = NonFiniteGuard()
+    public private(set) var step = 0
+    /// The full gradient of the accumulate modes (none in fused mode).
+    let gradients: GradientSlab?
+
+    public init(model: LlamaModel, examples: [TokenizedExample], options: TrainingOptions) throws {
+        try options.validate()
+        guard examples.count >= options.batchSize else {
+            throw TrainingError(message: "the dataset has \(examples.count) examples, fewer than one batch of \(options.batchSize)")
+        }
+        self.model = model
+        self.examples = examples
+        self.options = options
+        let layout = model.layout, decay = WeightDecay(rate: options.weightDecay)
+        optimizer = switch options.method {
+        case .adamw, .adamwFused: AdamW(layout: layout, weightDecay: decay, ledger: model.ledger)
+        case .lion: Lion(layout: layout, weightDecay: decay, ledger: model.ledger)
+        case .sgd: SGD(layout: layout, momentum: 0.9, weightDecay: decay, ledger: model.ledger)
+        }
+        gradients = options.method == .adamwFused ? nil : GradientSlab(layout: layout, ledger: model.ledger)
+    }
+
+    /// The examples of step `step` (0-based): consecutive slices of a per-epoch shuffle.
+    func batch(at step: Int) throws -> TokenBatch {
+        let perEpoch = examples.count / options.batchSize
+        let epoch = step / perEpoch, position = step % perEpoch
+        let order = Batcher.shuffled(examples.count, seed: options.seed, epoch: epoch)
+        let picked = order[position * options.batchSize..<(position + 1) * options.batchSize].map { examples[$0] }
+        return try Batcher.batch(picked, maxLength: options.maxLength)
+    }
+
+    /// One optimizer step.
+    public func runStep() throws -> StepReport {
+        let start = monotonicNanoseconds()
+        let batch = try batch(at: step)
+        let lr = options.schedule.rate(at: step)
+        step += 1
+        var loss: LossResult, norm: Double?, skipped = false
+        if options.method == .adamwFused {
+            let sink = FusedUpdateSink(optimizer: optimizer, store: model.store, ledger: model.ledger)
+            sink.learningRate = Float(lr)
+            sink.step = step
+            loss = try model.lossAndGradients(batch, into: sink, checkpointing: options.checkpointing)
+            guard loss.mean.isFinite else {  // the weights changed inside backward: nothing to skip
+                throw TrainingError(message: "step \(step): non-finite loss \(loss.mean) with fused updates, which change the weights inside backward and cannot skip a step. Lower the learning rate or use adamw (full gradient, skips such steps).")
+            }
+        } else {
+            let grads = gradients!
+            grads.zero()
+            loss = try model.lossAndGradients(batch, into: grads, checkpointing: options.checkpointing)
+            norm = options.clipNorm.map { GradientClipping.clip(grads, maxNorm: $0) } ?? GradientClipping.norm(grads)
+            if try guardian.admit(loss: loss.mean, gradientNorm: norm!, step: step) {
+                optimizer.step(model.store, gradients: grads, learningRate: Float(lr), step: step)
+            } else {
+                skipped = true
+            }
+        }
+        return StepReport(step: step, loss: loss.mean, learningRate: lr, gradientNorm: norm, tokens: loss.count,
+                          seconds: Double(monotonicNanoseconds() - start) * 1e-9, skipped: skipped)
+    }
+}

@@ -1,0 +1,92 @@
+import ArgumentParser
+import Datasets
+import Foundation
+import Formats
+import Methods
+import TensorCore
+import Training
+
+extension TrainingOptions.Method: ExpressibleByArgument {}
+extension LRSchedule.Shape: ExpressibleByArgument {}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fine-tune every weight of a model on a JSONL file and write the result as a Hugging Face directory.")
+
+    @OptionGroup var source: ModelOptions
+    @Option(help: "JSONL data: text, prompt/completion, messages or instruction/input/output records.")
+    var data: String
+    @Option(help: "Where metrics.jsonl and the fine-tuned model (model/) go; must be empty or new.")
+    var output: String
+    @Option(help: "adamw, adamw-fused (no full gradient; needs --clip 0), lion or sgd.")
+    var method: TrainingOptions.Method = .adamw
+    @Option(help: "Peak learning rate.")
+    var lr: Double = 1e-4
+    @Option(help: "Optimizer steps.")
+    var steps = 100
+    @Option(help: "Warmup steps.")
+    var warmup = 0
+    @Option(help: "Schedule after warmup: constant, linear, cosine.")
+    var schedule: LRSchedule.Shape = .cosine
+    @Option(help: "Sequences per step.")
+    var batch = 4
+    @Option(help: "Tokens per sequence at most.")
+    var seq = 256
+    @Option(help: "Global gradient-norm clip; 0 turns it off.")
+    var clip: Double = 1.0
+    @Option(help: "Decoupled weight decay (norms exempt).")
+    var weightDecay: Float = 0.0
+    @Option(help: "Seed of the data order.")
+    var seed: UInt64 = 0
+    @Option(help: "Threads for GEMM and kernels.")
+    var threads = 2
+    @Flag(help: "Activation checkpointing: recompute each layer in backward.")
+    var checkpointing = false
+
+    func options() -> TrainingOptions {
+        var o = TrainingOptions()
+        o.method = method
+        o.schedule = LRSchedule(schedule, peak: lr, warmup: warmup, total: steps)
+        o.weightDecay = weightDecay
+        o.batchSize = batch
+        o.maxLength = seq
+        o.clipNorm = clip > 0 ? clip : nil
+        o.seed = seed
+        o.checkpointing = checkpointing
+        return o
+    }
+
+    func validate() throws {
+        do { try options().validate() } catch let e as TrainingError { throw ValidationError(e.message) }
+        let existing = (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []
+        guard existing.isEmpty else { throw ValidationError("\(output) already holds files; choose a new or empty directory") }
+    }
+
+    func run() throws {
+        GEMM.setThreads(threads)
+        let records = try JSONLReader.read(data)  // data errors before any weight loads
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        let loaded = try source.load()
+        var encoder = ExampleEncoder(tokenizer: loaded.tokenizer, template: loaded.chatTemplate, templateTokens: loaded.templateTokens)
+        encoder.trainOnPrompt = false
+        let examples = try records.map { try encoder.encode($0) }
+        let trainer = try Trainer(model: loaded.model, examples: examples, options: options())
+        FileManager.default.createFile(atPath: output + "/metrics.jsonl", contents: nil)
+        let metrics = try FileHandle(forWritingTo: URL(fileURLWithPath: output + "/metrics.jsonl"))
+        print("training \(source.model) on \(examples.count) examples from \(data): \(method.rawValue), \(steps) steps of \(batch) × ≤\(seq)")
+        for _ in 0..<steps {
+            let r = try trainer.runStep()
+            let line = String(format: #"{"step":%d,"loss":%.6f,"lr":%.6g,"grad_norm":%@,"tokens":%d,"seconds":%.3f,"skipped":%@}"#,
+                              r.step, r.loss, r.learningRate, r.gradientNorm.map { String(format: "%.6g", $0) } ?? "null",
+                              r.tokens, r.seconds, r.skipped ? "true" : "false")
+            metrics.write(Data((line + "\n").utf8))
+            if r.step == 1 || r.step % max(1, steps / 10) == 0 || r.step == steps {
+                print(String(format: "step %4d/%d  loss %.4f  lr %.2e  %.0f tokens/s  peak RSS %@", r.step, steps, r.loss, r.learningRate,
+                             Double(r.tokens) / r.seconds, PassBenchmark.format(bytes: ProcessMemory.peakResidentBytes)))
+            }
+        }
+        try metrics.close()
+        try HFDirectory.export(loaded, to: output + "/model")
+        print("wrote \(output)/model and \(output)/metrics.jsonl")
+    }
+}
