@@ -22,6 +22,8 @@ public final class AdamW: Optimizer {
         v = AlignedBuffer(count: layout.totalCount, category: .optimizerState, ledger: ledger)
     }
 
+    public var state: [(name: String, buffer: AlignedBuffer<Float>)] { [("adamw.m", m), ("adamw.v", v)] }
+
     public func weightDecay(_ id: ParameterID) -> Float { decay.rate(for: layout.parameters[id]) }
 
     /// One fused pass per element: 4 reads, 3 writes.

@@ -41,7 +41,10 @@ public struct NonFiniteGuard: Sendable, Codable, Equatable {
     public private(set) var skipped = 0
     public private(set) var consecutive = 0
 
-    public init(limit: Int = 5) { self.limit = limit }
+    public init(limit: Int = 5, skipped: Int = 0) {
+        self.limit = limit
+        self.skipped = skipped
+    }
 
     /// Whether the step may be applied; throws after `limit` consecutive non-finite steps.
     public mutating func admit(loss: Double, gradientNorm: Double, step: Int) throws -> Bool {

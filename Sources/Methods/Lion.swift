@@ -18,6 +18,8 @@ public final class Lion: Optimizer {
         m = AlignedBuffer(count: layout.totalCount, category: .optimizerState, ledger: ledger)
     }
 
+    public var state: [(name: String, buffer: AlignedBuffer<Float>)] { [("lion.m", m)] }
+
     public func weightDecay(_ id: ParameterID) -> Float { decay.rate(for: layout.parameters[id]) }
 
     public func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,

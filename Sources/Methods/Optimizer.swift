@@ -12,6 +12,8 @@ public protocol Optimizer: AnyObject {
     /// Updates `weights` of parameter `id` in place from `gradient` (same count); `step` counts from 1.
     func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
                 learningRate: Float, step: Int)
+    /// The state to checkpoint, by name (layout-shaped slabs).
+    var state: [(name: String, buffer: AlignedBuffer<Float>)] { get }
 }
 
 /// Which parameters get weight decay.

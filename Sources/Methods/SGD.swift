@@ -18,6 +18,8 @@ public final class SGD: Optimizer {
         buffer = momentum > 0 ? AlignedBuffer(count: layout.totalCount, category: .optimizerState, ledger: ledger) : nil
     }
 
+    public var state: [(name: String, buffer: AlignedBuffer<Float>)] { buffer.map { [("sgd.momentum", $0)] } ?? [] }
+
     public func weightDecay(_ id: ParameterID) -> Float { decay.rate(for: layout.parameters[id]) }
 
     public func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,

@@ -77,6 +77,11 @@ public final class Trainer {
         gradients = options.method == .adamwFused ? nil : GradientSlab(layout: layout, ledger: model.ledger)
     }
 
+    func restore(step: Int, nonFiniteSkipped: Int) {
+        self.step = step
+        guardian = NonFiniteGuard(limit: guardian.limit, skipped: nonFiniteSkipped)
+    }
+
     /// The examples of step `step` (0-based): consecutive slices of a per-epoch shuffle.
     func batch(at step: Int) throws -> TokenBatch {
         let perEpoch = examples.count / options.batchSize

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import Datasets
 import Llama
@@ -47,5 +48,55 @@ struct TrainerTests {
     func fusedWithClipping() throws {
         let error = try #require(throws: TrainingError.self) { try Self.setUp(.adamwFused, clip: 1.0) }
         #expect(error.message.contains("global gradient norm") && error.message.contains("use adamw"))
+    }
+}
+
+@Suite("Checkpoints")
+struct CheckpointTests {
+    static func directory(_ name: String) -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("leantune-ckpt-\(getpid())-\(name)").path
+        try? FileManager.default.removeItem(atPath: dir)
+        return dir
+    }
+
+    @Test("N straight steps equal N/2 steps, a checkpoint, a restore into a fresh model and N/2 more, bit for bit",
+          arguments: [TrainingOptions.Method.adamw, .adamwFused, .lion, .sgd])
+    func bitExactResume(method: TrainingOptions.Method) throws {
+        let clip: Double? = method == .adamwFused ? nil : 1.0
+        let straight = try TrainerTests.setUp(method, clip: clip)
+        for _ in 0..<6 { _ = try straight.runStep() }
+
+        let first = try TrainerTests.setUp(method, clip: clip)
+        for _ in 0..<3 { _ = try first.runStep() }
+        let path = try Checkpoint.save(first, in: Self.directory("\(method.rawValue)"))
+        #expect(path.hasSuffix("step-000003"))
+
+        let resumed = try TrainerTests.setUp(method, clip: clip)  // fresh weights and state, as a new process has
+        try Checkpoint.restore(resumed, from: path)
+        #expect(resumed.step == 3)
+        for _ in 0..<3 { _ = try resumed.runStep() }
+        #expect(Array((straight.model.store as! FP32ParameterStore).slab.buffer)
+                == Array((resumed.model.store as! FP32ParameterStore).slab.buffer))
+        for (a, b) in zip(straight.optimizer.state, resumed.optimizer.state) { #expect(Array(a.buffer.buffer) == Array(b.buffer.buffer)) }
+    }
+
+    @Test("a checkpoint of another method, or a damaged one, is refused and changes nothing")
+    func refusals() throws {
+        let trainer = try TrainerTests.setUp(.adamw)
+        _ = try trainer.runStep()
+        let path = try Checkpoint.save(trainer, in: Self.directory("refuse"))
+        let lion = try TrainerTests.setUp(.lion)
+        let before = Array((lion.model.store as! FP32ParameterStore).slab.buffer)
+        let e = try #require(throws: TrainingError.self) { try Checkpoint.restore(lion, from: path) }
+        #expect(e.message.contains("adamw") && e.message.contains("lion"))
+        // Truncate the weights file: the restore fails and the weights stay as they were.
+        let weights = path + "/weights.safetensors"
+        let data = try Data(contentsOf: URL(fileURLWithPath: weights))
+        try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: weights))
+        let other = try TrainerTests.setUp(.adamw)
+        let untouched = Array((other.model.store as! FP32ParameterStore).slab.buffer)
+        #expect(throws: (any Error).self) { try Checkpoint.restore(other, from: path) }
+        #expect(Array((other.model.store as! FP32ParameterStore).slab.buffer) == untouched && other.step == 0)
+        #expect(Array((lion.model.store as! FP32ParameterStore).slab.buffer) == before)
     }
 }

@@ -1,0 +1,70 @@
+import Foundation
+import Formats
+import Llama
+import TensorCore
+
+/// A training checkpoint: a folder `step-NNNNNN` holding `weights.safetensors` (every parameter, fp32),
+/// `optimizer.safetensors` (the optimizer's state slabs) and `trainer.json` (step, options, guard).
+/// It is written under a temporary name and renamed into place, so a folder that exists is complete.
+/// The data order and the learning rate are functions of (seed, step), so nothing else is needed to
+/// continue bit for bit.
+public enum Checkpoint {
+    struct TrainerState: Codable {
+        var format = 1
+        var step: Int
+        var options: TrainingOptions
+        var nonFiniteSkipped: Int
+        var parameterCount: Int
+    }
+
+    /// Writes the checkpoint of `trainer` into `directory/step-NNNNNN` and returns its path.
+    @discardableResult
+    public static func save(_ trainer: Trainer, in directory: String) throws -> String {
+        let final = directory + String(format: "/step-%06d", trainer.step), partial = final + ".partial"
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: partial)
+        do { try fm.createDirectory(atPath: partial, withIntermediateDirectories: true) } catch {
+            throw TrainingError(message: "\(partial): cannot create the checkpoint folder (\(error.localizedDescription)); check the output location")
+        }
+        let model = trainer.model, layout = model.layout
+        try SafeTensorsWriter.write(layout.parameters.enumerated().map { id, info in
+            SafeTensorsWriter.Entry(name: info.name, shape: info.shape) { model.store.withFloats(id) { Array($0) } }
+        }, to: partial + "/weights.safetensors", dtype: .f32)
+        try SafeTensorsWriter.write(trainer.optimizer.state.map { s in
+            SafeTensorsWriter.Entry(name: s.name, shape: [s.buffer.count]) { Array(s.buffer.buffer) }
+        }, to: partial + "/optimizer.safetensors", dtype: .f32)
+        let state = TrainerState(step: trainer.step, options: trainer.options, nonFiniteSkipped: trainer.guardian.skipped,
+                                 parameterCount: layout.parameterCount)
+        try JSONEncoder().encode(state).write(to: URL(fileURLWithPath: partial + "/trainer.json"))
+        try? fm.removeItem(atPath: final)
+        try fm.moveItem(atPath: partial, toPath: final)
+        return final
+    }
+
+    /// Restores weights, optimizer state and the step of `trainer` (built with the same model shape and
+    /// examples) from `path`. Nothing is changed unless the whole checkpoint reads and matches.
+    public static func restore(_ trainer: Trainer, from path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path + "/trainer.json"),
+              let state = try? JSONDecoder().decode(TrainerState.self, from: data) else {
+            throw TrainingError(message: "\(path): no readable trainer.json; pass a step-NNNNNN folder written by leantune train")
+        }
+        let layout = trainer.model.layout
+        guard state.parameterCount == layout.parameterCount, state.options.method == trainer.options.method else {
+            throw TrainingError(message: "\(path): the checkpoint is for \(state.options.method.rawValue) on \(state.parameterCount) parameters; this run is \(trainer.options.method.rawValue) on \(layout.parameterCount)")
+        }
+        let weights = try SafeTensorsFile(path: path + "/weights.safetensors")
+        let optimizer = try SafeTensorsFile(path: path + "/optimizer.safetensors")
+        for info in layout.parameters where weights.tensors[info.name]?.shape != info.shape {
+            throw TrainingError(message: "\(path)/weights.safetensors: tensor \(info.name) is missing or has another shape")
+        }
+        for s in trainer.optimizer.state where optimizer.tensors[s.name]?.count != s.buffer.count {
+            throw TrainingError(message: "\(path)/optimizer.safetensors: state \(s.name) is missing or has another size")
+        }
+        // Everything checked: now overwrite.
+        for (id, info) in layout.parameters.enumerated() {
+            trainer.model.store.update(id) { w in weights.read(weights.tensors[info.name]!, into: w.baseAddress!) }
+        }
+        for s in trainer.optimizer.state { optimizer.read(optimizer.tensors[s.name]!, into: s.buffer.pointer) }
+        trainer.restore(step: state.step, nonFiniteSkipped: state.nonFiniteSkipped)
+    }
+}
