@@ -42,6 +42,10 @@ struct Train: ParsableCommand {
     var threads = 2
     @Flag(help: "Activation checkpointing: recompute each layer in backward.")
     var checkpointing = false
+    @Option(help: "Save a checkpoint (weights, optimizer state, step) every N steps into OUTPUT/checkpoints; 0 for none.")
+    var checkpointEvery = 0
+    @Option(help: "Continue from a checkpoint folder, or 'auto' for the latest in OUTPUT/checkpoints.")
+    var resume: String?
 
     func options() -> TrainingOptions {
         var o = TrainingOptions()
@@ -59,7 +63,9 @@ struct Train: ParsableCommand {
     func validate() throws {
         do { try options().validate() } catch let e as TrainingError { throw ValidationError(e.message) }
         let existing = (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []
-        guard existing.isEmpty else { throw ValidationError("\(output) already holds files; choose a new or empty directory") }
+        guard existing.isEmpty || resume != nil else {
+            throw ValidationError("\(output) already holds files; choose a new or empty directory, or pass --resume auto to continue its run")
+        }
     }
 
     func run() throws {
@@ -71,10 +77,19 @@ struct Train: ParsableCommand {
         encoder.trainOnPrompt = false
         let examples = try records.map { try encoder.encode($0) }
         let trainer = try Trainer(model: loaded.model, examples: examples, options: options())
-        FileManager.default.createFile(atPath: output + "/metrics.jsonl", contents: nil)
+        let checkpoints = output + "/checkpoints"
+        if let resume {
+            let path = resume == "auto" ? try latestCheckpoint(in: checkpoints) : resume
+            try Checkpoint.restore(trainer, from: path)
+            print("resumed from \(path) at step \(trainer.step)")
+        }
+        if !FileManager.default.fileExists(atPath: output + "/metrics.jsonl") {
+            FileManager.default.createFile(atPath: output + "/metrics.jsonl", contents: nil)
+        }
         let metrics = try FileHandle(forWritingTo: URL(fileURLWithPath: output + "/metrics.jsonl"))
+        try metrics.seekToEnd()
         print("training \(source.model) on \(examples.count) examples from \(data): \(method.rawValue), \(steps) steps of \(batch) × ≤\(seq)")
-        for _ in 0..<steps {
+        while trainer.step < steps {
             let r = try trainer.runStep()
             let line = String(format: #"{"step":%d,"loss":%.6f,"lr":%.6g,"grad_norm":%@,"tokens":%d,"seconds":%.3f,"skipped":%@}"#,
                               r.step, r.loss, r.learningRate, r.gradientNorm.map { String(format: "%.6g", $0) } ?? "null",
@@ -84,9 +99,20 @@ struct Train: ParsableCommand {
                 print(String(format: "step %4d/%d  loss %.4f  lr %.2e  %.0f tokens/s  peak RSS %@", r.step, steps, r.loss, r.learningRate,
                              Double(r.tokens) / r.seconds, PassBenchmark.format(bytes: ProcessMemory.peakResidentBytes)))
             }
+            if checkpointEvery > 0, r.step % checkpointEvery == 0 || r.step == steps {
+                try Checkpoint.save(trainer, in: checkpoints)
+            }
         }
         try metrics.close()
         try HFDirectory.export(loaded, to: output + "/model")
         print("wrote \(output)/model and \(output)/metrics.jsonl")
+    }
+
+    /// The checkpoint with the highest step in `directory`.
+    func latestCheckpoint(in directory: String) throws -> String {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            .filter { $0.hasPrefix("step-") && !$0.hasSuffix(".partial") }.sorted()
+        guard let last = names.last else { throw ValidationError("--resume auto: no checkpoint in \(directory)") }
+        return directory + "/" + last
     }
 }
