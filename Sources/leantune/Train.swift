@@ -5,6 +5,13 @@ import Formats
 import Methods
 import TensorCore
 import Training
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Set by SIGINT/SIGTERM; the training loop saves a checkpoint and stops after the current step.
+private let stopRequested = Atomic<Bool>(false)
 
 extension TrainingOptions.Method: ExpressibleByArgument {}
 extension LRSchedule.Shape: ExpressibleByArgument {}
@@ -89,6 +96,7 @@ struct Train: ParsableCommand {
         let metrics = try FileHandle(forWritingTo: URL(fileURLWithPath: output + "/metrics.jsonl"))
         try metrics.seekToEnd()
         print("training \(source.model) on \(examples.count) examples from \(data): \(method.rawValue), \(steps) steps of \(batch) × ≤\(seq)")
+        for sig in [SIGINT, SIGTERM] { signal(sig) { _ in stopRequested.store(true, ordering: .relaxed) } }
         while trainer.step < steps {
             let r = try trainer.runStep()
             let line = String(format: #"{"step":%d,"loss":%.6f,"lr":%.6g,"grad_norm":%@,"tokens":%d,"seconds":%.3f,"skipped":%@}"#,
@@ -101,6 +109,12 @@ struct Train: ParsableCommand {
             }
             if checkpointEvery > 0, r.step % checkpointEvery == 0 || r.step == steps {
                 try Checkpoint.save(trainer, in: checkpoints)
+            }
+            if stopRequested.load(ordering: .relaxed) {
+                let path = try Checkpoint.save(trainer, in: checkpoints)
+                try metrics.close()
+                print("interrupted at step \(trainer.step): saved \(path); continue with --resume auto")
+                throw ExitCode(130)
             }
         }
         try metrics.close()
