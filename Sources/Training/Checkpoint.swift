@@ -52,6 +52,13 @@ public enum Checkpoint {
         guard state.parameterCount == layout.parameterCount, state.options.method == trainer.options.method else {
             throw TrainingError(message: "\(path): the checkpoint is for \(state.options.method.rawValue) on \(state.parameterCount) parameters; this run is \(trainer.options.method.rawValue) on \(layout.parameterCount)")
         }
+        if state.options != trainer.options {
+            let differing = Mirror(reflecting: state.options).children.compactMap { saved -> String? in
+                let now = Mirror(reflecting: trainer.options).children.first { $0.label == saved.label }
+                return "\(saved.value)" == "\(now?.value ?? "")" ? nil : "\(saved.label ?? "?"): checkpoint \(saved.value), now \(now?.value ?? "–")"
+            }
+            throw TrainingError(message: "\(path): this run's options differ from the checkpoint's, so it would not continue the same run (\(differing.joined(separator: "; "))). Pass the original options.")
+        }
         let weights = try SafeTensorsFile(path: path + "/weights.safetensors")
         let optimizer = try SafeTensorsFile(path: path + "/optimizer.safetensors")
         for info in layout.parameters where weights.tensors[info.name]?.shape != info.shape {

@@ -89,6 +89,13 @@ struct CheckpointTests {
         let before = Array((lion.model.store as! FP32ParameterStore).slab.buffer)
         let e = try #require(throws: TrainingError.self) { try Checkpoint.restore(lion, from: path) }
         #expect(e.message.contains("adamw") && e.message.contains("lion"))
+        // Other options (here the schedule) would not continue the same run.
+        var options = trainer.options
+        options.schedule.total += 10
+        let longer = try Trainer(model: try LlamaModel(randomWeights: trainer.model.config, seed: 3, std: 0.1, ledger: MemoryLedger()),
+                                 examples: trainer.examples, options: options)
+        let e2 = try #require(throws: TrainingError.self) { try Checkpoint.restore(longer, from: path) }
+        #expect(e2.message.contains("schedule") && longer.step == 0)
         // Truncate the weights file: the restore fails and the weights stay as they were.
         let weights = path + "/weights.safetensors"
         let data = try Data(contentsOf: URL(fileURLWithPath: weights))
