@@ -51,6 +51,8 @@ struct Train: ParsableCommand {
     var checkpointing = false
     @Option(help: "Save a checkpoint (weights, optimizer state, step) every N steps into OUTPUT/checkpoints; 0 for none.")
     var checkpointEvery = 0
+    @Option(help: "Checkpoints to keep (the newest); 0 keeps all.")
+    var keepCheckpoints = 3
     @Option(help: "Continue from a checkpoint folder, or 'auto' for the latest in OUTPUT/checkpoints.")
     var resume: String?
 
@@ -90,9 +92,7 @@ struct Train: ParsableCommand {
             try Checkpoint.restore(trainer, from: path)
             print("resumed from \(path) at step \(trainer.step)")
         }
-        if !FileManager.default.fileExists(atPath: output + "/metrics.jsonl") {
-            FileManager.default.createFile(atPath: output + "/metrics.jsonl", contents: nil)
-        }
+        try Self.keepMetrics(upTo: trainer.step, in: output + "/metrics.jsonl")
         let metrics = try FileHandle(forWritingTo: URL(fileURLWithPath: output + "/metrics.jsonl"))
         try metrics.seekToEnd()
         print("training \(source.model) on \(examples.count) examples from \(data): \(method.rawValue), \(steps) steps of \(batch) × ≤\(seq)")
@@ -109,6 +109,7 @@ struct Train: ParsableCommand {
             }
             if checkpointEvery > 0, r.step % checkpointEvery == 0 || r.step == steps {
                 try Checkpoint.save(trainer, in: checkpoints)
+                try pruneCheckpoints(in: checkpoints)
             }
             if stopRequested.load(ordering: .relaxed) {
                 let path = try Checkpoint.save(trainer, in: checkpoints)
@@ -128,5 +129,26 @@ struct Train: ParsableCommand {
             .filter { $0.hasPrefix("step-") && !$0.hasSuffix(".partial") }.sorted()
         guard let last = names.last else { throw ValidationError("--resume auto: no checkpoint in \(directory)") }
         return directory + "/" + last
+    }
+
+    /// Deletes all but the newest `keepCheckpoints` checkpoints.
+    func pruneCheckpoints(in directory: String) throws {
+        guard keepCheckpoints > 0 else { return }
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            .filter { $0.hasPrefix("step-") && !$0.hasSuffix(".partial") }.sorted()
+        for name in names.dropLast(keepCheckpoints) { try FileManager.default.removeItem(atPath: directory + "/" + name) }
+    }
+
+    /// Keeps the metrics lines of steps ≤ `step` (those after the checkpoint a run resumes from are redone),
+    /// creating the file if needed; written atomically.
+    static func keepMetrics(upTo step: Int, in path: String) throws {
+        let lines = (FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) } ?? "")
+            .split(separator: "\n").filter { line in
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                      let s = object["step"] as? Int else { return false }
+                return s <= step
+            }
+        let text = lines.map { $0 + "\n" }.joined()
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 }
