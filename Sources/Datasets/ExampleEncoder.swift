@@ -40,6 +40,13 @@ public struct ExampleEncoder {
     /// The end-of-sequence id: the tokenizer's first stop token.
     var eos: Int32? { tokenizer.stopTokens.min() }
 
+    /// A warning when no example trains a stop token: the model would not learn to end its replies.
+    public func stopTokenWarning(_ examples: [TokenizedExample]) -> String? {
+        let stops = tokenizer.stopTokens
+        let trained = examples.contains { e in zip(e.ids, e.trained).contains { $0.1 && stops.contains($0.0) } }
+        return trained ? nil : "no example trains a stop token \(stops.sorted()): the model will not learn where to stop (check the chat template or add end-of-sequence tokens)"
+    }
+
     public func encode(_ record: Record) throws -> TokenizedExample {
         var out = TokenizedExample(ids: [], trained: [])
         switch record {

@@ -91,6 +91,20 @@ public final class Trainer {
         return try Batcher.batch(picked, maxLength: options.maxLength)
     }
 
+    /// Mean next-token loss over `examples` (forward only, in batches of the training batch size).
+    public func evaluate(_ examples: [TokenizedExample]) throws -> LossResult {
+        var total = LossResult(sum: 0, count: 0)
+        var start = 0
+        while start < examples.count {
+            let chunk = Array(examples[start..<min(examples.count, start + options.batchSize)])
+            let r = try model.loss(try Batcher.batch(chunk, maxLength: options.maxLength))
+            total.sum += r.sum
+            total.count += r.count
+            start += chunk.count
+        }
+        return total
+    }
+
     /// One optimizer step.
     public func runStep() throws -> StepReport {
         let start = monotonicNanoseconds()

@@ -51,6 +51,10 @@ struct Train: ParsableCommand {
     var checkpointing = false
     @Option(help: "Save a checkpoint (weights, optimizer state, step) every N steps into OUTPUT/checkpoints; 0 for none.")
     var checkpointEvery = 0
+    @Option(help: "Held-out JSONL data to evaluate on (loss and perplexity in the metrics).")
+    var evalData: String?
+    @Option(help: "Evaluate every N steps (and at the end); 0 for never.")
+    var evalEvery = 0
     @Option(help: "Checkpoints to keep (the newest); 0 keeps all.")
     var keepCheckpoints = 3
     @Option(help: "Continue from a checkpoint folder, or 'auto' for the latest in OUTPUT/checkpoints.")
@@ -80,11 +84,14 @@ struct Train: ParsableCommand {
     func run() throws {
         GEMM.setThreads(threads)
         let records = try JSONLReader.read(data)  // data errors before any weight loads
+        let evalRecords = try evalData.map { try JSONLReader.read($0) } ?? []
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         let loaded = try source.load()
         var encoder = ExampleEncoder(tokenizer: loaded.tokenizer, template: loaded.chatTemplate, templateTokens: loaded.templateTokens)
         encoder.trainOnPrompt = false
         let examples = try records.map { try encoder.encode($0) }
+        let evalExamples = try evalRecords.map { try encoder.encode($0) }
+        if let warning = encoder.stopTokenWarning(examples) { print("warning: \(warning)") }
         let trainer = try Trainer(model: loaded.model, examples: examples, options: options())
         let checkpoints = output + "/checkpoints"
         if let resume {
@@ -99,9 +106,14 @@ struct Train: ParsableCommand {
         for sig in [SIGINT, SIGTERM] { signal(sig) { _ in stopRequested.store(true, ordering: .relaxed) } }
         while trainer.step < steps {
             let r = try trainer.runStep()
-            let line = String(format: #"{"step":%d,"loss":%.6f,"lr":%.6g,"grad_norm":%@,"tokens":%d,"seconds":%.3f,"skipped":%@}"#,
+            var evalLoss: Double?
+            if !evalExamples.isEmpty, evalEvery > 0, r.step % evalEvery == 0 || r.step == steps {
+                evalLoss = try trainer.evaluate(evalExamples).mean
+                print(String(format: "step %4d  eval loss %.4f  perplexity %.3f", r.step, evalLoss!, Foundation.exp(evalLoss!)))
+            }
+            let line = String(format: #"{"step":%d,"loss":%.6f,"lr":%.6g,"grad_norm":%@,"tokens":%d,"seconds":%.3f,"skipped":%@,"eval_loss":%@}"#,
                               r.step, r.loss, r.learningRate, r.gradientNorm.map { String(format: "%.6g", $0) } ?? "null",
-                              r.tokens, r.seconds, r.skipped ? "true" : "false")
+                              r.tokens, r.seconds, r.skipped ? "true" : "false", evalLoss.map { String(format: "%.6f", $0) } ?? "null")
             metrics.write(Data((line + "\n").utf8))
             if r.step == 1 || r.step % max(1, steps / 10) == 0 || r.step == steps {
                 print(String(format: "step %4d/%d  loss %.4f  lr %.2e  %.0f tokens/s  peak RSS %@", r.step, steps, r.loss, r.learningRate,
@@ -119,8 +131,9 @@ struct Train: ParsableCommand {
             }
         }
         try metrics.close()
+        try Self.writeCSV(from: output + "/metrics.jsonl", to: output + "/metrics.csv")
         try HFDirectory.export(loaded, to: output + "/model")
-        print("wrote \(output)/model and \(output)/metrics.jsonl")
+        print("wrote \(output)/model, \(output)/metrics.jsonl and metrics.csv")
     }
 
     /// The checkpoint with the highest step in `directory`.
@@ -150,5 +163,16 @@ struct Train: ParsableCommand {
             }
         let text = lines.map { $0 + "\n" }.joined()
         try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
+    }
+
+    /// metrics.csv with the same rows as metrics.jsonl (empty cells for nulls).
+    static func writeCSV(from jsonl: String, to csv: String) throws {
+        let columns = ["step", "loss", "lr", "grad_norm", "tokens", "seconds", "skipped", "eval_loss"]
+        var text = columns.joined(separator: ",") + "\n"
+        for line in String(decoding: FileManager.default.contents(atPath: jsonl) ?? Data(), as: UTF8.self).split(separator: "\n") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+            text += columns.map { key in object[key].map { $0 is NSNull ? "" : "\($0)" } ?? "" }.joined(separator: ",") + "\n"
+        }
+        try Data(text.utf8).write(to: URL(fileURLWithPath: csv), options: .atomic)
     }
 }

@@ -106,3 +106,17 @@ struct DatasetsTests {
         #expect(a != Batcher.shuffled(100, seed: 7, epoch: 1) && a != Batcher.shuffled(100, seed: 8, epoch: 0))
     }
 }
+
+@Suite("Stop-token warning")
+struct StopTokenWarningTests {
+    @Test("data that never trains a stop token gets a warning; text records (which end in one) do not")
+    func warning() throws {
+        let encoder = try storiesEncoder()
+        let trainedStop = try encoder.encode(.text("Once upon a time."))
+        #expect(encoder.stopTokenWarning([trainedStop]) == nil)
+        var untrained = trainedStop
+        untrained.trained = untrained.trained.map { _ in false } + []
+        untrained.trained[1] = true
+        #expect(encoder.stopTokenWarning([untrained])?.contains("will not learn where to stop") == true)
+    }
+}
