@@ -17,6 +17,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         .systemLibrary(
@@ -30,7 +31,9 @@ let package = Package(
         .target(name: "Formats", dependencies: ["Llama", "TensorCore"], swiftSettings: kernelSettings),
         .target(name: "Methods", dependencies: ["Llama", "TensorCore"], swiftSettings: kernelSettings),
         .target(name: "Datasets", dependencies: ["Formats", "Llama", "TensorCore"], swiftSettings: kernelSettings),
-        .target(name: "Training", dependencies: ["Datasets", "Methods", "Formats", "Llama", "TensorCore"], swiftSettings: kernelSettings),
+        .target(
+            name: "Training", dependencies: ["Datasets", "Methods", "Formats", "Llama", "TensorCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: kernelSettings),
         .executableTarget(
             name: "leantune",
             dependencies: [

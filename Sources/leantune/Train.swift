@@ -18,81 +18,116 @@ extension LRSchedule.Shape: ExpressibleByArgument {}
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Fine-tune every weight of a model on a JSONL file and write the result as a Hugging Face directory.")
+        abstract: "Fine-tune every weight of a model on a JSONL file and write the result as a Hugging Face directory.",
+        discussion: """
+            Settings come from defaults, then --config FILE (YAML sections: model, data, method, optimizer, schedule, train, \
+            eval, checkpoint, logging), then --set section.key=value, then the flags below. `leantune validate FILE` and \
+            --dry-run print the resolved configuration; it is saved with the run as OUTPUT/config.yaml.
+            """)
 
-    @OptionGroup var source: ModelOptions
-    @Option(help: "JSONL data: text, prompt/completion, messages or instruction/input/output records.")
-    var data: String
-    @Option(help: "Where metrics.jsonl and the fine-tuned model (model/) go; must be empty or new.")
-    var output: String
-    @Option(help: "adamw, adamw-fused (no full gradient; needs --clip 0), lion or sgd.")
-    var method: TrainingOptions.Method = .adamw
-    @Option(help: "Peak learning rate.")
-    var lr: Double = 1e-4
-    @Option(help: "Optimizer steps.")
-    var steps = 100
-    @Option(help: "Warmup steps.")
-    var warmup = 0
-    @Option(help: "Schedule after warmup: constant, linear, cosine.")
-    var schedule: LRSchedule.Shape = .cosine
-    @Option(help: "Sequences per step.")
-    var batch = 4
-    @Option(help: "Tokens per sequence at most.")
-    var seq = 256
-    @Option(help: "Global gradient-norm clip; 0 turns it off.")
-    var clip: Double = 1.0
-    @Option(help: "Decoupled weight decay (norms exempt).")
-    var weightDecay: Float = 0.0
-    @Option(help: "Seed of the data order.")
-    var seed: UInt64 = 0
-    @Option(help: "Threads for GEMM and kernels.")
-    var threads = 2
-    @Flag(help: "Activation checkpointing: recompute each layer in backward.")
-    var checkpointing = false
-    @Option(help: "Save a checkpoint (weights, optimizer state, step) every N steps into OUTPUT/checkpoints; 0 for none.")
-    var checkpointEvery = 0
-    @Option(help: "Held-out JSONL data to evaluate on (loss and perplexity in the metrics).")
+    @Option(help: "YAML configuration file.")
+    var config: String?
+    @Option(name: .customLong("set"), help: "Override one setting: section.key=value (repeatable).")
+    var sets: [String] = []
+    @Flag(help: "Print the resolved configuration and stop.")
+    var dryRun = false
+    @Option(help: "Model: a Hugging Face directory, a GGUF file or a llama2.c .bin (model.path).")
+    var model: String?
+    @Option(help: "Tokenizer file, llama2.c only (model.tokenizer).")
+    var tokenizer: String?
+    @Option(help: "JSONL data: text, prompt/completion, messages or instruction/input/output records (data.train).")
+    var data: String?
+    @Option(help: "Held-out JSONL data to evaluate on (data.eval).")
     var evalData: String?
-    @Option(help: "Evaluate every N steps (and at the end); 0 for never.")
-    var evalEvery = 0
-    @Option(help: "Checkpoints to keep (the newest); 0 keeps all.")
-    var keepCheckpoints = 3
+    @Option(help: "Where config.yaml, metrics and the fine-tuned model (model/) go; must be new (logging.output).")
+    var output: String?
+    @Option(help: "adamw, adamw-fused (no full gradient; needs clip 0), lion or sgd (method.name).")
+    var method: TrainingOptions.Method?
+    @Option(help: "Peak learning rate (optimizer.lr).")
+    var lr: Double?
+    @Option(help: "Optimizer steps (schedule.steps).")
+    var steps: Int?
+    @Option(help: "Warmup steps (schedule.warmup).")
+    var warmup: Int?
+    @Option(help: "constant, linear or cosine after warmup (schedule.shape).")
+    var schedule: LRSchedule.Shape?
+    @Option(help: "Sequences per step (train.batch).")
+    var batch: Int?
+    @Option(help: "Tokens per sequence at most (train.seq).")
+    var seq: Int?
+    @Option(help: "Global gradient-norm clip, 0 for none (optimizer.clip).")
+    var clip: Double?
+    @Option(help: "Decoupled weight decay, norms exempt (optimizer.weight_decay).")
+    var weightDecay: Double?
+    @Option(help: "Seed of the data order (train.seed).")
+    var seed: Int?
+    @Option(help: "Threads for GEMM and kernels (train.threads).")
+    var threads: Int?
+    @Flag(help: "Activation checkpointing (method.checkpointing).")
+    var checkpointing = false
+    @Option(help: "Evaluate every N steps and at the end (eval.every).")
+    var evalEvery: Int?
+    @Option(help: "Save a checkpoint every N steps into OUTPUT/checkpoints (checkpoint.every).")
+    var checkpointEvery: Int?
+    @Option(help: "Checkpoints to keep, the newest; 0 keeps all (checkpoint.keep).")
+    var keepCheckpoints: Int?
     @Option(help: "Continue from a checkpoint folder, or 'auto' for the latest in OUTPUT/checkpoints.")
     var resume: String?
 
-    func options() -> TrainingOptions {
-        var o = TrainingOptions()
-        o.method = method
-        o.schedule = LRSchedule(schedule, peak: lr, warmup: warmup, total: steps)
-        o.weightDecay = weightDecay
-        o.batchSize = batch
-        o.maxLength = seq
-        o.clipNorm = clip > 0 ? clip : nil
-        o.seed = seed
-        o.checkpointing = checkpointing
-        return o
+    /// The flags given on the command line, as settings.
+    var explicit: [(path: String, value: Any)] {
+        let all: [(String, Any?)] = [
+            ("model.path", model), ("model.tokenizer", tokenizer), ("data.train", data), ("data.eval", evalData),
+            ("logging.output", output), ("method.name", method?.rawValue), ("optimizer.lr", lr), ("schedule.steps", steps),
+            ("schedule.warmup", warmup), ("schedule.shape", schedule?.rawValue), ("train.batch", batch), ("train.seq", seq),
+            ("optimizer.clip", clip), ("optimizer.weight_decay", weightDecay), ("train.seed", seed), ("train.threads", threads),
+            ("method.checkpointing", checkpointing ? true : nil), ("eval.every", evalEvery), ("checkpoint.every", checkpointEvery),
+            ("checkpoint.keep", keepCheckpoints),
+        ]
+        return all.compactMap { path, value in value.map { (path, $0) } }
     }
 
-    func validate() throws {
-        do { try options().validate() } catch let e as TrainingError { throw ValidationError(e.message) }
+    func resolved() throws -> RunConfig {
+        let yaml = try config.map { path -> String in
+            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("\(path): cannot read the configuration") }
+            return String(decoding: data, as: UTF8.self)
+        }
+        do {
+            return try RunConfig.resolve(yaml: yaml, file: config ?? "config", overrides: sets, explicit: explicit)
+        } catch let e as TrainingError { throw ValidationError(e.message) }
+    }
+
+    func run() throws {
+        let settings = try resolved()
+        if dryRun {
+            print(settings.yaml, terminator: "")
+            return
+        }
+        let options: TrainingOptions
+        do { options = try settings.trainingOptions() } catch let e as TrainingError { throw ValidationError(e.message) }
+        let output: String, data: String, modelPath: String
+        do {
+            (output, data, modelPath) = (try settings.required("logging.output"), try settings.required("data.train"), try settings.required("model.path"))
+        } catch let e as TrainingError { throw ValidationError(e.message) }
+        let steps = options.schedule.total, resume = self.resume
+        let evalData = settings.string("data.eval"), evalEvery = settings.int("eval.every")
+        let checkpointEvery = settings.int("checkpoint.every"), keepCheckpoints = settings.int("checkpoint.keep")
         let existing = (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []
         guard existing.isEmpty || resume != nil else {
             throw ValidationError("\(output) already holds files; choose a new or empty directory, or pass --resume auto to continue its run")
         }
-    }
-
-    func run() throws {
-        GEMM.setThreads(threads)
+        GEMM.setThreads(settings.int("train.threads"))
         let records = try JSONLReader.read(data)  // data errors before any weight loads
         let evalRecords = try evalData.map { try JSONLReader.read($0) } ?? []
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
-        let loaded = try source.load()
+        try Data(settings.yaml.utf8).write(to: URL(fileURLWithPath: output + "/config.yaml"), options: .atomic)
+        let loaded = try ModelFile.load(modelPath, tokenizer: settings.string("model.tokenizer"))
         var encoder = ExampleEncoder(tokenizer: loaded.tokenizer, template: loaded.chatTemplate, templateTokens: loaded.templateTokens)
         encoder.trainOnPrompt = false
         let examples = try records.map { try encoder.encode($0) }
         let evalExamples = try evalRecords.map { try encoder.encode($0) }
         if let warning = encoder.stopTokenWarning(examples) { print("warning: \(warning)") }
-        let trainer = try Trainer(model: loaded.model, examples: examples, options: options())
+        let trainer = try Trainer(model: loaded.model, examples: examples, options: options)
         let checkpoints = output + "/checkpoints"
         if let resume {
             let path = resume == "auto" ? try latestCheckpoint(in: checkpoints) : resume
@@ -102,7 +137,7 @@ struct Train: ParsableCommand {
         try Self.keepMetrics(upTo: trainer.step, in: output + "/metrics.jsonl")
         let metrics = try FileHandle(forWritingTo: URL(fileURLWithPath: output + "/metrics.jsonl"))
         try metrics.seekToEnd()
-        print("training \(source.model) on \(examples.count) examples from \(data): \(method.rawValue), \(steps) steps of \(batch) × ≤\(seq)")
+        print("training \(modelPath) on \(examples.count) examples from \(data): \(options.method.rawValue), \(steps) steps of \(options.batchSize) × ≤\(options.maxLength)")
         for sig in [SIGINT, SIGTERM] { signal(sig) { _ in stopRequested.store(true, ordering: .relaxed) } }
         while trainer.step < steps {
             let r = try trainer.runStep()
@@ -121,7 +156,7 @@ struct Train: ParsableCommand {
             }
             if checkpointEvery > 0, r.step % checkpointEvery == 0 || r.step == steps {
                 try Checkpoint.save(trainer, in: checkpoints)
-                try pruneCheckpoints(in: checkpoints)
+                try Self.pruneCheckpoints(in: checkpoints, keep: keepCheckpoints)
             }
             if stopRequested.load(ordering: .relaxed) {
                 let path = try Checkpoint.save(trainer, in: checkpoints)
@@ -144,8 +179,8 @@ struct Train: ParsableCommand {
         return directory + "/" + last
     }
 
-    /// Deletes all but the newest `keepCheckpoints` checkpoints.
-    func pruneCheckpoints(in directory: String) throws {
+    /// Deletes all but the newest `keep` checkpoints (0 keeps all).
+    static func pruneCheckpoints(in directory: String, keep keepCheckpoints: Int) throws {
         guard keepCheckpoints > 0 else { return }
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
             .filter { $0.hasPrefix("step-") && !$0.hasSuffix(".partial") }.sorted()

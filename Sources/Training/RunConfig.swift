@@ -1,0 +1,185 @@
+import Foundation
+import Methods
+import Yams
+
+/// A training run's configuration in YAML sections. Values are resolved in layers: the defaults below,
+/// then a YAML file, then `--set section.key=value` overrides (and explicit command-line flags, which
+/// the CLI turns into such overrides). Every layer is checked: an unknown key is an error with a
+/// did-you-mean, a value of the wrong type names the key and the expected type.
+public struct RunConfig: Equatable {
+    /// The schema and its defaults: section → key → value (String, Int, Double, Bool, or nil for "none").
+    public static let defaults: [String: [String: Value]] = [
+        "model": ["path": .none, "tokenizer": .none],
+        "data": ["train": .none, "eval": .none],
+        "method": ["name": .string("adamw"), "checkpointing": .bool(false)],
+        "optimizer": ["lr": .double(1e-4), "weight_decay": .double(0), "clip": .double(1.0)],
+        "schedule": ["shape": .string("cosine"), "warmup": .int(0), "steps": .int(100)],
+        "train": ["batch": .int(4), "seq": .int(256), "seed": .int(0), "threads": .int(2)],
+        "eval": ["every": .int(0)],
+        "checkpoint": ["every": .int(0), "keep": .int(3)],
+        "logging": ["output": .none],
+    ]
+
+    /// A configuration value.
+    public enum Value: Equatable, Sendable, CustomStringConvertible {
+        case string(String), int(Int), double(Double), bool(Bool), none
+
+        public var description: String {
+            switch self {
+            case .string(let s): s
+            case .int(let i): "\(i)"
+            case .double(let d): "\(d)"
+            case .bool(let b): "\(b)"
+            case .none: "none"
+            }
+        }
+    }
+
+    public private(set) var values: [String: [String: Value]] = RunConfig.defaults
+
+    public init() {}
+
+    /// Defaults, then `yaml` (from `file`, for messages), then each "section.key=value" of `overrides`, then
+    /// `explicit` typed values (command-line flags).
+    public static func resolve(yaml: String?, file: String = "config", overrides: [String] = [],
+                               explicit: [(path: String, value: Any)] = []) throws -> RunConfig {
+        var config = RunConfig()
+        if let yaml {
+            let parsed: Any?
+            do { parsed = try Yams.load(yaml: yaml) } catch {
+                throw TrainingError(message: "\(file): not valid YAML (\(error))")
+            }
+            guard let sections = (parsed ?? [String: Any]()) as? [String: Any] else {
+                throw TrainingError(message: "\(file): the top level must be a mapping of sections (\(defaults.keys.sorted().joined(separator: ", ")))")
+            }
+            for (section, body) in sections {
+                guard let keys = body as? [String: Any] else {
+                    throw TrainingError(message: "\(file): section '\(section)' must be a mapping of keys")
+                }
+                for (key, value) in keys { try config.set("\(section).\(key)", yamlValue: value, source: file) }
+            }
+        }
+        for override in overrides {
+            guard let eq = override.firstIndex(of: "=") else {
+                throw TrainingError(message: "--set \(override): expected section.key=value")
+            }
+            let path = String(override[..<eq]), text = String(override[override.index(after: eq)...])
+            try config.set(path, yamlValue: (try? Yams.load(yaml: text)) ?? text, source: "--set")
+        }
+        for (path, value) in explicit { try config.set(path, yamlValue: value, source: "command line") }
+        return config
+    }
+
+    /// Sets `path` (section.key) from a parsed YAML value, checking the key and the type.
+    mutating func set(_ path: String, yamlValue: Any?, source: String) throws {
+        let parts = path.split(separator: ".", maxSplits: 1).map(String.init)
+        guard parts.count == 2, let current = Self.defaults[parts[0]]?[parts[1]] else {
+            let suggestion = Self.closestKey(to: path).map { "; did you mean '\($0)'?" } ?? ""
+            throw TrainingError(message: "\(source): unknown key '\(path)'\(suggestion)")
+        }
+        let raw: Any? = yamlValue.flatMap { $0 is NSNull ? nil : $0 }
+        let value: Value? = switch (current, raw) {
+        case (_, nil): Value.none
+        case (.string, let s as String), (.none, let s as String): .string(s)
+        case (.bool, let b as Bool): .bool(b)
+        case (.int, let i as Int): .int(i)
+        case (.double, let d as Double): .double(d)
+        case (.double, let i as Int): .double(Double(i))
+        case (.double, let s as String) where s == "none": Value.none
+        default: nil
+        }
+        guard let value else {
+            throw TrainingError(message: "\(source): '\(path)' must be \(Self.typeName(current)), got \(raw.map { "\($0)" } ?? "null")")
+        }
+        values[parts[0], default: [:]][parts[1]] = value
+    }
+
+    static func typeName(_ v: Value) -> String {
+        switch v {
+        case .string, .none: "a string"
+        case .int: "an integer"
+        case .double: "a number"
+        case .bool: "true or false"
+        }
+    }
+
+    /// The known key nearest to `path` by edit distance, if it is close.
+    static func closestKey(to path: String) -> String? {
+        let all = defaults.flatMap { s, keys in keys.keys.map { "\(s).\($0)" } }
+        func distance(_ a: String, _ b: String) -> Int {
+            let a = Array(a), b = Array(b)
+            var row = Array(0...b.count)
+            for i in 1...max(1, a.count) where !a.isEmpty {
+                var previous = row[0]
+                row[0] = i
+                for j in 1...max(1, b.count) where !b.isEmpty {
+                    let old = row[j]
+                    row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1] == b[j - 1] ? 0 : 1))
+                    previous = old
+                }
+            }
+            return row[b.count]
+        }
+        var best: (key: String, distance: Int)?
+        for key in all.sorted() {
+            let d = distance(key, path)
+            if best == nil || d < best!.distance { best = (key, d) }
+        }
+        guard let best, best.distance <= max(2, path.count / 3) else { return nil }
+        return best.key
+    }
+
+    public subscript(_ path: String) -> Value {
+        let parts = path.split(separator: ".", maxSplits: 1).map(String.init)
+        return values[parts[0]]?[parts[1]] ?? .none
+    }
+
+    public func string(_ path: String) -> String? { if case .string(let s) = self[path] { s } else { nil } }
+    public func int(_ path: String) -> Int { if case .int(let i) = self[path] { i } else { 0 } }
+    public func double(_ path: String) -> Double? { if case .double(let d) = self[path] { d } else { nil } }
+    public func bool(_ path: String) -> Bool { if case .bool(let b) = self[path] { b } else { false } }
+
+    /// A required string setting.
+    public func required(_ path: String) throws -> String {
+        guard let s = string(path), !s.isEmpty else { throw TrainingError(message: "'\(path)' is required (set it in the config or with --set \(path)=…)") }
+        return s
+    }
+
+    /// The training options these settings describe (validated).
+    public func trainingOptions() throws -> TrainingOptions {
+        var o = TrainingOptions()
+        let methodName = string("method.name") ?? ""
+        guard let method = TrainingOptions.Method(rawValue: methodName) else {
+            throw TrainingError(message: "method.name '\(methodName)' is not a method; choose one of \(TrainingOptions.Method.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let shapeName = string("schedule.shape") ?? ""
+        guard let shape = LRSchedule.Shape(rawValue: shapeName) else {
+            throw TrainingError(message: "schedule.shape '\(shapeName)' is not a schedule; choose one of \(LRSchedule.Shape.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        o.method = method
+        o.schedule = LRSchedule(shape, peak: double("optimizer.lr") ?? 0, warmup: int("schedule.warmup"), total: int("schedule.steps"))
+        o.weightDecay = Float(double("optimizer.weight_decay") ?? 0)
+        o.batchSize = int("train.batch")
+        o.maxLength = int("train.seq")
+        o.clipNorm = double("optimizer.clip").flatMap { $0 > 0 ? $0 : nil }
+        o.seed = UInt64(max(0, int("train.seed")))
+        o.checkpointing = bool("method.checkpointing")
+        try o.validate()
+        return o
+    }
+
+    /// The resolved configuration as YAML (sections and keys sorted; "none" for unset).
+    public var yaml: String {
+        values.keys.sorted().map { section in
+            "\(section):\n" + values[section]!.keys.sorted().map { key in
+                let v = values[section]![key]!
+                let text: String = switch v {
+                case .string(let s): (try? Yams.dump(object: s).trimmingCharacters(in: .whitespacesAndNewlines)) ?? s
+                case .none: "null"
+                default: v.description
+                }
+                return "  \(key): \(text)\n"
+            }.joined()
+        }.joined()
+    }
+}

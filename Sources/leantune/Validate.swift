@@ -1,0 +1,25 @@
+import ArgumentParser
+import Foundation
+import Training
+
+struct Validate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a training configuration and print it resolved (defaults, file, --set).")
+
+    @Argument(help: "YAML configuration file.")
+    var config: String
+    @Option(name: .customLong("set"), help: "Override one setting: section.key=value (repeatable).")
+    var sets: [String] = []
+
+    func run() throws {
+        guard let data = FileManager.default.contents(atPath: config) else { throw ValidationError("\(config): cannot read the configuration") }
+        do {
+            let settings = try RunConfig.resolve(yaml: String(decoding: data, as: UTF8.self), file: config, overrides: sets)
+            _ = try settings.trainingOptions()
+            for path in ["model.path", "data.train", "logging.output"] { _ = try settings.required(path) }
+            print(settings.yaml, terminator: "")
+        } catch let e as TrainingError {
+            throw ValidationError(e.message)
+        }
+    }
+}

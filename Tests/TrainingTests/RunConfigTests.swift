@@ -1,0 +1,61 @@
+import Testing
+@testable import Training
+
+@Suite("Run configuration")
+struct RunConfigTests {
+    static let yaml = """
+        model:
+          path: m.gguf
+        data:
+          train: d.jsonl
+        optimizer:
+          lr: 3.0e-4
+        schedule:
+          steps: 50
+        logging:
+          output: out
+        """
+
+    @Test("defaults, then the file, then --set, then flags")
+    func layering() throws {
+        let c = try RunConfig.resolve(yaml: Self.yaml, overrides: ["schedule.steps=70", "train.batch=8"],
+                                      explicit: [("train.batch", 16)])
+        #expect(c.double("optimizer.lr") == 3e-4)       // file over default
+        #expect(c.int("schedule.steps") == 70)          // --set over file
+        #expect(c.int("train.batch") == 16)             // flag over --set
+        #expect(c.int("train.seq") == 256)              // default
+        let options = try c.trainingOptions()
+        #expect(options.schedule.total == 70 && options.batchSize == 16 && options.clipNorm == 1.0)
+    }
+
+    @Test("the resolved YAML reads back to the same configuration")
+    func roundTrip() throws {
+        let c = try RunConfig.resolve(yaml: Self.yaml, overrides: ["data.eval=e.jsonl", "optimizer.clip=0"])
+        #expect(try RunConfig.resolve(yaml: c.yaml) == c)
+    }
+
+    @Test("unknown keys are refused with a did-you-mean, wrong types name the key", arguments: [
+        ("optimzer.lr=1", "did you mean 'optimizer.lr'?"),
+        ("train.batchsize=2", "did you mean 'train.batch'?"),
+        ("train.batch=four", "'train.batch' must be an integer"),
+        ("method.checkpointing=maybe", "'method.checkpointing' must be true or false"),
+        ("nonsense", "expected section.key=value"),
+    ])
+    func refusals(override: String, message: String) {
+        #expect(throws: TrainingError.self) { try RunConfig.resolve(yaml: Self.yaml, overrides: [override]) }
+        do { _ = try RunConfig.resolve(yaml: Self.yaml, overrides: [override]) } catch let e as TrainingError {
+            #expect(e.message.contains(message), "\(e.message)")
+        } catch {}
+    }
+
+    @Test("bad values and missing settings are refused with the fix")
+    func values() throws {
+        let bad = try RunConfig.resolve(yaml: Self.yaml, overrides: ["method.name=adam"])
+        #expect(throws: TrainingError.self) { try bad.trainingOptions() }
+        let fusedWithClip = try RunConfig.resolve(yaml: Self.yaml, overrides: ["method.name=adamw-fused"])
+        #expect(throws: TrainingError.self) { try fusedWithClip.trainingOptions() }
+        #expect(try RunConfig.resolve(yaml: Self.yaml, overrides: ["method.name=adamw-fused", "optimizer.clip=0"]).trainingOptions().method == .adamwFused)
+        #expect(throws: TrainingError.self) { try RunConfig.resolve(yaml: nil).required("model.path") }
+        #expect(throws: TrainingError.self) { try RunConfig.resolve(yaml: "- a\n- b") }
+    }
+}
