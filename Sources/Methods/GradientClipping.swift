@@ -25,11 +25,7 @@ public enum GradientClipping {
     public static func clip(_ gradients: GradientSlab, maxNorm: Double) -> Double {
         let total = norm(gradients)
         let coefficient = maxNorm / (total + 1e-6)
-        if total.isFinite, coefficient < 1 {
-            let k = Float(coefficient)
-            nonisolated(unsafe) let x = gradients.slab.pointer  // tasks own disjoint elements
-            Parallel.forEachChunk(gradients.slab.count, grain: 1 << 16) { r in for i in r { x[i] *= k } }
-        }
+        if total.isFinite, coefficient < 1 { Vector.scale(gradients.slab.pointer, count: gradients.slab.count, by: Float(coefficient)) }
         return total
     }
 }

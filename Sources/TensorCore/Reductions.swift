@@ -27,4 +27,10 @@ public enum Vector {
         for i in 0..<n { m = x[i] > m ? x[i] : m }
         return m
     }
+
+    /// x *= a, in parallel.
+    public static func scale(_ x: UnsafeMutablePointer<Float>, count n: Int, by a: Float) {
+        nonisolated(unsafe) let x = x  // tasks own disjoint elements
+        Parallel.forEachChunk(n, grain: 1 << 16) { r in for i in r { x[i] *= a } }
+    }
 }

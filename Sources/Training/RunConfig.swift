@@ -14,7 +14,7 @@ public struct RunConfig: Equatable {
         "method": ["name": .string("adamw"), "checkpointing": .bool(false)],
         "optimizer": ["lr": .double(1e-4), "weight_decay": .double(0), "clip": .double(1.0)],
         "schedule": ["shape": .string("cosine"), "warmup": .int(0), "steps": .int(100)],
-        "train": ["batch": .int(4), "seq": .int(256), "seed": .int(0), "threads": .int(2)],
+        "train": ["batch": .int(4), "accumulate": .int(1), "seq": .int(256), "seed": .int(0), "threads": .int(2)],
         "eval": ["every": .int(0)],
         "checkpoint": ["every": .int(0), "keep": .int(3)],
         "logging": ["output": .none],
@@ -160,6 +160,7 @@ public struct RunConfig: Equatable {
         o.schedule = LRSchedule(shape, peak: double("optimizer.lr") ?? 0, warmup: int("schedule.warmup"), total: int("schedule.steps"))
         o.weightDecay = Float(double("optimizer.weight_decay") ?? 0)
         o.batchSize = int("train.batch")
+        o.accumulation = int("train.accumulate")
         o.maxLength = int("train.seq")
         o.clipNorm = double("optimizer.clip").flatMap { $0 > 0 ? $0 : nil }
         o.seed = UInt64(max(0, int("train.seed")))

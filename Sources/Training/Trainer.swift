@@ -11,6 +11,8 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     public var schedule = LRSchedule(.cosine, peak: 1e-4, warmup: 0, total: 100)
     public var weightDecay: Float = 0.0
     public var batchSize = 4
+    /// Micro-batches whose gradients are averaged into one step (accumulate modes only).
+    public var accumulation = 1
     /// Predicted positions per sequence at most.
     public var maxLength = 256
     /// Global gradient-norm clipping (accumulate modes only); nil for none.
@@ -25,7 +27,10 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
         if method == .adamwFused, clipNorm != nil {
             throw TrainingError(message: "adamw-fused updates each tensor inside backward, so the global gradient norm is never known: drop gradient clipping (clip: none) or use adamw, which keeps a full gradient (+4 bytes per parameter)")
         }
-        if schedule.total <= 0 || batchSize <= 0 || maxLength <= 0 {
+        if method == .adamwFused, accumulation > 1 {
+            throw TrainingError(message: "adamw-fused updates each tensor as soon as its gradient is known, so gradients of several micro-batches never meet: set accumulation to 1, or use adamw (full gradient, +4 bytes per parameter) to accumulate")
+        }
+        if schedule.total <= 0 || batchSize <= 0 || maxLength <= 0 || accumulation <= 0 {
             throw TrainingError(message: "steps, batch size and sequence length must be positive")
         }
     }
@@ -62,8 +67,8 @@ public final class Trainer {
 
     public init(model: LlamaModel, examples: [TokenizedExample], options: TrainingOptions) throws {
         try options.validate()
-        guard examples.count >= options.batchSize else {
-            throw TrainingError(message: "the dataset has \(examples.count) examples, fewer than one batch of \(options.batchSize)")
+        guard examples.count >= options.batchSize * options.accumulation else {
+            throw TrainingError(message: "the dataset has \(examples.count) examples, fewer than one step of \(options.accumulation) × \(options.batchSize)")
         }
         self.model = model
         self.examples = examples
@@ -82,10 +87,10 @@ public final class Trainer {
         guardian = NonFiniteGuard(limit: guardian.limit, skipped: nonFiniteSkipped)
     }
 
-    /// The examples of step `step` (0-based): consecutive slices of a per-epoch shuffle.
-    func batch(at step: Int) throws -> TokenBatch {
+    /// The examples of micro-batch `index` (0-based over the run): consecutive slices of a per-epoch shuffle.
+    func batch(at index: Int) throws -> TokenBatch {
         let perEpoch = examples.count / options.batchSize
-        let epoch = step / perEpoch, position = step % perEpoch
+        let epoch = index / perEpoch, position = index % perEpoch
         let order = Batcher.shuffled(examples.count, seed: options.seed, epoch: epoch)
         let picked = order[position * options.batchSize..<(position + 1) * options.batchSize].map { examples[$0] }
         return try Batcher.batch(picked, maxLength: options.maxLength)
@@ -108,7 +113,7 @@ public final class Trainer {
     /// One optimizer step.
     public func runStep() throws -> StepReport {
         let start = monotonicNanoseconds()
-        let batch = try batch(at: step)
+        let micro = options.accumulation
         let lr = options.schedule.rate(at: step)
         step += 1
         var loss: LossResult, norm: Double?, skipped = false
@@ -116,14 +121,20 @@ public final class Trainer {
             let sink = FusedUpdateSink(optimizer: optimizer, store: model.store, ledger: model.ledger)
             sink.learningRate = Float(lr)
             sink.step = step
-            loss = try model.lossAndGradients(batch, into: sink, checkpointing: options.checkpointing)
+            loss = try model.lossAndGradients(try batch(at: step - 1), into: sink, checkpointing: options.checkpointing)
             guard loss.mean.isFinite else {  // the weights changed inside backward: nothing to skip
                 throw TrainingError(message: "step \(step): non-finite loss \(loss.mean) with fused updates, which change the weights inside backward and cannot skip a step. Lower the learning rate or use adamw (full gradient, skips such steps).")
             }
         } else {
             let grads = gradients!
             grads.zero()
-            loss = try model.lossAndGradients(batch, into: grads, checkpointing: options.checkpointing)
+            loss = LossResult(sum: 0, count: 0)
+            for k in 0..<micro {  // each backward adds its mean-loss gradient; the step uses their average
+                let r = try model.lossAndGradients(try batch(at: (step - 1) * micro + k), into: grads, checkpointing: options.checkpointing)
+                loss.sum += r.sum
+                loss.count += r.count
+            }
+            if micro > 1 { Vector.scale(grads.slab.pointer, count: grads.slab.count, by: 1 / Float(micro)) }
             norm = options.clipNorm.map { GradientClipping.clip(grads, maxNorm: $0) } ?? GradientClipping.norm(grads)
             if try guardian.admit(loss: loss.mean, gradientNorm: norm!, step: step) {
                 optimizer.step(model.store, gradients: grads, learningRate: Float(lr), step: step)

@@ -53,6 +53,8 @@ struct Train: ParsableCommand {
     var schedule: LRSchedule.Shape?
     @Option(help: "Sequences per step (train.batch).")
     var batch: Int?
+    @Option(help: "Micro-batches averaged into each step (train.accumulate).")
+    var accumulate: Int?
     @Option(help: "Tokens per sequence at most (train.seq).")
     var seq: Int?
     @Option(help: "Global gradient-norm clip, 0 for none (optimizer.clip).")
@@ -79,7 +81,7 @@ struct Train: ParsableCommand {
         let all: [(String, Any?)] = [
             ("model.path", model), ("model.tokenizer", tokenizer), ("data.train", data), ("data.eval", evalData),
             ("logging.output", output), ("method.name", method?.rawValue), ("optimizer.lr", lr), ("schedule.steps", steps),
-            ("schedule.warmup", warmup), ("schedule.shape", schedule?.rawValue), ("train.batch", batch), ("train.seq", seq),
+            ("schedule.warmup", warmup), ("schedule.shape", schedule?.rawValue), ("train.batch", batch), ("train.accumulate", accumulate), ("train.seq", seq),
             ("optimizer.clip", clip), ("optimizer.weight_decay", weightDecay), ("train.seed", seed), ("train.threads", threads),
             ("method.checkpointing", checkpointing ? true : nil), ("eval.every", evalEvery), ("checkpoint.every", checkpointEvery),
             ("checkpoint.keep", keepCheckpoints),

@@ -10,7 +10,7 @@ import TestSupport
 @Suite("Trainer")
 struct TrainerTests {
     /// A tiny random model and examples whose second half repeats a pattern the model can learn.
-    static func setUp(_ method: TrainingOptions.Method, clip: Double? = 1.0) throws -> Trainer {
+    static func setUp(_ method: TrainingOptions.Method, clip: Double? = 1.0, batch: Int = 4, accumulation: Int = 1) throws -> Trainer {
         let c = LlamaConfig(dim: 16, ffnDim: 32, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 24, maxSequenceLength: 32)
         let model = try LlamaModel(randomWeights: c, seed: 3, std: 0.1, ledger: MemoryLedger())
         let examples = (0..<8).map { i in
@@ -19,7 +19,8 @@ struct TrainerTests {
         var o = TrainingOptions()
         o.method = method
         o.schedule = LRSchedule(.constant, peak: method == .sgd ? 0.1 : 1e-2, warmup: 2, total: 30)
-        o.batchSize = 4
+        o.batchSize = batch
+        o.accumulation = accumulation
         o.maxLength = 16
         o.clipNorm = clip
         return try Trainer(model: model, examples: examples, options: o)
@@ -42,6 +43,16 @@ struct TrainerTests {
             _ = try b.runStep()
         }
         #expect(Array((a.model.store as! FP32ParameterStore).slab.buffer) == Array((b.model.store as! FP32ParameterStore).slab.buffer))
+    }
+
+    @Test("two accumulated micro-batches of 2 make the same step as one batch of 4")
+    func accumulation() throws {
+        let whole = try Self.setUp(.adamw, clip: nil), parts = try Self.setUp(.adamw, clip: nil, batch: 2, accumulation: 2)
+        let a = try whole.runStep(), b = try parts.runStep()
+        #expect(a.tokens == b.tokens && abs(a.loss - b.loss) <= 1e-6 * a.loss)
+        let wa = (whole.model.store as! FP32ParameterStore).slab.buffer, wb = (parts.model.store as! FP32ParameterStore).slab.buffer
+        #expect(zip(wa, wb).allSatisfy { abs($0 - $1) <= 1e-6 })
+        #expect(throws: TrainingError.self) { try Self.setUp(.adamwFused, clip: nil, batch: 2, accumulation: 2) }
     }
 
     @Test("fused updates with global clipping are refused before training, naming the trade-off")
