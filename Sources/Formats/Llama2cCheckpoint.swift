@@ -5,9 +5,14 @@ import TensorCore
 /// n_heads, n_kv_heads, vocab_size, seq_len; a negative vocab_size means an untied classifier),
 /// then fp32 tensors stacked over layers in a fixed order. RoPE uses adjacent pairs.
 public enum Llama2cCheckpoint {
-    /// Reads `path` into an fp32 store, checking that the file holds exactly what the header promises.
-    public static func load(_ path: String, ledger: MemoryLedger = .shared) throws -> (LlamaConfig, FP32ParameterStore) {
+    /// The configuration in the header of `path` (no weights are read).
+    public static func config(_ path: String) throws -> LlamaConfig {
         var r = try BinaryReader(path: path)
+        return try header(&r)
+    }
+
+    static func header(_ r: inout BinaryReader) throws -> LlamaConfig {
+        let path = r.path
         var h: [Int] = []
         for field in ["dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"] {
             h.append(Int(try r.int32("header field \(field)")))
@@ -20,6 +25,14 @@ public enum Llama2cCheckpoint {
             throw FormatError(file: path, problem: "header \(h) is not a valid model: \(e.message)",
                               fix: "This is not a llama2.c version-0 checkpoint (or it is corrupted).")
         }
+        return config
+    }
+
+    /// Reads `path` into an fp32 store, checking that the file holds exactly what the header promises.
+    public static func load(_ path: String, ledger: MemoryLedger = .shared) throws -> (LlamaConfig, FP32ParameterStore) {
+        var r = try BinaryReader(path: path)
+        let config = try header(&r), h = [config.dim, config.ffnDim, config.layerCount, config.headCount, config.kvHeadCount,
+                                          config.tiedEmbeddings ? config.vocabSize : -config.vocabSize, config.maxSequenceLength]
         let c = config, L = c.layerCount
         let perLayer = 2 * c.dim + 2 * c.dim * c.dim + 2 * c.kvDim * c.dim + 3 * c.ffnDim * c.dim
         let ropeTables = c.maxSequenceLength * c.headDim  // freq_cis_real + freq_cis_imag

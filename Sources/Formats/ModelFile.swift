@@ -24,6 +24,16 @@ func typeCounts(_ names: [String]) -> String {
 
 /// Chooses the reader for a model path.
 public enum ModelFile {
+    /// The shape of the model at `path`, reading headers and metadata only (no weights).
+    public static func config(_ path: String) throws -> LlamaConfig {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            return try HFConfig.parse(try HFDirectory.json(path + "/config.json"), file: path + "/config.json")
+        }
+        if path.hasSuffix(".gguf") { return try GGUFModel.config(GGUFFile(path: path)) }
+        return try Llama2cCheckpoint.config(path)
+    }
+
     /// Loads `path`; `tokenizerPath` is required for llama2.c checkpoints (their tokenizer is a separate file).
     public static func load(_ path: String, tokenizer tokenizerPath: String?, ledger: MemoryLedger = .shared) throws -> LoadedModel {
         var isDirectory: ObjCBool = false

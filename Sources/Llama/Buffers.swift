@@ -83,16 +83,23 @@ struct Workspace {
     /// backward loop has no aliasing and vectorises).
     let dResidual, dNormed, dq, dk, dv, dHidden, dGate: UnsafeMutablePointer<Float>?
 
+    /// Rows of one logits chunk: chunks of at most `logitsRows`, made equal.
+    static func chunkRows(_ n: Int, logitsRows: Int) -> Int {
+        let chunks = (n + max(1, logitsRows) - 1) / max(1, logitsRows)
+        return (n + chunks - 1) / chunks
+    }
+
+    /// Float counts of the pieces (the memory plan uses the same numbers).
+    static func counts(_ c: LlamaConfig, _ s: PassShape, logitsRows: Int, backward: Bool) -> [Int] {
+        let n = s.rows, chunk = chunkRows(n, logitsRows: logitsRows)
+        return [n * c.dim, n * c.ffnDim, chunk * c.vocabSize]
+            + (backward ? [n * c.dim, n * c.dim, n * c.dim, n * c.kvDim, n * c.kvDim, n * c.ffnDim, n * c.ffnDim] : [])
+    }
+
     /// - Parameter logitsRows: the most rows of logits one chunk may hold; chunks are made equal.
     init(_ c: LlamaConfig, _ s: PassShape, logitsRows: Int, backward: Bool, ledger: MemoryLedger) {
-        let n = s.rows
-        let chunks = (n + max(1, logitsRows) - 1) / max(1, logitsRows)
-        let chunk = (n + chunks - 1) / chunks
-        var counts = [n * c.dim, n * c.ffnDim, chunk * c.vocabSize]
-        if backward {
-            counts += [n * c.dim, n * c.dim, n * c.dim, n * c.kvDim, n * c.kvDim, n * c.ffnDim, n * c.ffnDim]
-        }
-        arena = Arena(counts, category: .workspace, ledger: ledger)
+        let n = s.rows, chunk = Workspace.chunkRows(n, logitsRows: logitsRows)
+        arena = Arena(Workspace.counts(c, s, logitsRows: logitsRows, backward: backward), category: .workspace, ledger: ledger)
         normed = arena.take(n * c.dim)
         hidden = arena.take(n * c.ffnDim)
         logits = arena.take(chunk * c.vocabSize)
@@ -130,16 +137,25 @@ final class PassBuffers {
     let rstdFinal: UnsafeMutablePointer<Float>
     let workspace: Workspace
 
-    init(_ key: Key, config c: LlamaConfig, logitsRows: Int, ledger: MemoryLedger) {
-        self.key = key
-        let s = PassShape(batch: key.batch, length: key.length), n = s.rows
-        let (residualCount, sets, backward): (Int, Int, Bool) = switch key.kind {
+    /// Residual rows, activation sets and whether backward buffers exist, for a pass kind.
+    static func plan(_ kind: Kind, _ c: LlamaConfig) -> (residuals: Int, sets: Int, backward: Bool) {
+        switch kind {
         case .forwardOnly: (1, 1, false)
         case .training(let checkpointing): (c.layerCount + 1, checkpointing ? 1 : c.layerCount, true)
         }
+    }
+
+    /// Float counts of the activation arena's pieces.
+    static func activationCounts(_ kind: Kind, _ c: LlamaConfig, _ s: PassShape) -> [Int] {
+        Array(repeating: LayerActivations.counts(c, s, withKV: true), count: plan(kind, c).sets).flatMap { $0 } + [s.rows]
+    }
+
+    init(_ key: Key, config c: LlamaConfig, logitsRows: Int, ledger: MemoryLedger) {
+        self.key = key
+        let s = PassShape(batch: key.batch, length: key.length), n = s.rows
+        let (residualCount, sets, backward) = PassBuffers.plan(key.kind, c)
         residuals = AlignedBuffer(count: residualCount * n * c.dim, category: .activations, ledger: ledger)
-        let counts = LayerActivations.counts(c, s, withKV: true)
-        let arena = Arena(Array(repeating: counts, count: sets).flatMap { $0 } + [n], category: .activations, ledger: ledger)
+        let arena = Arena(PassBuffers.activationCounts(key.kind, c, s), category: .activations, ledger: ledger)
         layers = (0..<sets).map { _ in LayerActivations(c, s, withKV: true, from: arena) }
         rstdFinal = arena.take(n)
         activationArena = arena

@@ -137,7 +137,7 @@ public final class LlamaModel {
         project(p.value, ws.normed, rows: n, into: vNew)
         rope.apply(a.q, rows: n, heads: c.headCount)
         rope.apply(kNew, rows: n, heads: c.kvHeadCount)
-        Attention.forward(q: a.q, k: kv.k, v: kv.v, out: a.attention, lse: a.lse, attentionShape(s, kv))
+        Attention.forward(q: a.q, k: kv.k, v: kv.v, out: a.attention, lse: a.lse, attentionShape(s, kv), ledger: ledger)
         a.residualMid.update(from: x, count: n * c.dim)
         project(p.output, a.attention, rows: n, into: a.residualMid, accumulate: true)
 

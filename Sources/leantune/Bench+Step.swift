@@ -2,6 +2,7 @@ import ArgumentParser
 import Llama
 import Methods
 import TensorCore
+import Training
 
 extension Bench {
     /// One full training step of a built-in method on random weights.
@@ -26,6 +27,17 @@ extension Bench {
             case .sgd: SGD(layout: layout, momentum: 0.9)
             }
             let lr: Float = 1e-5
+            var planned = TrainingOptions()
+            planned.method = method == .adamwFused ? .adamwFused : method == .lion ? .lion : method == .sgd ? .sgd : .adamw
+            planned.batchSize = options.batch
+            planned.maxLength = options.seq
+            planned.checkpointing = checkpointing
+            let plan = MemoryPlan.estimate(model.config, options: planned, threads: options.threads).values.reduce(0, +)
+            defer {
+                let peak = MemoryLedger.shared.snapshot().peakTotal
+                print(String(format: "estimate %@ vs ledger peak %@ (%+.1f%%)", PassBenchmark.format(bytes: plan),
+                             PassBenchmark.format(bytes: peak), 100 * Double(plan - peak) / Double(peak)))
+            }
             var step = 0
             if method == .adamwFused {
                 let sink = FusedUpdateSink(optimizer: optimizer, store: store)

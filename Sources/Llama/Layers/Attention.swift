@@ -42,12 +42,13 @@ public enum Attention {
     /// Query head h reads kv head h / (H/K). Cost: ≈ 2·B·H·Tq·Tk·E FLOPs in GEMM when causal.
     public static func forward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
-        out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?, _ s: AttentionShape
+        out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?, _ s: AttentionShape,
+        ledger: MemoryLedger = .shared
     ) {
         let (tq, tk, e) = (s.queries, s.keys, s.headDim)
         let (qStride, kvStride) = (s.heads * e, s.kvHeads * e)
         nonisolated(unsafe) let (q, k, v, out, lse) = (q, k, v, out, lse)  // each (b, h) writes its own out columns and lse rows
-        forEachHead(s, scratchMatrices: 1) { b, h, scores in
+        forEachHead(s, scratchMatrices: 1, ledger: ledger) { b, h, scores in
             let kvh = h / (s.heads / s.kvHeads)
             let kh = k + b * tk * kvStride + kvh * e, vh = v + b * tk * kvStride + kvh * e
             for rows in blocks(s) {
@@ -67,14 +68,14 @@ public enum Attention {
     public static func backward(
         dOut: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         lse: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
-        dv: UnsafeMutablePointer<Float>, _ s: AttentionShape
+        dv: UnsafeMutablePointer<Float>, _ s: AttentionShape, ledger: MemoryLedger = .shared
     ) {
         let (tq, tk, e) = (s.queries, s.keys, s.headDim)
         let (qStride, kvStride) = (s.heads * e, s.kvHeads * e)
         // Query heads that share a kv head add into the same dk, dv columns: the tasks are split
         // by kv head so that no two tasks write the same columns.
         nonisolated(unsafe) let (dOut, q, k, v, lse, dq, dk, dv) = (dOut, q, k, v, lse, dq, dk, dv)
-        forEachHead(s, scratchMatrices: 2) { b, h, scratch in
+        forEachHead(s, scratchMatrices: 2, ledger: ledger) { b, h, scratch in
             let kvh = h / (s.heads / s.kvHeads), kvOff = b * tk * kvStride + kvh * e
             for rows in blocks(s) {
                 let m = rows.count, n = s.visibleKeys(rows.upperBound - 1)
@@ -105,12 +106,12 @@ public enum Attention {
     /// (sequence, kv head) groups, with BLAS single-threaded inside. Each task owns a scratch of
     /// `scratchMatrices` matrices of one query block's scores.
     private static func forEachHead(
-        _ s: AttentionShape, scratchMatrices: Int, _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void
+        _ s: AttentionShape, scratchMatrices: Int, ledger: MemoryLedger, _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void
     ) {
         let groups = s.batch * s.kvHeads, perGroup = s.heads / s.kvHeads
         GEMM.withSingleThreadedBLAS {
             Parallel.forEachChunk(groups, grain: 1) { range in
-                let scratch = AlignedBuffer<Float>(count: scratchMatrices * min(queryBlock, s.queries) * s.keys, category: .workspace)
+                let scratch = AlignedBuffer<Float>(count: scratchMatrices * min(queryBlock, s.queries) * s.keys, category: .workspace, ledger: ledger)
                 for g in range {
                     let b = g / s.kvHeads, kvh = g % s.kvHeads
                     for h in kvh * perGroup..<(kvh + 1) * perGroup { body(b, h, scratch.pointer) }
