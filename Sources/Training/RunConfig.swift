@@ -70,6 +70,15 @@ public struct RunConfig: Equatable {
         return config
     }
 
+    /// Resolves the YAML file at `path` (or defaults only when nil) with `overrides` and `explicit` values.
+    public static func load(_ path: String?, overrides: [String] = [], explicit: [(path: String, value: Any)] = []) throws -> RunConfig {
+        let yaml = try path.map { p -> String in
+            guard let data = FileManager.default.contents(atPath: p) else { throw TrainingError(message: "\(p): cannot read the configuration") }
+            return String(decoding: data, as: UTF8.self)
+        }
+        return try resolve(yaml: yaml, file: path ?? "config", overrides: overrides, explicit: explicit)
+    }
+
     /// Sets `path` (section.key) from a parsed YAML value, checking the key and the type.
     mutating func set(_ path: String, yamlValue: Any?, source: String) throws {
         let parts = path.split(separator: ".", maxSplits: 1).map(String.init)

@@ -17,13 +17,9 @@ struct Estimate: ParsableCommand {
     var shape: String?
 
     func run() throws {
-        let yaml = try config.map { path -> String in
-            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("\(path): cannot read the configuration") }
-            return String(decoding: data, as: UTF8.self)
-        }
         let settings: RunConfig, options: TrainingOptions
         do {
-            settings = try RunConfig.resolve(yaml: yaml, file: config ?? "config", overrides: sets)
+            settings = try RunConfig.load(config, overrides: sets)
             options = try settings.trainingOptions()
         } catch let e as TrainingError { throw ValidationError(e.message) }
         let model: LlamaConfig

@@ -90,13 +90,7 @@ struct Train: ParsableCommand {
     }
 
     func resolved() throws -> RunConfig {
-        let yaml = try config.map { path -> String in
-            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("\(path): cannot read the configuration") }
-            return String(decoding: data, as: UTF8.self)
-        }
-        do {
-            return try RunConfig.resolve(yaml: yaml, file: config ?? "config", overrides: sets, explicit: explicit)
-        } catch let e as TrainingError { throw ValidationError(e.message) }
+        do { return try RunConfig.load(config, overrides: sets, explicit: explicit) } catch let e as TrainingError { throw ValidationError(e.message) }
     }
 
     func run() throws {

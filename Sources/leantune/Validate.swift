@@ -12,9 +12,8 @@ struct Validate: ParsableCommand {
     var sets: [String] = []
 
     func run() throws {
-        guard let data = FileManager.default.contents(atPath: config) else { throw ValidationError("\(config): cannot read the configuration") }
         do {
-            let settings = try RunConfig.resolve(yaml: String(decoding: data, as: UTF8.self), file: config, overrides: sets)
+            let settings = try RunConfig.load(config, overrides: sets)
             _ = try settings.trainingOptions()
             for path in ["model.path", "data.train", "logging.output"] { _ = try settings.required(path) }
             print(settings.yaml, terminator: "")
