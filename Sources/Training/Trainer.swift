@@ -49,6 +49,8 @@ public struct StepReport: Sendable {
     public let learningRate: Double
     public let gradientNorm: Double?
     public let tokens: Int
+    /// Positions per sequence of the step's (last micro-)batch.
+    public let length: Int
     public let seconds: Double
     public let skipped: Bool
 }
@@ -116,12 +118,14 @@ public final class Trainer {
         let micro = options.accumulation
         let lr = options.schedule.rate(at: step)
         step += 1
-        var loss: LossResult, norm: Double?, skipped = false
+        var loss: LossResult, norm: Double?, skipped = false, length = 0
         if options.method == .adamwFused {
             let sink = FusedUpdateSink(optimizer: optimizer, store: model.store, ledger: model.ledger)
             sink.learningRate = Float(lr)
             sink.step = step
-            loss = try model.lossAndGradients(try batch(at: step - 1), into: sink, checkpointing: options.checkpointing)
+            let b = try batch(at: step - 1)
+            length = b.length
+            loss = try model.lossAndGradients(b, into: sink, checkpointing: options.checkpointing)
             guard loss.mean.isFinite else {  // the weights changed inside backward: nothing to skip
                 throw TrainingError(message: "step \(step): non-finite loss \(loss.mean) with fused updates, which change the weights inside backward and cannot skip a step. Lower the learning rate or use adamw (full gradient, skips such steps).")
             }
@@ -130,7 +134,9 @@ public final class Trainer {
             grads.zero()
             loss = LossResult(sum: 0, count: 0)
             for k in 0..<micro {  // each backward adds its mean-loss gradient; the step uses their average
-                let r = try model.lossAndGradients(try batch(at: (step - 1) * micro + k), into: grads, checkpointing: options.checkpointing)
+                let b = try batch(at: (step - 1) * micro + k)
+                length = b.length
+                let r = try model.lossAndGradients(b, into: grads, checkpointing: options.checkpointing)
                 loss.sum += r.sum
                 loss.count += r.count
             }
@@ -142,7 +148,7 @@ public final class Trainer {
                 skipped = true
             }
         }
-        return StepReport(step: step, loss: loss.mean, learningRate: lr, gradientNorm: norm, tokens: loss.count,
+        return StepReport(step: step, loss: loss.mean, learningRate: lr, gradientNorm: norm, tokens: loss.count, length: length,
                           seconds: Double(monotonicNanoseconds() - start) * 1e-9, skipped: skipped)
     }
 }

@@ -134,9 +134,23 @@ struct Train: ParsableCommand {
         let metrics = try FileHandle(forWritingTo: URL(fileURLWithPath: output + "/metrics.jsonl"))
         try metrics.seekToEnd()
         print("training \(modelPath) on \(examples.count) examples from \(data): \(options.method.rawValue), \(steps) steps of \(options.batchSize) × ≤\(options.maxLength)")
+        var reportedMemory = false
         for sig in [SIGINT, SIGTERM] { signal(sig) { _ in stopRequested.store(true, ordering: .relaxed) } }
+        let plan = MemoryPlan.estimate(loaded.model.config, options: options, threads: settings.int("train.threads"))
+        print("memory plan at \(options.batchSize) × \(options.maxLength): " + MemoryCategory.allCases.compactMap { c in plan[c].flatMap { $0 > 0 ? "\(c.rawValue) \(PassBenchmark.format(bytes: $0))" : nil } }.joined(separator: ", "))
         while trainer.step < steps {
             let r = try trainer.runStep()
+            if !reportedMemory {  // after the first step of this process, when every buffer exists
+                reportedMemory = true
+                var shaped = options
+                shaped.maxLength = r.length  // batches are padded to their longest example, not to the maximum
+                let planned = MemoryPlan.estimate(loaded.model.config, options: shaped, threads: settings.int("train.threads")).values.reduce(0, +)
+                let peak = MemoryLedger.shared.snapshot().peakTotal
+                let gap = Double(planned - peak) / Double(max(1, peak))
+                print(String(format: "after the first step (\(r.length) positions): plan %@, ledger peak %@ (%+.1f%%), process peak RSS %@", PassBenchmark.format(bytes: planned),
+                             PassBenchmark.format(bytes: peak), 100 * gap, PassBenchmark.format(bytes: ProcessMemory.peakResidentBytes)))
+                if abs(gap) > 0.15 { print("warning: the memory plan and the measurement differ by more than 15%") }
+            }
             var evalLoss: Double?
             if !evalExamples.isEmpty, evalEvery > 0, r.step % evalEvery == 0 || r.step == steps {
                 evalLoss = try trainer.evaluate(evalExamples).mean
