@@ -75,13 +75,20 @@ public final class Trainer {
         self.model = model
         self.examples = examples
         self.options = options
-        let layout = model.layout, decay = WeightDecay(rate: options.weightDecay)
-        optimizer = switch options.method {
-        case .adamw, .adamwFused: AdamW(layout: layout, weightDecay: decay, ledger: model.ledger)
-        case .lion: Lion(layout: layout, weightDecay: decay, ledger: model.ledger)
-        case .sgd: SGD(layout: layout, momentum: 0.9, weightDecay: decay, ledger: model.ledger)
-        }
+        let layout = model.layout
+        optimizer = Self.optimizer(options.method, layout: layout, weightDecay: options.weightDecay, ledger: model.ledger)
         gradients = options.method == .adamwFused ? nil : GradientSlab(layout: layout, ledger: model.ledger)
+    }
+
+    /// The optimizer of `method` with its state slabs for `layout`.
+    public static func optimizer(_ method: TrainingOptions.Method, layout: ParameterLayout, weightDecay: Float = 0,
+                                 ledger: MemoryLedger = .shared) -> any Optimizer {
+        let decay = WeightDecay(rate: weightDecay)
+        return switch method {
+        case .adamw, .adamwFused: AdamW(layout: layout, weightDecay: decay, ledger: ledger)
+        case .lion: Lion(layout: layout, weightDecay: decay, ledger: ledger)
+        case .sgd: SGD(layout: layout, momentum: 0.9, weightDecay: decay, ledger: ledger)
+        }
     }
 
     func restore(step: Int, nonFiniteSkipped: Int) {

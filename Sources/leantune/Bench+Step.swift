@@ -9,26 +9,19 @@ extension Bench {
     struct Step: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "One training step (forward, backward, update) of a method: adamw, adamw-fused, lion, sgd.")
-        enum Method: String, ExpressibleByArgument, CaseIterable {
-            case adamw, adamwFused = "adamw-fused", lion, sgd
-        }
         @OptionGroup var options: PassOptions
         @Option(help: "adamw and lion and sgd keep a full gradient slab; adamw-fused updates each tensor inside backward.")
-        var method: Method = .adamw
+        var method: TrainingOptions.Method = .adamw
         @Flag(help: "Keep only each layer's input and recompute the rest in backward.")
         var checkpointing = false
 
         func run() throws {
             let (model, batch) = try PassBenchmark.setUp(options)
             let store = model.store, layout = model.layout
-            let optimizer: any Optimizer = switch method {
-            case .adamw, .adamwFused: AdamW(layout: layout)
-            case .lion: Lion(layout: layout)
-            case .sgd: SGD(layout: layout, momentum: 0.9)
-            }
+            let optimizer = Trainer.optimizer(method, layout: layout)
             let lr: Float = 1e-5
             var planned = TrainingOptions()
-            planned.method = method == .adamwFused ? .adamwFused : method == .lion ? .lion : method == .sgd ? .sgd : .adamw
+            planned.method = method
             planned.batchSize = options.batch
             planned.maxLength = options.seq
             planned.checkpointing = checkpointing
