@@ -26,7 +26,19 @@ struct PassShape {
     let batch: Int
     /// New tokens per sequence (Tq).
     let length: Int
+    /// Packed samples' starts (see ``TokenBatch/segmentStarts``), nil for one sample per sequence.
+    var segmentStarts: [Int32]? = nil
     var rows: Int { batch * length }
+
+    init(batch: Int, length: Int) {
+        self.batch = batch
+        self.length = length
+    }
+
+    init(_ tokens: TokenBatch) {
+        self.init(batch: tokens.batchSize, length: tokens.length)
+        segmentStarts = tokens.segmentStarts
+    }
 }
 
 /// What one layer's forward writes and its backward reads (N rows). Layer inputs are kept apart,

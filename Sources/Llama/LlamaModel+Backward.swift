@@ -9,12 +9,12 @@ extension LlamaModel {
     ///   L layers' worth to one).
     public func lossAndGradients(_ batch: TokenBatch, into sink: any GradientSink, checkpointing: Bool = false) throws -> LossResult {
         try check(batch)
-        let c = config, s = PassShape(batch: batch.batchSize, length: batch.length), n = s.rows, nd = n * c.dim
+        let c = config, s = PassShape(batch), n = s.rows, nd = n * c.dim
         let scored = batch.scoredCount
 
         let b = buffers(.training(checkpointing: checkpointing), batch)
         let acts = b.layers, ws = b.workspace, rstdFinal = b.rstdFinal, residuals = b.residuals
-        let rope = RoPE(c, start: 0, count: s.length)
+        let rope = RoPE(c, batch: batch)
         func residual(_ l: Int) -> UnsafeMutablePointer<Float> { residuals.pointer + l * nd }
         func kv(_ a: LayerActivations) -> KVTarget { KVTarget(k: a.k!, v: a.v!, keys: s.length, offset: 0) }
 

@@ -61,7 +61,7 @@ public final class LlamaModel {
     /// buffers and one logits chunk.
     public func loss(_ batch: TokenBatch) throws -> LossResult {
         try check(batch)
-        let s = PassShape(batch: batch.batchSize, length: batch.length)
+        let s = PassShape(batch)
         let b = buffers(.forwardOnly, batch)
         residualForward(batch, s, b)
         let sum = finalNormAndLoss(b.residuals.pointer, batch, s, b.workspace, gradient: nil)
@@ -71,7 +71,7 @@ public final class LlamaModel {
     /// Logits [N, V] for every position (for tests and small evaluations; training never forms them).
     public func logits(_ batch: TokenBatch) throws -> [Float] {
         try check(batch)
-        let s = PassShape(batch: batch.batchSize, length: batch.length)
+        let s = PassShape(batch)
         let b = buffers(.forwardOnly, batch), ws = b.workspace
         residualForward(batch, s, b)
         withFloats(layout.finalNorm) { w in
@@ -85,7 +85,7 @@ public final class LlamaModel {
     /// Embedding and all layers in place in the one [N, D] residual buffer.
     private func residualForward(_ batch: TokenBatch, _ s: PassShape, _ b: PassBuffers) {
         let x = b.residuals.pointer, a = b.layers[0]
-        let rope = RoPE(config, start: 0, count: s.length)
+        let rope = RoPE(config, batch: batch)
         embed(batch.inputs, into: x)
         for l in 0..<config.layerCount {
             layerForward(l, x: x, out: x, a, s, kv: KVTarget(k: a.k!, v: a.v!, keys: s.length, offset: 0), rope: rope, b.workspace)
@@ -153,7 +153,8 @@ public final class LlamaModel {
 
     func attentionShape(_ s: PassShape, _ kv: KVTarget) -> AttentionShape {
         AttentionShape(batch: s.batch, queries: s.length, keys: kv.keys, heads: config.headCount,
-                       kvHeads: config.kvHeadCount, headDim: config.headDim, queryOffset: kv.offset)
+                       kvHeads: config.kvHeadCount, headDim: config.headDim, queryOffset: kv.offset,
+                       firstKeys: s.segmentStarts)
     }
 
     /// Final norm of x [N, D] into the workspace, then the chunked cross-entropy. Returns the loss sum.

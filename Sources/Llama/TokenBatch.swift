@@ -9,8 +9,11 @@ public struct TokenBatch: Sendable, Equatable {
     public let inputs: [Int32]
     /// [B, T] target ids; negative = not scored.
     public let targets: [Int32]
+    /// Packed samples: [B, T] the position in its sequence where each token's sample starts; a token
+    /// attends only within its sample and its RoPE position restarts there. nil: one sample per sequence.
+    public let segmentStarts: [Int32]?
 
-    public init(batchSize: Int, length: Int, inputs: [Int32], targets: [Int32]) {
+    public init(batchSize: Int, length: Int, inputs: [Int32], targets: [Int32], segmentStarts: [Int32]? = nil) {
         precondition(batchSize > 0 && length > 0, "TokenBatch: empty shape \(batchSize)×\(length)")
         precondition(inputs.count == batchSize * length && targets.count == inputs.count,
                      "TokenBatch: \(inputs.count) inputs / \(targets.count) targets for \(batchSize)×\(length)")
@@ -18,6 +21,14 @@ public struct TokenBatch: Sendable, Equatable {
         self.length = length
         self.inputs = inputs
         self.targets = targets
+        if let segmentStarts {
+            precondition(segmentStarts.count == inputs.count, "TokenBatch: \(segmentStarts.count) segment starts for \(inputs.count) tokens")
+            precondition(segmentStarts.indices.allSatisfy { i in
+                let t = i % length, start = Int(segmentStarts[i])
+                return start <= t && (t == 0 || start >= Int(segmentStarts[i - 1]))
+            }, "TokenBatch: segment starts must be non-decreasing and ≤ each token's position")
+        }
+        self.segmentStarts = segmentStarts
     }
 
     /// Language-model batch from B sequences of T+1 tokens: inputs are the first T, targets the last T.

@@ -10,7 +10,7 @@ public struct RunConfig: Equatable {
     /// The schema and its defaults: section → key → value (String, Int, Double, Bool, or nil for "none").
     public static let defaults: [String: [String: Value]] = [
         "model": ["path": .none, "tokenizer": .none],
-        "data": ["train": .none, "eval": .none],
+        "data": ["train": .none, "eval": .none, "packing": .bool(false)],
         "method": ["name": .string("adamw"), "checkpointing": .bool(false)],
         "optimizer": ["lr": .double(1e-4), "weight_decay": .double(0), "clip": .double(1.0)],
         "schedule": ["shape": .string("cosine"), "warmup": .int(0), "steps": .int(100)],
@@ -174,6 +174,7 @@ public struct RunConfig: Equatable {
         o.clipNorm = double("optimizer.clip").flatMap { $0 > 0 ? $0 : nil }
         o.seed = UInt64(max(0, int("train.seed")))
         o.checkpointing = bool("method.checkpointing")
+        o.packing = bool("data.packing")
         try o.validate()
         return o
     }

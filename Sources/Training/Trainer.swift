@@ -19,6 +19,8 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     public var clipNorm: Double? = 1.0
     public var seed: UInt64 = 0
     public var checkpointing = false
+    /// Pack several examples into each sequence (attention and positions stay within each example).
+    public var packing = false
 
     public init() {}
 
@@ -69,15 +71,16 @@ public final class Trainer {
 
     public init(model: LlamaModel, examples: [TokenizedExample], options: TrainingOptions) throws {
         try options.validate()
-        guard examples.count >= options.batchSize * options.accumulation else {
-            throw TrainingError(message: "the dataset has \(examples.count) examples, fewer than one step of \(options.accumulation) × \(options.batchSize)")
-        }
         self.model = model
         self.examples = examples
         self.options = options
         let layout = model.layout
         optimizer = Self.optimizer(options.method, layout: layout, weightDecay: options.weightDecay, ledger: model.ledger)
         gradients = options.method == .adamwFused ? nil : GradientSlab(layout: layout, ledger: model.ledger)
+        let sequences = sequences(ofEpoch: 0).count
+        guard sequences >= options.batchSize * options.accumulation else {
+            throw TrainingError(message: "the dataset makes \(sequences) sequences (\(examples.count) examples\(options.packing ? ", packed" : "")), fewer than one step of \(options.accumulation) × \(options.batchSize)")
+        }
     }
 
     /// The optimizer of `method` with its state slabs for `layout`.
@@ -96,13 +99,33 @@ public final class Trainer {
         guardian = NonFiniteGuard(limit: guardian.limit, skipped: nonFiniteSkipped)
     }
 
-    /// The examples of micro-batch `index` (0-based over the run): consecutive slices of a per-epoch shuffle.
-    func batch(at index: Int) throws -> TokenBatch {
-        let perEpoch = examples.count / options.batchSize
-        let epoch = index / perEpoch, position = index % perEpoch
+    /// Batches per epoch of the epochs seen so far, and the sequences of the last one asked for.
+    private var batchesPerEpoch: [Int] = []
+    private var cachedEpoch: (epoch: Int, sequences: [[Int]])?
+
+    /// Epoch `epoch`'s sequences as example indices: a per-epoch seeded shuffle, one example per
+    /// sequence or, when packing, consecutive examples of the shuffle packed together.
+    func sequences(ofEpoch epoch: Int) -> [[Int]] {
+        if let cachedEpoch, cachedEpoch.epoch == epoch { return cachedEpoch.sequences }
         let order = Batcher.shuffled(examples.count, seed: options.seed, epoch: epoch)
-        let picked = order[position * options.batchSize..<(position + 1) * options.batchSize].map { examples[$0] }
-        return try Batcher.batch(picked, maxLength: options.maxLength)
+        let sequences = options.packing
+            ? Batcher.packRows(order.map { examples[$0].ids.count }, maxLength: options.maxLength).map { Array(order[$0]) }
+            : order.map { [$0] }
+        cachedEpoch = (epoch, sequences)
+        return sequences
+    }
+
+    /// Micro-batch `index` (0-based over the run): consecutive slices of its epoch's sequences.
+    func batch(at index: Int) throws -> TokenBatch {
+        var epoch = 0, position = index
+        while true {
+            if epoch == batchesPerEpoch.count { batchesPerEpoch.append(sequences(ofEpoch: epoch).count / options.batchSize) }
+            if position < batchesPerEpoch[epoch] { break }
+            position -= batchesPerEpoch[epoch]
+            epoch += 1
+        }
+        let picked = sequences(ofEpoch: epoch)[position * options.batchSize..<(position + 1) * options.batchSize]
+        return try Batcher.batch(packed: picked.map { $0.map { examples[$0] } }, maxLength: options.maxLength)
     }
 
     /// Mean next-token loss over `examples` (forward only, in batches of the training batch size).

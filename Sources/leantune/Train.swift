@@ -67,6 +67,8 @@ struct Train: ParsableCommand {
     var threads: Int?
     @Flag(help: "Activation checkpointing (method.checkpointing).")
     var checkpointing = false
+    @Flag(help: "Pack several examples into each sequence; they do not attend to each other (data.packing).")
+    var packing = false
     @Option(help: "Evaluate every N steps and at the end (eval.every).")
     var evalEvery: Int?
     @Option(help: "Save a checkpoint every N steps into OUTPUT/checkpoints (checkpoint.every).")
@@ -83,7 +85,7 @@ struct Train: ParsableCommand {
             ("logging.output", output), ("method.name", method?.rawValue), ("optimizer.lr", lr), ("schedule.steps", steps),
             ("schedule.warmup", warmup), ("schedule.shape", schedule?.rawValue), ("train.batch", batch), ("train.accumulate", accumulate), ("train.seq", seq),
             ("optimizer.clip", clip), ("optimizer.weight_decay", weightDecay), ("train.seed", seed), ("train.threads", threads),
-            ("method.checkpointing", checkpointing ? true : nil), ("eval.every", evalEvery), ("checkpoint.every", checkpointEvery),
+            ("method.checkpointing", checkpointing ? true : nil), ("data.packing", packing ? true : nil), ("eval.every", evalEvery), ("checkpoint.every", checkpointEvery),
             ("checkpoint.keep", keepCheckpoints),
         ]
         return all.compactMap { path, value in value.map { (path, $0) } }

@@ -62,21 +62,24 @@ struct LayerGradientTests {
         #expect(relativeError(du.map(Double.init), ud.indices.map { i in finiteDifference(ud, i) { f(gd, $0) } }) < Self.bound)
     }
 
-    @Test("Attention: dq, dk, dv with grouped-query heads and the causal mask",
-          arguments: [(2, 4, 4, 2, 4), (1, Attention.queryBlock + 6, 2, 1, 4)])  // one block; two, the second partial
-    func attention(shape: (Int, Int, Int, Int, Int)) {
+    /// (B, T, H, K, E) and, for packed samples, where samples start in every sequence.
+    @Test("Attention: dq, dk, dv with grouped-query heads and the causal mask, and with packed samples",
+          arguments: [((2, 4, 4, 2, 4), []), ((1, Attention.queryBlock + 6, 2, 1, 4), []),  // one block; two, the second partial
+                      ((2, Attention.queryBlock + 6, 2, 1, 4), [0, 20, 60, 66])])  // samples inside a block and across blocks
+    func attention(shape: (Int, Int, Int, Int, Int), sampleStarts: [Int]) {
         let (b, t, h, kv, e) = shape
-        let s = AttentionShape(batch: b, queries: t, keys: t, heads: h, kvHeads: kv, headDim: e, queryOffset: 0)
+        let firstKeys: [Int32]? = sampleStarts.isEmpty ? nil : (0..<b).flatMap { _ in (0..<t).map { i in Int32(sampleStarts.last { $0 <= i }!) } }
+        let s = AttentionShape(batch: b, queries: t, keys: t, heads: h, kvHeads: kv, headDim: e, queryOffset: 0, firstKeys: firstKeys)
         let q = randomFloats(b * t * h * e, seed: 9), k = randomFloats(b * t * kv * e, seed: 10)
         let v = randomFloats(b * t * kv * e, seed: 11), r = randomFloats(b * t * h * e, seed: 12)
         var out = [Float](repeating: 0, count: q.count), lse = [Float](repeating: 0, count: b * h * t)
         Attention.forward(q: q, k: k, v: v, out: &out, lse: &lse, s)
         let (qd, kd, vd, rd) = (q.map(Double.init), k.map(Double.init), v.map(Double.init), r.map(Double.init))
         func f(_ q: [Double], _ k: [Double], _ v: [Double]) -> Double {
-            zip(Reference.attention(q, k, v, batch: b, length: t, heads: h, kvHeads: kv, headDim: e), rd)
+            zip(Reference.attention(q, k, v, batch: b, length: t, heads: h, kvHeads: kv, headDim: e, firstKeys: firstKeys), rd)
                 .reduce(0) { $0 + $1.0 * $1.1 }
         }
-        let reference = Reference.attention(qd, kd, vd, batch: b, length: t, heads: h, kvHeads: kv, headDim: e)
+        let reference = Reference.attention(qd, kd, vd, batch: b, length: t, heads: h, kvHeads: kv, headDim: e, firstKeys: firstKeys)
         #expect(relativeError(out.map(Double.init), reference) < 1e-6)
         var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
         Attention.backward(dOut: r, q: q, k: k, v: v, lse: lse, dq: &dq, dk: &dk, dv: &dv, s)

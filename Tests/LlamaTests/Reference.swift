@@ -43,15 +43,16 @@ enum Reference {
 
     /// Causal GQA attention, q [B·T, H·E], k, v [B·T, K·E], all at offset 0.
     static func attention(_ q: [Double], _ k: [Double], _ v: [Double], batch: Int, length t: Int,
-                          heads: Int, kvHeads: Int, headDim e: Int) -> [Double] {
+                          heads: Int, kvHeads: Int, headDim e: Int, firstKeys: [Int32]? = nil) -> [Double] {
         var out = [Double](repeating: 0, count: q.count)
         let qs = heads * e, ks = kvHeads * e, scale = 1 / Double(e).squareRoot()
         for b in 0..<batch {
             for h in 0..<heads {
                 let kvh = h / (heads / kvHeads)
                 for i in 0..<t {
-                    var scores = [Double](repeating: 0, count: i + 1)
-                    for j in 0...i {
+                    let first = firstKeys.map { Int($0[b * t + i]) } ?? 0
+                    var scores = [Double](repeating: -.infinity, count: i + 1)
+                    for j in first...i {
                         var dot = 0.0
                         for d in 0..<e { dot += q[(b * t + i) * qs + h * e + d] * k[(b * t + j) * ks + kvh * e + d] }
                         scores[j] = dot * scale

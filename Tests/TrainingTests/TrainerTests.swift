@@ -55,6 +55,26 @@ struct TrainerTests {
         #expect(throws: TrainingError.self) { try Self.setUp(.adamwFused, clip: nil, batch: 2, accumulation: 2) }
     }
 
+    @Test("packed examples give the loss and gradients of the same examples batched alone", arguments: [false, true])
+    func packing(checkpointing: Bool) throws {
+        let c = LlamaConfig(dim: 16, ffnDim: 32, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 24, maxSequenceLength: 32)
+        let model = try LlamaModel(randomWeights: c, seed: 5, std: 0.2, ledger: MemoryLedger())
+        let examples = [5, 9, 3, 12, 7].enumerated().map { i, n in
+            TokenizedExample(ids: (0..<n).map { Int32(($0 * 5 + i * 7) % 24) }, trained: (0..<n).map { $0 > i % 3 })
+        }
+        #expect(Batcher.packRows(examples.map(\.ids.count), maxLength: 16) == [0..<3, 3..<4, 4..<5])  // 4 + 8 + 2 positions fit in 16
+        let alone = try Batcher.batch(examples, maxLength: 16)
+        let packed = try Batcher.batch(packed: [Array(examples[0..<2]), Array(examples[2..<4]), [examples[4]]], maxLength: 16)
+        #expect(packed.batchSize == 3 && packed.length == 13 && packed.segmentStarts != nil)
+        let ga = GradientSlab(layout: model.layout, ledger: model.ledger), gp = GradientSlab(layout: model.layout, ledger: model.ledger)
+        let la = try model.lossAndGradients(alone, into: ga, checkpointing: checkpointing)
+        let lp = try model.lossAndGradients(packed, into: gp, checkpointing: checkpointing)
+        #expect(la.count == lp.count && abs(la.sum - lp.sum) <= 1e-5 * la.sum)
+        #expect(abs(try model.loss(packed).sum - la.sum) <= 1e-5 * la.sum)
+        let scale = ga.slab.buffer.map { abs($0) }.max()!
+        #expect(zip(ga.slab.buffer, gp.slab.buffer).allSatisfy { abs($0 - $1) <= 1e-5 * scale })
+    }
+
     @Test("fused updates with global clipping are refused before training, naming the trade-off")
     func fusedWithClipping() throws {
         let error = try #require(throws: TrainingError.self) { try Self.setUp(.adamwFused, clip: 1.0) }

@@ -14,8 +14,13 @@ public struct AttentionShape: Sendable {
     public var heads: Int, kvHeads: Int, headDim: Int
     /// Position of query 0 among the keys: query i sees keys j ≤ i + queryOffset.
     public var queryOffset: Int
+    /// Packed sequences: [B·Tq] the first key each query may see (the start of its sample), non-decreasing
+    /// along a sequence; nil when every query sees keys from 0.
+    public var firstKeys: [Int32]?
 
-    public init(batch: Int, queries: Int, keys: Int, heads: Int, kvHeads: Int, headDim: Int, queryOffset: Int) {
+    public init(batch: Int, queries: Int, keys: Int, heads: Int, kvHeads: Int, headDim: Int, queryOffset: Int,
+                firstKeys: [Int32]? = nil) {
+        precondition(firstKeys == nil || firstKeys!.count == batch * queries, "AttentionShape: firstKeys needs B·Tq entries")
         self.batch = batch
         self.queries = queries
         self.keys = keys
@@ -23,10 +28,13 @@ public struct AttentionShape: Sendable {
         self.kvHeads = kvHeads
         self.headDim = headDim
         self.queryOffset = queryOffset
+        self.firstKeys = firstKeys
     }
 
     var scale: Float { 1 / Float(headDim).squareRoot() }
+    /// Query i of sequence b sees keys firstKey(b, i) ..< visibleKeys(i).
     func visibleKeys(_ i: Int) -> Int { min(keys, i + queryOffset + 1) }
+    func firstKey(_ b: Int, _ i: Int) -> Int { firstKeys.map { Int($0[b * queries + i]) } ?? 0 }
 }
 
 /// Causal scaled-dot-product attention. Work is split over (sequence, head) pairs, each task
@@ -51,13 +59,13 @@ public enum Attention {
         forEachHead(s, scratchMatrices: 1, ledger: ledger) { b, h, scores in
             let kvh = h / (s.heads / s.kvHeads)
             let kh = k + b * tk * kvStride + kvh * e, vh = v + b * tk * kvStride + kvh * e
-            for rows in blocks(s) {
-                let m = rows.count, n = s.visibleKeys(rows.upperBound - 1)
+            for rows in blocks(s) {  // the block reads keys k0 ..< k0 + n
+                let m = rows.count, k0 = s.firstKey(b, rows.lowerBound), n = s.visibleKeys(rows.upperBound - 1) - k0
                 let qOff = (b * tq + rows.lowerBound) * qStride + h * e
-                GEMM.multiply(m: m, n: n, k: e, q + qOff, lda: qStride, kh, ldb: kvStride, transB: true,
+                GEMM.multiply(m: m, n: n, k: e, q + qOff, lda: qStride, kh + k0 * kvStride, ldb: kvStride, transB: true,
                               scores, ldc: n, alpha: s.scale)
-                softmaxRows(scores, s, rows: rows, width: n, lse: lse.map { $0 + (b * s.heads + h) * tq })
-                GEMM.multiply(m: m, n: e, k: n, scores, lda: n, vh, ldb: kvStride, out + qOff, ldc: qStride)
+                softmaxRows(scores, s, b, rows: rows, firstKey: k0, width: n, lse: lse.map { $0 + (b * s.heads + h) * tq })
+                GEMM.multiply(m: m, n: e, k: n, scores, lda: n, vh + k0 * kvStride, ldb: kvStride, out + qOff, ldc: qStride)
             }
         }
     }
@@ -76,19 +84,20 @@ public enum Attention {
         // by kv head so that no two tasks write the same columns.
         nonisolated(unsafe) let (dOut, q, k, v, lse, dq, dk, dv) = (dOut, q, k, v, lse, dq, dk, dv)
         forEachHead(s, scratchMatrices: 2, ledger: ledger) { b, h, scratch in
-            let kvh = h / (s.heads / s.kvHeads), kvOff = b * tk * kvStride + kvh * e
-            for rows in blocks(s) {
-                let m = rows.count, n = s.visibleKeys(rows.upperBound - 1)
+            let kvh = h / (s.heads / s.kvHeads)
+            for rows in blocks(s) {  // the block reads keys k0 ..< k0 + n
+                let m = rows.count, k0 = s.firstKey(b, rows.lowerBound), n = s.visibleKeys(rows.upperBound - 1) - k0
+                let kvOff = (b * tk + k0) * kvStride + kvh * e
                 let p = scratch, dp = scratch + m * n
                 let qOff = (b * tq + rows.lowerBound) * qStride + h * e
                 GEMM.multiply(m: m, n: n, k: e, q + qOff, lda: qStride, k + kvOff, ldb: kvStride, transB: true,
                               p, ldc: n, alpha: s.scale)
-                exponentiate(p, s, rows: rows, width: n, lse: lse + (b * s.heads + h) * tq)
+                exponentiate(p, s, b, rows: rows, firstKey: k0, width: n, lse: lse + (b * s.heads + h) * tq)
                 GEMM.multiply(m: m, n: n, k: e, dOut + qOff, lda: qStride, v + kvOff, ldb: kvStride, transB: true,
                               dp, ldc: n)
                 GEMM.multiply(m: n, n: e, k: m, p, lda: n, transA: true, dOut + qOff, ldb: qStride,
                               dv + kvOff, ldc: kvStride, beta: 1)
-                softmaxBackwardRows(p, dp, s, rows: rows, width: n)
+                softmaxBackwardRows(p, dp, s, b, rows: rows, firstKey: k0, width: n)
                 GEMM.multiply(m: m, n: e, k: n, dp, lda: n, k + kvOff, ldb: kvStride,
                               dq + qOff, ldc: qStride, alpha: s.scale)
                 GEMM.multiply(m: n, n: e, k: m, dp, lda: n, transA: true, q + qOff, ldb: qStride,
@@ -120,12 +129,18 @@ public enum Attention {
         }
     }
 
-    /// Row-wise causal softmax in place over a block of rows `width` wide; masked entries become 0.
+    /// The visible columns of query row i in a block whose columns start at key k0.
+    private static func visible(_ s: AttentionShape, _ b: Int, _ i: Int, firstKey k0: Int) -> Range<Int> {
+        s.firstKey(b, i) - k0..<s.visibleKeys(i) - k0
+    }
+
+    /// Row-wise masked softmax in place over a block of rows `width` wide; masked entries become 0.
     private static func softmaxRows(
-        _ x: UnsafeMutablePointer<Float>, _ s: AttentionShape, rows: Range<Int>, width tk: Int, lse: UnsafeMutablePointer<Float>?
+        _ x: UnsafeMutablePointer<Float>, _ s: AttentionShape, _ b: Int, rows: Range<Int>, firstKey k0: Int, width tk: Int,
+        lse: UnsafeMutablePointer<Float>?
     ) {
         for i in rows {
-            let row = x + (i - rows.lowerBound) * tk, n = s.visibleKeys(i)
+            let cols = visible(s, b, i, firstKey: k0), row = x + (i - rows.lowerBound) * tk + cols.lowerBound, n = cols.count
             let m = Vector.max(row, n)
             var sum: Float = 0
             for j in 0..<n {
@@ -135,32 +150,39 @@ public enum Attention {
             }
             let inv = 1 / sum
             for j in 0..<n { row[j] *= inv }
-            for j in n..<tk { row[j] = 0 }
+            zeroOutside(cols, row: x + (i - rows.lowerBound) * tk, width: tk)
             lse?[i] = m + Float.log(sum)
         }
     }
 
     /// Scores → probabilities from the saved log-sum-exp; masked entries become 0.
     private static func exponentiate(
-        _ x: UnsafeMutablePointer<Float>, _ s: AttentionShape, rows: Range<Int>, width tk: Int, lse: UnsafePointer<Float>
+        _ x: UnsafeMutablePointer<Float>, _ s: AttentionShape, _ b: Int, rows: Range<Int>, firstKey k0: Int, width tk: Int,
+        lse: UnsafePointer<Float>
     ) {
         for i in rows {
-            let row = x + (i - rows.lowerBound) * tk, n = s.visibleKeys(i), l = lse[i]
-            for j in 0..<n { row[j] = FastMath.exp(row[j] - l) }
-            for j in n..<tk { row[j] = 0 }
+            let cols = visible(s, b, i, firstKey: k0), row = x + (i - rows.lowerBound) * tk, l = lse[i]
+            for j in cols { row[j] = FastMath.exp(row[j] - l) }
+            zeroOutside(cols, row: row, width: tk)
         }
     }
 
     /// dp ← p ⊙ (dp − Σⱼ p·dp), row by row.
     private static func softmaxBackwardRows(
-        _ p: UnsafePointer<Float>, _ dp: UnsafeMutablePointer<Float>, _ s: AttentionShape, rows: Range<Int>, width tk: Int
+        _ p: UnsafePointer<Float>, _ dp: UnsafeMutablePointer<Float>, _ s: AttentionShape, _ b: Int, rows: Range<Int>,
+        firstKey k0: Int, width tk: Int
     ) {
         for i in rows {
-            let r = i - rows.lowerBound
-            let pr = p + r * tk, dr = dp + r * tk, n = s.visibleKeys(i)
-            let c = Vector.dot(pr, dr, n)
-            for j in 0..<n { dr[j] = pr[j] * (dr[j] - c) }
-            for j in n..<tk { dr[j] = 0 }
+            let r = i - rows.lowerBound, cols = visible(s, b, i, firstKey: k0)
+            let pr = p + r * tk, dr = dp + r * tk
+            let c = Vector.dot(pr + cols.lowerBound, dr + cols.lowerBound, cols.count)
+            for j in cols { dr[j] = pr[j] * (dr[j] - c) }
+            zeroOutside(cols, row: dr, width: tk)
         }
+    }
+
+    private static func zeroOutside(_ cols: Range<Int>, row: UnsafeMutablePointer<Float>, width: Int) {
+        for j in 0..<cols.lowerBound { row[j] = 0 }
+        for j in cols.upperBound..<width { row[j] = 0 }
     }
 }

@@ -9,6 +9,9 @@ public struct RoPE {
     /// cos and sin [P, E/2] for the positions `start ..< start + P`.
     private let cos: [Float], sin: [Float]
     public let positionCount: Int
+    /// Packed sequences: the table position of each row (its place in its own sample); nil when row r
+    /// is at position r mod P.
+    public let rowPositions: [Int32]?
 
     /// Tables for `config`'s heads at positions `start ..< start + count`.
     public init(_ config: LlamaConfig, start: Int, count: Int) {
@@ -16,8 +19,22 @@ public struct RoPE {
                   start: start, count: count)
     }
 
+    /// Tables for the rows of `batch`: positions restart at each packed sample's start.
+    public init(_ config: LlamaConfig, batch: TokenBatch) {
+        guard let starts = batch.segmentStarts else {
+            self.init(config, start: 0, count: batch.length)
+            return
+        }
+        self.init(layout: config.ropeLayout, headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling,
+                  start: 0, count: batch.length,
+                  rowPositions: starts.indices.map { Int32($0 % batch.length) - starts[$0] })
+    }
+
     /// Tables for positions `start ..< start + count` (angles computed in Double, stored as Float).
-    public init(layout: RoPELayout, headDim: Int, theta: Float, scaling: RoPEScaling? = nil, start: Int, count: Int) {
+    public init(layout: RoPELayout, headDim: Int, theta: Float, scaling: RoPEScaling? = nil, start: Int, count: Int,
+                rowPositions: [Int32]? = nil) {
+        precondition(rowPositions?.allSatisfy { $0 >= 0 && Int($0) < count } ?? true, "RoPE: row positions outside 0..<\(count)")
+        self.rowPositions = rowPositions
         self.layout = layout
         self.headDim = headDim
         positionCount = count
@@ -36,19 +53,21 @@ public struct RoPE {
         sin = s
     }
 
-    /// Rotates x [N, heads·E] in place; row r is at table position r mod P. `inverse` turns the
+    /// Rotates x [N, heads·E] in place; row r is at table position r mod P (or `rowPositions[r]`). `inverse` turns the
     /// other way, which is the backward pass (the rotation is orthogonal).
     public func apply(_ x: UnsafeMutablePointer<Float>, rows n: Int, heads: Int, inverse: Bool = false) {
         let e = headDim, half = e / 2, width = heads * e, p = positionCount
         let (stride, partner) = layout == .rotateHalf ? (1, half) : (2, 1)
         let sign: Float = inverse ? -1 : 1
         nonisolated(unsafe) let x = x  // tasks own disjoint rows
+        let positions = rowPositions
         cos.withUnsafeBufferPointer { cb in
             sin.withUnsafeBufferPointer { sb in
                 nonisolated(unsafe) let (cp, sp) = (cb.baseAddress!, sb.baseAddress!)
                 Parallel.forEachChunk(n, grain: max(1, 8192 / width)) { rows in
                     for r in rows {
-                        let c = cp + (r % p) * half, s = sp + (r % p) * half
+                        let at = positions.map { Int($0[r]) } ?? r % p
+                        let c = cp + at * half, s = sp + at * half
                         for h in 0..<heads {
                             let head = x + r * width + h * e
                             for i in 0..<half {
