@@ -30,6 +30,8 @@ public struct ExampleEncoder {
     public let templateTokens: (bos: String, eos: String)
     /// Train on prompts too (off by default).
     public var trainOnPrompt = false
+    /// The task of ``Record/classified(text:label:)`` records.
+    public var task: ClassificationTask?
 
     public init(tokenizer: any Tokenizer, template: ChatTemplate?, templateTokens: (bos: String, eos: String) = ("", "")) {
         self.tokenizer = tokenizer
@@ -42,6 +44,7 @@ public struct ExampleEncoder {
 
     /// A warning when no example trains a stop token: the model would not learn to end its replies.
     public func stopTokenWarning(_ examples: [TokenizedExample]) -> String? {
+        guard task == nil else { return nil }  // a classifier is trained on label words and need not stop
         let stops = tokenizer.stopTokens
         let trained = examples.contains { e in zip(e.ids, e.trained).contains { $0.1 && stops.contains($0.0) } }
         return trained ? nil : "no example trains a stop token \(stops.sorted()): the model will not learn where to stop (check the chat template or add end-of-sequence tokens)"
@@ -83,8 +86,30 @@ public struct ExampleEncoder {
             }
             let all = try template.render(messages, addGenerationPrompt: false, bos: templateTokens.bos, eos: templateTokens.eos)
             if all.count > rendered.count { out.append(tokenizer.encodeContinuation(String(all.dropFirst(rendered.count))), trained: trainOnPrompt) }
+        case .classified(let text, let label):
+            return try candidates(text)[label]
         }
         return out
+    }
+
+    /// The candidates and label of a ``Record/classified(text:label:)`` record; nil for other records.
+    public func classificationExample(_ record: Record) throws -> ClassificationExample? {
+        guard case .classified(let text, let label) = record else { return nil }
+        return ClassificationExample(candidates: try candidates(text), label: label)
+    }
+
+    /// One example per class of the task: the prompt made from `text` (masked) followed by that class's
+    /// label word (trained), with no end of sequence, as MeZO scores candidates.
+    public func candidates(_ text: String) throws -> [TokenizedExample] {
+        guard let task else { throw DataError(file: "data.task", line: nil, problem: "labelled records need a classification task (data.task: classification)") }
+        var prompt = TokenizedExample(ids: [], trained: [])
+        if let bos = tokenizer.bos { prompt.append([bos], trained: false) }
+        prompt.append(tokenizer.encode(task.prompt(text)), trained: false)
+        return task.labelWords.map { word in
+            var e = prompt
+            e.append(tokenizer.encodeContinuation(word), trained: true)
+            return e
+        }
     }
 }
 

@@ -30,7 +30,7 @@ extension LlamaModel {
         dResidual.update(repeating: 0, count: nd)
         let sum = finalNormAndLoss(
             residual(c.layerCount), batch, s, ws,
-            gradient: (rstdFinal, dNormed, sink.accumulator(for: layout.head), scored > 0 ? 1 / Float(scored) : 0))
+            gradient: (rstdFinal, dNormed, sink.accumulator(for: layout.head), scored > 0 ? 1 / Float(scored) : 0)).reduce(0, +)
         if !c.tiedEmbeddings { sink.finish(layout.head) }
         withFloats(layout.finalNorm) { w in
             RMSNorm.backward(dNormed, residual(c.layerCount), w, rstd: rstdFinal, dx: dResidual,

@@ -55,6 +55,9 @@ public final class LlamaModel {
         return b
     }
 
+    /// Frees the buffers kept for forward-only passes (evaluation between training steps).
+    public func releaseForwardBuffers() { cachedBuffers[.forwardOnly] = nil }
+
     // MARK: - Forward-only
 
     /// Mean next-token loss of `batch`, keeping no activations: memory is the weights, one layer's
@@ -64,8 +67,21 @@ public final class LlamaModel {
         let s = PassShape(batch)
         let b = buffers(.forwardOnly, batch)
         residualForward(batch, s, b)
-        let sum = finalNormAndLoss(b.residuals.pointer, batch, s, b.workspace, gradient: nil)
-        return LossResult(sum: sum, count: batch.scoredCount)
+        let rows = finalNormAndLoss(b.residuals.pointer, batch, s, b.workspace, gradient: nil)
+        return LossResult(sum: rows.reduce(0, +), count: batch.scoredCount)
+    }
+
+    /// The loss of each sequence of `batch` (sum and count of its scored tokens), forward only.
+    public func sequenceLosses(_ batch: TokenBatch) throws -> [LossResult] {
+        try check(batch)
+        let s = PassShape(batch)
+        let b = buffers(.forwardOnly, batch)
+        residualForward(batch, s, b)
+        let rows = finalNormAndLoss(b.residuals.pointer, batch, s, b.workspace, gradient: nil)
+        return (0..<batch.batchSize).map { i in
+            let span = i * batch.length..<(i + 1) * batch.length
+            return LossResult(sum: rows[span].reduce(0, +), count: batch.targets[span].reduce(0) { $0 + ($1 >= 0 ? 1 : 0) })
+        }
     }
 
     /// Logits [N, V] for every position (for tests and small evaluations; training never forms them).
@@ -157,11 +173,11 @@ public final class LlamaModel {
                        firstKeys: s.segmentStarts)
     }
 
-    /// Final norm of x [N, D] into the workspace, then the chunked cross-entropy. Returns the loss sum.
+    /// Final norm of x [N, D] into the workspace, then the chunked cross-entropy. Returns each row's loss.
     func finalNormAndLoss(
         _ x: UnsafePointer<Float>, _ batch: TokenBatch, _ s: PassShape, _ ws: Workspace,
         gradient: (rstd: UnsafeMutablePointer<Float>, dNormed: UnsafeMutablePointer<Float>, dHead: UnsafeMutablePointer<Float>, scale: Float)?
-    ) -> Double {
+    ) -> [Double] {
         withFloats(layout.finalNorm) { w in
             RMSNorm.forward(x, w, ws.normed, rstd: gradient?.rstd, rows: s.rows, dim: config.dim, epsilon: config.normEpsilon)
         }

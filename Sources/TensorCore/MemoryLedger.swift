@@ -56,6 +56,15 @@ public final class MemoryLedger: Sendable {
         }
     }
 
+    /// Starts the peaks again from what is allocated now (e.g. to measure a training step apart from an
+    /// evaluation that ran before it).
+    public func resetPeak() {
+        state.withLock { s in
+            s.peak = s.current
+            s.peakTotal = s.total
+        }
+    }
+
     public func snapshot() -> Snapshot {
         state.withLock { s in Snapshot(current: s.current, peak: s.peak, peakTotal: s.peakTotal) }
     }

@@ -17,9 +17,10 @@ public enum Checkpoint {
         var parameterCount: Int
     }
 
-    /// Writes the checkpoint of `trainer` into `directory/step-NNNNNN` and returns its path.
+    /// Writes the checkpoint of `trainer` into `directory/step-NNNNNN` (with the run's resolved
+    /// configuration as config.yaml when given) and returns its path.
     @discardableResult
-    public static func save(_ trainer: Trainer, in directory: String) throws -> String {
+    public static func save(_ trainer: Trainer, in directory: String, resolvedConfig: String? = nil) throws -> String {
         let final = directory + String(format: "/step-%06d", trainer.step), partial = final + ".partial"
         let fm = FileManager.default
         try? fm.removeItem(atPath: partial)
@@ -36,6 +37,7 @@ public enum Checkpoint {
         let state = TrainerState(step: trainer.step, options: trainer.options, nonFiniteSkipped: trainer.guardian.skipped,
                                  parameterCount: layout.parameterCount)
         try JSONEncoder().encode(state).write(to: URL(fileURLWithPath: partial + "/trainer.json"))
+        if let resolvedConfig { try Data(resolvedConfig.utf8).write(to: URL(fileURLWithPath: partial + "/config.yaml")) }
         try? fm.removeItem(atPath: final)
         try fm.moveItem(atPath: partial, toPath: final)
         return final

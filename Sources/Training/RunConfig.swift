@@ -1,3 +1,4 @@
+import Datasets
 import Foundation
 import Methods
 import Yams
@@ -10,19 +11,21 @@ public struct RunConfig: Equatable {
     /// The schema and its defaults: section → key → value (String, Int, Double, Bool, or nil for "none").
     public static let defaults: [String: [String: Value]] = [
         "model": ["path": .none, "tokenizer": .none],
-        "data": ["train": .none, "eval": .none, "packing": .bool(false)],
+        "data": ["train": .none, "eval": .none, "packing": .bool(false), "task": .string("lm"), "template": .string("{text}"),
+                 "label_words": .strings([]), "limit": .int(0), "skip": .int(0), "eval_limit": .int(0), "eval_skip": .int(0),
+                 "sample_seed": .int(0)],
         "method": ["name": .string("adamw"), "checkpointing": .bool(false)],
         "optimizer": ["lr": .double(1e-4), "weight_decay": .double(0), "clip": .double(1.0)],
         "schedule": ["shape": .string("cosine"), "warmup": .int(0), "steps": .int(100)],
         "train": ["batch": .int(4), "accumulate": .int(1), "seq": .int(256), "seed": .int(0), "threads": .int(2)],
-        "eval": ["every": .int(0)],
+        "eval": ["every": .int(0), "batch": .int(16), "sample_every": .int(0), "sample_prompts": .strings([]), "sample_tokens": .int(48)],
         "checkpoint": ["every": .int(0), "keep": .int(3)],
         "logging": ["output": .none],
     ]
 
     /// A configuration value.
     public enum Value: Equatable, Sendable, CustomStringConvertible {
-        case string(String), int(Int), double(Double), bool(Bool), none
+        case string(String), int(Int), double(Double), bool(Bool), strings([String]), none
 
         public var description: String {
             switch self {
@@ -30,6 +33,7 @@ public struct RunConfig: Equatable {
             case .int(let i): "\(i)"
             case .double(let d): "\(d)"
             case .bool(let b): "\(b)"
+            case .strings(let list): "\(list)"
             case .none: "none"
             }
         }
@@ -95,6 +99,8 @@ public struct RunConfig: Equatable {
         case (.double, let d as Double): .double(d)
         case (.double, let i as Int): .double(Double(i))
         case (.double, let s as String) where s == "none": Value.none
+        case (.strings, let list as [Any]): list.allSatisfy { $0 is String } ? .strings(list as! [String]) : nil
+        case (.strings, let s as String): .strings([s])
         default: nil
         }
         guard let value else {
@@ -109,6 +115,7 @@ public struct RunConfig: Equatable {
         case .int: "an integer"
         case .double: "a number"
         case .bool: "true or false"
+        case .strings: "a list of strings"
         }
     }
 
@@ -147,6 +154,7 @@ public struct RunConfig: Equatable {
     public func int(_ path: String) -> Int { if case .int(let i) = self[path] { i } else { 0 } }
     public func double(_ path: String) -> Double? { if case .double(let d) = self[path] { d } else { nil } }
     public func bool(_ path: String) -> Bool { if case .bool(let b) = self[path] { b } else { false } }
+    public func strings(_ path: String) -> [String] { if case .strings(let list) = self[path] { list } else { [] } }
 
     /// A required string setting.
     public func required(_ path: String) throws -> String {
@@ -179,13 +187,32 @@ public struct RunConfig: Equatable {
         return o
     }
 
+    /// The classification task of the data settings, nil for language modelling.
+    public func classificationTask() throws -> ClassificationTask? {
+        switch string("data.task") {
+        case "lm": return nil
+        case "classification":
+            do { return try ClassificationTask(template: string("data.template") ?? "", labelWords: strings("data.label_words")) } catch let e as DataError {
+                throw TrainingError(message: "\(e.file): \(e.problem)")
+            }
+        case let other: throw TrainingError(message: "data.task '\(other ?? "none")' is not a task; choose lm or classification")
+        }
+    }
+
+    /// A string as a YAML scalar (quoted when plain YAML would change it, e.g. a leading space).
+    static func quoted(_ s: String) -> String {
+        let plain = (try? Yams.dump(object: s).trimmingCharacters(in: .whitespacesAndNewlines)) ?? s
+        return s.first == " " || s.last == " " ? "'" + s.replacingOccurrences(of: "'", with: "''") + "'" : plain
+    }
+
     /// The resolved configuration as YAML (sections and keys sorted; "none" for unset).
     public var yaml: String {
         values.keys.sorted().map { section in
             "\(section):\n" + values[section]!.keys.sorted().map { key in
                 let v = values[section]![key]!
                 let text: String = switch v {
-                case .string(let s): (try? Yams.dump(object: s).trimmingCharacters(in: .whitespacesAndNewlines)) ?? s
+                case .string(let s): Self.quoted(s)
+                case .strings(let list): "[" + list.map(Self.quoted).joined(separator: ", ") + "]"
                 case .none: "null"
                 default: v.description
                 }

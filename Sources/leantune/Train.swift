@@ -4,6 +4,7 @@ import Foundation
 import Formats
 import Methods
 import TensorCore
+import Llama
 import Training
 import Synchronization
 #if canImport(Glibc)
@@ -101,86 +102,82 @@ struct Train: ParsableCommand {
             print(settings.yaml, terminator: "")
             return
         }
-        let options: TrainingOptions
-        do { options = try settings.trainingOptions() } catch let e as TrainingError { throw ValidationError(e.message) }
-        let output: String, data: String, modelPath: String
+        let options: TrainingOptions, output: String, modelPath: String, data: RunData
         do {
-            (output, data, modelPath) = (try settings.required("logging.output"), try settings.required("data.train"), try settings.required("model.path"))
+            options = try settings.trainingOptions()
+            (output, modelPath) = (try settings.required("logging.output"), try settings.required("model.path"))
+            data = try RunData(settings)  // data errors before any weight loads
         } catch let e as TrainingError { throw ValidationError(e.message) }
-        let steps = options.schedule.total, resume = self.resume
-        let evalData = settings.string("data.eval"), evalEvery = settings.int("eval.every")
-        let checkpointEvery = settings.int("checkpoint.every"), keepCheckpoints = settings.int("checkpoint.keep")
+        let steps = options.schedule.total, threads = settings.int("train.threads")
         let existing = (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []
         guard existing.isEmpty || resume != nil else {
             throw ValidationError("\(output) already holds files; choose a new or empty directory, or pass --resume auto to continue its run")
         }
-        GEMM.setThreads(settings.int("train.threads"))
-        let records = try JSONLReader.read(data)  // data errors before any weight loads
-        let evalRecords = try evalData.map { try JSONLReader.read($0) } ?? []
-        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        GEMM.setThreads(threads)
+        do { try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true) } catch {
+            throw ValidationError("\(output): cannot create the output folder (\(error.localizedDescription)); choose a writable location")
+        }
+        guard FileManager.default.isWritableFile(atPath: output) else { throw ValidationError("\(output): the output folder is not writable") }
         try Data(settings.yaml.utf8).write(to: URL(fileURLWithPath: output + "/config.yaml"), options: .atomic)
         let loaded = try ModelFile.load(modelPath, tokenizer: settings.string("model.tokenizer"))
-        var encoder = ExampleEncoder(tokenizer: loaded.tokenizer, template: loaded.chatTemplate, templateTokens: loaded.templateTokens)
-        encoder.trainOnPrompt = false
-        let examples = try records.map { try encoder.encode($0) }
-        let evalExamples = try evalRecords.map { try encoder.encode($0) }
-        if let warning = encoder.stopTokenWarning(examples) { print("warning: \(warning)") }
-        let trainer = try Trainer(model: loaded.model, examples: examples, options: options)
+        let encoder = data.encoder(for: loaded)
+        let encoded = try data.encode(encoder, maxLength: min(options.maxLength, loaded.model.config.maxSequenceLength))
+        if let warning = encoder.stopTokenWarning(encoded.train) { print("warning: \(warning)") }
+        let trainer = try Trainer(model: loaded.model, examples: encoded.train, options: options)
         let checkpoints = output + "/checkpoints"
         if let resume {
             let path = resume == "auto" ? try latestCheckpoint(in: checkpoints) : resume
             try Checkpoint.restore(trainer, from: path)
             print("resumed from \(path) at step \(trainer.step)")
         }
-        try Self.keepMetrics(upTo: trainer.step, in: output + "/metrics.jsonl")
-        let metrics = try FileHandle(forWritingTo: URL(fileURLWithPath: output + "/metrics.jsonl"))
-        try metrics.seekToEnd()
-        print("training \(modelPath) on \(examples.count) examples from \(data): \(options.method.rawValue), \(steps) steps of \(options.batchSize) × ≤\(options.maxLength)")
-        var reportedMemory = false
-        for sig in [SIGINT, SIGTERM] { signal(sig) { _ in stopRequested.store(true, ordering: .relaxed) } }
-        let plan = MemoryPlan.estimate(loaded.model.config, options: options, threads: settings.int("train.threads"))
+        let log = try TrainingLog(output: output, totalSteps: steps, resumedAt: trainer.step)
+        print("training \(modelPath) on \(encoded.train.count) examples from \(data.trainPath): \(options.method.rawValue), \(steps) steps of \(options.batchSize) × ≤\(options.maxLength)\(options.packing ? " (packed)" : "")")
+        let plan = MemoryPlan.estimate(loaded.model.config, options: options, threads: threads)
         print("memory plan at \(options.batchSize) × \(options.maxLength): " + MemoryCategory.allCases.compactMap { c in plan[c].flatMap { $0 > 0 ? "\(c.rawValue) \(PassBenchmark.format(bytes: $0))" : nil } }.joined(separator: ", "))
+        let evaluation = Evaluation(settings: settings, encoded: encoded, encoder: encoder, trainer: trainer, log: log)
+        if trainer.step == 0 { try evaluation.run(at: 0) }
+        MemoryLedger.shared.resetPeak()  // the first step's report is about training
+        for sig in [SIGINT, SIGTERM] { signal(sig) { _ in stopRequested.store(true, ordering: .relaxed) } }
+        var reportedMemory = false
         while trainer.step < steps {
             let r = try trainer.runStep()
+            log.record(["step": r.step, "loss": r.loss, "lr": r.learningRate, "grad_norm": r.gradientNorm, "tokens": r.tokens,
+                        "seconds": r.seconds, "skipped": r.skipped])
+            log.progress(r)
             if !reportedMemory {  // after the first step of this process, when every buffer exists
                 reportedMemory = true
-                var shaped = options
-                shaped.maxLength = r.length  // batches are padded to their longest example, not to the maximum
-                let planned = MemoryPlan.estimate(loaded.model.config, options: shaped, threads: settings.int("train.threads")).values.reduce(0, +)
-                let peak = MemoryLedger.shared.snapshot().peakTotal
-                let gap = Double(planned - peak) / Double(max(1, peak))
-                print(String(format: "after the first step (\(r.length) positions): plan %@, ledger peak %@ (%+.1f%%), process peak RSS %@", PassBenchmark.format(bytes: planned),
-                             PassBenchmark.format(bytes: peak), 100 * gap, PassBenchmark.format(bytes: ProcessMemory.peakResidentBytes)))
-                if abs(gap) > 0.15 { print("warning: the memory plan and the measurement differ by more than 15%") }
+                log.note(Self.memoryReport(loaded.model.config, options: options, threads: threads, length: r.length))
             }
-            var evalLoss: Double?
-            if !evalExamples.isEmpty, evalEvery > 0, r.step % evalEvery == 0 || r.step == steps {
-                evalLoss = try trainer.evaluate(evalExamples).mean
-                print(String(format: "step %4d  eval loss %.4f  perplexity %.3f", r.step, evalLoss!, Foundation.exp(evalLoss!)))
-            }
-            let line = String(format: #"{"step":%d,"loss":%.6f,"lr":%.6g,"grad_norm":%@,"tokens":%d,"seconds":%.3f,"skipped":%@,"eval_loss":%@}"#,
-                              r.step, r.loss, r.learningRate, r.gradientNorm.map { String(format: "%.6g", $0) } ?? "null",
-                              r.tokens, r.seconds, r.skipped ? "true" : "false", evalLoss.map { String(format: "%.6f", $0) } ?? "null")
-            metrics.write(Data((line + "\n").utf8))
-            if r.step == 1 || r.step % max(1, steps / 10) == 0 || r.step == steps {
-                print(String(format: "step %4d/%d  loss %.4f  lr %.2e  %.0f tokens/s  peak RSS %@", r.step, steps, r.loss, r.learningRate,
-                             Double(r.tokens) / r.seconds, PassBenchmark.format(bytes: ProcessMemory.peakResidentBytes)))
-            }
+            try evaluation.run(at: r.step)
+            let checkpointEvery = settings.int("checkpoint.every")
             if checkpointEvery > 0, r.step % checkpointEvery == 0 || r.step == steps {
-                try Checkpoint.save(trainer, in: checkpoints)
-                try Self.pruneCheckpoints(in: checkpoints, keep: keepCheckpoints)
+                try Checkpoint.save(trainer, in: checkpoints, resolvedConfig: settings.yaml)
+                try Self.pruneCheckpoints(in: checkpoints, keep: settings.int("checkpoint.keep"))
             }
             if stopRequested.load(ordering: .relaxed) {
-                let path = try Checkpoint.save(trainer, in: checkpoints)
-                try metrics.close()
-                print("interrupted at step \(trainer.step): saved \(path); continue with --resume auto")
+                let path = try Checkpoint.save(trainer, in: checkpoints, resolvedConfig: settings.yaml)
+                try log.finish()
+                log.note("interrupted at step \(trainer.step): saved \(path); continue with --resume auto")
                 throw ExitCode(130)
             }
         }
-        try metrics.close()
-        try Self.writeCSV(from: output + "/metrics.jsonl", to: output + "/metrics.csv")
+        try log.finish()
         try HFDirectory.export(loaded, to: output + "/model")
         print("wrote \(output)/model, \(output)/metrics.jsonl and metrics.csv")
+    }
+
+    /// The plan at the batch's real length (batches are padded to their longest example) against the
+    /// ledger's peak and the process's peak RSS, with a warning above 15%.
+    static func memoryReport(_ config: LlamaConfig, options: TrainingOptions, threads: Int, length: Int) -> String {
+        var shaped = options
+        shaped.maxLength = length
+        let planned = MemoryPlan.estimate(config, options: shaped, threads: threads).values.reduce(0, +)
+        let peak = MemoryLedger.shared.snapshot().peakTotal
+        let gap = Double(planned - peak) / Double(max(1, peak))
+        return String(format: "after the first step (\(length) positions): plan %@, ledger peak %@ (%+.1f%%), process peak RSS %@",
+                      PassBenchmark.format(bytes: planned), PassBenchmark.format(bytes: peak), 100 * gap,
+                      PassBenchmark.format(bytes: ProcessMemory.peakResidentBytes))
+            + (abs(gap) > 0.15 ? "\nwarning: the memory plan and the measurement differ by more than 15%" : "")
     }
 
     /// The checkpoint with the highest step in `directory`.
@@ -197,29 +194,5 @@ struct Train: ParsableCommand {
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
             .filter { $0.hasPrefix("step-") && !$0.hasSuffix(".partial") }.sorted()
         for name in names.dropLast(keepCheckpoints) { try FileManager.default.removeItem(atPath: directory + "/" + name) }
-    }
-
-    /// Keeps the metrics lines of steps ≤ `step` (those after the checkpoint a run resumes from are redone),
-    /// creating the file if needed; written atomically.
-    static func keepMetrics(upTo step: Int, in path: String) throws {
-        let lines = (FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) } ?? "")
-            .split(separator: "\n").filter { line in
-                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                      let s = object["step"] as? Int else { return false }
-                return s <= step
-            }
-        let text = lines.map { $0 + "\n" }.joined()
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-    }
-
-    /// metrics.csv with the same rows as metrics.jsonl (empty cells for nulls).
-    static func writeCSV(from jsonl: String, to csv: String) throws {
-        let columns = ["step", "loss", "lr", "grad_norm", "tokens", "seconds", "skipped", "eval_loss"]
-        var text = columns.joined(separator: ",") + "\n"
-        for line in String(decoding: FileManager.default.contents(atPath: jsonl) ?? Data(), as: UTF8.self).split(separator: "\n") {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
-            text += columns.map { key in object[key].map { $0 is NSNull ? "" : "\($0)" } ?? "" }.joined(separator: ",") + "\n"
-        }
-        try Data(text.utf8).write(to: URL(fileURLWithPath: csv), options: .atomic)
     }
 }

@@ -28,7 +28,7 @@ struct DatasetsTests {
             #"{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}"#,
             #"{"instruction": "Add", "input": "2 and 2", "output": "4"}"#, "",
         ])
-        #expect(try JSONLReader.read(path) == [
+        #expect(try DataReader.read(path) == [
             .text("Once upon a time."), .promptCompletion(prompt: "Q: 2+2?", completion: " 4"),
             .messages([ChatMessage(role: "user", content: "Hi"), ChatMessage(role: "assistant", content: "Hello!")]),
             .alpaca(instruction: "Add", input: "2 and 2", output: "4"),
@@ -44,13 +44,13 @@ struct DatasetsTests {
     ])
     func badLines(content: String, line: Int, problem: String) throws {
         let path = try jsonl("bad-\(line)-\(abs(content.hashValue))", content.components(separatedBy: "\\n"))
-        let error = try #require(throws: DataError.self) { try JSONLReader.read(path) }
+        let error = try #require(throws: DataError.self) { try DataReader.read(path) }
         #expect(error.file == path && error.line == line && error.problem.contains(problem), "\(error)")
     }
 
     @Test("an empty dataset is refused")
     func empty() throws {
-        let error = try #require(throws: DataError.self) { try JSONLReader.read(try jsonl("empty", ["", "  "])) }
+        let error = try #require(throws: DataError.self) { try DataReader.read(try jsonl("empty", ["", "  "])) }
         #expect(error.problem.contains("empty"))
     }
 

@@ -165,3 +165,33 @@ struct MemoryPlanTests {
         }
     }
 }
+
+@Suite("Classification")
+struct ClassificationTests {
+    @Test("per-sequence losses add up to the batch loss, and accuracy is the argmax of mean label-word log-likelihoods")
+    func scoring() throws {
+        let c = LlamaConfig(dim: 16, ffnDim: 32, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 24, maxSequenceLength: 32)
+        let model = try LlamaModel(randomWeights: c, seed: 7, std: 0.3, ledger: MemoryLedger())
+        // Prompts of different lengths; class 0's word is one token, class 1's two.
+        let examples = (0..<7).map { i in
+            let prompt = (0..<(3 + i)).map { Int32(($0 * 7 + i) % 24) }
+            let words: [[Int32]] = [[Int32(i % 5)], [Int32(10 + i % 3), 20]]
+            return ClassificationExample(candidates: words.map { w in
+                TokenizedExample(ids: prompt + w, trained: prompt.map { _ in false } + w.map { _ in true })
+            }, label: i % 2)
+        }
+        let batch = try Batcher.batch(examples.flatMap(\.candidates), maxLength: 16)
+        let each = try model.sequenceLosses(batch), whole = try model.loss(batch)
+        #expect(abs(each.reduce(0) { $0 + $1.sum } - whole.sum) <= 1e-9 * whole.sum && each.map(\.count) == examples.flatMap { _ in [1, 2] })
+        let scores = try Classification.scores(model, examples, batchSize: 3, maxLength: 16)
+        for (e, s) in zip(examples, scores) {
+            for (k, candidate) in e.candidates.enumerated() {  // each candidate scored alone
+                let alone = try model.loss(try Batcher.batch([candidate], maxLength: 16))
+                #expect(abs(s[k] + alone.mean) <= 1e-5 * alone.mean)
+            }
+        }
+        let result = try Classification.evaluate(model, examples, batchSize: 4, maxLength: 16)
+        let expected = zip(examples, scores).filter { e, s in (s[1] > s[0] ? 1 : 0) == e.label }.count
+        #expect(result.count == 7 && result.correct == expected && result.loss.count == examples.map { $0.label + 1 }.reduce(0, +))
+    }
+}

@@ -21,13 +21,13 @@ public enum CrossEntropy {
         }
     }
 
-    /// Sum of −log p(target) over rows whose target is ≥ 0. x [N, D], head [V, D],
+    /// −log p(target) of each row (0 where the target is < 0). x [N, D], head [V, D],
     /// logits workspace [chunkRows, V]. Adds scale × the gradient of that sum when `gradient` is given.
     public static func run(
         x: UnsafePointer<Float>, head w: UnsafePointer<Float>, targets: UnsafeBufferPointer<Int32>,
         rows n: Int, dim d: Int, vocab v: Int, logits: UnsafeMutablePointer<Float>, chunkRows: Int,
         gradient: Gradient?
-    ) -> Double {
+    ) -> [Double] {
         var rowLoss = [Double](repeating: 0, count: n)
         var start = 0
         while start < n {
@@ -65,6 +65,6 @@ public enum CrossEntropy {
             }
             start += c
         }
-        return rowLoss.reduce(0, +)
+        return rowLoss
     }
 }

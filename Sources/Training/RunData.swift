@@ -1,0 +1,66 @@
+import Datasets
+import Formats
+import Llama
+
+/// A run's data: records read and checked (file, line, field) before any weights load, then encoded
+/// with the model's tokenizer.
+public struct RunData {
+    public let task: ClassificationTask?
+    public let trainPath: String
+    public let evalPath: String?
+    /// Records with the line of their file.
+    public let train: [(line: Int, record: Record)]
+    public let eval: [(line: Int, record: Record)]
+
+    /// Reads `data.train` and `data.eval` with their subsets (`data.skip`, `data.limit`, `data.eval_skip`,
+    /// `data.eval_limit`, shuffled by `data.sample_seed`).
+    public init(_ settings: RunConfig) throws {
+        task = try settings.classificationTask()
+        trainPath = try settings.required("data.train")
+        evalPath = settings.string("data.eval")
+        let seed = UInt64(max(0, settings.int("data.sample_seed")))
+        train = try DataReader.subset(DataReader.readNumbered(trainPath, task: task), skip: settings.int("data.skip"),
+                                      limit: settings.int("data.limit"), seed: seed, file: trainPath)
+        if let path = evalPath {
+            eval = try DataReader.subset(DataReader.readNumbered(path, task: task), skip: settings.int("data.eval_skip"),
+                                         limit: settings.int("data.eval_limit"), seed: seed, file: path)
+        } else {
+            eval = []
+        }
+    }
+
+    /// The encoder for `loaded`'s tokenizer and chat template, with this data's task.
+    public func encoder(for loaded: LoadedModel) -> ExampleEncoder {
+        var encoder = ExampleEncoder(tokenizer: loaded.tokenizer, template: loaded.chatTemplate, templateTokens: loaded.templateTokens)
+        encoder.task = task
+        return encoder
+    }
+
+    /// Encoded examples; for classification the held-out examples carry every class's candidate.
+    public struct Encoded {
+        public var train: [TokenizedExample]
+        public var eval: [TokenizedExample]
+        public var evalClassification: [ClassificationExample]
+    }
+
+    /// Encodes every record; an example longer than `maxLength` predicted positions is an error naming its
+    /// file and line.
+    public func encode(_ encoder: ExampleEncoder, maxLength: Int) throws -> Encoded {
+        func checked(_ e: TokenizedExample, _ file: String, _ line: Int) throws -> TokenizedExample {
+            guard e.ids.count - 1 <= maxLength else {
+                throw DataError(file: file, line: line, problem: "the example has \(e.ids.count) tokens; the run allows \(maxLength + 1) (train.seq + 1). Raise train.seq (up to the model's maximum) or shorten the example")
+            }
+            return e
+        }
+        let train = try self.train.map { try checked(encoder.encode($0.record), trainPath, $0.line) }
+        var eval: [TokenizedExample] = [], classification: [ClassificationExample] = []
+        for (line, record) in self.eval {
+            if let c = try encoder.classificationExample(record) {
+                classification.append(ClassificationExample(candidates: try c.candidates.map { try checked($0, evalPath!, line) }, label: c.label))
+            } else {
+                eval.append(try checked(encoder.encode(record), evalPath!, line))
+            }
+        }
+        return Encoded(train: train, eval: eval, evalClassification: classification)
+    }
+}
