@@ -7,24 +7,23 @@ import TensorCore
 public final class AdamW: Optimizer {
     public let layout: ParameterLayout
     public var beta1: Float, beta2: Float, epsilon: Float
-    public var decay: WeightDecay
+    public var groups: ParameterGroups
     /// First and second moments, laid out like the parameters (8 bytes per parameter).
     public let m: AlignedBuffer<Float>, v: AlignedBuffer<Float>
 
     public init(layout: ParameterLayout, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
-                weightDecay: WeightDecay = WeightDecay(rate: 0.01), ledger: MemoryLedger = .shared) {
+                groups: ParameterGroups = ParameterGroups(weightDecay: 0.01), ledger: MemoryLedger = .shared) {
         self.layout = layout
         self.beta1 = beta1
         self.beta2 = beta2
         self.epsilon = epsilon
-        decay = weightDecay
+        self.groups = groups
         m = AlignedBuffer(count: layout.totalCount, category: .optimizerState, ledger: ledger)
         v = AlignedBuffer(count: layout.totalCount, category: .optimizerState, ledger: ledger)
     }
 
     public var state: [(name: String, buffer: AlignedBuffer<Float>)] { [("adamw.m", m), ("adamw.v", v)] }
 
-    public func weightDecay(_ id: ParameterID) -> Float { decay.rate(for: layout.parameters[id]) }
 
     /// One fused pass per element: 4 reads, 3 writes.
     public func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,

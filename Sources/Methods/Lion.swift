@@ -6,21 +6,20 @@ import TensorCore
 public final class Lion: Optimizer {
     public let layout: ParameterLayout
     public var beta1: Float, beta2: Float
-    public var decay: WeightDecay
+    public var groups: ParameterGroups
     public let m: AlignedBuffer<Float>
 
     public init(layout: ParameterLayout, beta1: Float = 0.9, beta2: Float = 0.99,
-                weightDecay: WeightDecay = WeightDecay(rate: 0.0), ledger: MemoryLedger = .shared) {
+                groups: ParameterGroups = ParameterGroups(weightDecay: 0.0), ledger: MemoryLedger = .shared) {
         self.layout = layout
         self.beta1 = beta1
         self.beta2 = beta2
-        decay = weightDecay
+        self.groups = groups
         m = AlignedBuffer(count: layout.totalCount, category: .optimizerState, ledger: ledger)
     }
 
     public var state: [(name: String, buffer: AlignedBuffer<Float>)] { [("lion.m", m)] }
 
-    public func weightDecay(_ id: ParameterID) -> Float { decay.rate(for: layout.parameters[id]) }
 
     public func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
                        learningRate lr: Float, step: Int) {

@@ -7,8 +7,8 @@ import TensorCore
 /// each gradient is finished (``FusedUpdateSink``).
 public protocol Optimizer: AnyObject {
     var layout: ParameterLayout { get }
-    /// Decoupled weight decay for parameter `id` (0 for norms unless asked otherwise).
-    func weightDecay(_ id: ParameterID) -> Float
+    /// Weight decay, learning-rate scale and freezing by parameter group.
+    var groups: ParameterGroups { get }
     /// Updates `weights` of parameter `id` in place from `gradient` (same count); `step` counts from 1.
     func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
                 learningRate: Float, step: Int)
@@ -16,25 +16,22 @@ public protocol Optimizer: AnyObject {
     var state: [(name: String, buffer: AlignedBuffer<Float>)] { get }
 }
 
-/// Which parameters get weight decay.
-public struct WeightDecay: Sendable, Equatable {
-    public var rate: Float
-    /// Norm scales are usually exempt (PyTorch recipes' "no decay" group).
-    public var decayNorms: Bool
-    public init(rate: Float, decayNorms: Bool = false) {
-        self.rate = rate
-        self.decayNorms = decayNorms
+extension Optimizer {
+    /// Decoupled weight decay of parameter `id` (by its group).
+    public func weightDecay(_ id: ParameterID) -> Float { groups.weightDecay(for: layout.parameters[id].role) }
+
+    /// Updates parameter `id` of `store` at its group's learning rate, unless its group is frozen.
+    public func apply(_ id: ParameterID, to store: any ParameterStore, gradient: UnsafePointer<Float>, learningRate: Float, step: Int) {
+        let role = layout.parameters[id].role
+        guard !groups.isFrozen(role) else { return }
+        let lr = groups.learningRate(learningRate, for: role)
+        store.update(id) { w in update(id, weights: w, gradient: gradient, learningRate: lr, step: step) }
     }
 
-    func rate(for info: ParameterInfo) -> Float { info.role.isNorm && !decayNorms ? 0 : rate }
-}
-
-extension Optimizer {
     /// One step over every parameter of `store` from a full gradient slab.
     public func step(_ store: any ParameterStore, gradients: GradientSlab, learningRate: Float, step: Int) {
         for id in layout.parameters.indices {
-            let g = gradients.view(id).baseAddress!
-            store.update(id) { w in update(id, weights: w, gradient: g, learningRate: learningRate, step: step) }
+            apply(id, to: store, gradient: gradients.view(id).baseAddress!, learningRate: learningRate, step: step)
         }
     }
 }
@@ -65,6 +62,6 @@ public final class FusedUpdateSink: GradientSink {
 
     public func finish(_ id: ParameterID) {
         guard let g = live.removeValue(forKey: id) else { return }
-        store.update(id) { w in optimizer.update(id, weights: w, gradient: g.pointer, learningRate: learningRate, step: step) }
+        optimizer.apply(id, to: store, gradient: g.pointer, learningRate: learningRate, step: step)
     }
 }

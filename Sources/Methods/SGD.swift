@@ -6,21 +6,20 @@ import TensorCore
 public final class SGD: Optimizer {
     public let layout: ParameterLayout
     public var momentum: Float
-    public var decay: WeightDecay
+    public var groups: ParameterGroups
     /// Momentum buffers (4 bytes per parameter; none when momentum is 0).
     public let buffer: AlignedBuffer<Float>?
 
-    public init(layout: ParameterLayout, momentum: Float = 0.9, weightDecay: WeightDecay = WeightDecay(rate: 0),
+    public init(layout: ParameterLayout, momentum: Float = 0.9, groups: ParameterGroups = ParameterGroups(weightDecay: 0),
                 ledger: MemoryLedger = .shared) {
         self.layout = layout
         self.momentum = momentum
-        decay = weightDecay
+        self.groups = groups
         buffer = momentum > 0 ? AlignedBuffer(count: layout.totalCount, category: .optimizerState, ledger: ledger) : nil
     }
 
     public var state: [(name: String, buffer: AlignedBuffer<Float>)] { buffer.map { [("sgd.momentum", $0)] } ?? [] }
 
-    public func weightDecay(_ id: ParameterID) -> Float { decay.rate(for: layout.parameters[id]) }
 
     public func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
                        learningRate lr: Float, step: Int) {

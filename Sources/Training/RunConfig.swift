@@ -15,7 +15,8 @@ public struct RunConfig: Equatable {
                  "label_words": .strings([]), "limit": .int(0), "skip": .int(0), "eval_limit": .int(0), "eval_skip": .int(0),
                  "sample_seed": .int(0)],
         "method": ["name": .string("adamw"), "checkpointing": .bool(false)],
-        "optimizer": ["lr": .double(1e-4), "weight_decay": .double(0), "clip": .double(1.0)],
+        "optimizer": ["lr": .double(1e-4), "weight_decay": .double(0), "clip": .double(1.0), "no_decay": .strings(["norms"]),
+                      "frozen": .strings([]), "lr_scales": .strings([])],
         "schedule": ["shape": .string("cosine"), "warmup": .int(0), "steps": .int(100)],
         "train": ["batch": .int(4), "accumulate": .int(1), "seq": .int(256), "seed": .int(0), "threads": .int(2)],
         "eval": ["every": .int(0), "batch": .int(16), "sample_every": .int(0), "sample_prompts": .strings([]), "sample_tokens": .int(48)],
@@ -175,7 +176,7 @@ public struct RunConfig: Equatable {
         }
         o.method = method
         o.schedule = LRSchedule(shape, peak: double("optimizer.lr") ?? 0, warmup: int("schedule.warmup"), total: int("schedule.steps"))
-        o.weightDecay = Float(double("optimizer.weight_decay") ?? 0)
+        o.groups = try parameterGroups()
         o.batchSize = int("train.batch")
         o.accumulation = int("train.accumulate")
         o.maxLength = int("train.seq")
@@ -185,6 +186,30 @@ public struct RunConfig: Equatable {
         o.packing = bool("data.packing")
         try o.validate()
         return o
+    }
+
+    /// Parameter groups from optimizer.weight_decay, .no_decay and .frozen (lists of groups) and .lr_scales
+    /// ("group=scale" entries).
+    func parameterGroups() throws -> ParameterGroups {
+        let names = ParameterGroup.allCases.map(\.rawValue).joined(separator: ", ")
+        func group(_ name: String, _ key: String) throws -> ParameterGroup {
+            guard let g = ParameterGroup(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+                throw TrainingError(message: "optimizer.\(key): '\(name)' is not a parameter group; choose from \(names)")
+            }
+            return g
+        }
+        var scales: [ParameterGroup: Float] = [:]
+        for entry in strings("optimizer.lr_scales") {
+            let parts = entry.split(separator: "=").map(String.init)
+            guard parts.count == 2, let scale = Float(parts[1].trimmingCharacters(in: .whitespaces)), scale >= 0 else {
+                throw TrainingError(message: "optimizer.lr_scales: '\(entry)' must be group=scale with a scale ≥ 0, e.g. embedding=0.1")
+            }
+            scales[try group(parts[0], "lr_scales")] = scale
+        }
+        return ParameterGroups(weightDecay: Float(double("optimizer.weight_decay") ?? 0),
+                               noDecay: Set(try strings("optimizer.no_decay").map { try group($0, "no_decay") }),
+                               frozen: Set(try strings("optimizer.frozen").map { try group($0, "frozen") }),
+                               learningRateScale: scales)
     }
 
     /// The classification task of the data settings, nil for language modelling.

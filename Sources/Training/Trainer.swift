@@ -9,7 +9,8 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
 
     public var method: Method = .adamw
     public var schedule = LRSchedule(.cosine, peak: 1e-4, warmup: 0, total: 100)
-    public var weightDecay: Float = 0.0
+    /// Weight decay (norms exempt by default), learning-rate scales and frozen groups.
+    public var groups = ParameterGroups(weightDecay: 0)
     public var batchSize = 4
     /// Micro-batches whose gradients are averaged into one step (accumulate modes only).
     public var accumulation = 1
@@ -75,7 +76,7 @@ public final class Trainer {
         self.examples = examples
         self.options = options
         let layout = model.layout
-        optimizer = Self.optimizer(options.method, layout: layout, weightDecay: options.weightDecay, ledger: model.ledger)
+        optimizer = Self.optimizer(options.method, layout: layout, groups: options.groups, ledger: model.ledger)
         gradients = options.method == .adamwFused ? nil : GradientSlab(layout: layout, ledger: model.ledger)
         let sequences = sequences(ofEpoch: 0).count
         guard sequences >= options.batchSize * options.accumulation else {
@@ -84,13 +85,12 @@ public final class Trainer {
     }
 
     /// The optimizer of `method` with its state slabs for `layout`.
-    public static func optimizer(_ method: TrainingOptions.Method, layout: ParameterLayout, weightDecay: Float = 0,
-                                 ledger: MemoryLedger = .shared) -> any Optimizer {
-        let decay = WeightDecay(rate: weightDecay)
-        return switch method {
-        case .adamw, .adamwFused: AdamW(layout: layout, weightDecay: decay, ledger: ledger)
-        case .lion: Lion(layout: layout, weightDecay: decay, ledger: ledger)
-        case .sgd: SGD(layout: layout, momentum: 0.9, weightDecay: decay, ledger: ledger)
+    public static func optimizer(_ method: TrainingOptions.Method, layout: ParameterLayout,
+                                 groups: ParameterGroups = ParameterGroups(weightDecay: 0), ledger: MemoryLedger = .shared) -> any Optimizer {
+        switch method {
+        case .adamw, .adamwFused: AdamW(layout: layout, groups: groups, ledger: ledger)
+        case .lion: Lion(layout: layout, groups: groups, ledger: ledger)
+        case .sgd: SGD(layout: layout, momentum: 0.9, groups: groups, ledger: ledger)
         }
     }
 
@@ -171,6 +171,9 @@ public final class Trainer {
                 loss.count += r.count
             }
             if micro > 1 { Vector.scale(grads.slab.pointer, count: grads.slab.count, by: 1 / Float(micro)) }
+            for (id, info) in model.layout.parameters.enumerated() where options.groups.isFrozen(info.role) {
+                _ = grads.view(id).initialize(repeating: 0)  // frozen: out of the norm and the step
+            }
             norm = options.clipNorm.map { GradientClipping.clip(grads, maxNorm: $0) } ?? GradientClipping.norm(grads)
             if try guardian.admit(loss: loss.mean, gradientNorm: norm!, step: step) {
                 optimizer.step(model.store, gradients: grads, learningRate: Float(lr), step: step)

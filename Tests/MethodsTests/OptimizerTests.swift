@@ -28,15 +28,15 @@ struct OptimizerTrajectories: Decodable {
 }
 
 func makeOptimizer(_ name: String, _ h: [String: OptimizerTrajectories.Hyper], _ layout: ParameterLayout) -> any Optimizer {
-    let decay = WeightDecay(rate: h["weight_decay"]!.number)
+    let decay = ParameterGroups(weightDecay: h["weight_decay"]!.number)
     switch name {
     case "adamw":
         return AdamW(layout: layout, beta1: h["betas"]!.pair[0], beta2: h["betas"]!.pair[1], epsilon: h["eps"]!.number,
-                     weightDecay: decay, ledger: MemoryLedger())
+                     groups: decay, ledger: MemoryLedger())
     case "lion":
-        return Lion(layout: layout, beta1: h["betas"]!.pair[0], beta2: h["betas"]!.pair[1], weightDecay: decay, ledger: MemoryLedger())
+        return Lion(layout: layout, beta1: h["betas"]!.pair[0], beta2: h["betas"]!.pair[1], groups: decay, ledger: MemoryLedger())
     default:
-        return SGD(layout: layout, momentum: h["momentum"]!.number, weightDecay: decay, ledger: MemoryLedger())
+        return SGD(layout: layout, momentum: h["momentum"]!.number, groups: decay, ledger: MemoryLedger())
     }
 }
 

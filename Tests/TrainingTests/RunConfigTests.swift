@@ -1,4 +1,5 @@
 import Testing
+import Methods
 @testable import Training
 
 @Suite("Run configuration")
@@ -30,8 +31,10 @@ struct RunConfigTests {
 
     @Test("the resolved YAML reads back to the same configuration")
     func roundTrip() throws {
-        let c = try RunConfig.resolve(yaml: Self.yaml, overrides: ["data.eval=e.jsonl", "optimizer.clip=0"])
+        let c = try RunConfig.resolve(yaml: Self.yaml, overrides: ["data.eval=e.jsonl", "optimizer.clip=0", "data.task=classification",
+                                                                   "data.label_words=[' terrible', ' great']", "optimizer.frozen=[embedding]"])
         #expect(try RunConfig.resolve(yaml: c.yaml) == c)
+        #expect(c.strings("data.label_words") == [" terrible", " great"])
     }
 
     @Test("unknown keys are refused with a did-you-mean, wrong types name the key", arguments: [
@@ -57,5 +60,17 @@ struct RunConfigTests {
         #expect(try RunConfig.resolve(yaml: Self.yaml, overrides: ["method.name=adamw-fused", "optimizer.clip=0"]).trainingOptions().method == .adamwFused)
         #expect(throws: TrainingError.self) { try RunConfig.resolve(yaml: nil).required("model.path") }
         #expect(throws: TrainingError.self) { try RunConfig.resolve(yaml: "- a\n- b") }
+    }
+
+    @Test("parameter groups: no-decay, frozen and learning-rate scales by group name; a wrong name lists the groups")
+    func groups() throws {
+        let c = try RunConfig.resolve(yaml: Self.yaml, overrides: ["optimizer.weight_decay=0.1", "optimizer.no_decay=[norms, embedding]",
+                                                                   "optimizer.frozen=[head]", "optimizer.lr_scales=['embedding=0.1']"])
+        let g = try c.trainingOptions().groups
+        #expect(g == ParameterGroups(weightDecay: 0.1, noDecay: [.norms, .embedding], frozen: [.head], learningRateScale: [.embedding: 0.1]))
+        let wrong = try RunConfig.resolve(yaml: Self.yaml, overrides: ["optimizer.frozen=[embeddings]"])
+        let error = try #require(throws: TrainingError.self) { try wrong.trainingOptions() }
+        #expect(error.message.contains("'embeddings' is not a parameter group") && error.message.contains("embedding, head, norms"))
+        #expect(throws: TrainingError.self) { try RunConfig.resolve(yaml: Self.yaml, overrides: ["optimizer.lr_scales=[mlp]"]).trainingOptions() }
     }
 }

@@ -75,6 +75,24 @@ struct TrainerTests {
         #expect(zip(ga.slab.buffer, gp.slab.buffer).allSatisfy { abs($0 - $1) <= 1e-5 * scale })
     }
 
+    @Test("frozen groups stay bit for bit; a group's learning-rate scale of 0 leaves it too; the rest moves",
+          arguments: [TrainingOptions.Method.adamw, .adamwFused])
+    func groups(method: TrainingOptions.Method) throws {
+        let base = try Self.setUp(method, clip: nil)
+        var o = base.options
+        o.groups = ParameterGroups(weightDecay: 0.1, frozen: [.embedding], learningRateScale: [.mlp: 0])
+        let trainer = try Trainer(model: base.model, examples: base.examples, options: o)
+        let layout = trainer.model.layout
+        func weights() -> [[Float]] { layout.parameters.indices.map { id in trainer.model.store.withFloats(id) { Array($0) } } }
+        let before = weights()
+        for _ in 0..<3 { _ = try trainer.runStep() }
+        let after = weights()
+        for (id, info) in layout.parameters.enumerated() {
+            let group = ParameterGroup(info.role)
+            #expect((before[id] == after[id]) == (group == .embedding || group == .mlp), "\(info.name)")
+        }
+    }
+
     @Test("fused updates with global clipping are refused before training, naming the trade-off")
     func fusedWithClipping() throws {
         let error = try #require(throws: TrainingError.self) { try Self.setUp(.adamwFused, clip: 1.0) }

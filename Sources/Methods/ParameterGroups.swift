@@ -1,0 +1,48 @@
+import Llama
+
+/// Parameters treated alike by an optimizer, chosen by role.
+public enum ParameterGroup: String, Sendable, Codable, CaseIterable, Comparable {
+    /// The token embedding (also the LM head when tied).
+    case embedding
+    /// An untied LM head.
+    case head
+    /// RMSNorm scales.
+    case norms
+    /// q, k, v and o projections.
+    case attention
+    /// gate, up and down projections.
+    case mlp
+
+    public init(_ role: ParameterRole) {
+        self = switch role {
+        case .embedding: .embedding
+        case .head: .head
+        case .attentionNorm, .ffnNorm, .finalNorm: .norms
+        case .query, .key, .value, .output: .attention
+        case .gate, .up, .down: .mlp
+        }
+    }
+
+    public static func < (a: Self, b: Self) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
+}
+
+/// Optimizer settings per parameter group, as PyTorch recipes' param groups: decoupled weight decay
+/// (norms exempt by default), a learning-rate multiplier, and frozen groups that are never updated.
+public struct ParameterGroups: Sendable, Equatable, Codable {
+    public var weightDecay: Float
+    public var noDecay: Set<ParameterGroup>
+    public var frozen: Set<ParameterGroup>
+    public var learningRateScale: [ParameterGroup: Float]
+
+    public init(weightDecay: Float, noDecay: Set<ParameterGroup> = [.norms], frozen: Set<ParameterGroup> = [],
+                learningRateScale: [ParameterGroup: Float] = [:]) {
+        self.weightDecay = weightDecay
+        self.noDecay = noDecay
+        self.frozen = frozen
+        self.learningRateScale = learningRateScale
+    }
+
+    public func weightDecay(for role: ParameterRole) -> Float { noDecay.contains(ParameterGroup(role)) ? 0 : weightDecay }
+    public func isFrozen(_ role: ParameterRole) -> Bool { frozen.contains(ParameterGroup(role)) }
+    public func learningRate(_ lr: Float, for role: ParameterRole) -> Float { lr * (learningRateScale[ParameterGroup(role)] ?? 1) }
+}
