@@ -31,7 +31,7 @@ public enum Checkpoint {
         try SafeTensorsWriter.write(layout.parameters.enumerated().map { id, info in
             SafeTensorsWriter.Entry(name: info.name, shape: info.shape) { model.store.withFloats(id) { Array($0) } }
         }, to: partial + "/weights.safetensors", dtype: .f32)
-        try SafeTensorsWriter.write(trainer.optimizer.state.map { s in
+        try SafeTensorsWriter.write(trainer.method.state.map { s in
             SafeTensorsWriter.Entry(name: s.name, shape: [s.buffer.count]) { Array(s.buffer.buffer) }
         }, to: partial + "/optimizer.safetensors", dtype: .f32)
         let state = TrainerState(step: trainer.step, options: trainer.options, nonFiniteSkipped: trainer.guardian.skipped,
@@ -66,14 +66,14 @@ public enum Checkpoint {
         for info in layout.parameters where weights.tensors[info.name]?.shape != info.shape {
             throw TrainingError(message: "\(path)/weights.safetensors: tensor \(info.name) is missing or has another shape")
         }
-        for s in trainer.optimizer.state where optimizer.tensors[s.name]?.count != s.buffer.count {
+        for s in trainer.method.state where optimizer.tensors[s.name]?.count != s.buffer.count {
             throw TrainingError(message: "\(path)/optimizer.safetensors: state \(s.name) is missing or has another size")
         }
         // Everything checked: now overwrite.
         for (id, info) in layout.parameters.enumerated() {
             trainer.model.store.update(id) { w in weights.read(weights.tensors[info.name]!, into: w.baseAddress!) }
         }
-        for s in trainer.optimizer.state { optimizer.read(optimizer.tensors[s.name]!, into: s.buffer.pointer) }
+        for s in trainer.method.state { optimizer.read(optimizer.tensors[s.name]!, into: s.buffer.pointer) }
         trainer.restore(step: state.step, nonFiniteSkipped: state.nonFiniteSkipped)
     }
 }

@@ -64,23 +64,29 @@ public final class Trainer {
     public let model: LlamaModel
     public let options: TrainingOptions
     let examples: [TokenizedExample]
-    let optimizer: any Optimizer
+    /// The method that changes the weights.
+    public let method: any FineTuningMethod
     var guardian = NonFiniteGuard()
     public private(set) var step = 0
-    /// The full gradient of the accumulate modes (none in fused mode).
-    let gradients: GradientSlab?
 
     public init(model: LlamaModel, examples: [TokenizedExample], options: TrainingOptions) throws {
         try options.validate()
         self.model = model
         self.examples = examples
         self.options = options
-        let layout = model.layout
-        optimizer = Self.optimizer(options.method, layout: layout, groups: options.groups, ledger: model.ledger)
-        gradients = options.method == .adamwFused ? nil : GradientSlab(layout: layout, ledger: model.ledger)
+        method = Self.method(options, model: model)
         let sequences = sequences(ofEpoch: 0).count
         guard sequences >= options.batchSize * options.accumulation else {
             throw TrainingError(message: "the dataset makes \(sequences) sequences (\(examples.count) examples\(options.packing ? ", packed" : "")), fewer than one step of \(options.accumulation) × \(options.batchSize)")
+        }
+    }
+
+    /// The method that `options` name, with its state allocated for `model`.
+    public static func method(_ options: TrainingOptions, model: LlamaModel) -> any FineTuningMethod {
+        let optimizer = optimizer(options.method, layout: model.layout, groups: options.groups, ledger: model.ledger)
+        return switch options.method {
+        case .adamwFused: FusedGradientMethod(optimizer: optimizer, store: model.store, checkpointing: options.checkpointing, ledger: model.ledger)
+        case .adamw, .lion, .sgd: AccumulatedGradientMethod(optimizer: optimizer, clipNorm: options.clipNorm, checkpointing: options.checkpointing, ledger: model.ledger)
         }
     }
 
@@ -145,43 +151,11 @@ public final class Trainer {
     /// One optimizer step.
     public func runStep() throws -> StepReport {
         let start = monotonicNanoseconds()
-        let micro = options.accumulation
         let lr = options.schedule.rate(at: step)
         step += 1
-        var loss: LossResult, norm: Double?, skipped = false, length = 0
-        if options.method == .adamwFused {
-            let sink = FusedUpdateSink(optimizer: optimizer, store: model.store, ledger: model.ledger)
-            sink.learningRate = Float(lr)
-            sink.step = step
-            let b = try batch(at: step - 1)
-            length = b.length
-            loss = try model.lossAndGradients(b, into: sink, checkpointing: options.checkpointing)
-            guard loss.mean.isFinite else {  // the weights changed inside backward: nothing to skip
-                throw TrainingError(message: "step \(step): non-finite loss \(loss.mean) with fused updates, which change the weights inside backward and cannot skip a step. Lower the learning rate or use adamw (full gradient, skips such steps).")
-            }
-        } else {
-            let grads = gradients!
-            grads.zero()
-            loss = LossResult(sum: 0, count: 0)
-            for k in 0..<micro {  // each backward adds its mean-loss gradient; the step uses their average
-                let b = try batch(at: (step - 1) * micro + k)
-                length = b.length
-                let r = try model.lossAndGradients(b, into: grads, checkpointing: options.checkpointing)
-                loss.sum += r.sum
-                loss.count += r.count
-            }
-            if micro > 1 { Vector.scale(grads.slab.pointer, count: grads.slab.count, by: 1 / Float(micro)) }
-            for (id, info) in model.layout.parameters.enumerated() where options.groups.isFrozen(info.role) {
-                _ = grads.view(id).initialize(repeating: 0)  // frozen: out of the norm and the step
-            }
-            norm = options.clipNorm.map { GradientClipping.clip(grads, maxNorm: $0) } ?? GradientClipping.norm(grads)
-            if try guardian.admit(loss: loss.mean, gradientNorm: norm!, step: step) {
-                optimizer.step(model.store, gradients: grads, learningRate: Float(lr), step: step)
-            } else {
-                skipped = true
-            }
-        }
-        return StepReport(step: step, loss: loss.mean, learningRate: lr, gradientNorm: norm, tokens: loss.count, length: length,
-                          seconds: Double(monotonicNanoseconds() - start) * 1e-9, skipped: skipped)
+        let batches = try (0..<options.accumulation).map { try batch(at: (step - 1) * options.accumulation + $0) }
+        let r = try method.step(model, batches: batches, learningRate: Float(lr), step: step, nonFinite: &guardian)
+        return StepReport(step: step, loss: r.loss.mean, learningRate: lr, gradientNorm: r.gradientNorm, tokens: r.loss.count,
+                          length: batches.last!.length, seconds: Double(monotonicNanoseconds() - start) * 1e-9, skipped: r.skipped)
     }
 }

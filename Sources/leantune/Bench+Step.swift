@@ -17,37 +17,23 @@ extension Bench {
 
         func run() throws {
             let (model, batch) = try PassBenchmark.setUp(options)
-            let store = model.store, layout = model.layout
-            let optimizer = Trainer.optimizer(method, layout: layout)
-            let lr: Float = 1e-5
             var planned = TrainingOptions()
             planned.method = method
             planned.batchSize = options.batch
             planned.maxLength = options.seq
             planned.checkpointing = checkpointing
+            planned.clipNorm = method == .adamwFused ? nil : 1.0  // as a real run: clipping where it is possible
             let plan = MemoryPlan.estimate(model.config, options: planned, threads: options.threads).values.reduce(0, +)
             defer {
                 let peak = MemoryLedger.shared.snapshot().peakTotal
                 print(String(format: "estimate %@ vs ledger peak %@ (%+.1f%%)", PassBenchmark.format(bytes: plan),
                              PassBenchmark.format(bytes: peak), 100 * Double(plan - peak) / Double(peak)))
             }
-            var step = 0
-            if method == .adamwFused {
-                let sink = FusedUpdateSink(optimizer: optimizer, store: store)
-                sink.learningRate = lr
-                PassBenchmark.report(options, model, label: "step \(method.rawValue) (checkpointing \(checkpointing ? "on" : "off"))") {
-                    step += 1
-                    sink.step = step
-                    _ = try! model.lossAndGradients(batch, into: sink, checkpointing: checkpointing)
-                }
-            } else {
-                let grads = GradientSlab(layout: layout)
-                PassBenchmark.report(options, model, label: "step \(method.rawValue) (checkpointing \(checkpointing ? "on" : "off"))") {
-                    step += 1
-                    grads.zero()
-                    _ = try! model.lossAndGradients(batch, into: grads, checkpointing: checkpointing)
-                    optimizer.step(store, gradients: grads, learningRate: lr, step: step)
-                }
+            let trainingMethod = Trainer.method(planned, model: model)
+            var step = 0, guardian = NonFiniteGuard()
+            PassBenchmark.report(options, model, label: "step \(method.rawValue) (checkpointing \(checkpointing ? "on" : "off"))") {
+                step += 1
+                _ = try! trainingMethod.step(model, batches: [batch], learningRate: 1e-5, step: step, nonFinite: &guardian)
             }
         }
     }

@@ -1,0 +1,98 @@
+import Llama
+import TensorCore
+
+/// What one step of a method did.
+public struct MethodStep: Sendable {
+    /// Loss over the step's batches (before the update).
+    public var loss: LossResult
+    /// Global gradient norm before clipping, when the method forms the full gradient.
+    public var gradientNorm: Double?
+    /// The step was not applied (non-finite loss or gradient).
+    public var skipped: Bool
+
+    public init(loss: LossResult, gradientNorm: Double? = nil, skipped: Bool = false) {
+        self.loss = loss
+        self.gradientNorm = gradientNorm
+        self.skipped = skipped
+    }
+}
+
+/// One way of changing a model's weights; every method sits behind it. The trainer hands a method the
+/// micro-batches of a step and the step's learning rate; the method runs the passes it needs (backward
+/// into a full gradient, fused updates inside backward, forward passes only) and updates the weights.
+public protocol FineTuningMethod: AnyObject {
+    /// One step over `batches` (micro-batches of one step); `step` counts from 1. `nonFinite` decides
+    /// whether a step with a non-finite loss or gradient is skipped or the run stops.
+    func step(_ model: LlamaModel, batches: [TokenBatch], learningRate: Float, step: Int,
+              nonFinite: inout NonFiniteGuard) throws -> MethodStep
+    /// The tensors to checkpoint, by name.
+    var state: [(name: String, buffer: AlignedBuffer<Float>)] { get }
+}
+
+/// Backpropagation into a full gradient slab: micro-batch gradients are averaged, optionally clipped to a
+/// global norm, checked for non-finite values, then the optimizer updates every tensor.
+public final class AccumulatedGradientMethod: FineTuningMethod {
+    public let optimizer: any Optimizer
+    public let gradients: GradientSlab
+    public let clipNorm: Double?
+    public let checkpointing: Bool
+
+    public init(optimizer: any Optimizer, clipNorm: Double?, checkpointing: Bool, ledger: MemoryLedger) {
+        self.optimizer = optimizer
+        self.clipNorm = clipNorm
+        self.checkpointing = checkpointing
+        gradients = GradientSlab(layout: optimizer.layout, ledger: ledger)
+    }
+
+    public var state: [(name: String, buffer: AlignedBuffer<Float>)] { optimizer.state }
+
+    public func step(_ model: LlamaModel, batches: [TokenBatch], learningRate: Float, step: Int,
+                     nonFinite: inout NonFiniteGuard) throws -> MethodStep {
+        gradients.zero()
+        var loss = LossResult(sum: 0, count: 0)
+        for b in batches {  // each backward adds its mean-loss gradient; the step uses their average
+            let r = try model.lossAndGradients(b, into: gradients, checkpointing: checkpointing)
+            loss.sum += r.sum
+            loss.count += r.count
+        }
+        if batches.count > 1 { Vector.scale(gradients.slab.pointer, count: gradients.slab.count, by: 1 / Float(batches.count)) }
+        for (id, info) in optimizer.layout.parameters.enumerated() where optimizer.groups.isFrozen(info.role) {
+            _ = gradients.view(id).initialize(repeating: 0)  // frozen: out of the norm and the step
+        }
+        let norm = clipNorm.map { GradientClipping.clip(gradients, maxNorm: $0) } ?? GradientClipping.norm(gradients)
+        guard try nonFinite.admit(loss: loss.mean, gradientNorm: norm, step: step) else {
+            return MethodStep(loss: loss, gradientNorm: norm, skipped: true)
+        }
+        optimizer.step(model.store, gradients: gradients, learningRate: learningRate, step: step)
+        return MethodStep(loss: loss, gradientNorm: norm)
+    }
+}
+
+/// Updates inside backward: each tensor is updated as soon as its gradient is final and the gradient is
+/// dropped, so no full-model gradient exists. One batch per step; no global clipping (the norm is
+/// known only after every tensor has moved).
+public final class FusedGradientMethod: FineTuningMethod {
+    public let optimizer: any Optimizer
+    public let checkpointing: Bool
+    private let sink: FusedUpdateSink
+
+    public init(optimizer: any Optimizer, store: any ParameterStore, checkpointing: Bool, ledger: MemoryLedger) {
+        self.optimizer = optimizer
+        self.checkpointing = checkpointing
+        sink = FusedUpdateSink(optimizer: optimizer, store: store, ledger: ledger)
+    }
+
+    public var state: [(name: String, buffer: AlignedBuffer<Float>)] { optimizer.state }
+
+    public func step(_ model: LlamaModel, batches: [TokenBatch], learningRate: Float, step: Int,
+                     nonFinite: inout NonFiniteGuard) throws -> MethodStep {
+        precondition(batches.count == 1, "fused updates take one batch per step")
+        sink.learningRate = learningRate
+        sink.step = step
+        let loss = try model.lossAndGradients(batches[0], into: sink, checkpointing: checkpointing)
+        guard loss.mean.isFinite else {  // the weights changed inside backward: nothing to skip
+            throw NonFiniteError(message: "step \(step): non-finite loss \(loss.mean) with fused updates, which change the weights inside backward and cannot skip a step. Lower the learning rate or use adamw (full gradient, skips such steps).")
+        }
+        return MethodStep(loss: loss)
+    }
+}
