@@ -58,7 +58,12 @@ public struct Philox: Sendable, Hashable, Codable {
     public func fillNormal(
         _ out: UnsafeMutableBufferPointer<Float>, stream: UInt64, offset: UInt64 = 0, scale: Float = 1
     ) {
-        fill(out, stream: stream, offset: offset) { Self.normals($0) * scale }
+        guard let base = out.baseAddress else { return }
+        Parallel.forEachChunk(out.count, grain: 1 << 14) { range in
+            withNormals(stream: stream, range: Int(offset) + range.lowerBound..<Int(offset) + range.upperBound) { r, z in
+                for k in 0..<r.count { base[r.lowerBound - Int(offset) + k] = scale * z[k] }
+            }
+        }
     }
 
     private func fill(
@@ -87,14 +92,12 @@ public struct Philox: Sendable, Hashable, Codable {
         Float(x &>> 8) * 0x1p-24
     }
 
-    /// Four standard normals from one block: Box–Muller on (lane 0, lane 1) and (lane 2, lane 3).
+    /// Four standard normals from one block: Box–Muller on (lane 0, lane 1) and (lane 2, lane 3), with the
+    /// same arithmetic as the eight-block kernel (``boxMuller(_:_:)``), so every path gives the same values.
     @inlinable
     public static func normals(_ x: SIMD4<UInt32>) -> SIMD4<Float> {
-        // u1 in (0, 1] so the logarithm is finite; u2 in [0, 1).
-        let u1a = Float((x[0] &>> 8) &+ 1) * 0x1p-24, u2a = unitInterval(x[1])
-        let u1b = Float((x[2] &>> 8) &+ 1) * 0x1p-24, u2b = unitInterval(x[3])
-        let ra = (-2 * Float.log(u1a)).squareRoot(), rb = (-2 * Float.log(u1b)).squareRoot()
-        let ta = 2 * Float.pi * u2a, tb = 2 * Float.pi * u2b
-        return SIMD4(ra * Float.cos(ta), ra * Float.sin(ta), rb * Float.cos(tb), rb * Float.sin(tb))
+        let (a0, a1) = boxMuller(SIMD8(repeating: x[0]), SIMD8(repeating: x[1]))
+        let (b0, b1) = boxMuller(SIMD8(repeating: x[2]), SIMD8(repeating: x[3]))
+        return SIMD4(a0[0], a1[0], b0[0], b1[0])
     }
 }
