@@ -17,13 +17,37 @@ public struct MethodStep: Sendable {
     }
 }
 
+/// A method's settings that cannot work, found before any step.
+public struct MethodError: Error, CustomStringConvertible {
+    public let message: String
+    public init(message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// The data of one step as a method sees it.
+public struct StepInputs {
+    /// The step's micro-batches (gradient methods backpropagate through them).
+    public var batches: [TokenBatch]
+    /// The step's objective at the current weights, forward only (what zeroth-order methods difference).
+    public var objective: () throws -> LossResult
+    /// The objective on the i-th batch of a second, independent data stream (DiZO's projection search).
+    public var auxiliaryObjective: (Int) throws -> LossResult
+
+    public init(batches: [TokenBatch], objective: @escaping () throws -> LossResult,
+                auxiliaryObjective: @escaping (Int) throws -> LossResult) {
+        self.batches = batches
+        self.objective = objective
+        self.auxiliaryObjective = auxiliaryObjective
+    }
+}
+
 /// One way of changing a model's weights; every method sits behind it. The trainer hands a method the
 /// micro-batches of a step and the step's learning rate; the method runs the passes it needs (backward
 /// into a full gradient, fused updates inside backward, forward passes only) and updates the weights.
 public protocol FineTuningMethod: AnyObject {
-    /// One step over `batches` (micro-batches of one step); `step` counts from 1. `nonFinite` decides
-    /// whether a step with a non-finite loss or gradient is skipped or the run stops.
-    func step(_ model: LlamaModel, batches: [TokenBatch], learningRate: Float, step: Int,
+    /// One step on `inputs`; `step` counts from 1. `nonFinite` decides whether a step with a non-finite
+    /// loss or gradient is skipped or the run stops.
+    func step(_ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
               nonFinite: inout NonFiniteGuard) throws -> MethodStep
     /// The tensors to checkpoint, by name.
     var state: [(name: String, buffer: AlignedBuffer<Float>)] { get }
@@ -46,8 +70,9 @@ public final class AccumulatedGradientMethod: FineTuningMethod {
 
     public var state: [(name: String, buffer: AlignedBuffer<Float>)] { optimizer.state }
 
-    public func step(_ model: LlamaModel, batches: [TokenBatch], learningRate: Float, step: Int,
+    public func step(_ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
                      nonFinite: inout NonFiniteGuard) throws -> MethodStep {
+        let batches = inputs.batches
         gradients.zero()
         var loss = LossResult(sum: 0, count: 0)
         for b in batches {  // each backward adds its mean-loss gradient; the step uses their average
@@ -84,8 +109,9 @@ public final class FusedGradientMethod: FineTuningMethod {
 
     public var state: [(name: String, buffer: AlignedBuffer<Float>)] { optimizer.state }
 
-    public func step(_ model: LlamaModel, batches: [TokenBatch], learningRate: Float, step: Int,
+    public func step(_ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
                      nonFinite: inout NonFiniteGuard) throws -> MethodStep {
+        let batches = inputs.batches
         precondition(batches.count == 1, "fused updates take one batch per step")
         sink.learningRate = learningRate
         sink.step = step

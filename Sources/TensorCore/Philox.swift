@@ -43,10 +43,13 @@ public struct Philox: Sendable, Hashable, Codable {
         Self.unitInterval(bits(stream: stream, index: index))
     }
 
-    /// Standard normal at `index` (Box–Muller on the block's lanes 0,1 and 2,3).
+    /// Standard normal at `index`: output (index mod 256) / 64 of block 64·(index / 256) + index mod 64
+    /// (see ``normals256(stream:tile:scratch:into:)``).
     @inlinable
     public func normal(stream: UInt64, index: UInt64) -> Float {
-        Self.normals(block(stream: stream, block: index &>> 2))[Int(truncatingIfNeeded: index & 3)]
+        let x = block(stream: stream, block: (index &>> 8) &* 64 &+ (index & 63)), word = Int((index &>> 6) & 3)
+        let (c, s) = Self.boxMuller(x[word & 2], x[(word & 2) + 1])
+        return word & 1 == 0 ? c : s
     }
 
     /// Fills `out[j]` with the uniform at index `offset + j`, in parallel.
@@ -90,14 +93,5 @@ public struct Philox: Sendable, Hashable, Codable {
     @inlinable
     public static func unitInterval(_ x: UInt32) -> Float {
         Float(x &>> 8) * 0x1p-24
-    }
-
-    /// Four standard normals from one block: Box–Muller on (lane 0, lane 1) and (lane 2, lane 3), with the
-    /// same arithmetic as the eight-block kernel (``boxMuller(_:_:)``), so every path gives the same values.
-    @inlinable
-    public static func normals(_ x: SIMD4<UInt32>) -> SIMD4<Float> {
-        let (a0, a1) = boxMuller(SIMD8(repeating: x[0]), SIMD8(repeating: x[1]))
-        let (b0, b1) = boxMuller(SIMD8(repeating: x[2]), SIMD8(repeating: x[3]))
-        return SIMD4(a0[0], a1[0], b0[0], b1[0])
     }
 }

@@ -14,7 +14,9 @@ public struct RunConfig: Equatable {
         "data": ["train": .none, "eval": .none, "packing": .bool(false), "task": .string("lm"), "template": .string("{text}"),
                  "label_words": .strings([]), "limit": .int(0), "skip": .int(0), "eval_limit": .int(0), "eval_skip": .int(0),
                  "sample_seed": .int(0)],
-        "method": ["name": .string("adamw"), "checkpointing": .bool(false)],
+        "method": ["name": .string("adamw"), "checkpointing": .bool(false), "epsilon": .double(1e-3), "perturbations": .int(1),
+                   "projected": .string("kv"), "interval": .int(50), "iterations": .int(10), "clip_range": .double(0.2),
+                   "projection_epsilon": .double(0.1), "projection_step": .double(2.0)],
         "optimizer": ["lr": .double(1e-4), "weight_decay": .double(0), "clip": .double(1.0), "no_decay": .strings(["norms"]),
                       "frozen": .strings([]), "lr_scales": .strings([])],
         "schedule": ["shape": .string("cosine"), "warmup": .int(0), "steps": .int(100)],
@@ -184,6 +186,18 @@ public struct RunConfig: Equatable {
         o.seed = UInt64(max(0, int("train.seed")))
         o.checkpointing = bool("method.checkpointing")
         o.packing = bool("data.packing")
+        o.zerothOrder.epsilon = Float(double("method.epsilon") ?? 0)
+        o.zerothOrder.perturbations = int("method.perturbations")
+        let projected = string("method.projected") ?? ""
+        guard let set = DiZO.ProjectedSet(rawValue: projected) else {
+            throw TrainingError(message: "method.projected '\(projected)' is not a projected set; choose one of \(DiZO.ProjectedSet.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        o.zerothOrder.projection.set = set
+        o.zerothOrder.projection.interval = int("method.interval")
+        o.zerothOrder.projection.iterations = int("method.iterations")
+        o.zerothOrder.projection.clip = Float(double("method.clip_range") ?? 0)
+        o.zerothOrder.projection.epsilon = Float(double("method.projection_epsilon") ?? 0)
+        o.zerothOrder.projection.stepSize = Float(double("method.projection_step") ?? 0)
         try o.validate()
         return o
     }

@@ -5,7 +5,20 @@ import TensorCore
 
 /// What a training run does.
 public struct TrainingOptions: Sendable, Codable, Equatable {
-    public enum Method: String, Sendable, Codable, CaseIterable { case adamw, adamwFused = "adamw-fused", lion, sgd }
+    public enum Method: String, Sendable, Codable, CaseIterable {
+        case adamw, adamwFused = "adamw-fused", lion, sgd, mezo, dizo
+
+        /// Forward passes only: no gradient, no saved activations.
+        public var isZerothOrder: Bool { self == .mezo || self == .dizo }
+    }
+
+    /// MeZO's ε and perturbations per step; DiZO's projection.
+    public struct ZerothOrder: Sendable, Codable, Equatable {
+        public var epsilon: Float = 1e-3
+        public var perturbations = 1
+        public var projection = DiZO.Projection()
+        public init() {}
+    }
 
     public var method: Method = .adamw
     public var schedule = LRSchedule(.cosine, peak: 1e-4, warmup: 0, total: 100)
@@ -22,6 +35,8 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     public var checkpointing = false
     /// Pack several examples into each sequence (attention and positions stay within each example).
     public var packing = false
+    /// Settings of the zeroth-order methods.
+    public var zerothOrder = ZerothOrder()
 
     public init() {}
 
@@ -32,6 +47,14 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
         }
         if method == .adamwFused, accumulation > 1 {
             throw TrainingError(message: "adamw-fused updates each tensor as soon as its gradient is known, so gradients of several micro-batches never meet: set accumulation to 1, or use adamw (full gradient, +4 bytes per parameter) to accumulate")
+        }
+        if method.isZerothOrder {
+            let z = zerothOrder, p = z.projection
+            guard z.epsilon > 0, z.epsilon.isFinite else { throw TrainingError(message: "method.epsilon must be > 0 (MeZO uses 1e-3), got \(z.epsilon)") }
+            guard (1..<4096).contains(z.perturbations) else { throw TrainingError(message: "method.perturbations must be in 1..<4096, got \(z.perturbations)") }
+            guard p.interval >= 1, p.iterations >= 1, p.clip > 0, p.clip < 1, p.epsilon > 0, p.stepSize > 0 else {
+                throw TrainingError(message: "DiZO needs method.interval ≥ 1, method.iterations ≥ 1, 0 < method.clip_range < 1, method.projection_epsilon > 0 and method.projection_step > 0")
+            }
         }
         if schedule.total <= 0 || batchSize <= 0 || maxLength <= 0 || accumulation <= 0 {
             throw TrainingError(message: "steps, batch size and sequence length must be positive")
@@ -74,7 +97,7 @@ public final class Trainer {
         self.model = model
         self.examples = examples
         self.options = options
-        method = Self.method(options, model: model)
+        method = try Self.method(options, model: model)
         let sequences = sequences(ofEpoch: 0).count
         guard sequences >= options.batchSize * options.accumulation else {
             throw TrainingError(message: "the dataset makes \(sequences) sequences (\(examples.count) examples\(options.packing ? ", packed" : "")), fewer than one step of \(options.accumulation) × \(options.batchSize)")
@@ -82,21 +105,30 @@ public final class Trainer {
     }
 
     /// The method that `options` name, with its state allocated for `model`.
-    public static func method(_ options: TrainingOptions, model: LlamaModel) -> any FineTuningMethod {
-        let optimizer = optimizer(options.method, layout: model.layout, groups: options.groups, ledger: model.ledger)
-        return switch options.method {
-        case .adamwFused: FusedGradientMethod(optimizer: optimizer, store: model.store, checkpointing: options.checkpointing, ledger: model.ledger)
-        case .adamw, .lion, .sgd: AccumulatedGradientMethod(optimizer: optimizer, clipNorm: options.clipNorm, checkpointing: options.checkpointing, ledger: model.ledger)
+    public static func method(_ options: TrainingOptions, model: LlamaModel) throws -> any FineTuningMethod {
+        let z = options.zerothOrder
+        let mezo = { MeZO(layout: model.layout, epsilon: z.epsilon, perturbations: z.perturbations, seed: options.seed, groups: options.groups) }
+        switch options.method {
+        case .mezo: return mezo()
+        case .dizo:
+            do { return try DiZO(mezo: mezo(), projection: z.projection, store: model.store, seed: options.seed, ledger: model.ledger) } catch let e as MethodError {
+                throw TrainingError(message: e.message)
+            }
+        default: break
         }
+        let optimizer = optimizer(options.method, layout: model.layout, groups: options.groups, ledger: model.ledger)
+        return options.method == .adamwFused
+            ? FusedGradientMethod(optimizer: optimizer, store: model.store, checkpointing: options.checkpointing, ledger: model.ledger)
+            : AccumulatedGradientMethod(optimizer: optimizer, clipNorm: options.clipNorm, checkpointing: options.checkpointing, ledger: model.ledger)
     }
 
     /// The optimizer of `method` with its state slabs for `layout`.
     public static func optimizer(_ method: TrainingOptions.Method, layout: ParameterLayout,
                                  groups: ParameterGroups = ParameterGroups(weightDecay: 0), ledger: MemoryLedger = .shared) -> any Optimizer {
         switch method {
-        case .adamw, .adamwFused: AdamW(layout: layout, groups: groups, ledger: ledger)
         case .lion: Lion(layout: layout, groups: groups, ledger: ledger)
         case .sgd: SGD(layout: layout, momentum: 0.9, groups: groups, ledger: ledger)
+        default: AdamW(layout: layout, groups: groups, ledger: ledger)
         }
     }
 
@@ -105,32 +137,36 @@ public final class Trainer {
         guardian = NonFiniteGuard(limit: guardian.limit, skipped: nonFiniteSkipped)
     }
 
-    /// Batches per epoch of the epochs seen so far, and the sequences of the last one asked for.
-    private var batchesPerEpoch: [Int] = []
-    private var cachedEpoch: (epoch: Int, sequences: [[Int]])?
+    /// Per data stream: batches per epoch of the epochs seen so far, and the sequences of the last one asked for.
+    private var batchesPerEpoch: [Int: [Int]] = [:]
+    private var cachedEpoch: [Int: (epoch: Int, sequences: [[Int]])] = [:]
 
     /// Epoch `epoch`'s sequences as example indices: a per-epoch seeded shuffle, one example per
-    /// sequence or, when packing, consecutive examples of the shuffle packed together.
-    func sequences(ofEpoch epoch: Int) -> [[Int]] {
-        if let cachedEpoch, cachedEpoch.epoch == epoch { return cachedEpoch.sequences }
-        let order = Batcher.shuffled(examples.count, seed: options.seed, epoch: epoch)
+    /// sequence or, when packing, consecutive examples of the shuffle packed together. Stream 0 is the
+    /// training order; stream 1 an independent one (DiZO's projection batches).
+    func sequences(ofEpoch epoch: Int, stream: Int = 0) -> [[Int]] {
+        if let cached = cachedEpoch[stream], cached.epoch == epoch { return cached.sequences }
+        let order = Batcher.shuffled(examples.count, seed: options.seed &+ UInt64(stream) &* 0x9E37_79B9_7F4A_7C15, epoch: epoch)
         let sequences = options.packing
             ? Batcher.packRows(order.map { examples[$0].ids.count }, maxLength: options.maxLength).map { Array(order[$0]) }
             : order.map { [$0] }
-        cachedEpoch = (epoch, sequences)
+        cachedEpoch[stream] = (epoch, sequences)
         return sequences
     }
 
-    /// Micro-batch `index` (0-based over the run): consecutive slices of its epoch's sequences.
-    func batch(at index: Int) throws -> TokenBatch {
+    /// Micro-batch `index` (0-based over the run) of data stream `stream`: consecutive slices of its epoch's sequences.
+    func batch(at index: Int, stream: Int = 0) throws -> TokenBatch {
         var epoch = 0, position = index
         while true {
-            if epoch == batchesPerEpoch.count { batchesPerEpoch.append(sequences(ofEpoch: epoch).count / options.batchSize) }
-            if position < batchesPerEpoch[epoch] { break }
-            position -= batchesPerEpoch[epoch]
+            if epoch == batchesPerEpoch[stream, default: []].count {
+                batchesPerEpoch[stream, default: []].append(sequences(ofEpoch: epoch, stream: stream).count / options.batchSize)
+            }
+            let count = batchesPerEpoch[stream]![epoch]
+            if position < count { break }
+            position -= count
             epoch += 1
         }
-        let picked = sequences(ofEpoch: epoch)[position * options.batchSize..<(position + 1) * options.batchSize]
+        let picked = sequences(ofEpoch: epoch, stream: stream)[position * options.batchSize..<(position + 1) * options.batchSize]
         return try Batcher.batch(packed: picked.map { $0.map { examples[$0] } }, maxLength: options.maxLength)
     }
 
@@ -154,7 +190,14 @@ public final class Trainer {
         let lr = options.schedule.rate(at: step)
         step += 1
         let batches = try (0..<options.accumulation).map { try batch(at: (step - 1) * options.accumulation + $0) }
-        let r = try method.step(model, batches: batches, learningRate: Float(lr), step: step, nonFinite: &guardian)
+        let model = self.model
+        let inputs = StepInputs(batches: batches, objective: {
+            try batches.reduce(LossResult(sum: 0, count: 0)) { total, b in
+                let r = try model.loss(b)
+                return LossResult(sum: total.sum + r.sum, count: total.count + r.count)
+            }
+        }, auxiliaryObjective: { [unowned self] i in try model.loss(try batch(at: i, stream: 1)) })
+        let r = try method.step(model, inputs: inputs, learningRate: Float(lr), step: step, nonFinite: &guardian)
         return StepReport(step: step, loss: r.loss.mean, learningRate: lr, gradientNorm: r.gradientNorm, tokens: r.loss.count,
                           length: batches.last!.length, seconds: Double(monotonicNanoseconds() - start) * 1e-9, skipped: r.skipped)
     }

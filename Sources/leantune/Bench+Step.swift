@@ -8,7 +8,7 @@ extension Bench {
     /// One full training step of a built-in method on random weights.
     struct Step: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "One training step (forward, backward, update) of a method: adamw, adamw-fused, lion, sgd.")
+            abstract: "One training step of a method: adamw, adamw-fused, lion, sgd, mezo, dizo.")
         @OptionGroup var options: PassOptions
         @Option(help: "adamw and lion and sgd keep a full gradient slab; adamw-fused updates each tensor inside backward.")
         var method: TrainingOptions.Method = .adamw
@@ -29,11 +29,22 @@ extension Bench {
                 print(String(format: "estimate %@ vs ledger peak %@ (%+.1f%%)", PassBenchmark.format(bytes: plan),
                              PassBenchmark.format(bytes: peak), 100 * Double(plan - peak) / Double(peak)))
             }
-            let trainingMethod = Trainer.method(planned, model: model)
-            var step = 0, guardian = NonFiniteGuard()
+            let trainingMethod = try Trainer.method(planned, model: model)
+            var step = 0, guardian = NonFiniteGuard(), forward = 0.0, rest: [Double] = []
+            let inputs = StepInputs(batches: [batch], objective: {
+                let start = monotonicNanoseconds()
+                defer { forward += Double(monotonicNanoseconds() - start) * 1e-9 }
+                return try model.loss(batch)
+            }, auxiliaryObjective: { _ in try model.loss(batch) })
             PassBenchmark.report(options, model, label: "step \(method.rawValue) (checkpointing \(checkpointing ? "on" : "off"))") {
                 step += 1
-                _ = try! trainingMethod.step(model, batches: [batch], learningRate: 1e-5, step: step, nonFinite: &guardian)
+                forward = 0
+                let start = monotonicNanoseconds()
+                _ = try! trainingMethod.step(model, inputs: inputs, learningRate: 1e-6, step: step, nonFinite: &guardian)
+                rest.append(Double(monotonicNanoseconds() - start) * 1e-9 - forward)
+            }
+            if method.isZerothOrder {  // what is not a forward pass: the perturbation and update passes
+                print(String(format: "perturbation and update passes: median %.3f s per step (forward passes: the rest)", rest.sorted()[rest.count / 2]))
             }
         }
     }

@@ -26,7 +26,7 @@ struct TrainerTests {
         return try Trainer(model: model, examples: examples, options: o)
     }
 
-    @Test("the loss falls over 30 steps", arguments: TrainingOptions.Method.allCases)
+    @Test("the loss falls over 30 steps", arguments: TrainingOptions.Method.allCases.filter { !$0.isZerothOrder })
     func learns(method: TrainingOptions.Method) throws {
         let trainer = try Self.setUp(method, clip: method == .adamwFused ? nil : 1.0)
         let first = try trainer.runStep().loss

@@ -1,0 +1,38 @@
+import ArgumentParser
+import TensorCore
+
+extension Bench {
+    /// Throughput of the perturbation generator that zeroth-order methods regenerate in every pass.
+    struct RNG: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Standard normals per second from Philox (the zeroth-order perturbation generator).")
+        @Option(help: "Normals per run.")
+        var count = 100_000_000
+        @Option(help: "Threads.")
+        var threads = 2
+        @Option(help: "Timed repetitions (after one warm-up).")
+        var repetitions = 5
+
+        func run() throws {
+            GEMM.setThreads(threads)
+            let rng = Philox(seed: 1)
+            var times: [Double] = [], checksum: Float = 0
+            for r in 0...repetitions {
+                let start = monotonicNanoseconds()
+                let grain = 1 << 16, sums = UnsafeMutableBufferPointer<Float>.allocate(capacity: count / grain + 1)
+                sums.initialize(repeating: 0)
+                nonisolated(unsafe) let out = sums.baseAddress!  // one slot per chunk
+                Parallel.forEachChunk(count, grain: grain) { range in  // sum the values so that nothing is optimised away
+                    var s: Float = 0
+                    rng.withNormals(stream: 5, range: range) { r, z in s += Vector.dot(z, z, r.count) }
+                    out[range.lowerBound / grain] = s
+                }
+                checksum = sums.reduce(0, +)
+                sums.deallocate()
+                if r > 0 { times.append(Double(monotonicNanoseconds() - start) * 1e-9) }
+            }
+            let median = times.sorted()[times.count / 2]
+            print(String(format: "%d normals on %d threads: median %.3f s, %.2f ns per normal, %.0f M/s (checksum %.1f)",
+                         count, threads, median, median * 1e9 / Double(count), Double(count) / median / 1e6, checksum))
+        }
+    }
+}
