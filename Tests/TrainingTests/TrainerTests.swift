@@ -23,6 +23,7 @@ struct TrainerTests {
         o.accumulation = accumulation
         o.maxLength = 16
         o.clipNorm = clip
+        o.zerothOrder.projection.interval = 2  // DiZO projects every other step
         return try Trainer(model: model, examples: examples, options: o)
     }
 
@@ -109,7 +110,7 @@ struct CheckpointTests {
     }
 
     @Test("N straight steps equal N/2 steps, a checkpoint, a restore into a fresh model and N/2 more, bit for bit",
-          arguments: [TrainingOptions.Method.adamw, .adamwFused, .lion, .sgd])
+          arguments: [TrainingOptions.Method.adamw, .adamwFused, .lion, .sgd, .mezo, .dizo])
     func bitExactResume(method: TrainingOptions.Method) throws {
         let clip: Double? = method == .adamwFused ? nil : 1.0
         let straight = try TrainerTests.setUp(method, clip: clip)
