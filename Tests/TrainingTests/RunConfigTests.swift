@@ -73,4 +73,17 @@ struct RunConfigTests {
         #expect(error.message.contains("'embeddings' is not a parameter group") && error.message.contains("embedding, head, norms"))
         #expect(throws: TrainingError.self) { try RunConfig.resolve(yaml: Self.yaml, overrides: ["optimizer.lr_scales=[mlp]"]).trainingOptions() }
     }
+
+    @Test("zeroth-order settings: ε ≤ 0, a bad perturbation count or projection setting, an unknown projected set are refused")
+    func zerothOrder() throws {
+        for bad in [["method.name=mezo", "method.epsilon=0"], ["method.name=mezo", "method.epsilon=-1e-3"], ["method.name=mezo", "method.perturbations=0"],
+                    ["method.name=dizo", "method.clip_range=1.5"], ["method.name=dizo", "method.interval=0"]] {
+            #expect(throws: TrainingError.self, "\(bad)") { try RunConfig.resolve(yaml: Self.yaml, overrides: bad).trainingOptions() }
+        }
+        let unknown = try RunConfig.resolve(yaml: Self.yaml, overrides: ["method.name=dizo", "method.projected=qk"])
+        let error = try #require(throws: TrainingError.self) { try unknown.trainingOptions() }
+        #expect(error.message.contains("kv, qv, attention, all-linear, none"))
+        let o = try RunConfig.resolve(yaml: Self.yaml, overrides: ["method.name=dizo", "method.projected=qv", "method.interval=25"]).trainingOptions()
+        #expect(o.method == .dizo && o.zerothOrder.projection.set == .qv && o.zerothOrder.projection.interval == 25 && o.zerothOrder.epsilon == 1e-3)
+    }
 }
