@@ -42,7 +42,7 @@ struct Train: ParsableCommand {
     var evalData: String?
     @Option(help: "Where config.yaml, metrics and the fine-tuned model (model/) go; must be new (logging.output).")
     var output: String?
-    @Option(help: "adamw, adamw-fused (no full gradient; needs clip 0), lion or sgd (method.name).")
+    @Option(help: "adamw, adamw-fused (no full gradient; needs clip 0), lion, sgd, mezo or dizo (forward passes only) (method.name).")
     var method: TrainingOptions.Method?
     @Option(help: "Peak learning rate (optimizer.lr).")
     var lr: Double?

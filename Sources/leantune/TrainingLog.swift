@@ -58,15 +58,16 @@ final class TrainingLog {
                           PassBenchmark.format(bytes: ProcessMemory.peakResidentBytes), r.skipped ? "  (skipped: non-finite)" : "")
         if interactive {
             print("\r" + line, terminator: r.step == totalSteps ? "\n" : "")
-            fflush(nil)
         } else if r.step == 1 || r.step % max(1, totalSteps / 10) == 0 || r.step == totalSteps {
             print(line)
         }
+        fflush(nil)  // a log file sees each line as it happens
     }
 
     /// A line of its own (an evaluation, a sample) that does not overwrite the progress line.
     func note(_ text: String) {
         print((interactive ? "\r\u{1B}[K" : "") + text)
+        fflush(nil)
     }
 
     /// Appends a generated sample to OUTPUT/samples.jsonl.
