@@ -34,14 +34,16 @@ def main():
         print(max(grid, key=lambda lr: (grid[lr], -float(lr))))
         return
     print(f"# MeZO vs DiZO on SST-2 ({out})\n")
-    print("## Learning-rate grid (MeZO, seed 0, 500 dev sentences)\n\n| lr | zero-shot | final dev accuracy | best |\n| --- | --- | --- | --- |")
+    if runs(out, "grid-mezo-"):
+        print("## Learning-rate grid (MeZO, seed 0, 500 dev sentences)\n\n| lr | zero-shot | final dev accuracy | best |\n| --- | --- | --- | --- |")
     for d in runs(out, "grid-mezo-"):
         e, _, _ = load(os.path.join(out, d))
         print(f"| {d.split('lr', 1)[1]} | {e[0]:.4f} | {final(e):.4f} | {max(e.values()):.4f} |")
+    print()
     groups = {}
     for d in runs(out, "mezo-seed") + runs(out, "dizo-"):
         groups.setdefault(d.rsplit("-seed", 1)[0], []).append(d)
-    print("\n## Test accuracy (872 sentences of test.tsv)\n\n| run | seeds | zero-shot | final accuracy (mean ± std) | seconds per step (mean) |\n| --- | --- | --- | --- | --- |")
+    print("## Test accuracy (872 sentences of test.tsv)\n\n| run | seeds | zero-shot | final accuracy (mean ± std) | seconds per step (mean) |\n| --- | --- | --- | --- | --- |")
     finals, per_step = {}, {}
     for name, ds in groups.items():
         loaded = [load(os.path.join(out, d)) for d in ds]

@@ -5,7 +5,8 @@
 # 2. MeZO and DiZO (kv) with that rate for each seed, evaluated on the 872 sentences of test.tsv;
 # 3. the projected-set ablation of DiZO (qv, attention, all-linear) for the first seed;
 # 4. experiments/summarize_zo.py writes OUT/summary.md (accuracy against steps and wall time).
-# Settings by environment: STEPS, SEEDS, GRID, EVERY. Runs already present in OUT are kept (delete to redo).
+# Settings by environment: STEPS, SEEDS, GRID, EVERY; LR=x skips the grid; ABLATION="" skips the ablation.
+# Runs already present in OUT are kept (delete to redo).
 set -euo pipefail
 model=${1:-stories260k}
 case "$model" in
@@ -30,15 +31,20 @@ run() {  # run NAME ARGS...: one training run into OUT/NAME, skipped when it fin
   grep -E "eval" "$out/$name.log" | tail -1
 }
 
-for lr in $grid; do run "grid-mezo-lr$lr" --set method.name=mezo --set optimizer.lr="$lr"; done
-best=$(python3 experiments/summarize_zo.py "$out" --best-lr)
-echo "best MeZO learning rate on dev: $best"
+if [ -n "${LR:-}" ]; then
+  best=$LR
+  echo "learning rate given: $best (no grid)"
+else
+  for lr in $grid; do run "grid-mezo-lr$lr" --set method.name=mezo --set optimizer.lr="$lr"; done
+  best=$(python3 experiments/summarize_zo.py "$out" --best-lr)
+  echo "best MeZO learning rate on dev: $best"
+fi
 for seed in $seeds; do
   run "mezo-seed$seed" --set method.name=mezo --set optimizer.lr="$best" --set train.seed="$seed" "${test_set[@]}"
   run "dizo-kv-seed$seed" --set method.name=dizo --set method.projected=kv --set optimizer.lr="$best" --set train.seed="$seed" "${test_set[@]}"
 done
 first=${seeds%% *}
-for set in qv attention all-linear; do
+for set in ${ABLATION-qv attention all-linear}; do
   run "dizo-$set-seed$first" --set method.name=dizo --set method.projected="$set" --set optimizer.lr="$best" --set train.seed="$first" "${test_set[@]}"
 done
 python3 experiments/summarize_zo.py "$out" > "$out/summary.md"

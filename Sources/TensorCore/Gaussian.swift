@@ -2,27 +2,33 @@
 /// log, sin and cos, ≈ 1e-7 relative error), so that zeroth-order methods can regenerate a perturbation
 /// inside their update loops at a few nanoseconds per value instead of storing it.
 extension Philox {
-    /// Philox4x32-10 of the counter blocks `block0 ..< block0 + 8` of `stream`: output word w of block
-    /// block0 + j is lane j of the w-th vector.
+    /// Philox4x32-10 of blocks `block0 ..< block0 + 16` as two groups of eight: output word w of block
+    /// block0 + 8g + j is lane j of vector w of group g. The groups' rounds are independent chains in one
+    /// loop, so their multiplies overlap (one group alone is latency-bound).
     @inlinable
-    public func blocks8(stream: UInt64, block0: UInt64) -> (SIMD8<UInt32>, SIMD8<UInt32>, SIMD8<UInt32>, SIMD8<UInt32>) {
-        let lanes = SIMD8<UInt64>(0, 1, 2, 3, 4, 5, 6, 7) &+ block0
-        var c0 = SIMD8<UInt32>(truncatingIfNeeded: lanes), c1 = SIMD8<UInt32>(truncatingIfNeeded: lanes &>> 32)
-        var c2 = SIMD8<UInt32>(repeating: UInt32(truncatingIfNeeded: stream))
-        var c3 = SIMD8<UInt32>(repeating: UInt32(truncatingIfNeeded: stream &>> 32))
+    public func blocks16(stream: UInt64, block0: UInt64) -> (
+        (SIMD8<UInt32>, SIMD8<UInt32>, SIMD8<UInt32>, SIMD8<UInt32>), (SIMD8<UInt32>, SIMD8<UInt32>, SIMD8<UInt32>, SIMD8<UInt32>)
+    ) {
+        let lanesA = SIMD8<UInt64>(0, 1, 2, 3, 4, 5, 6, 7) &+ block0, lanesB = lanesA &+ 8
+        var a0 = SIMD8<UInt32>(truncatingIfNeeded: lanesA), a1 = SIMD8<UInt32>(truncatingIfNeeded: lanesA &>> 32)
+        var b0 = SIMD8<UInt32>(truncatingIfNeeded: lanesB), b1 = SIMD8<UInt32>(truncatingIfNeeded: lanesB &>> 32)
+        var a2 = SIMD8<UInt32>(repeating: UInt32(truncatingIfNeeded: stream))
+        var a3 = SIMD8<UInt32>(repeating: UInt32(truncatingIfNeeded: stream &>> 32))
+        var (b2, b3) = (a2, a3)
         var k0 = UInt32(truncatingIfNeeded: seed), k1 = UInt32(truncatingIfNeeded: seed &>> 32)
         for round in 0..<10 {
             if round > 0 {
                 k0 &+= 0x9E37_79B9
                 k1 &+= 0xBB67_AE85
             }
-            let p0 = SIMD8<UInt64>(truncatingIfNeeded: c0) &* 0xD251_1F53  // 32×32 → 64-bit products
-            let p1 = SIMD8<UInt64>(truncatingIfNeeded: c2) &* 0xCD9E_8D57
-            let hi0 = SIMD8<UInt32>(truncatingIfNeeded: p0 &>> 32), lo0 = SIMD8<UInt32>(truncatingIfNeeded: p0)
-            let hi1 = SIMD8<UInt32>(truncatingIfNeeded: p1 &>> 32), lo1 = SIMD8<UInt32>(truncatingIfNeeded: p1)
-            (c0, c1, c2, c3) = (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0)
+            let pa0 = SIMD8<UInt64>(truncatingIfNeeded: a0) &* 0xD251_1F53, pb0 = SIMD8<UInt64>(truncatingIfNeeded: b0) &* 0xD251_1F53
+            let pa1 = SIMD8<UInt64>(truncatingIfNeeded: a2) &* 0xCD9E_8D57, pb1 = SIMD8<UInt64>(truncatingIfNeeded: b2) &* 0xCD9E_8D57
+            (a0, a1, a2, a3) = (SIMD8<UInt32>(truncatingIfNeeded: pa1 &>> 32) ^ a1 ^ k0, SIMD8<UInt32>(truncatingIfNeeded: pa1),
+                                SIMD8<UInt32>(truncatingIfNeeded: pa0 &>> 32) ^ a3 ^ k1, SIMD8<UInt32>(truncatingIfNeeded: pa0))
+            (b0, b1, b2, b3) = (SIMD8<UInt32>(truncatingIfNeeded: pb1 &>> 32) ^ b1 ^ k0, SIMD8<UInt32>(truncatingIfNeeded: pb1),
+                                SIMD8<UInt32>(truncatingIfNeeded: pb0 &>> 32) ^ b3 ^ k1, SIMD8<UInt32>(truncatingIfNeeded: pb0))
         }
-        return (c0, c1, c2, c3)
+        return ((a0, a1, a2, a3), (b0, b1, b2, b3))
     }
 
     /// Normals per tile of ``normals256(stream:tile:scratch:into:)``.
@@ -35,12 +41,10 @@ extension Philox {
     @inlinable
     public func normals256(stream: UInt64, tile: UInt64, scratch: UnsafeMutablePointer<UInt32>, into out: UnsafeMutablePointer<Float>) {
         scratch.withMemoryRebound(to: SIMD8<UInt32>.self, capacity: 32) { v in
-            for g in 0..<8 {
-                let (x0, x1, x2, x3) = blocks8(stream: stream, block0: tile &* 64 &+ UInt64(g) &* 8)
-                v[g] = x0
-                v[8 + g] = x1
-                v[16 + g] = x2
-                v[24 + g] = x3
+            for g in stride(from: 0, to: 8, by: 2) {
+                let (a, b) = blocks16(stream: stream, block0: tile &* 64 &+ UInt64(g) &* 8)
+                (v[g], v[8 + g], v[16 + g], v[24 + g]) = a
+                (v[g + 1], v[9 + g], v[17 + g], v[25 + g]) = b
             }
         }
         Self.boxMuller(words: scratch, into: out)
