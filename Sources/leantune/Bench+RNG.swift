@@ -23,7 +23,7 @@ extension Bench {
                 nonisolated(unsafe) let out = sums.baseAddress!  // one slot per chunk
                 Parallel.forEachChunk(count, grain: grain) { range in  // sum the values so that nothing is optimised away
                     var s: Float = 0
-                    rng.withNormals(stream: 5, range: range) { r, z in s += Vector.dot(z, z, r.count) }
+                    rng.withNormals(stream: 5, range: range) { r, z in s += Vector.sumOfSquares(z, r.count) }
                     out[range.lowerBound / grain] = s
                 }
                 checksum = sums.reduce(0, +)

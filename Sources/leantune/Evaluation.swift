@@ -29,7 +29,11 @@ struct Evaluation {
     func due(_ step: Int, every n: Int) -> Bool { n > 0 && (step % n == 0 || step == trainer.options.schedule.total) }
 
     func run(at step: Int) throws {
-        if due(step, every: every), !encoded.eval.isEmpty || !encoded.evalClassification.isEmpty {
+        let evaluating = due(step, every: every) && (!encoded.eval.isEmpty || !encoded.evalClassification.isEmpty)
+        let sampling = due(step, every: sampleEvery)
+        guard evaluating || sampling else { return }
+        defer { trainer.model.releaseForwardBuffers() }  // evaluation's buffers are not kept through training
+        if evaluating {
             var loss: Double?, accuracy: Double?
             var text = String(format: "step %4d  eval", step)
             if !encoded.evalClassification.isEmpty {
@@ -45,8 +49,7 @@ struct Evaluation {
             log.record(["step": step, "eval_loss": loss, "eval_accuracy": accuracy])
             log.note(text)
         }
-        if due(step, every: sampleEvery) { try samples(at: step) }
-        trainer.model.releaseForwardBuffers()  // evaluation's buffers are not kept through training
+        if sampling { try samples(at: step) }
     }
 
     /// Greedy continuations of each sample prompt (from BOS alone when none is configured).
