@@ -43,13 +43,14 @@ public struct Philox: Sendable, Hashable, Codable {
         Self.unitInterval(bits(stream: stream, index: index))
     }
 
-    /// Standard normal at `index`: output (index mod 256) / 64 of block 64·(index / 256) + index mod 64
+    /// Standard normal at `index`: in tile t = index / 256, position i = index mod 128 of the tile is word
+    /// i / 32 of block 32t + i mod 32, whose Box–Muller pair gives positions i and 128 + i
     /// (see ``normals256(stream:tile:scratch:into:)``).
     @inlinable
     public func normal(stream: UInt64, index: UInt64) -> Float {
-        let x = block(stream: stream, block: (index &>> 8) &* 64 &+ (index & 63)), word = Int((index &>> 6) & 3)
-        let (c, s) = Self.boxMuller(x[word & 2], x[(word & 2) + 1])
-        return word & 1 == 0 ? c : s
+        let i = index & 127, x = block(stream: stream, block: (index &>> 8) &* 32 &+ (i & 31))
+        let (c, s) = Self.boxMuller(x[Int(i &>> 5)])
+        return index & 128 == 0 ? c : s
     }
 
     /// Fills `out[j]` with the uniform at index `offset + j`, in parallel.
