@@ -102,19 +102,27 @@ struct LayerGradientTests {
         let count = 4.0
         var logits = [Float](repeating: 0, count: 2 * v)
         var dx = [Float](repeating: 0, count: n * d), dw = [Float](repeating: 0, count: v * d)
-        let sum = targets.withUnsafeBufferPointer { t in
+        var scratch = x  // rows with a target are moved to the front of x
+        let rowLoss = targets.withUnsafeBufferPointer { t in
             dx.withUnsafeMutableBufferPointer { dxp in
                 dw.withUnsafeMutableBufferPointer { dwp in
-                    CrossEntropy.run(x: x, head: w, targets: t, rows: n, dim: d, vocab: v, logits: &logits, chunkRows: 2,
-                                     gradient: .init(dx: dxp.baseAddress!, dHead: dwp.baseAddress!, scale: Float(1 / count))).reduce(0, +)
+                    CrossEntropy.run(x: &scratch, head: w, targets: t, rows: n, dim: d, vocab: v, logits: &logits, chunkRows: 2,
+                                     gradient: .init(dx: dxp.baseAddress!, dHead: dwp.baseAddress!, scale: Float(1 / count)))
                 }
             }
         }
+        let sum = rowLoss.reduce(0, +)
         let xd = x.map(Double.init), wd = w.map(Double.init)
         func f(_ x: [Double], _ w: [Double]) -> Double {
             Reference.crossEntropySum(Reference.linear(x, w, rows: n, out: v, in: d), targets, vocab: v) / count
         }
         #expect(abs(sum / count - f(xd, wd)) < 1e-5 * abs(f(xd, wd)))
+        #expect(rowLoss[1] == 0 && dx[d ..< 2 * d].allSatisfy { $0 == 0 })  // the masked row
+        let logitsRef = Reference.linear(xd, wd, rows: n, out: v, in: d)
+        for r in [0, 2, 3, 4] {  // each row's loss on its own, at its own index
+            let alone = Reference.crossEntropySum(Array(logitsRef[r * v ..< (r + 1) * v]), [targets[r]], vocab: v)
+            #expect(abs(rowLoss[r] - alone) < 1e-5 * alone)
+        }
         #expect(relativeError(dx.map(Double.init), xd.indices.map { i in finiteDifference(xd, i) { f($0, wd) } }) < Self.bound)
         #expect(relativeError(dw.map(Double.init), wd.indices.map { i in finiteDifference(wd, i) { f(xd, $0) } }) < Self.bound)
     }

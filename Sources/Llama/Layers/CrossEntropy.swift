@@ -23,25 +23,28 @@ public enum CrossEntropy {
 
     /// −log p(target) of each row (0 where the target is < 0). x [N, D], head [V, D],
     /// logits workspace [chunkRows, V]. Adds scale × the gradient of that sum when `gradient` is given.
+    ///
+    /// Only rows with a target are multiplied by the head: when some are masked (a prompt, a
+    /// classification template), those with a target are first moved to the front of x, which this
+    /// call therefore overwrites. With a gradient, each chunk's dx is then written over its own rows
+    /// of x (once d(head) has used them) and added into `dx` at the rows it came from.
     public static func run(
-        x: UnsafePointer<Float>, head w: UnsafePointer<Float>, targets: UnsafeBufferPointer<Int32>,
+        x: UnsafeMutablePointer<Float>, head w: UnsafePointer<Float>, targets: UnsafeBufferPointer<Int32>,
         rows n: Int, dim d: Int, vocab v: Int, logits: UnsafeMutablePointer<Float>, chunkRows: Int,
         gradient: Gradient?
     ) -> [Double] {
         var rowLoss = [Double](repeating: 0, count: n)
+        let scored = (0..<n).filter { targets[$0] >= 0 }, compacted = scored.count < n
+        for (j, r) in scored.enumerated() where j != r { (x + j * d).update(from: x + r * d, count: d) }  // j < r
         var start = 0
-        while start < n {
-            let c = min(chunkRows, n - start)
-            GEMM.multiply(m: c, n: v, k: d, x + start * d, lda: d, w, ldb: d, transB: true, logits, ldc: v)
+        while start < scored.count {
+            let c = min(chunkRows, scored.count - start), xc = x + start * d
+            GEMM.multiply(m: c, n: v, k: d, xc, lda: d, w, ldb: d, transB: true, logits, ldc: v)
             rowLoss.withUnsafeMutableBufferPointer { lossOut in
-                nonisolated(unsafe) let (logits, lossOut, targets) = (logits, lossOut.baseAddress!, targets)
+                nonisolated(unsafe) let (logits, lossOut) = (logits, lossOut.baseAddress!)
                 Parallel.forEachChunk(c, grain: 1) { rows in  // tasks own disjoint rows
                     for r in rows {
-                        let row = logits + r * v, t = Int(targets[start + r])
-                        guard t >= 0 else {
-                            if gradient != nil { row.update(repeating: 0, count: v) }
-                            continue
-                        }
+                        let row = logits + r * v, source = scored[start + r], t = Int(targets[source])
                         let m = Vector.max(row, v), target = row[t]
                         var sum: Float = 0
                         for j in 0..<v {
@@ -49,7 +52,7 @@ public enum CrossEntropy {
                             row[j] = e
                             sum = Relaxed.sum(sum, e)
                         }
-                        lossOut[start + r] = Double(m + Float.log(sum) - target)
+                        lossOut[source] = Double(m + Float.log(sum) - target)
                         if let g = gradient {
                             let k = g.scale / sum
                             for j in 0..<v { row[j] *= k }
@@ -59,11 +62,20 @@ public enum CrossEntropy {
                 }
             }
             if let g = gradient {
-                GEMM.multiply(m: c, n: d, k: v, logits, lda: v, w, ldb: d, g.dx + start * d, ldc: d, beta: 1)
-                GEMM.multiply(m: v, n: d, k: c, logits, lda: v, transA: true, x + start * d, ldb: d,
-                              g.dHead, ldc: d, beta: 1)
+                GEMM.multiply(m: v, n: d, k: c, logits, lda: v, transA: true, xc, ldb: d, g.dHead, ldc: d, beta: 1)
+                if compacted {
+                    GEMM.multiply(m: c, n: d, k: v, logits, lda: v, w, ldb: d, xc, ldc: d)
+                } else {
+                    GEMM.multiply(m: c, n: d, k: v, logits, lda: v, w, ldb: d, g.dx + start * d, ldc: d, beta: 1)
+                }
             }
             start += c
+        }
+        if let g = gradient, compacted {
+            for (j, r) in scored.enumerated() {
+                let (source, dx) = (x + j * d, g.dx + r * d)
+                for i in 0..<d { dx[i] += source[i] }
+            }
         }
         return rowLoss
     }
