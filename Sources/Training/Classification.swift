@@ -1,3 +1,4 @@
+import Foundation
 import Datasets
 import Llama
 
@@ -30,6 +31,19 @@ public enum Classification {
             next += e.candidates.count
         }
         return out
+    }
+
+    /// MeZO's classification-style loss: per example, −log softmax(scores)[gold] over its candidates'
+    /// scores; summed over the examples (count: examples). All candidates run in one forward pass.
+    public static func loss(_ model: LlamaModel, _ examples: [ClassificationExample], maxLength: Int) throws -> LossResult {
+        let sequences = examples.reduce(0) { $0 + $1.candidates.count }
+        let scores = try scores(model, examples, batchSize: max(1, sequences), maxLength: maxLength)
+        var sum = 0.0
+        for (e, s) in zip(examples, scores) {
+            let m = s.max() ?? 0
+            sum += m + Foundation.log(s.reduce(0) { $0 + Foundation.exp($1 - m) }) - s[e.label]
+        }
+        return LossResult(sum: sum, count: examples.count)
     }
 
     public static func evaluate(_ model: LlamaModel, _ examples: [ClassificationExample], batchSize: Int, maxLength: Int) throws -> ClassificationResult {

@@ -7,7 +7,7 @@ public enum MemoryPlan {
     public static func estimate(_ c: LlamaConfig, options o: TrainingOptions, threads: Int = Parallel.threadCount) -> [MemoryCategory: Int] {
         let layout = ParameterLayout(c), params = layout.totalCount
         if o.method.isZerothOrder {  // the forward-only path: weights, one layer's buffers, DiZO's anchors
-            var plan = LlamaModel.passMemory(c, batch: o.batchSize, length: o.maxLength, training: nil, threads: threads)
+            var plan = LlamaModel.passMemory(c, batch: o.batchSize * o.objective.sequencesPerExample, length: o.maxLength, training: nil, threads: threads)
             plan[.weights] = 4 * params
             let set = o.method == .dizo ? o.zerothOrder.projection.set : .none
             plan[.optimizerState] = 4 * layout.parameters.filter { set.contains($0.role) && !o.groups.isFrozen($0.role) }.reduce(0) { $0 + $1.count }

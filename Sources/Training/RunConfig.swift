@@ -20,7 +20,7 @@ public struct RunConfig: Equatable {
         "optimizer": ["lr": .double(1e-4), "weight_decay": .double(0), "clip": .double(1.0), "no_decay": .strings(["norms"]),
                       "frozen": .strings([]), "lr_scales": .strings([])],
         "schedule": ["shape": .string("cosine"), "warmup": .int(0), "steps": .int(100)],
-        "train": ["batch": .int(4), "accumulate": .int(1), "seq": .int(256), "seed": .int(0), "threads": .int(2)],
+        "train": ["batch": .int(4), "accumulate": .int(1), "seq": .int(256), "seed": .int(0), "threads": .int(2), "loss": .string("lm")],
         "eval": ["every": .int(0), "batch": .int(16), "sample_every": .int(0), "sample_prompts": .strings([]), "sample_tokens": .int(48)],
         "checkpoint": ["every": .int(0), "keep": .int(3)],
         "logging": ["output": .none],
@@ -198,6 +198,15 @@ public struct RunConfig: Equatable {
         o.zerothOrder.projection.clip = Float(double("method.clip_range") ?? 0)
         o.zerothOrder.projection.epsilon = Float(double("method.projection_epsilon") ?? 0)
         o.zerothOrder.projection.stepSize = Float(double("method.projection_step") ?? 0)
+        switch string("train.loss") {
+        case "lm": o.objective = .languageModel
+        case "classification":
+            guard let task = try classificationTask() else {
+                throw TrainingError(message: "train.loss: classification needs data.task: classification (with data.template and data.label_words)")
+            }
+            o.objective = .classification(classes: task.labelWords.count)
+        case let other: throw TrainingError(message: "train.loss '\(other ?? "none")' is not a loss; choose lm or classification")
+        }
         try o.validate()
         return o
     }

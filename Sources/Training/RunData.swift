@@ -36,9 +36,11 @@ public struct RunData {
         return encoder
     }
 
-    /// Encoded examples; for classification the held-out examples carry every class's candidate.
+    /// Encoded examples; for classification the held-out examples, and the training examples in
+    /// `trainCandidates` (same order as `train`), carry every class's candidate.
     public struct Encoded {
         public var train: [TokenizedExample]
+        public var trainCandidates: [ClassificationExample]
         public var eval: [TokenizedExample]
         public var evalClassification: [ClassificationExample]
     }
@@ -53,6 +55,9 @@ public struct RunData {
             return e
         }
         let train = try self.train.map { try checked(encoder.encode($0.record), trainPath, $0.line) }
+        let trainCandidates = try self.train.compactMap { line, record in
+            try encoder.classificationExample(record).map { ClassificationExample(candidates: try $0.candidates.map { try checked($0, trainPath, line) }, label: $0.label) }
+        }
         var eval: [TokenizedExample] = [], classification: [ClassificationExample] = []
         for (line, record) in self.eval {
             if let c = try encoder.classificationExample(record) {
@@ -61,6 +66,6 @@ public struct RunData {
                 eval.append(try checked(encoder.encode(record), evalPath!, line))
             }
         }
-        return Encoded(train: train, eval: eval, evalClassification: classification)
+        return Encoded(train: train, trainCandidates: trainCandidates, eval: eval, evalClassification: classification)
     }
 }

@@ -37,6 +37,23 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     public var packing = false
     /// Settings of the zeroth-order methods.
     public var zerothOrder = ZerothOrder()
+    /// What a step minimises.
+    public var objective: Objective = .languageModel
+
+    /// The training loss.
+    public enum Objective: Sendable, Codable, Equatable {
+        /// Next-token loss on the trained tokens (for a classification task: the gold label word's).
+        case languageModel
+        /// MeZO's classification-style loss (`--train_as_classification`): each example's `classes`
+        /// candidates are scored (mean log-likelihood of the label word), and the loss is the cross-entropy
+        /// of the gold class under a softmax over the scores. Forward only: zeroth-order methods.
+        case classification(classes: Int)
+
+        /// Sequences a forward pass runs per example.
+        public var sequencesPerExample: Int {
+            if case .classification(let classes) = self { classes } else { 1 }
+        }
+    }
 
     public init() {}
 
@@ -54,6 +71,14 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
             guard (1..<4096).contains(z.perturbations) else { throw TrainingError(message: "method.perturbations must be in 1..<4096, got \(z.perturbations)") }
             guard p.interval >= 1, p.iterations >= 1, p.clip > 0, p.clip < 1, p.epsilon > 0, p.stepSize > 0 else {
                 throw TrainingError(message: "DiZO needs method.interval ≥ 1, method.iterations ≥ 1, 0 < method.clip_range < 1, method.projection_epsilon > 0 and method.projection_step > 0")
+            }
+        }
+        if case .classification = objective {
+            guard method.isZerothOrder else {
+                throw TrainingError(message: "train.loss: classification is differentiated by forward passes only; use method mezo or dizo, or train.loss: lm (the gold label word's loss) with \(method.rawValue)")
+            }
+            guard !packing else {
+                throw TrainingError(message: "train.loss: classification scores each candidate as its own sequence; set data.packing: false")
             }
         }
         if schedule.total <= 0 || batchSize <= 0 || maxLength <= 0 || accumulation <= 0 {
@@ -87,15 +112,25 @@ public final class Trainer {
     public let model: LlamaModel
     public let options: TrainingOptions
     let examples: [TokenizedExample]
+    /// Each example's candidates, for the classification objective.
+    let candidates: [ClassificationExample]
     /// The method that changes the weights.
     public let method: any FineTuningMethod
     var guardian = NonFiniteGuard()
     public private(set) var step = 0
 
-    public init(model: LlamaModel, examples: [TokenizedExample], options: TrainingOptions) throws {
+    /// - Parameter candidates: for `options.objective` classification, each example's candidates (same order).
+    public init(model: LlamaModel, examples: [TokenizedExample], candidates: [ClassificationExample] = [],
+                options: TrainingOptions) throws {
         try options.validate()
+        if case .classification(let classes) = options.objective {
+            guard candidates.count == examples.count, candidates.allSatisfy({ $0.candidates.count == classes }) else {
+                throw TrainingError(message: "train.loss: classification needs a classification task (data.task: classification) whose every training record has a label")
+            }
+        }
         self.model = model
         self.examples = examples
+        self.candidates = candidates
         self.options = options
         method = try Self.method(options, model: model)
         let sequences = sequences(ofEpoch: 0).count
@@ -154,8 +189,13 @@ public final class Trainer {
         return sequences
     }
 
-    /// Micro-batch `index` (0-based over the run) of data stream `stream`: consecutive slices of its epoch's sequences.
+    /// Micro-batch `index` (0-based over the run) of data stream `stream`.
     func batch(at index: Int, stream: Int = 0) throws -> TokenBatch {
+        try Batcher.batch(packed: sequences(at: index, stream: stream).map { $0.map { examples[$0] } }, maxLength: options.maxLength)
+    }
+
+    /// The sequences (example indices) of micro-batch `index` of `stream`: consecutive slices of its epoch's sequences.
+    func sequences(at index: Int, stream: Int) -> ArraySlice<[Int]> {
         var epoch = 0, position = index
         while true {
             if epoch == batchesPerEpoch[stream, default: []].count {
@@ -166,8 +206,26 @@ public final class Trainer {
             position -= count
             epoch += 1
         }
-        let picked = sequences(ofEpoch: epoch, stream: stream)[position * options.batchSize..<(position + 1) * options.batchSize]
-        return try Batcher.batch(packed: picked.map { $0.map { examples[$0] } }, maxLength: options.maxLength)
+        return sequences(ofEpoch: epoch, stream: stream)[position * options.batchSize..<(position + 1) * options.batchSize]
+    }
+
+    /// The objective, forward only, summed over micro-batches `indices` of `stream` (their inputs are
+    /// built once; the closure may run many times, at different weights).
+    func objective(_ indices: [Int], stream: Int) throws -> () throws -> LossResult {
+        let model = self.model, maxLength = options.maxLength
+        func sum<T>(_ parts: [T], _ loss: @escaping (T) throws -> LossResult) -> () throws -> LossResult {
+            { try parts.reduce(LossResult(sum: 0, count: 0)) { total, p in
+                let r = try loss(p)
+                return LossResult(sum: total.sum + r.sum, count: total.count + r.count)
+            } }
+        }
+        switch options.objective {
+        case .languageModel:
+            return sum(try indices.map { try batch(at: $0, stream: stream) }) { try model.loss($0) }
+        case .classification:
+            let sets = indices.map { sequences(at: $0, stream: stream).joined().map { candidates[$0] } }
+            return sum(sets) { try Classification.loss(model, $0, maxLength: maxLength) }
+        }
     }
 
     /// Mean next-token loss over `examples` (forward only, in batches of the training batch size).
@@ -189,14 +247,10 @@ public final class Trainer {
         let start = monotonicNanoseconds()
         let lr = options.schedule.rate(at: step)
         step += 1
-        let batches = try (0..<options.accumulation).map { try batch(at: (step - 1) * options.accumulation + $0) }
-        let model = self.model
-        let inputs = StepInputs(batches: batches, objective: {
-            try batches.reduce(LossResult(sum: 0, count: 0)) { total, b in
-                let r = try model.loss(b)
-                return LossResult(sum: total.sum + r.sum, count: total.count + r.count)
-            }
-        }, auxiliaryObjective: { [unowned self] i in try model.loss(try batch(at: i, stream: 1)) })
+        let indices = (0..<options.accumulation).map { (step - 1) * options.accumulation + $0 }
+        let batches = try indices.map { try batch(at: $0) }
+        let inputs = StepInputs(batches: batches, objective: try objective(indices, stream: 0),
+                                auxiliaryObjective: { [unowned self] i in try objective([i], stream: 1)() })
         let r = try method.step(model, inputs: inputs, learningRate: Float(lr), step: step, nonFinite: &guardian)
         return StepReport(step: step, loss: r.loss.mean, learningRate: lr, gradientNorm: r.gradientNorm, tokens: r.loss.count,
                           length: batches.last!.length, seconds: Double(monotonicNanoseconds() - start) * 1e-9, skipped: r.skipped)

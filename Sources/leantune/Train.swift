@@ -123,7 +123,7 @@ struct Train: ParsableCommand {
         let encoder = data.encoder(for: loaded)
         let encoded = try data.encode(encoder, maxLength: min(options.maxLength, loaded.model.config.maxSequenceLength))
         if let warning = encoder.stopTokenWarning(encoded.train) { print("warning: \(warning)") }
-        let trainer = try Trainer(model: loaded.model, examples: encoded.train, options: options)
+        let trainer = try Trainer(model: loaded.model, examples: encoded.train, candidates: encoded.trainCandidates, options: options)
         let checkpoints = output + "/checkpoints"
         if let resume {
             let path = resume == "auto" ? try latestCheckpoint(in: checkpoints) : resume
@@ -131,7 +131,7 @@ struct Train: ParsableCommand {
             print("resumed from \(path) at step \(trainer.step)")
         }
         let log = try TrainingLog(output: output, totalSteps: steps, resumedAt: trainer.step)
-        print("training \(modelPath) on \(encoded.train.count) examples from \(data.trainPath): \(options.method.rawValue), \(steps) steps of \(options.batchSize) × ≤\(options.maxLength)\(options.packing ? " (packed)" : "")")
+        print("training \(modelPath) on \(encoded.train.count) examples from \(data.trainPath): \(options.method.rawValue), \(steps) steps of \(options.batchSize) × ≤\(options.maxLength)\(options.packing ? " (packed)" : "")\(options.objective == .languageModel ? "" : ", classification loss over the label words")")
         let plan = MemoryPlan.estimate(loaded.model.config, options: options, threads: threads)
         print("memory plan at \(options.batchSize) × \(options.maxLength): " + MemoryCategory.allCases.compactMap { c in plan[c].flatMap { $0 > 0 ? "\(c.rawValue) \(PassBenchmark.format(bytes: $0))" : nil } }.joined(separator: ", "))
         let evaluation = Evaluation(settings: settings, encoded: encoded, encoder: encoder, trainer: trainer, log: log)

@@ -83,6 +83,13 @@ struct RunConfigTests {
         let unknown = try RunConfig.resolve(yaml: Self.yaml, overrides: ["method.name=dizo", "method.projected=qk"])
         let error = try #require(throws: TrainingError.self) { try unknown.trainingOptions() }
         #expect(error.message.contains("kv, qv, attention, all-linear, none"))
+        for bad in [["method.name=mezo", "train.loss=classification"], ["method.name=mezo", "train.loss=accuracy"],
+                    ["method.name=adamw", "train.loss=classification", "data.task=classification", "data.label_words=[' no', ' yes']"]] {
+            #expect(throws: TrainingError.self, "\(bad)") { try RunConfig.resolve(yaml: Self.yaml, overrides: bad).trainingOptions() }
+        }
+        let classification = try RunConfig.resolve(yaml: Self.yaml, overrides: ["method.name=mezo", "train.loss=classification", "data.task=classification",
+                                                                               "data.label_words=[' no', ' maybe', ' yes']"]).trainingOptions()
+        #expect(classification.objective == .classification(classes: 3))
         let o = try RunConfig.resolve(yaml: Self.yaml, overrides: ["method.name=dizo", "method.projected=qv", "method.interval=25"]).trainingOptions()
         #expect(o.method == .dizo && o.zerothOrder.projection.set == .qv && o.zerothOrder.projection.interval == 25 && o.zerothOrder.epsilon == 1e-3)
     }

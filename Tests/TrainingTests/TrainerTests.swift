@@ -187,18 +187,67 @@ struct MemoryPlanTests {
 
 @Suite("Classification")
 struct ClassificationTests {
-    @Test("per-sequence losses add up to the batch loss, and accuracy is the argmax of mean label-word log-likelihoods")
-    func scoring() throws {
-        let c = LlamaConfig(dim: 16, ffnDim: 32, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 24, maxSequenceLength: 32)
-        let model = try LlamaModel(randomWeights: c, seed: 7, std: 0.3, ledger: MemoryLedger())
-        // Prompts of different lengths; class 0's word is one token, class 1's two.
-        let examples = (0..<7).map { i in
-            let prompt = (0..<(3 + i)).map { Int32(($0 * 7 + i) % 24) }
+    /// Examples of two classes whose label words are one and two tokens; prompts of 3 to 7 tokens, or all of 6.
+    static func examples(_ n: Int, varied: Bool = true) -> [ClassificationExample] {
+        (0..<n).map { i in
+            let prompt = (0..<(varied ? 3 + i % 5 : 6)).map { Int32(($0 * 7 + i) % 24) }
             let words: [[Int32]] = [[Int32(i % 5)], [Int32(10 + i % 3), 20]]
             return ClassificationExample(candidates: words.map { w in
                 TokenizedExample(ids: prompt + w, trained: prompt.map { _ in false } + w.map { _ in true })
             }, label: i % 2)
         }
+    }
+
+    @Test("the classification loss is the cross-entropy of the gold class over the candidates' scores")
+    func classificationLoss() throws {
+        let c = LlamaConfig(dim: 16, ffnDim: 32, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 24, maxSequenceLength: 32)
+        let model = try LlamaModel(randomWeights: c, seed: 7, std: 0.3, ledger: MemoryLedger())
+        let examples = Self.examples(5)
+        let scores = try Classification.scores(model, examples, batchSize: 1, maxLength: 16)
+        let loss = try Classification.loss(model, examples, maxLength: 16)
+        // Two classes: −log σ(s_gold − s_other) = log(1 + e^(s_other − s_gold)).
+        let expected = zip(examples, scores).reduce(0.0) { $0 + Foundation.log(1 + Foundation.exp($1.1[1 - $1.0.label] - $1.1[$1.0.label])) }
+        #expect(loss.count == 5 && abs(loss.sum - expected) <= 1e-6 * expected)
+    }
+
+    @Test("MeZO on the classification loss: the step's objective is that loss on the step's examples; the plan counts every candidate")
+    func zerothOrderObjective() throws {
+        let c = LlamaConfig(dim: 16, ffnDim: 32, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 24, maxSequenceLength: 32)
+        let ledger = MemoryLedger()
+        let model = try LlamaModel(randomWeights: c, seed: 7, std: 0.3, ledger: ledger)
+        let examples = Self.examples(8, varied: false)
+        var o = TrainingOptions()
+        o.method = .mezo
+        o.batchSize = 4
+        o.maxLength = 7  // every sequence: 6 prompt tokens and 2 label-word tokens
+        o.objective = .classification(classes: 2)
+        o.schedule = LRSchedule(.constant, peak: 0, warmup: 0, total: 4)  // weights stay: ℓ₊ is the loss at θ + εz
+        let trainer = try Trainer(model: model, examples: examples.map { $0.candidates[$0.label] }, candidates: examples, options: o)
+        ledger.resetPeak()
+        let report = try trainer.runStep()
+        let picked = trainer.sequences(at: 0, stream: 0).joined().map { examples[$0] }
+        let mezo = try #require(trainer.method as? MeZO)
+        mezo.perturb(model.store, step: 1, scale: 1)
+        let plus = try Classification.loss(model, picked, maxLength: 7)
+        mezo.perturb(model.store, step: 1, scale: -1)
+        // θ + εz − 2εz + εz is θ to within an ulp per weight, not exactly, so the losses agree to float precision.
+        #expect(report.tokens == 4 && abs(report.loss - plus.mean) <= 1e-6 * plus.mean, "\(report.loss) vs \(plus.mean)")
+        let plan = MemoryPlan.estimate(c, options: o).values.reduce(0, +), peak = ledger.snapshot().peakTotal
+        #expect(plan >= peak && Double(plan - peak) <= 0.03 * Double(peak), "plan \(plan) vs ledger \(peak)")
+        // A gradient method, packing, or missing candidates are refused.
+        for (method, packing) in [(TrainingOptions.Method.adamw, false), (.mezo, true)] {
+            var bad = o
+            (bad.method, bad.packing) = (method, packing)
+            #expect(throws: TrainingError.self) { try bad.validate() }
+        }
+        #expect(throws: TrainingError.self) { try Trainer(model: model, examples: examples.map { $0.candidates[0] }, options: o) }
+    }
+
+    @Test("per-sequence losses add up to the batch loss, and accuracy is the argmax of mean label-word log-likelihoods")
+    func scoring() throws {
+        let c = LlamaConfig(dim: 16, ffnDim: 32, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 24, maxSequenceLength: 32)
+        let model = try LlamaModel(randomWeights: c, seed: 7, std: 0.3, ledger: MemoryLedger())
+        let examples = Self.examples(7)  // prompts of different lengths; class 0's word is one token, class 1's two
         let batch = try Batcher.batch(examples.flatMap(\.candidates), maxLength: 16)
         let each = try model.sequenceLosses(batch), whole = try model.loss(batch)
         #expect(abs(each.reduce(0) { $0 + $1.sum } - whole.sum) <= 1e-9 * whole.sum && each.map(\.count) == examples.flatMap { _ in [1, 2] })
