@@ -5,7 +5,9 @@
 # 2. MeZO and DiZO (kv) with that rate for each seed, evaluated on the 872 sentences of test.tsv;
 # 3. the projected-set ablation of DiZO (qv, attention, all-linear) for the first seed;
 # 4. experiments/summarize_zo.py writes OUT/summary.md (accuracy against steps and wall time).
-# Settings by environment: STEPS, SEEDS, GRID, EVERY; LR=x skips the grid; ABLATION="" skips the ablation.
+# Settings by environment: STEPS, SEEDS, GRID, EVERY; LR=x skips the grid; ABLATION="" skips the ablation;
+# LOSS=classification trains MeZO's classification-style loss (runs in OUT-classification) instead of the gold
+# label word's LM loss.
 # Runs already present in OUT are kept (delete to redo).
 set -euo pipefail
 model=${1:-stories260k}
@@ -16,7 +18,7 @@ case "$model" in
   *) echo "usage: $0 [stories260k|smollm2]" >&2; exit 2 ;;
 esac
 steps=${STEPS:-$default_steps}; seeds=${SEEDS:-"0 1 2"}; grid=${GRID:-$default_grid}; every=${EVERY:-100}
-out=runs/zo-sst2-$model
+out=runs/zo-sst2-$model${LOSS:+-$LOSS}
 bin=.build/release/leantune
 swift build -c release --product leantune >/dev/null
 mkdir -p "$out"
@@ -27,7 +29,7 @@ run() {  # run NAME ARGS...: one training run into OUT/NAME, skipped when it fin
   [ -f "$out/$name/metrics.csv" ] && return 0
   rm -rf "${out:?}/$name"
   "$bin" train --config experiments/zo-sst2.yaml "${model_sets[@]}" --set schedule.steps="$steps" --set eval.every="$every" \
-    --set logging.output="$out/$name" "$@" > "$out/$name.log" 2>&1 || { echo "run $name failed; see $out/$name.log" >&2; exit 1; }
+    --set logging.output="$out/$name" --set train.loss="${LOSS:-lm}" "$@" > "$out/$name.log" 2>&1 || { echo "run $name failed; see $out/$name.log" >&2; exit 1; }
   grep -E "eval" "$out/$name.log" | tail -1
 }
 
