@@ -54,14 +54,25 @@ public struct RunData {
             }
             return e
         }
-        let train = try self.train.map { try checked(encoder.encode($0.record), trainPath, $0.line) }
-        let trainCandidates = try self.train.compactMap { line, record in
-            try encoder.classificationExample(record).map { ClassificationExample(candidates: try $0.candidates.map { try checked($0, trainPath, line) }, label: $0.label) }
+        /// A labelled record's candidates, each checked; nil for other records.
+        func candidates(_ record: Record, _ file: String, _ line: Int) throws -> ClassificationExample? {
+            try encoder.classificationExample(record).map { c in
+                ClassificationExample(candidates: try c.candidates.map { try checked($0, file, line) }, label: c.label)
+            }
+        }
+        var train: [TokenizedExample] = [], trainCandidates: [ClassificationExample] = []
+        for (line, record) in self.train {
+            if let c = try candidates(record, trainPath, line) {  // trained on the gold candidate (train.loss: lm)
+                train.append(c.candidates[c.label])
+                trainCandidates.append(c)
+            } else {
+                train.append(try checked(encoder.encode(record), trainPath, line))
+            }
         }
         var eval: [TokenizedExample] = [], classification: [ClassificationExample] = []
         for (line, record) in self.eval {
-            if let c = try encoder.classificationExample(record) {
-                classification.append(ClassificationExample(candidates: try c.candidates.map { try checked($0, evalPath!, line) }, label: c.label))
+            if let c = try candidates(record, evalPath!, line) {
+                classification.append(c)
             } else {
                 eval.append(try checked(encoder.encode(record), evalPath!, line))
             }
