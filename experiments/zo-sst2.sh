@@ -5,7 +5,8 @@
 # 2. MeZO and DiZO (kv) with that rate for each seed, evaluated on the 872 sentences of test.tsv;
 # 3. the projected-set ablation of DiZO (qv, attention, all-linear) for the first seed;
 # 4. experiments/summarize_zo.py writes OUT/summary.md (accuracy against steps and wall time).
-# Settings by environment: STEPS, SEEDS, GRID, EVERY; LR=x skips the grid; ABLATION="" skips the ablation;
+# Settings by environment: STEPS, SEEDS, GRID, EVERY; LR=x skips the grid; SEEDS="" runs only the grid;
+# ABLATION="" skips the ablation;
 # LOSS=classification trains MeZO's classification-style loss (runs in OUT-classification) instead of the gold
 # label word's LM loss.
 # Runs already present in OUT are kept (delete to redo).
@@ -17,7 +18,7 @@ case "$model" in
            default_grid="1e-6 1e-5"; default_steps=500 ;;
   *) echo "usage: $0 [stories260k|smollm2]" >&2; exit 2 ;;
 esac
-steps=${STEPS:-$default_steps}; seeds=${SEEDS:-"0 1 2"}; grid=${GRID:-$default_grid}; every=${EVERY:-100}
+steps=${STEPS:-$default_steps}; seeds=${SEEDS-"0 1 2"}; grid=${GRID:-$default_grid}; every=${EVERY:-100}
 out=runs/zo-sst2-$model${LOSS:+-$LOSS}
 bin=.build/release/leantune
 swift build -c release --product leantune >/dev/null
@@ -46,7 +47,7 @@ for seed in $seeds; do
   run "dizo-kv-seed$seed" --set method.name=dizo --set method.projected=kv --set optimizer.lr="$best" --set train.seed="$seed" "${test_set[@]}"
 done
 first=${seeds%% *}
-for set in ${ABLATION-qv attention all-linear}; do
+[ -n "$first" ] && for set in ${ABLATION-qv attention all-linear}; do
   run "dizo-$set-seed$first" --set method.name=dizo --set method.projected="$set" --set optimizer.lr="$best" --set train.seed="$first" "${test_set[@]}"
 done
 python3 experiments/summarize_zo.py "$out" > "$out/summary.md"

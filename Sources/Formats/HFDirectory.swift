@@ -21,6 +21,10 @@ public enum HFDirectory {
                 throw FormatError(file: file.path, problem: "tensor '\(info.name)' has shape \(tensor.shape); config.json needs \(info.shape)",
                                   fix: "config.json and the weights disagree.")
             }
+            guard tensor.dtype.isFloatingPoint else {
+                throw FormatError(file: file.path, problem: "tensor '\(info.name)' is \(tensor.dtype) (integer)",
+                                  fix: "LeanTune loads float weights (F32, BF16, F16); dequantize the checkpoint first.")
+            }
             file.read(tensor, into: store.view(id).baseAddress!)
         }
         let tokenizerConfig = (try? json(dir + "/tokenizer_config.json")) ?? [:]

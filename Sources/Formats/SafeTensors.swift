@@ -20,7 +20,10 @@ public final class SafeTensorsFile {
     public let metadata: [String: String]
     private let file: MappedFile
 
-    public static let dtypes: [String: DType] = ["F32": .f32, "F16": .f16, "BF16": .bf16]
+    public static let dtypes: [String: DType] = ["F32": .f32, "F16": .f16, "BF16": .bf16, "I8": .i8, "I32": .i32]
+
+    /// The safetensors name of `dtype`.
+    static func name(_ dtype: DType) -> String { dtypes.first { $0.value == dtype }!.key }
 
     public init(path: String) throws {
         var r = try BinaryReader(path: path)
@@ -70,10 +73,11 @@ public final class SafeTensorsFile {
         file = r.file
     }
 
-    /// Converts `tensor` to fp32 into `out` (`tensor.count` floats).
+    /// Converts `tensor` (a floating-point type) to fp32 into `out` (`tensor.count` floats).
     public func read(_ tensor: SafeTensor, into out: UnsafeMutablePointer<Float>) {
         let src = file.bytes.baseAddress! + tensor.offset
         switch tensor.dtype {
+        case .i8, .i32: preconditionFailure("SafeTensorsFile.read: \(tensor.name) is \(tensor.dtype), not a float type")
         case .f32: UnsafeMutableRawPointer(out).copyMemory(from: src, byteCount: tensor.byteCount)
         case .bf16, .f16:
             // The data may be unaligned for UInt16 reads only if the file breaks the format; copy to be safe.
@@ -85,32 +89,57 @@ public final class SafeTensorsFile {
             }
         }
     }
+
+    /// Copies `tensor`'s bytes as stored into `out` (`tensor.byteCount` bytes).
+    public func readBytes(_ tensor: SafeTensor, into out: UnsafeMutableRawPointer) {
+        out.copyMemory(from: file.bytes.baseAddress! + tensor.offset, byteCount: tensor.byteCount)
+    }
 }
 
-/// Writes safetensors files (F32 or BF16) one tensor at a time (only one tensor's values exist at
-/// once), atomically: a temporary file renamed into place.
+/// Writes safetensors files one tensor at a time (only one tensor's values exist at once), atomically:
+/// a temporary file renamed into place. Float tensors are written as the file's dtype (F32 or BF16);
+/// state tensors keep their own type.
 public enum SafeTensorsWriter {
-    /// A tensor to write: its name, shape, and a function that produces its fp32 values when needed.
+    /// A tensor to write: its name, shape, and where its data comes from when it is written.
     public struct Entry {
         public let name: String
         public let shape: [Int]
-        public let values: () -> [Float]
+        let source: Source
+
+        enum Source {
+            /// fp32 values, converted to the file's dtype.
+            case floats(() -> [Float])
+            /// Bytes of a state tensor, written as they are.
+            case state(StateTensor)
+        }
+
         public init(name: String, shape: [Int], values: @escaping () -> [Float]) {
             self.name = name
             self.shape = shape
-            self.values = values
+            source = .floats(values)
+        }
+
+        /// A state tensor as a 1-D tensor of its own dtype.
+        public init(_ tensor: StateTensor) {
+            name = tensor.name
+            shape = [tensor.count]
+            source = .state(tensor)
+        }
+
+        func dtype(_ fileType: DType) -> DType {
+            if case .state(let t) = source { t.dtype } else { fileType }
         }
     }
 
-    /// Writes `entries` to `path` as `dtype` (.f32, or .bf16 rounded to nearest even). Returns the data bytes.
+    /// Writes `entries` to `path`, float values as `dtype` (.f32, or .bf16 rounded to nearest even). Returns the data bytes.
     @discardableResult
     public static func write(_ entries: [Entry], to path: String, dtype: DType, metadata: [String: String] = [:]) throws -> Int {
         precondition(dtype == .f32 || dtype == .bf16, "SafeTensorsWriter writes F32 or BF16")
         var header: [String: Any] = ["__metadata__": metadata]
         var offset = 0
         for e in entries {
-            let bytes = e.shape.reduce(1, *) * dtype.byteSize
-            header[e.name] = ["dtype": dtype == .f32 ? "F32" : "BF16", "shape": e.shape, "data_offsets": [offset, offset + bytes]]
+            let bytes = e.shape.reduce(1, *) * e.dtype(dtype).byteSize
+            header[e.name] = ["dtype": SafeTensorsFile.name(e.dtype(dtype)), "shape": e.shape, "data_offsets": [offset, offset + bytes]]
             offset += bytes
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
@@ -120,7 +149,13 @@ public enum SafeTensorsWriter {
             out.write(Data(bytes: &length, count: 8))
             out.write(json)
             for e in entries {
-                let values = e.values()
+                let values: [Float]
+                switch e.source {
+                case .state(let t):
+                    out.write(Data(bytesNoCopy: t.pointer, count: t.byteCount, deallocator: .none))
+                    continue
+                case .floats(let produce): values = produce()
+                }
                 precondition(values.count == e.shape.reduce(1, *), "SafeTensorsWriter: \(e.name) has \(values.count) values for shape \(e.shape)")
                 if dtype == .f32 {
                     values.withUnsafeBytes { out.write(Data($0)) }

@@ -11,6 +11,14 @@ public protocol ParameterStore: AnyObject {
 
     /// Calls `body` with a writable fp32 view of parameter `id`; what `body` leaves there is stored.
     func update<R>(_ id: ParameterID, _ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R
+
+    /// The store's own tensors when its weights are not plain fp32 (a checkpoint saves and restores these
+    /// bit for bit instead of fp32 weights); nil when the fp32 views are the weights.
+    var nativeState: [StateTensor]? { get }
+}
+
+extension ParameterStore {
+    public var nativeState: [StateTensor]? { nil }
 }
 
 /// All parameters as fp32 in one 64-byte-aligned slab; views are zero-copy.

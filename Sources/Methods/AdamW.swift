@@ -22,7 +22,7 @@ public final class AdamW: Optimizer {
         v = AlignedBuffer(count: layout.totalCount, category: .optimizerState, ledger: ledger)
     }
 
-    public var state: [(name: String, buffer: AlignedBuffer<Float>)] { [("adamw.m", m), ("adamw.v", v)] }
+    public var state: [StateTensor] { [StateTensor("adamw.m", m), StateTensor("adamw.v", v)] }
 
 
     /// One fused pass per element: 4 reads, 3 writes.

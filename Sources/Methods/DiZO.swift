@@ -65,8 +65,8 @@ public final class DiZO: FineTuningMethod {
         rng = Philox(seed: seed &+ 0xD1_20_0000)
     }
 
-    public var state: [(name: String, buffer: AlignedBuffer<Float>)] {
-        zip(projected, anchors).map { ("dizo.anchor." + mezo.layout.parameters[$0].name, $1) }
+    public var state: [StateTensor] {
+        zip(projected, anchors).map { StateTensor("dizo.anchor." + mezo.layout.parameters[$0].name, $1) }
     }
 
     public func step(_ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,

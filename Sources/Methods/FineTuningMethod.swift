@@ -50,7 +50,7 @@ public protocol FineTuningMethod: AnyObject {
     func step(_ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
               nonFinite: inout NonFiniteGuard) throws -> MethodStep
     /// The tensors to checkpoint, by name.
-    var state: [(name: String, buffer: AlignedBuffer<Float>)] { get }
+    var state: [StateTensor] { get }
 }
 
 /// Backpropagation into a full gradient slab: micro-batch gradients are averaged, optionally clipped to a
@@ -68,7 +68,7 @@ public final class AccumulatedGradientMethod: FineTuningMethod {
         gradients = GradientSlab(layout: optimizer.layout, ledger: ledger)
     }
 
-    public var state: [(name: String, buffer: AlignedBuffer<Float>)] { optimizer.state }
+    public var state: [StateTensor] { optimizer.state }
 
     public func step(_ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
                      nonFinite: inout NonFiniteGuard) throws -> MethodStep {
@@ -107,7 +107,7 @@ public final class FusedGradientMethod: FineTuningMethod {
         sink = FusedUpdateSink(optimizer: optimizer, store: store, ledger: ledger)
     }
 
-    public var state: [(name: String, buffer: AlignedBuffer<Float>)] { optimizer.state }
+    public var state: [StateTensor] { optimizer.state }
 
     public func step(_ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
                      nonFinite: inout NonFiniteGuard) throws -> MethodStep {

@@ -18,7 +18,7 @@ public final class Lion: Optimizer {
         m = AlignedBuffer(count: layout.totalCount, category: .optimizerState, ledger: ledger)
     }
 
-    public var state: [(name: String, buffer: AlignedBuffer<Float>)] { [("lion.m", m)] }
+    public var state: [StateTensor] { [StateTensor("lion.m", m)] }
 
 
     public func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,

@@ -28,7 +28,7 @@ public final class MeZO: FineTuningMethod {
         rng = Philox(seed: seed &+ 0x9E37_79B9_7F4A_7C15)  // a key apart from the data order's
     }
 
-    public var state: [(name: String, buffer: AlignedBuffer<Float>)] { [] }
+    public var state: [StateTensor] { [] }
 
     /// The RNG stream of perturbation `k` of `step` for tensor `id`.
     func stream(step: Int, k: Int, id: ParameterID) -> UInt64 { UInt64(step) << 24 | UInt64(k) << 12 | UInt64(id) }

@@ -13,7 +13,7 @@ public protocol Optimizer: AnyObject {
     func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
                 learningRate: Float, step: Int)
     /// The state to checkpoint, by name (layout-shaped slabs).
-    var state: [(name: String, buffer: AlignedBuffer<Float>)] { get }
+    var state: [StateTensor] { get }
 }
 
 extension Optimizer {

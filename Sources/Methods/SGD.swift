@@ -18,7 +18,7 @@ public final class SGD: Optimizer {
         buffer = momentum > 0 ? AlignedBuffer(count: layout.totalCount, category: .optimizerState, ledger: ledger) : nil
     }
 
-    public var state: [(name: String, buffer: AlignedBuffer<Float>)] { buffer.map { [("sgd.momentum", $0)] } ?? [] }
+    public var state: [StateTensor] { buffer.map { [StateTensor("sgd.momentum", $0)] } ?? [] }
 
 
     public func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,

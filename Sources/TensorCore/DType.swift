@@ -1,13 +1,17 @@
 /// Element types a tensor can be stored in.
 public enum DType: String, Sendable, Codable, CaseIterable {
-    case f32, bf16, f16
+    case f32, bf16, f16, i8, i32
 
     public var byteSize: Int {
         switch self {
-        case .f32: 4
+        case .f32, .i32: 4
         case .bf16, .f16: 2
+        case .i8: 1
         }
     }
+
+    /// A floating-point type (what model weights are read from).
+    public var isFloatingPoint: Bool { self == .f32 || self == .bf16 || self == .f16 }
 }
 
 /// How an fp32 value is rounded to bf16.

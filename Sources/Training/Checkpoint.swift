@@ -3,8 +3,9 @@ import Formats
 import Llama
 import TensorCore
 
-/// A training checkpoint: a folder `step-NNNNNN` holding `weights.safetensors` (every parameter, fp32),
-/// `optimizer.safetensors` (the optimizer's state slabs) and `trainer.json` (step, options, guard).
+/// A training checkpoint: a folder `step-NNNNNN` holding `weights.safetensors` (every parameter, fp32, or
+/// the store's own tensors when it keeps weights in another form, e.g. INT8), `optimizer.safetensors` (the
+/// method's state tensors, each in its own type) and `trainer.json` (step, options, guard).
 /// It is written under a temporary name and renamed into place, so a folder that exists is complete.
 /// The data order and the learning rate are functions of (seed, step), so nothing else is needed to
 /// continue bit for bit.
@@ -28,12 +29,10 @@ public enum Checkpoint {
             throw TrainingError(message: "\(partial): cannot create the checkpoint folder (\(error.localizedDescription)); check the output location")
         }
         let model = trainer.model, layout = model.layout
-        try SafeTensorsWriter.write(layout.parameters.enumerated().map { id, info in
+        try SafeTensorsWriter.write(model.store.nativeState?.map(SafeTensorsWriter.Entry.init) ?? layout.parameters.enumerated().map { id, info in
             SafeTensorsWriter.Entry(name: info.name, shape: info.shape) { model.store.withFloats(id) { Array($0) } }
         }, to: partial + "/weights.safetensors", dtype: .f32)
-        try SafeTensorsWriter.write(trainer.method.state.map { s in
-            SafeTensorsWriter.Entry(name: s.name, shape: [s.buffer.count]) { Array(s.buffer.buffer) }
-        }, to: partial + "/optimizer.safetensors", dtype: .f32)
+        try SafeTensorsWriter.write(trainer.method.state.map(SafeTensorsWriter.Entry.init), to: partial + "/optimizer.safetensors", dtype: .f32)
         let state = TrainerState(step: trainer.step, options: trainer.options, nonFiniteSkipped: trainer.guardian.skipped,
                                  parameterCount: layout.parameterCount)
         try JSONEncoder().encode(state).write(to: URL(fileURLWithPath: partial + "/trainer.json"))
@@ -63,17 +62,35 @@ public enum Checkpoint {
         }
         let weights = try SafeTensorsFile(path: path + "/weights.safetensors")
         let optimizer = try SafeTensorsFile(path: path + "/optimizer.safetensors")
-        for info in layout.parameters where weights.tensors[info.name]?.shape != info.shape {
-            throw TrainingError(message: "\(path)/weights.safetensors: tensor \(info.name) is missing or has another shape")
+        let native = trainer.model.store.nativeState
+        if native == nil {
+            for info in layout.parameters where weights.tensors[info.name].map({ $0.shape != info.shape || $0.dtype != .f32 }) ?? true {
+                throw TrainingError(message: "\(path)/weights.safetensors: tensor \(info.name) is missing or is not F32 \(info.shape); the checkpoint is for another model or another weight format")
+            }
         }
-        for s in trainer.method.state where optimizer.tensors[s.name]?.count != s.buffer.count {
-            throw TrainingError(message: "\(path)/optimizer.safetensors: state \(s.name) is missing or has another size")
-        }
+        try check(native ?? [], in: weights, path + "/weights.safetensors")
+        try check(trainer.method.state, in: optimizer, path + "/optimizer.safetensors")
         // Everything checked: now overwrite.
-        for (id, info) in layout.parameters.enumerated() {
-            trainer.model.store.update(id) { w in weights.read(weights.tensors[info.name]!, into: w.baseAddress!) }
+        if let native {
+            for s in native { weights.readBytes(weights.tensors[s.name]!, into: s.pointer) }
+        } else {
+            for (id, info) in layout.parameters.enumerated() {
+                trainer.model.store.update(id) { w in weights.read(weights.tensors[info.name]!, into: w.baseAddress!) }
+            }
         }
-        for s in trainer.method.state { optimizer.read(optimizer.tensors[s.name]!, into: s.buffer.pointer) }
+        for s in trainer.method.state { optimizer.readBytes(optimizer.tensors[s.name]!, into: s.pointer) }
         trainer.restore(step: state.step, nonFiniteSkipped: state.nonFiniteSkipped)
+    }
+
+    /// Every state tensor is in `file` with its type and size (its layout matches this run's configuration).
+    static func check(_ state: [StateTensor], in file: SafeTensorsFile, _ path: String) throws {
+        for s in state {
+            guard let t = file.tensors[s.name] else {
+                throw TrainingError(message: "\(path): state \(s.name) is missing; the checkpoint was written with other method settings")
+            }
+            guard t.dtype == s.dtype, t.count == s.count else {
+                throw TrainingError(message: "\(path): state \(s.name) is \(t.count) × \(t.dtype) but this run's configuration makes \(s.count) × \(s.dtype); resume with the settings the checkpoint was written with")
+            }
+        }
     }
 }

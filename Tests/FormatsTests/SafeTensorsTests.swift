@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TensorCore
 @testable import Formats
 
 @Suite("safetensors headers")
@@ -31,6 +32,28 @@ struct SafeTensorsTests {
         let error = try #require(throws: FormatError.self) { try SafeTensorsFile(path: path) }
         #expect(error.file == path)
         #expect(error.problem.contains(expected), "\(error.problem)")
+    }
+
+    @Test("state tensors keep their own types (I8, I32, F32) next to BF16 float tensors")
+    func stateTensors() throws {
+        let ledger = MemoryLedger()
+        let q = AlignedBuffer<Int8>(count: 5, category: .optimizerState, ledger: ledger)
+        let i = AlignedBuffer<Int32>(count: 3, category: .optimizerState, ledger: ledger)
+        for k in 0..<5 { q.pointer[k] = Int8(k * 50 - 127) }
+        for k in 0..<3 { i.pointer[k] = Int32(k) * 1_000_000 - 7 }
+        let path = try scratchFile("state.safetensors", [])
+        try SafeTensorsWriter.write([SafeTensorsWriter.Entry(StateTensor("q", q)), SafeTensorsWriter.Entry(StateTensor("i", i)),
+                                     SafeTensorsWriter.Entry(name: "w", shape: [2]) { [1.5, -2] }], to: path, dtype: .bf16)
+        let f = try SafeTensorsFile(path: path)
+        #expect(f.tensors["q"]?.dtype == .i8 && f.tensors["i"]?.dtype == .i32 && f.tensors["w"]?.dtype == .bf16)
+        let q2 = AlignedBuffer<Int8>(count: 5, category: .optimizerState, ledger: ledger)
+        let i2 = AlignedBuffer<Int32>(count: 3, category: .optimizerState, ledger: ledger)
+        f.readBytes(f.tensors["q"]!, into: q2.pointer)
+        f.readBytes(f.tensors["i"]!, into: i2.pointer)
+        #expect(Array(q2.buffer) == Array(q.buffer) && Array(i2.buffer) == Array(i.buffer))
+        var w = [Float](repeating: 0, count: 2)
+        f.read(f.tensors["w"]!, into: &w)
+        #expect(w == [1.5, -2])
     }
 
     @Test("a header longer than the file is refused")
