@@ -14,12 +14,13 @@ public enum DType: String, Sendable, Codable, CaseIterable {
     public var isFloatingPoint: Bool { self == .f32 || self == .bf16 || self == .f16 }
 }
 
-/// How an fp32 value is rounded to bf16.
-public enum BF16Rounding: Sendable {
-    /// Round to nearest, ties to even (what PyTorch's `.to(torch.bfloat16)` does).
-    case nearestEven
-    /// Round up with probability equal to the dropped fraction, so the expected value is exact.
-    /// Random bits come from `generator` at (`stream`, `offset + element index`).
+/// How an fp32 value is rounded to a coarser grid (bf16, INT8 steps).
+public enum Rounding: Sendable {
+    /// To the nearest grid point (bf16: ties to even, what PyTorch's `.to(torch.bfloat16)` does).
+    case nearest
+    /// Up with probability equal to the dropped fraction, so the expected value is exact. Random bits come
+    /// from `generator` at (`stream`, `offset + element index`), so the result does not depend on how the
+    /// work is split.
     case stochastic(Philox, stream: UInt64, offset: UInt64)
 }
 
@@ -50,13 +51,13 @@ public enum Conversions {
     /// Converts `source` to bf16 bits in `destination` (same count), in parallel.
     public static func toBF16(
         _ source: UnsafeBufferPointer<Float>, _ destination: UnsafeMutableBufferPointer<UInt16>,
-        rounding: BF16Rounding = .nearestEven
+        rounding: Rounding = .nearest
     ) {
         precondition(source.count == destination.count, "toBF16: counts differ")
         guard let s = source.baseAddress, let d = destination.baseAddress else { return }
         nonisolated(unsafe) let (src, dst) = (s, d)  // chunks are disjoint
         switch rounding {
-        case .nearestEven:
+        case .nearest:
             Parallel.forEachChunk(source.count, grain: 1 << 16) { r in
                 for i in r { dst[i] = bf16(src[i]) }
             }
