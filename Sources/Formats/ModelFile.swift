@@ -4,7 +4,8 @@ import TensorCore
 
 /// A model and its tokenizer, loaded from whatever the user pointed at.
 public struct LoadedModel {
-    public let model: LlamaModel
+    /// The model (a method may replace its weight store, e.g. QFT's INT8 one).
+    public var model: LlamaModel
     public let tokenizer: any Tokenizer
     /// The chat template the checkpoint names, if it has one.
     public var chatTemplate: ChatTemplate?

@@ -15,10 +15,14 @@ public protocol ParameterStore: AnyObject {
     /// The store's own tensors when its weights are not plain fp32 (a checkpoint saves and restores these
     /// bit for bit instead of fp32 weights); nil when the fp32 views are the weights.
     var nativeState: [StateTensor]? { get }
+
+    /// Checks what a checkpoint read into ``nativeState`` (e.g. that indices are in bounds).
+    func checkNativeState() throws
 }
 
 extension ParameterStore {
     public var nativeState: [StateTensor]? { nil }
+    public func checkNativeState() throws {}
 }
 
 /// All parameters as fp32 in one 64-byte-aligned slab; views are zero-copy.

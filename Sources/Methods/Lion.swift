@@ -23,9 +23,21 @@ public final class Lion: Optimizer {
 
     public func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
                        learningRate lr: Float, step: Int) {
-        let (b1, b2) = (beta1, beta2), keep = 1 - lr * weightDecay(id)
+        let rule = Rule(beta1: beta1, beta2: beta2, learningRate: lr, keep: 1 - lr * weightDecay(id))
         nonisolated(unsafe) let (p, g, m) = (weights.baseAddress!, gradient, m.pointer + layout.parameters[id].offset)
-        Parallel.forEachChunk(weights.count, grain: 1 << 15) { r in  // tasks own disjoint elements
+        Parallel.forEachChunk(weights.count, grain: 1 << 15) { r in rule.apply(p, g, m, r) }  // tasks own disjoint elements
+    }
+
+    /// Lion's elementwise step with its settings fixed.
+    struct Rule {
+        let beta1: Float, beta2: Float, learningRate: Float
+        /// 1 − η·λ (decoupled weight decay).
+        let keep: Float
+
+        /// c = β₁·m + (1 − β₁)·g; p ← p·keep − η·sign(c); m ← β₂·m + (1 − β₂)·g, for elements `r`.
+        @inline(__always)
+        func apply(_ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ r: Range<Int>) {
+            let (b1, b2, lr) = (beta1, beta2, learningRate)
             for i in r {
                 let c = b1 * m[i] + (1 - b1) * g[i]
                 let sign: Float = c > 0 ? 1 : (c < 0 ? -1 : 0)  // torch.sign: sign(0) = 0

@@ -73,6 +73,9 @@ public enum Checkpoint {
         // Everything checked: now overwrite.
         if let native {
             for s in native { weights.readBytes(weights.tensors[s.name]!, into: s.pointer) }
+            do { try trainer.model.store.checkNativeState() } catch {
+                throw TrainingError(message: "\(path)/weights.safetensors: \(error)")
+            }
         } else {
             for (id, info) in layout.parameters.enumerated() {
                 trainer.model.store.update(id) { w in weights.read(weights.tensors[info.name]!, into: w.baseAddress!) }

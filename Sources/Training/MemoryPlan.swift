@@ -14,6 +14,10 @@ public enum MemoryPlan {
             return plan
         }
         var plan = LlamaModel.passMemory(c, batch: o.batchSize, length: o.maxLength, training: o.checkpointing, threads: threads)
+        if o.method == .qft {
+            let state = QFT.stateBytes(layout, settings: o.qft, fusedGradientFloats: fusedGradientPeak(layout, tied: c.tiedEmbeddings))
+            return plan.merging(state, uniquingKeysWith: +)
+        }
         plan[.weights] = 4 * params
         plan[.gradients] = 4 * (o.method == .adamwFused ? fusedGradientPeak(layout, tied: c.tiedEmbeddings) : params)
         plan[.optimizerState] = 4 * params * (o.method == .adamw || o.method == .adamwFused ? 2 : 1)

@@ -16,7 +16,9 @@ public struct RunConfig: Equatable {
                  "sample_seed": .int(0)],
         "method": ["name": .string("adamw"), "checkpointing": .bool(false), "epsilon": .double(1e-3), "perturbations": .int(1),
                    "projected": .string("kv"), "interval": .int(50), "iterations": .int(10), "clip_range": .double(0.2),
-                   "projection_epsilon": .double(0.1), "projection_step": .double(2.0)],
+                   "projection_epsilon": .double(0.1), "projection_step": .double(2.0),
+                   "outlier_fraction": .double(0.01), "weight_block": .int(0), "state_block": .int(256), "gradients": .string("fused"),
+                   "outlier_refresh": .int(0), "fp32_modules": .strings(["norms"])],
         "optimizer": ["lr": .double(1e-4), "weight_decay": .double(0), "clip": .double(1.0), "no_decay": .strings(["norms"]),
                       "frozen": .strings([]), "lr_scales": .strings([])],
         "schedule": ["shape": .string("cosine"), "warmup": .int(0), "steps": .int(100)],
@@ -198,6 +200,16 @@ public struct RunConfig: Equatable {
         o.zerothOrder.projection.clip = Float(double("method.clip_range") ?? 0)
         o.zerothOrder.projection.epsilon = Float(double("method.projection_epsilon") ?? 0)
         o.zerothOrder.projection.stepSize = Float(double("method.projection_step") ?? 0)
+        o.qft.weights.outlierFraction = double("method.outlier_fraction") ?? -1
+        o.qft.weights.blockSize = int("method.weight_block")
+        o.qft.stateBlock = int("method.state_block")
+        o.qft.refreshInterval = int("method.outlier_refresh")
+        let gradients = string("method.gradients") ?? ""
+        guard let mode = QFT.GradientMode(rawValue: gradients) else {
+            throw TrainingError(message: "method.gradients '\(gradients)' is not a gradient mode; choose one of \(QFT.GradientMode.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        o.qft.gradients = mode
+        o.qft.weights.fp32Groups = Set(try strings("method.fp32_modules").map { try group($0, "method.fp32_modules") }).union([.norms])
         switch string("train.loss") {
         case "lm": o.objective = .languageModel
         case "classification":
@@ -214,13 +226,7 @@ public struct RunConfig: Equatable {
     /// Parameter groups from optimizer.weight_decay, .no_decay and .frozen (lists of groups) and .lr_scales
     /// ("group=scale" entries).
     func parameterGroups() throws -> ParameterGroups {
-        let names = ParameterGroup.allCases.map(\.rawValue).joined(separator: ", ")
-        func group(_ name: String, _ key: String) throws -> ParameterGroup {
-            guard let g = ParameterGroup(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
-                throw TrainingError(message: "optimizer.\(key): '\(name)' is not a parameter group; choose from \(names)")
-            }
-            return g
-        }
+        func group(_ name: String, _ key: String) throws -> ParameterGroup { try self.group(name, "optimizer." + key) }
         var scales: [ParameterGroup: Float] = [:]
         for entry in strings("optimizer.lr_scales") {
             let parts = entry.split(separator: "=").map(String.init)
@@ -233,6 +239,14 @@ public struct RunConfig: Equatable {
                                noDecay: Set(try strings("optimizer.no_decay").map { try group($0, "no_decay") }),
                                frozen: Set(try strings("optimizer.frozen").map { try group($0, "frozen") }),
                                learningRateScale: scales)
+    }
+
+    /// The parameter group `name` given at setting `key`.
+    func group(_ name: String, _ key: String) throws -> ParameterGroup {
+        guard let g = ParameterGroup(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+            throw TrainingError(message: "\(key): '\(name)' is not a parameter group; choose from \(ParameterGroup.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return g
     }
 
     /// The classification task of the data settings, nil for language modelling.

@@ -6,7 +6,7 @@ import TensorCore
 /// What a training run does.
 public struct TrainingOptions: Sendable, Codable, Equatable {
     public enum Method: String, Sendable, Codable, CaseIterable {
-        case adamw, adamwFused = "adamw-fused", lion, sgd, mezo, dizo
+        case adamw, adamwFused = "adamw-fused", lion, sgd, mezo, dizo, qft
 
         /// Forward passes only: no gradient, no saved activations.
         public var isZerothOrder: Bool { self == .mezo || self == .dizo }
@@ -37,6 +37,8 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     public var packing = false
     /// Settings of the zeroth-order methods.
     public var zerothOrder = ZerothOrder()
+    /// QFT's quantization and gradient settings.
+    public var qft = QFT.Settings()
     /// What a step minimises.
     public var objective: Objective = .languageModel
 
@@ -64,6 +66,15 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
         }
         if method == .adamwFused, accumulation > 1 {
             throw TrainingError(message: "adamw-fused updates each tensor as soon as its gradient is known, so gradients of several micro-batches never meet: set accumulation to 1, or use adamw (full gradient, +4 bytes per parameter) to accumulate")
+        }
+        if method == .qft {
+            do { try qft.validate() } catch let e as MethodError { throw TrainingError(message: e.message) }
+            if qft.gradients == .fused, clipNorm != nil {
+                throw TrainingError(message: "qft with method.gradients: fused updates each tensor inside backward, so the global gradient norm is never known: drop gradient clipping (optimizer.clip: 0) or use method.gradients: stack (INT8 gradient stack, +1 byte per parameter)")
+            }
+            if accumulation > 1 {
+                throw TrainingError(message: "qft updates from one batch's gradients (fused, or one INT8 stack): set train.accumulate to 1 and raise train.batch instead")
+            }
         }
         if method.isZerothOrder {
             let z = zerothOrder, p = z.projection
@@ -132,15 +143,26 @@ public final class Trainer {
         self.examples = examples
         self.candidates = candidates
         self.options = options
-        method = try Self.method(options, model: model)
-        let sequences = sequences(ofEpoch: 0).count
+        let sequences = Self.sequences(examples, options, epoch: 0, stream: 0).count
+        method = try Self.method(options, model: model, stepsPerEpoch: sequences / options.batchSize)
         guard sequences >= options.batchSize * options.accumulation else {
             throw TrainingError(message: "the dataset makes \(sequences) sequences (\(examples.count) examples\(options.packing ? ", packed" : "")), fewer than one step of \(options.accumulation) × \(options.batchSize)")
         }
     }
 
-    /// The method that `options` name, with its state allocated for `model`.
-    public static func method(_ options: TrainingOptions, model: LlamaModel) throws -> any FineTuningMethod {
+    /// `model` with the weight store the method of `options` works on: for QFT the weights converted to INT8
+    /// dense-and-sparse tensor by tensor (the fp32 store is released when the caller drops `model`); otherwise `model`.
+    public static func model(_ model: LlamaModel, for options: TrainingOptions) throws -> LlamaModel {
+        guard options.method == .qft else { return model }
+        do {
+            let store = try DenseSparseStore(converting: model.store, settings: options.qft.weights, seed: options.seed, ledger: model.ledger)
+            return try LlamaModel(config: model.config, store: store, ledger: model.ledger)
+        } catch let e as MethodError { throw TrainingError(message: e.message) }
+    }
+
+    /// The method that `options` name, with its state allocated for `model`; `stepsPerEpoch` sets schedules
+    /// counted in epochs (QFT's outlier refresh).
+    public static func method(_ options: TrainingOptions, model: LlamaModel, stepsPerEpoch: Int = 1) throws -> any FineTuningMethod {
         let z = options.zerothOrder
         let mezo = { MeZO(layout: model.layout, epsilon: z.epsilon, perturbations: z.perturbations, seed: options.seed, groups: options.groups) }
         switch options.method {
@@ -149,6 +171,14 @@ public final class Trainer {
             do { return try DiZO(mezo: mezo(), projection: z.projection, store: model.store, seed: options.seed, ledger: model.ledger) } catch let e as MethodError {
                 throw TrainingError(message: e.message)
             }
+        case .qft:
+            guard let store = model.store as? DenseSparseStore else {
+                throw TrainingError(message: "qft needs the model's weights in INT8 dense-and-sparse form: build the model with Trainer.model(_:for:)")
+            }
+            do {
+                return try QFT(store: store, settings: options.qft, groups: options.groups, clipNorm: options.clipNorm,
+                               checkpointing: options.checkpointing, seed: options.seed, stepsPerEpoch: stepsPerEpoch, ledger: model.ledger)
+            } catch let e as MethodError { throw TrainingError(message: e.message) }
         default: break
         }
         let optimizer = optimizer(options.method, layout: model.layout, groups: options.groups, ledger: model.ledger)
@@ -181,12 +211,16 @@ public final class Trainer {
     /// training order; stream 1 an independent one (DiZO's projection batches).
     func sequences(ofEpoch epoch: Int, stream: Int = 0) -> [[Int]] {
         if let cached = cachedEpoch[stream], cached.epoch == epoch { return cached.sequences }
-        let order = Batcher.shuffled(examples.count, seed: options.seed &+ UInt64(stream) &* 0x9E37_79B9_7F4A_7C15, epoch: epoch)
-        let sequences = options.packing
-            ? Batcher.packRows(order.map { examples[$0].ids.count }, maxLength: options.maxLength).map { Array(order[$0]) }
-            : order.map { [$0] }
+        let sequences = Self.sequences(examples, options, epoch: epoch, stream: stream)
         cachedEpoch[stream] = (epoch, sequences)
         return sequences
+    }
+
+    static func sequences(_ examples: [TokenizedExample], _ options: TrainingOptions, epoch: Int, stream: Int) -> [[Int]] {
+        let order = Batcher.shuffled(examples.count, seed: options.seed &+ UInt64(stream) &* 0x9E37_79B9_7F4A_7C15, epoch: epoch)
+        return options.packing
+            ? Batcher.packRows(order.map { examples[$0].ids.count }, maxLength: options.maxLength).map { Array(order[$0]) }
+            : order.map { [$0] }
     }
 
     /// Micro-batch `index` (0-based over the run) of data stream `stream`.

@@ -4,25 +4,36 @@ import Methods
 import TensorCore
 import Training
 
+extension QFT.GradientMode: ExpressibleByArgument {}
+extension ParameterGroup: ExpressibleByArgument {}
+
 extension Bench {
     /// One full training step of a built-in method on random weights.
     struct Step: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "One training step of a method: adamw, adamw-fused, lion, sgd, mezo, dizo.")
+            abstract: "One training step of a method: \(TrainingOptions.Method.allCases.map(\.rawValue).joined(separator: ", ")).")
         @OptionGroup var options: PassOptions
         @Option(help: "adamw and lion and sgd keep a full gradient slab; adamw-fused updates each tensor inside backward.")
         var method: TrainingOptions.Method = .adamw
         @Flag(help: "Keep only each layer's input and recompute the rest in backward.")
         var checkpointing = false
+        @Option(help: "qft: fused updates inside backward, or the INT8 gradient stack.")
+        var gradients: QFT.GradientMode = .fused
+        @Option(help: "qft: groups kept in fp32 besides the norms (embedding, head).")
+        var fp32Modules: [ParameterGroup] = []
 
         func run() throws {
-            let (model, batch) = try PassBenchmark.setUp(options)
             var planned = TrainingOptions()
             planned.method = method
             planned.batchSize = options.batch
             planned.maxLength = options.seq
             planned.checkpointing = checkpointing
-            planned.clipNorm = method == .adamwFused ? nil : 1.0  // as a real run: clipping where it is possible
+            planned.qft.gradients = gradients
+            planned.qft.weights.fp32Groups.formUnion(fp32Modules)
+            // As a real run: clipping where it is possible.
+            planned.clipNorm = method == .adamwFused || (method == .qft && gradients == .fused) ? nil : 1.0
+            let (fp32Model, batch) = try PassBenchmark.setUp(options)
+            let model = try Trainer.model(fp32Model, for: planned)
             let plan = MemoryPlan.estimate(model.config, options: planned, threads: options.threads).values.reduce(0, +)
             defer {
                 let peak = MemoryLedger.shared.snapshot().peakTotal
@@ -36,7 +47,7 @@ extension Bench {
                 defer { forward += Double(monotonicNanoseconds() - start) * 1e-9 }
                 return try model.loss(batch)
             }, auxiliaryObjective: { _ in try model.loss(batch) })
-            PassBenchmark.report(options, model, label: "step \(method.rawValue) (checkpointing \(checkpointing ? "on" : "off"))") {
+            PassBenchmark.report(options, model, label: "step \(method.rawValue)\(method == .qft ? " (\(gradients.rawValue) gradients)" : "") (checkpointing \(checkpointing ? "on" : "off"))") {
                 step += 1
                 forward = 0
                 let start = monotonicNanoseconds()

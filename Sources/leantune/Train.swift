@@ -119,7 +119,8 @@ struct Train: ParsableCommand {
         }
         guard FileManager.default.isWritableFile(atPath: output) else { throw ValidationError("\(output): the output folder is not writable") }
         try Data(settings.yaml.utf8).write(to: URL(fileURLWithPath: output + "/config.yaml"), options: .atomic)
-        let loaded = try ModelFile.load(modelPath, tokenizer: settings.string("model.tokenizer"))
+        var loaded = try ModelFile.load(modelPath, tokenizer: settings.string("model.tokenizer"))
+        do { loaded.model = try Trainer.model(loaded.model, for: options) } catch let e as TrainingError { throw ValidationError(e.message) }
         let encoder = data.encoder(for: loaded)
         let encoded = try data.encode(encoder, maxLength: min(options.maxLength, loaded.model.config.maxSequenceLength))
         if let warning = encoder.stopTokenWarning(encoded.train) { print("warning: \(warning)") }

@@ -10,9 +10,9 @@ import TestSupport
 @Suite("Trainer")
 struct TrainerTests {
     /// A tiny random model and examples whose second half repeats a pattern the model can learn.
-    static func setUp(_ method: TrainingOptions.Method, clip: Double? = 1.0, batch: Int = 4, accumulation: Int = 1) throws -> Trainer {
+    static func setUp(_ method: TrainingOptions.Method, clip: Double? = 1.0, batch: Int = 4, accumulation: Int = 1,
+                      qft: QFT.Settings = QFT.Settings()) throws -> Trainer {
         let c = LlamaConfig(dim: 16, ffnDim: 32, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 24, maxSequenceLength: 32)
-        let model = try LlamaModel(randomWeights: c, seed: 3, std: 0.1, ledger: MemoryLedger())
         let examples = (0..<8).map { i in
             TokenizedExample(ids: (0..<12).map { Int32(($0 * 3 + i) % 24) }, trained: (0..<12).map { $0 > 0 })
         }
@@ -24,12 +24,23 @@ struct TrainerTests {
         o.maxLength = 16
         o.clipNorm = clip
         o.zerothOrder.projection.interval = 2  // DiZO projects every other step
+        o.qft = qft
+        let model = try Trainer.model(try LlamaModel(randomWeights: c, seed: 3, std: 0.1, ledger: MemoryLedger()), for: o)
         return try Trainer(model: model, examples: examples, options: o)
+    }
+
+    /// Global clipping where the method allows it (fused updates never know the global norm).
+    static func clip(_ method: TrainingOptions.Method) -> Double? { method == .adamwFused || method == .qft ? nil : 1.0 }
+
+    /// Every parameter's fp32 values, and the store's own tensors when it has them.
+    static func weights(_ trainer: Trainer) -> (floats: [[Float]], native: [[UInt8]]) {
+        let store = trainer.model.store
+        return (store.layout.parameters.indices.map { id in store.withFloats(id) { Array($0) } }, store.nativeState?.map(\.bytes) ?? [])
     }
 
     @Test("the loss falls over 30 steps", arguments: TrainingOptions.Method.allCases.filter { !$0.isZerothOrder })
     func learns(method: TrainingOptions.Method) throws {
-        let trainer = try Self.setUp(method, clip: method == .adamwFused ? nil : 1.0)
+        let trainer = try Self.setUp(method, clip: Self.clip(method))
         let first = try trainer.runStep().loss
         var last = first
         for _ in 1..<30 { last = try trainer.runStep().loss }
@@ -110,23 +121,28 @@ struct CheckpointTests {
     }
 
     @Test("N straight steps equal N/2 steps, a checkpoint, a restore into a fresh model and N/2 more, bit for bit",
-          arguments: [TrainingOptions.Method.adamw, .adamwFused, .lion, .sgd, .mezo, .dizo])
-    func bitExactResume(method: TrainingOptions.Method) throws {
-        let clip: Double? = method == .adamwFused ? nil : 1.0
-        let straight = try TrainerTests.setUp(method, clip: clip)
+          arguments: [(TrainingOptions.Method.adamw, QFT.GradientMode.fused), (.adamwFused, .fused), (.lion, .fused), (.sgd, .fused),
+                      (.mezo, .fused), (.dizo, .fused), (.qft, .fused), (.qft, .stack)])
+    func bitExactResume(method: TrainingOptions.Method, gradients: QFT.GradientMode) throws {
+        var qft = QFT.Settings()
+        qft.gradients = gradients
+        qft.refreshInterval = 2  // outliers are chosen anew across the checkpoint
+        let clip: Double? = gradients == .stack ? 1.0 : TrainerTests.clip(method)
+        func setUp() throws -> Trainer { try TrainerTests.setUp(method, clip: clip, qft: qft) }
+        let straight = try setUp()
         for _ in 0..<6 { _ = try straight.runStep() }
 
-        let first = try TrainerTests.setUp(method, clip: clip)
+        let first = try setUp()
         for _ in 0..<3 { _ = try first.runStep() }
-        let path = try Checkpoint.save(first, in: Self.directory("\(method.rawValue)"))
+        let path = try Checkpoint.save(first, in: Self.directory("\(method.rawValue)-\(gradients.rawValue)"))
         #expect(path.hasSuffix("step-000003"))
 
-        let resumed = try TrainerTests.setUp(method, clip: clip)  // fresh weights and state, as a new process has
+        let resumed = try setUp()  // fresh weights and state, as a new process has
         try Checkpoint.restore(resumed, from: path)
         #expect(resumed.step == 3)
         for _ in 0..<3 { _ = try resumed.runStep() }
-        #expect(Array((straight.model.store as! FP32ParameterStore).slab.buffer)
-                == Array((resumed.model.store as! FP32ParameterStore).slab.buffer))
+        let (a, b) = (TrainerTests.weights(straight), TrainerTests.weights(resumed))
+        #expect(a.floats == b.floats && a.native == b.native && (method == .qft) == !a.native.isEmpty)
         for (a, b) in zip(straight.method.state, resumed.method.state) { #expect(a.bytes == b.bytes) }
     }
 
@@ -161,26 +177,28 @@ struct CheckpointTests {
 @Suite("Memory plan")
 struct MemoryPlanTests {
     /// The plan sums each category's largest use, so it bounds the peak from above: the attention tasks' score scratch
-    /// (16 KiB here, 2% of this tiny model; nothing next to SmolLM2's 2.4 GiB) is not always alive at the moment of the peak.
-    @Test("the estimate from shapes bounds the ledger's peak of a real step within 3%", arguments: TrainingOptions.Method.allCases)
+    /// (16 KiB here, 2–3% of this tiny model; nothing next to SmolLM2's 2.4 GiB) is not always alive at the moment of the peak.
+    @Test("the estimate from shapes bounds the ledger's peak of a real step within the attention scratch + 1%", arguments: TrainingOptions.Method.allCases)
     func matchesLedger(method: TrainingOptions.Method) throws {
         for checkpointing in [false, true] {
             let c = LlamaConfig(dim: 32, ffnDim: 64, layerCount: 3, headCount: 4, kvHeadCount: 2, vocabSize: 50,
                                 maxSequenceLength: 64, tiedEmbeddings: method != .lion)
             let ledger = MemoryLedger()
-            let model = try LlamaModel(randomWeights: c, seed: 1, ledger: ledger)
             let examples = (0..<4).map { i in TokenizedExample(ids: (0..<33).map { Int32(($0 + i) % 50) }, trained: Array(repeating: true, count: 33)) }
             var o = TrainingOptions()
             o.method = method
-            o.clipNorm = method == .adamwFused ? nil : 1.0
+            o.clipNorm = TrainerTests.clip(method)
             o.batchSize = 4
             o.maxLength = 32
             o.checkpointing = checkpointing
+            let model = try Trainer.model(try LlamaModel(randomWeights: c, seed: 1, ledger: ledger), for: o)
             let trainer = try Trainer(model: model, examples: examples, options: o)
+            ledger.resetPeak()  // QFT converts the weights from an fp32 copy that is gone by now
             _ = try trainer.runStep()
             let plan = MemoryPlan.estimate(c, options: o).values.reduce(0, +)
             let peak = ledger.snapshot().peakTotal
-            #expect(plan >= peak && Double(plan - peak) <= 0.03 * Double(peak), "\(method) checkpointing \(checkpointing): plan \(plan) vs ledger \(peak)")
+            let scratch = 4 * min(Parallel.threadCount, 4 * c.kvHeadCount) * (method.isZerothOrder ? 1 : 2) * 32 * 32  // tasks × matrices × queries × keys
+            #expect(plan >= peak && Double(plan - peak) <= Double(scratch) + 0.01 * Double(peak), "\(method) checkpointing \(checkpointing): plan \(plan) vs ledger \(peak)")
         }
     }
 }
