@@ -52,6 +52,6 @@ let package = Package(
         .testTarget(
             name: "TrainingTests", dependencies: ["Training", "Datasets", "Methods", "Llama", "TestSupport"], swiftSettings: kernelSettings),
         .testTarget(
-            name: "MethodsTests", dependencies: ["Methods", "Llama", "TensorCore", "TestSupport"], swiftSettings: kernelSettings),
+            name: "MethodsTests", dependencies: ["Methods", "Formats", "Llama", "TensorCore", "TestSupport"], swiftSettings: kernelSettings),
     ]
 )

@@ -1,17 +1,9 @@
 import Foundation
 import Testing
 @testable import Formats
+import TestSupport
 import Llama
 import TensorCore
-
-/// ../shared/real beside the repository (never copied into it).
-enum SharedReal {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/real").path
-    static let stories = root + "/model/stories260K"
-    static let model = stories + "/stories260K.bin"
-    static let tokenizer = stories + "/tok512.bin"
-}
 
 /// A scratch folder for files the test writes.
 func scratchFile(_ name: String, _ bytes: [UInt8]) throws -> String {

@@ -7,6 +7,16 @@ public func fixtureURL(_ name: String) -> URL {
     URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/\(name)")
 }
 
+/// The real third-party files in ../shared/real (beside the repository; never copied into it).
+public enum SharedReal {
+    public static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/real").path
+    public static let stories = root + "/model/stories260K"
+    public static let model = stories + "/stories260K.bin"
+    public static let tokenizer = stories + "/tok512.bin"
+    public static let tinyStories = root + "/data/tinystories/tinystories_sample.txt"
+}
+
 /// A fixture written by scripts/make_fixtures.py from an independent PyTorch (float64) Llama.
 public struct PyTorchFixture: Decodable {
     public struct Config: Decodable {
