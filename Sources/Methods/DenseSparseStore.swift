@@ -77,17 +77,15 @@ public final class DenseSparseStore: ParameterStore {
 
     /// Bytes the store holds for `layout` under `settings`, by ledger category.
     public static func bytes(_ layout: ParameterLayout, settings: Settings) -> [MemoryCategory: Int] {
-        var weights = 4 * layout.parameters.count + 4, largest = 0
-        for info in layout.parameters {
-            if settings.isQuantized(info) {
-                weights += DenseSparseTensor.bytes(rows: info.shape[0], columns: info.shape[1], blockSize: settings.block(info),
-                                                   outlierCount: settings.outliers(info))
-                largest = max(largest, info.count)
-            } else {
-                weights += 4 * info.count
-            }
-        }
-        return [.weights: weights, .workspace: 4 * largest]
+        let weights = layout.parameters.reduce(4 * layout.parameters.count + 4) { $0 + bytes(of: $1, settings: settings) }
+        return [.weights: weights, .workspace: 4 * (layout.parameters.filter(settings.isQuantized).map(\.count).max() ?? 0)]
+    }
+
+    /// Bytes of one parameter as stored: INT8 values, scales and outliers, or fp32.
+    public static func bytes(of info: ParameterInfo, settings: Settings) -> Int {
+        guard settings.isQuantized(info) else { return 4 * info.count }
+        return DenseSparseTensor.bytes(rows: info.shape[0], columns: info.shape[1], blockSize: settings.block(info),
+                                       outlierCount: settings.outliers(info))
     }
 
     /// Whether parameter `id` is stored as INT8 (otherwise fp32).

@@ -18,22 +18,43 @@ public enum Int8Blocks {
     ) {
         nonisolated(unsafe) let (x, q, scales) = (x, q, scales)  // tasks own disjoint blocks
         let blocks = blockCount(count, blockSize: blockSize)
+        let slice = max(1, (1 << 13) / blockSize)  // blocks per cache-resident slice: scales, then values
         Parallel.forEachChunk(blocks, grain: max(1, (1 << 15) / blockSize)) { range in
-            for b in range {
-                let start = b * blockSize, n = min(blockSize, count - start)
-                let s = scale(x + start, n)
-                scales[b] = s
-                let inverse: Float = s > 0 ? 1 / s : 0
+            for first in stride(from: range.lowerBound, to: range.upperBound, by: slice) {
+                let last = min(range.upperBound, first + slice)
+                for b in first..<last { scales[b] = scale(x + b * blockSize, min(blockSize, count - b * blockSize)) }
+                encode(first * blockSize, min(last * blockSize, count))
+            }
+            /// Values lo ..< hi (whole blocks, scales known).
+            func encode(_ lo: Int, _ hi: Int) {
                 switch rounding {
                 case .nearest:
-                    for i in 0..<n { q[start + i] = toInt8(x[start + i] * inverse + 0.5) }
+                    var i = lo
+                    while i < hi {
+                        let b = i / blockSize, next = min(hi, (b + 1) * blockSize)
+                        encode(i, next, b, nil)
+                        i = next
+                    }
                 case .stochastic(let rng, let stream, let offset):
-                    rng.withUniforms16(stream: stream, range: Int(offset) + start..<Int(offset) + start + n) { r, u in
-                        let base = r.lowerBound - Int(offset)
-                        for k in 0..<r.count {  // floor(x/s + u), u ∈ (0, 1): up with probability frac(x/s)
-                            q[base + k] = toInt8(x[base + k] * inverse + (Float(u[k]) + 0.5) * 0x1p-16)
+                    rng.withUniforms16(stream: stream, range: Int(offset) + lo..<Int(offset) + hi) { r, u in  // each tile once
+                        var i = r.lowerBound - Int(offset)
+                        let first = i, end = r.upperBound - Int(offset)
+                        while i < end {  // the tile's pieces in each block
+                            let b = i / blockSize, next = min(end, (b + 1) * blockSize)
+                            encode(i, next, b, u + (i - first))
+                            i = next
                         }
                     }
+                }
+            }
+            /// Values lo ..< hi, all in block b, with the uniform of value i at u[i − lo] (nil: nearest rounding).
+            func encode(_ lo: Int, _ hi: Int, _ b: Int, _ u: UnsafePointer<UInt16>?) {
+                let s = scales[b], inverse: Float = s > 0 ? 1 / s : 0
+                let (xs, qs) = (x + lo, q + lo)  // plain pointers: no index overflow checks, so the loops vectorise
+                if let u {  // floor(x/s + u), u ∈ (0, 1): up with probability frac(x/s)
+                    for i in 0..<hi - lo { qs[i] = toInt8(xs[i] * inverse + (Float(u[i]) + 0.5) * 0x1p-16) }
+                } else {
+                    for i in 0..<hi - lo { qs[i] = toInt8(xs[i] * inverse + 0.5) }
                 }
             }
         }
@@ -46,27 +67,44 @@ public enum Int8Blocks {
         nonisolated(unsafe) let (x, q, scales) = (x, q, scales)
         Parallel.forEachChunk(blockCount(count, blockSize: blockSize), grain: max(1, (1 << 16) / blockSize)) { range in
             for b in range {
-                let start = b * blockSize, n = min(blockSize, count - start), s = scales[b]
-                for i in start..<start + n { x[i] = Float(q[i]) * s }
+                let start = b * blockSize, n = min(blockSize, count - start), s = scales[b], (xs, qs) = (x + start, q + start)
+                for i in 0..<n { xs[i] = Float(qs[i]) * s }
             }
         }
     }
 
-    /// max|x| / 127 over n values; NaN when a value is not finite.
+    /// max|x| / 127 over n values; NaN when a value is not finite (inf or NaN × 0 is NaN, a finite value × 0 is 0).
+    /// Eight lanes at a time: the scalar max/select reduction does not vectorise.
     @inlinable
     static func scale(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
-        var m: Float = 0
-        for i in 0..<n { m = max(m, abs(x[i])) }  // max() drops NaN: check finiteness on the sum below
-        var sum: Float = 0
-        for i in 0..<n { sum += x[i] * 0 }  // NaN or inf × 0 = NaN, finite × 0 = 0
-        return sum == 0 && m.isFinite ? m / 127 : .nan
+        var m = SIMD8<Float>(repeating: 0), zero = SIMD8<Float>(repeating: 0)
+        var i = 0
+        while i + 8 <= n {
+            let v = UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self)
+            let a = unsafeBitCast(unsafeBitCast(v, to: SIMD8<UInt32>.self) & 0x7FFF_FFFF, to: SIMD8<Float>.self)  // |v|
+            m.replace(with: a, where: a .> m)
+            zero += v * 0
+            i += 8
+        }
+        var top = m.max(), check = zero.sum()
+        while i < n {
+            top = Swift.max(top, abs(x[i]))
+            check += x[i] * 0
+            i += 1
+        }
+        return check == 0 && top.isFinite ? top / 127 : .nan
     }
 
-    /// ⌊v⌋ clamped to [−127, 127]; NaN becomes 0 (its block's scale is NaN).
+    /// ⌊v⌋ clamped to [−127, 127], branch-free so that loops of it vectorise: adding 1.5·2²³ rounds to an integer
+    /// held in the low mantissa bits, whose low byte is the two's-complement INT8. (NaN gives an arbitrary value; its
+    /// block's scale is NaN.)
     @inlinable @inline(__always)
     static func toInt8(_ v: Float) -> Int8 {
-        let f = min(max(v.rounded(.down), -127), 127)
-        return Int8(truncatingIfNeeded: Int32(f.isNaN ? 0 : f))
+        let magic: Float = 12_582_912
+        let c = Swift.min(Swift.max(v, -127), 127)
+        let r = (c + magic) - magic  // nearest integer
+        let f = r > c ? r - 1 : r  // floor
+        return Int8(truncatingIfNeeded: (f + magic).bitPattern)
     }
 }
 

@@ -32,15 +32,18 @@ extension Bench {
             planned.qft.weights.fp32Groups.formUnion(fp32Modules)
             // As a real run: clipping where it is possible.
             planned.clipNorm = method == .adamwFused || (method == .qft && gradients == .fused) ? nil : 1.0
-            let (fp32Model, batch) = try PassBenchmark.setUp(options)
-            let model = try Trainer.model(fp32Model, for: planned)
+            let (model, batch) = try { () throws -> (LlamaModel, TokenBatch) in  // the fp32 model is gone after this
+                let (fp32, batch) = try PassBenchmark.setUp(options)
+                return (try Trainer.model(fp32, for: planned), batch)
+            }()
             let plan = MemoryPlan.estimate(model.config, options: planned, threads: options.threads).values.reduce(0, +)
             defer {
                 let peak = MemoryLedger.shared.snapshot().peakTotal
                 print(String(format: "estimate %@ vs ledger peak %@ (%+.1f%%)", PassBenchmark.format(bytes: plan),
                              PassBenchmark.format(bytes: peak), 100 * Double(plan - peak) / Double(peak)))
             }
-            let trainingMethod = try Trainer.method(planned, model: model)
+            let trainingMethod = try Trainer.method(planned, model: model, stepsPerEpoch: .max)  // QFT's refresh: timed below
+            MemoryLedger.shared.resetPeak()  // from here on: the step (QFT converted its weights from an fp32 copy, now gone)
             var step = 0, guardian = NonFiniteGuard(), forward = 0.0, rest: [Double] = []
             let inputs = StepInputs(batches: [batch], objective: {
                 let start = monotonicNanoseconds()
@@ -56,6 +59,11 @@ extension Bench {
             }
             if method.isZerothOrder {  // what is not a forward pass: the perturbation and update passes
                 print(String(format: "perturbation and update passes: median %.3f s per step (forward passes: the rest)", rest.sorted()[rest.count / 2]))
+            }
+            if let qft = trainingMethod as? QFT {
+                let start = monotonicNanoseconds()
+                qft.store.refreshOutliers()
+                print(String(format: "outlier refresh of every matrix (once per epoch by default): %.3f s", Double(monotonicNanoseconds() - start) * 1e-9))
             }
         }
     }
