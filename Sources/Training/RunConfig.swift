@@ -17,7 +17,7 @@ public struct RunConfig: Equatable {
         "method": ["name": .string("adamw"), "checkpointing": .bool(false), "epsilon": .double(1e-3), "perturbations": .int(1),
                    "projected": .string("kv"), "interval": .int(50), "iterations": .int(10), "clip_range": .double(0.2),
                    "projection_epsilon": .double(0.1), "projection_step": .double(2.0),
-                   "outlier_fraction": .double(0.01), "weight_block": .int(0), "state_block": .int(256), "gradients": .string("fused"),
+                   "outlier_fraction": .double(0.01), "weight_block": .int(0), "state_block": .int(128), "gradients": .string("fused"),
                    "outlier_refresh": .int(0), "fp32_modules": .strings(["norms"])],
         "optimizer": ["lr": .double(1e-4), "weight_decay": .double(0), "clip": .double(1.0), "no_decay": .strings(["norms"]),
                       "frozen": .strings([]), "lr_scales": .strings([])],

@@ -80,10 +80,10 @@ struct QFTTests {
         let text = try String(contentsOfFile: SharedReal.tinyStories, encoding: .utf8)
         let ids = loaded.tokenizer.encode(text).map { Int32($0) }
         let batches = (0..<5).map { b in TokenBatch(sequences: (0..<4).map { s in Array(ids[(b * 4 + s) * 40..<(b * 4 + s) * 40 + 41]) }) }
-        let quantized = { (id: ParameterID) in !layout.parameters[id].role.isNorm }
+        let quantized = { (id: ParameterID) in !layout.parameters[id].role.isNorm }, block = QFT.Settings().stateBlock
         let fp32 = Lion(layout: layout, groups: ParameterGroups(weightDecay: 0), ledger: MemoryLedger())
-        let int8 = QuantizedLion(layout: layout, quantized: quantized, blockSize: 256, groups: ParameterGroups(weightDecay: 0), seed: 1, ledger: MemoryLedger())
-        let both = QuantizedLion(layout: layout, quantized: quantized, blockSize: 256, groups: ParameterGroups(weightDecay: 0), seed: 1, ledger: MemoryLedger())
+        let int8 = QuantizedLion(layout: layout, quantized: quantized, blockSize: block, groups: ParameterGroups(weightDecay: 0), seed: 1, ledger: MemoryLedger())
+        let both = QuantizedLion(layout: layout, quantized: quantized, blockSize: block, groups: ParameterGroups(weightDecay: 0), seed: 1, ledger: MemoryLedger())
         var agreement: [(momentum: Double, gradient: Double)] = []
         for (t, batch) in batches.enumerated() {
             let g = GradientSlab(layout: layout, ledger: MemoryLedger())
@@ -92,9 +92,9 @@ struct QFTTests {
             for id in layout.parameters.indices where quantized(id) {
                 let n = layout.parameters[id].count
                 var reference = [Float](repeating: 0, count: n), a = reference, b = reference, gq = reference
-                var q = [Int8](repeating: 0, count: n), scales = [Float](repeating: 0, count: Int8Blocks.blockCount(n, blockSize: 256))
-                Int8Blocks.quantize(g.view(id).baseAddress!, count: n, blockSize: 256, into: &q, scales: &scales, rounding: .nearest)
-                Int8Blocks.dequantize(q, scales: scales, count: n, blockSize: 256, into: &gq)
+                var q = [Int8](repeating: 0, count: n), scales = [Float](repeating: 0, count: Int8Blocks.blockCount(n, blockSize: block))
+                Int8Blocks.quantize(g.view(id).baseAddress!, count: n, blockSize: block, into: &q, scales: &scales, rounding: .nearest)
+                Int8Blocks.dequantize(q, scales: scales, count: n, blockSize: block, into: &gq)
                 reference.withUnsafeMutableBufferPointer { fp32.update(id, weights: $0, gradient: g.view(id).baseAddress!, learningRate: 1, step: t + 1) }
                 a.withUnsafeMutableBufferPointer { int8.update(id, weights: $0, gradient: g.view(id).baseAddress!, learningRate: 1, step: t + 1) }
                 b.withUnsafeMutableBufferPointer { both.update(id, weights: $0, gradient: gq, learningRate: 1, step: t + 1) }

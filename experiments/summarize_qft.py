@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Summarises experiments/qft-sst2.sh runs: training loss, dev accuracy, memory and time per step, side by side.
+
+usage: summarize_qft.py OUT    markdown summary on stdout
+"""
+import json, os, re, statistics, sys
+
+RUNS = ["adamw", "lion", "qft", "qft-stack", "qft-fp32-embedding"]
+
+def load(out, name):
+    rows = [json.loads(line) for line in open(os.path.join(out, name, "metrics.jsonl"))]
+    steps = [r for r in rows if r.get("loss") is not None]
+    evals = {r["step"]: r["eval_accuracy"] for r in rows if r.get("eval_accuracy") is not None}
+    log = open(os.path.join(out, name + ".log")).read()
+    memory = re.search(r"plan ([\d.]+) GiB, ledger peak ([\d.]+) GiB \([^)]*\), process peak RSS ([\d.]+) GiB", log)
+    return steps, evals, memory
+
+def main():
+    out = sys.argv[1]
+    names = [n for n in RUNS if os.path.isfile(os.path.join(out, n, "metrics.csv"))]
+    data = {n: load(out, n) for n in names}
+    print(f"# AdamW vs Lion vs QFT on SST-2 ({out})\n")
+    print("Training loss is the gold label word's loss; 'final' is the mean over the last 20 steps (one step's batch is 16 sentences).\n")
+    print("| run | final training loss | vs Lion | dev accuracy by eval step | ledger peak (GiB) | process peak RSS (GiB) | seconds per step (median) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    lion = statistics.mean(r["loss"] for r in data["lion"][0][-20:]) if "lion" in data else None
+    for n in names:
+        steps, evals, memory = data[n]
+        loss = statistics.mean(r["loss"] for r in steps[-20:])
+        versus = f"{100 * (loss - lion) / lion:+.1f}%" if lion else "–"
+        accuracy = ", ".join(f"{s}: {a:.3f}" for s, a in sorted(evals.items()))
+        seconds = statistics.median(r["seconds"] for r in steps)
+        ledger, rss = (memory.group(2), memory.group(3)) if memory else ("–", "–")
+        print(f"| {n} | {loss:.4f} | {versus} | {accuracy} | {ledger} | {rss} | {seconds:.2f} |")
+    print("\n## Training loss every 10 steps (mean of the 10 steps up to it)\n")
+    print("| step | " + " | ".join(names) + " |\n| --- |" + " --- |" * len(names))
+    longest = max(len(data[n][0]) for n in names)
+    for end in range(10, longest + 1, 10):
+        cells = []
+        for n in names:
+            window = [r["loss"] for r in data[n][0] if end - 10 < r["step"] <= end]
+            cells.append(f"{statistics.mean(window):.4f}" if window else "")
+        print(f"| {end} | " + " | ".join(cells) + " |")
+
+main()
