@@ -50,7 +50,7 @@ let package = Package(
         .testTarget(
             name: "DatasetsTests", dependencies: ["Datasets", "Formats", "Llama", "TestSupport"], swiftSettings: kernelSettings),
         .testTarget(
-            name: "TrainingTests", dependencies: ["Training", "Datasets", "Methods", "Llama", "TestSupport"], swiftSettings: kernelSettings),
+            name: "TrainingTests", dependencies: ["Training", "Datasets", "Formats", "Methods", "Llama", "TestSupport"], swiftSettings: kernelSettings),
         .testTarget(
             name: "MethodsTests", dependencies: ["Methods", "Formats", "Llama", "TensorCore", "TestSupport"], swiftSettings: kernelSettings),
     ]

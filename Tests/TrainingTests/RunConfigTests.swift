@@ -93,4 +93,20 @@ struct RunConfigTests {
         let o = try RunConfig.resolve(yaml: Self.yaml, overrides: ["method.name=dizo", "method.projected=qv", "method.interval=25"]).trainingOptions()
         #expect(o.method == .dizo && o.zerothOrder.projection.set == .qv && o.zerothOrder.projection.interval == 25 && o.zerothOrder.epsilon == 1e-3)
     }
+
+    @Test("QFT settings out of range, an unknown gradient mode or group, fused updates with clipping are refused naming the key")
+    func qft() throws {
+        for (bad, key) in [(["method.outlier_fraction=0.7"], "method.outlier_fraction"), (["method.weight_block=-1"], "method.weight_block"),
+                           (["method.state_block=0"], "method.state_block"), (["method.outlier_refresh=-3"], "method.outlier_refresh"),
+                           (["method.gradients=sparse"], "method.gradients"), (["method.fp32_modules=[norms, lm_head]"], "method.fp32_modules"),
+                           (["optimizer.clip=1.0"], "method.gradients: stack"), (["train.accumulate=2"], "train.accumulate")] {
+            let error = try #require(throws: TrainingError.self, "\(bad)") {
+                try RunConfig.resolve(yaml: Self.yaml, overrides: ["method.name=qft", "optimizer.clip=0"] + bad).trainingOptions()
+            }
+            #expect(error.message.contains(key), "\(error.message)")
+        }
+        let o = try RunConfig.resolve(yaml: Self.yaml, overrides: ["method.name=qft", "method.gradients=stack", "method.fp32_modules=[embedding]",
+                                                                  "method.weight_block=64"]).trainingOptions()
+        #expect(o.qft.gradients == .stack && o.qft.weights.fp32Groups == [.norms, .embedding] && o.qft.weights.blockSize == 64 && o.clipNorm == 1.0)
+    }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import Datasets
+import Formats
 import Llama
 import Methods
 import TensorCore
@@ -171,6 +172,29 @@ struct CheckpointTests {
         #expect(throws: (any Error).self) { try Checkpoint.restore(other, from: path) }
         #expect(Array((other.model.store as! FP32ParameterStore).slab.buffer) == untouched && other.step == 0)
         #expect(Array((lion.model.store as! FP32ParameterStore).slab.buffer) == before)
+    }
+}
+
+extension CheckpointTests {
+    @Test("a QFT checkpoint of another quantization layout, or with outlier indices out of range, is refused before any step")
+    func qftLayout() throws {
+        let trainer = try TrainerTests.setUp(.qft, clip: nil)
+        _ = try trainer.runStep()
+        let path = try Checkpoint.save(trainer, in: Self.directory("qft-layout"))
+        var other = QFT.Settings()
+        other.weights.outlierFraction = 0.05
+        let different = try TrainerTests.setUp(.qft, clip: nil, qft: other)
+        let e = try #require(throws: TrainingError.self) { try Checkpoint.restore(different, from: path) }
+        #expect(e.message.contains("qft") && different.step == 0, "\(e.message)")
+        // Same settings, but one outlier column index beyond the row: the layout check refuses it.
+        let weights = try SafeTensorsFile(path: path + "/weights.safetensors")
+        let columns = try #require(weights.tensors["model.layers.0.mlp.down_proj.weight.outlier_columns"])
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path + "/weights.safetensors")))
+        withUnsafeBytes(of: Int32(1_000_000).littleEndian) { bytes.replaceSubrange(columns.offset..<columns.offset + 4, with: $0) }
+        try Data(bytes).write(to: URL(fileURLWithPath: path + "/weights.safetensors"))
+        let fresh = try TrainerTests.setUp(.qft, clip: nil)
+        let e2 = try #require(throws: TrainingError.self) { try Checkpoint.restore(fresh, from: path) }
+        #expect(e2.message.contains("down_proj") && e2.message.contains("CSR"), "\(e2.message)")
     }
 }
 
