@@ -6,7 +6,7 @@
 # embedding kept in fp32. experiments/summarize_qft.py writes OUT/summary.md (loss curves, dev accuracy, memory, time).
 # Settings by environment: STEPS, EVERY, ADAMW_LR, LION_LR. Runs already present in OUT are kept (delete to redo).
 set -euo pipefail
-steps=${STEPS:-100}; every=${EVERY:-50}; adamw_lr=${ADAMW_LR:-1e-5}; lion_lr=${LION_LR:-2e-6}
+steps=${STEPS:-100}; every=${EVERY:-100}; adamw_lr=${ADAMW_LR:-1e-5}; lion_lr=${LION_LR:-2e-6}
 out=runs/qft-sst2
 bin=.build/release/leantune
 swift build -c release --product leantune >/dev/null
