@@ -29,12 +29,28 @@ public final class AdamW: Optimizer {
     public func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
                        learningRate lr: Float, step: Int) {
         let offset = layout.parameters[id].offset
-        let (b1, b2, eps) = (beta1, beta2, epsilon)
-        let keep = 1 - lr * weightDecay(id)
-        let stepSize = lr / (1 - Float.pow(b1, step))
-        let correction2 = 1 / (1 - Float.pow(b2, step)).squareRoot()
+        let rule = Rule(beta1: beta1, beta2: beta2, epsilon: epsilon, learningRate: lr, keep: 1 - lr * weightDecay(id), step: step)
         nonisolated(unsafe) let (p, g, m, v) = (weights.baseAddress!, gradient, m.pointer + offset, v.pointer + offset)
-        Parallel.forEachChunk(weights.count, grain: 1 << 15) { r in  // tasks own disjoint elements
+        Parallel.forEachChunk(weights.count, grain: 1 << 15) { r in rule.apply(p, g, m, v, r) }  // tasks own disjoint elements
+    }
+
+    /// Adam's elementwise step at step t with its settings fixed (also used in GaLore's projected space).
+    struct Rule {
+        let beta1: Float, beta2: Float, epsilon: Float
+        /// η/(1 − β₁ᵗ), 1/√(1 − β₂ᵗ), and 1 − η·λ (decoupled weight decay).
+        let stepSize: Float, correction2: Float, keep: Float
+
+        init(beta1: Float, beta2: Float, epsilon: Float, learningRate: Float, keep: Float, step: Int) {
+            (self.beta1, self.beta2, self.epsilon, self.keep) = (beta1, beta2, epsilon, keep)
+            stepSize = learningRate / (1 - Float.pow(beta1, step))
+            correction2 = 1 / (1 - Float.pow(beta2, step)).squareRoot()
+        }
+
+        /// m ← β₁m + (1 − β₁)g; v ← β₂v + (1 − β₂)g²; p ← p·keep − stepSize·m/(√v·correction2 + ε), for elements `r`.
+        @inline(__always)
+        func apply(_ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
+                   _ v: UnsafeMutablePointer<Float>, _ r: Range<Int>) {
+            let (b1, b2, eps) = (beta1, beta2, epsilon)
             for i in r {
                 let gi = g[i]
                 let mi = b1 * m[i] + (1 - b1) * gi
