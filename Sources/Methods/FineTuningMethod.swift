@@ -9,11 +9,14 @@ public struct MethodStep: Sendable {
     public var gradientNorm: Double?
     /// The step was not applied (non-finite loss or gradient).
     public var skipped: Bool
+    /// Method-specific numbers for the training log (e.g. GaLore's mean rank).
+    public var details: [String: Double]
 
-    public init(loss: LossResult, gradientNorm: Double? = nil, skipped: Bool = false) {
+    public init(loss: LossResult, gradientNorm: Double? = nil, skipped: Bool = false, details: [String: Double] = [:]) {
         self.loss = loss
         self.gradientNorm = gradientNorm
         self.skipped = skipped
+        self.details = details
     }
 }
 
@@ -51,6 +54,12 @@ public protocol FineTuningMethod: AnyObject {
               nonFinite: inout NonFiniteGuard) throws -> MethodStep
     /// The tensors to checkpoint, by name.
     var state: [StateTensor] { get }
+    /// Sizes state whose size varies for a checkpoint's tensors (name → element count), before they are read.
+    func prepareRestore(counts: [String: Int]) throws
+}
+
+extension FineTuningMethod {
+    public func prepareRestore(counts: [String: Int]) throws {}
 }
 
 /// Backpropagation into a full gradient slab: micro-batch gradients are averaged, optionally clipped to a
@@ -69,6 +78,7 @@ public final class AccumulatedGradientMethod: FineTuningMethod {
     }
 
     public var state: [StateTensor] { optimizer.state }
+    public func prepareRestore(counts: [String: Int]) throws { try optimizer.prepareRestore(counts: counts) }
 
     public func step(_ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
                      nonFinite: inout NonFiniteGuard) throws -> MethodStep {
@@ -89,7 +99,7 @@ public final class AccumulatedGradientMethod: FineTuningMethod {
             return MethodStep(loss: loss, gradientNorm: norm, skipped: true)
         }
         optimizer.step(model.store, gradients: gradients, learningRate: learningRate, step: step)
-        return MethodStep(loss: loss, gradientNorm: norm)
+        return MethodStep(loss: loss, gradientNorm: norm, details: optimizer.diagnostics)
     }
 }
 
@@ -108,6 +118,7 @@ public final class FusedGradientMethod: FineTuningMethod {
     }
 
     public var state: [StateTensor] { optimizer.state }
+    public func prepareRestore(counts: [String: Int]) throws { try optimizer.prepareRestore(counts: counts) }
 
     public func step(_ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
                      nonFinite: inout NonFiniteGuard) throws -> MethodStep {
@@ -119,6 +130,6 @@ public final class FusedGradientMethod: FineTuningMethod {
         guard loss.mean.isFinite else {  // the weights changed inside backward: nothing to skip
             throw NonFiniteError(message: "step \(step): non-finite loss \(loss.mean) with fused updates, which change the weights inside backward and cannot skip a step. Lower the learning rate or use adamw (full gradient, skips such steps).")
         }
-        return MethodStep(loss: loss)
+        return MethodStep(loss: loss, details: optimizer.diagnostics)
     }
 }

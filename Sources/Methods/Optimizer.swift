@@ -12,11 +12,18 @@ public protocol Optimizer: AnyObject {
     /// Updates `weights` of parameter `id` in place from `gradient` (same count); `step` counts from 1.
     func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
                 learningRate: Float, step: Int)
-    /// The state to checkpoint, by name (layout-shaped slabs).
+    /// The state to checkpoint, by name.
     var state: [StateTensor] { get }
+    /// Numbers worth logging each step (e.g. GaLore's mean rank); empty for most optimizers.
+    var diagnostics: [String: Double] { get }
+    /// Sizes state whose size varies (AdaRankGrad's ranks) for a checkpoint's tensors, before they are read.
+    func prepareRestore(counts: [String: Int]) throws
 }
 
 extension Optimizer {
+    public var diagnostics: [String: Double] { [:] }
+    public func prepareRestore(counts: [String: Int]) throws {}
+
     /// Decoupled weight decay of parameter `id` (by its group).
     public func weightDecay(_ id: ParameterID) -> Float { groups.weightDecay(for: layout.parameters[id].role) }
 

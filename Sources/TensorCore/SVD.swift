@@ -71,6 +71,31 @@ public enum SVD {
         return SVDResult(rows: m, columns: n, rank: rank, u: u, s: Array(small.s.prefix(rank)), vt: vt)
     }
 
+    /// Floats of scratch ``full(_:rows:columns:ledger:)`` allocates at once (the copy, U, Vᵀ and LAPACK's workspace, as
+    /// LAPACK itself reports it).
+    public static func fullScratchFloats(rows m: Int, columns n: Int) -> Int {
+        let k = min(m, n)
+        var jobz = Int8(UInt8(ascii: "S")), (rows, cols, ldvt) = (Int32(n), Int32(m), Int32(k))
+        var iwork = [Int32](repeating: 0, count: 8 * k), info: Int32 = 0, lwork: Int32 = -1, query: Float = 0
+        var (a, u, vt, s) = (Float(0), Float(0), Float(0), [Float](repeating: 0, count: k))  // not read by a workspace query
+        var ldu = rows
+        sgesdd_(&jobz, &rows, &cols, &a, &ldu, &s, &u, &ldu, &vt, &ldvt, &query, &lwork, &iwork, &info, 1)
+        return m * n + m * k + k * n + Int(query)
+    }
+
+    /// Floats of scratch ``randomized(_:rows:columns:rank:oversampling:powerIterations:generator:stream:ledger:)``
+    /// allocates at its peak, its result included.
+    public static func randomizedScratchFloats(rows m: Int, columns n: Int, rank: Int, oversampling p: Int = 8) -> Int {
+        let k = min(rank + p, m, n)
+        var (mm, kk, info, lwork) = (Int32(max(m, n)), Int32(k), Int32(0), Int32(-1))
+        var tau = [Float](repeating: 0, count: k), q1: Float = 0, q2: Float = 0, dummy: Float = 0
+        sgeqrf_(&mm, &kk, &dummy, &mm, &tau, &q1, &lwork, &info)
+        sorgqr_(&mm, &kk, &kk, &dummy, &mm, tau, &q2, &lwork, &info)
+        let sketches = 2 * k * n + k * m  // Ω, Yᵀ, Zᵀ
+        let small = min(k, n)
+        return sketches + max(Int(max(q1, q2, 1)), fullScratchFloats(rows: k, columns: n), k * small + small * n + m * rank + rank * n)
+    }
+
     /// Replaces the column-major rows×columns matrix in `x` (row-major columns×rows) with an orthonormal basis of its
     /// column space (the Q of its QR decomposition).
     static func orthonormalize(_ x: AlignedBuffer<Float>, rows: Int, columns: Int, ledger: MemoryLedger) throws {

@@ -68,6 +68,9 @@ public enum Checkpoint {
                 throw TrainingError(message: "\(path)/weights.safetensors: tensor \(info.name) is missing or is not F32 \(info.shape); the checkpoint is for another model or another weight format")
             }
         }
+        do { try trainer.method.prepareRestore(counts: optimizer.tensors.mapValues(\.count)) } catch {
+            throw TrainingError(message: "\(path)/optimizer.safetensors: \(error)")
+        }
         try check(native ?? [], in: weights, path + "/weights.safetensors")
         try check(trainer.method.state, in: optimizer, path + "/optimizer.safetensors")
         // Everything checked: now overwrite.

@@ -19,8 +19,14 @@ public enum MemoryPlan {
             return plan.merging(state, uniquingKeysWith: +)
         }
         plan[.weights] = 4 * params
-        plan[.gradients] = 4 * (o.method == .adamwFused ? fusedGradientPeak(layout, tied: c.tiedEmbeddings) : params)
-        plan[.optimizerState] = 4 * params * (o.method == .adamw || o.method == .adamwFused ? 2 : 1)
+        plan[.gradients] = 4 * (o.isFused ? fusedGradientPeak(layout, tied: c.tiedEmbeddings) : params)
+        switch o.method {
+        case .galore, .adarankgrad:  // at the largest rank: AdaRankGrad's ranks only fall from there
+            plan[.optimizerState] = LowRankAdam.stateBytes(layout, rank: o.lowRank.maxRank)
+            plan[.workspace, default: 0] += LowRankAdam.workspaceBytes(layout, settings: o.lowRank)
+        default:
+            plan[.optimizerState] = 4 * params * (o.method == .adamw || o.method == .adamwFused ? 2 : 1)
+        }
         return plan
     }
 

@@ -18,7 +18,10 @@ public struct RunConfig: Equatable {
                    "projected": .string("kv"), "interval": .int(50), "iterations": .int(10), "clip_range": .double(0.2),
                    "projection_epsilon": .double(0.1), "projection_step": .double(2.0),
                    "outlier_fraction": .double(0.01), "weight_block": .int(0), "state_block": .int(128), "gradients": .string("fused"),
-                   "outlier_refresh": .int(0), "fp32_modules": .strings(["norms"])],
+                   "outlier_refresh": .int(0), "fp32_modules": .strings(["norms"]), "fused": .bool(false),
+                   "rank": .int(128), "update_interval": .int(200), "scale": .double(0.25), "svd": .string("randomized"),
+                   "transfer_moments": .bool(false), "min_rank": .int(4), "energy": .double(0.9), "capture": .double(0.5),
+                   "min_interval": .int(10)],
         "optimizer": ["lr": .double(1e-4), "weight_decay": .double(0), "clip": .double(1.0), "no_decay": .strings(["norms"]),
                       "frozen": .strings([]), "lr_scales": .strings([])],
         "schedule": ["shape": .string("cosine"), "warmup": .int(0), "steps": .int(100)],
@@ -210,6 +213,19 @@ public struct RunConfig: Equatable {
         }
         o.qft.gradients = mode
         o.qft.weights.fp32Groups = Set(try strings("method.fp32_modules").map { try group($0, "method.fp32_modules") }).union([.norms])
+        o.fused = bool("method.fused")
+        let rank = int("method.rank"), interval = int("method.update_interval")
+        o.lowRank.policy = method == .adarankgrad
+            ? .adaptive(minRank: int("method.min_rank"), maxRank: rank, energy: Float(double("method.energy") ?? -1),
+                        capture: Float(double("method.capture") ?? -1), minInterval: int("method.min_interval"), maxInterval: interval)
+            : .fixed(rank: rank, interval: interval)
+        o.lowRank.scale = Float(double("method.scale") ?? -1)
+        o.lowRank.transferMoments = bool("method.transfer_moments")
+        let svd = string("method.svd") ?? ""
+        guard let decomposition = LowRankAdam.Settings.Decomposition(rawValue: svd) else {
+            throw TrainingError(message: "method.svd '\(svd)' is not a decomposition; choose one of \(LowRankAdam.Settings.Decomposition.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        o.lowRank.decomposition = decomposition
         switch string("train.loss") {
         case "lm": o.objective = .languageModel
         case "classification":

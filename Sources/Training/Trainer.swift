@@ -6,7 +6,7 @@ import TensorCore
 /// What a training run does.
 public struct TrainingOptions: Sendable, Codable, Equatable {
     public enum Method: String, Sendable, Codable, CaseIterable {
-        case adamw, adamwFused = "adamw-fused", lion, sgd, mezo, dizo, qft
+        case adamw, adamwFused = "adamw-fused", lion, sgd, mezo, dizo, qft, galore, adarankgrad
 
         /// Forward passes only: no gradient, no saved activations.
         public var isZerothOrder: Bool { self == .mezo || self == .dizo }
@@ -39,6 +39,13 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     public var zerothOrder = ZerothOrder()
     /// QFT's quantization and gradient settings.
     public var qft = QFT.Settings()
+    /// GaLore's and AdaRankGrad's subspace settings.
+    public var lowRank = LowRankAdam.Settings()
+    /// Update each tensor inside backward (no full-model gradient; no clipping, no accumulation); adamw-fused implies it.
+    public var fused = false
+
+    /// Whether updates happen inside backward.
+    public var isFused: Bool { method == .adamwFused || (fused && !method.isZerothOrder && method != .qft) }
     /// What a step minimises.
     public var objective: Objective = .languageModel
 
@@ -61,11 +68,11 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
 
     /// Options that cannot work together, refused before any weight is loaded.
     public func validate() throws {
-        if method == .adamwFused, clipNorm != nil {
-            throw TrainingError(message: "adamw-fused updates each tensor inside backward, so the global gradient norm is never known: drop gradient clipping (clip: none) or use adamw, which keeps a full gradient (+4 bytes per parameter)")
+        if isFused, clipNorm != nil {
+            throw TrainingError(message: "\(method.rawValue)\(method == .adamwFused ? "" : " with method.fused") updates each tensor inside backward, so the global gradient norm is never known: drop gradient clipping (clip: none) or use \(method == .adamwFused ? "adamw" : "method.fused: false"), which keeps a full gradient (+4 bytes per parameter)")
         }
-        if method == .adamwFused, accumulation > 1 {
-            throw TrainingError(message: "adamw-fused updates each tensor as soon as its gradient is known, so gradients of several micro-batches never meet: set accumulation to 1, or use adamw (full gradient, +4 bytes per parameter) to accumulate")
+        if isFused, accumulation > 1 {
+            throw TrainingError(message: "\(method.rawValue)\(method == .adamwFused ? "" : " with method.fused") updates each tensor as soon as its gradient is known, so gradients of several micro-batches never meet: set accumulation to 1, or use \(method == .adamwFused ? "adamw" : "method.fused: false") (full gradient, +4 bytes per parameter) to accumulate")
         }
         if method == .qft {
             do { try qft.validate() } catch let e as MethodError { throw TrainingError(message: e.message) }
@@ -75,6 +82,9 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
             if accumulation > 1 {
                 throw TrainingError(message: "qft updates from one batch's gradients (fused, or one INT8 stack): set train.accumulate to 1 and raise train.batch instead")
             }
+        }
+        if method == .galore || method == .adarankgrad {  // ranks against shapes: when the optimizer is built
+            do { try lowRank.validate() } catch let e as MethodError { throw TrainingError(message: e.message) }
         }
         if method.isZerothOrder {
             let z = zerothOrder, p = z.projection
@@ -115,6 +125,8 @@ public struct StepReport: Sendable {
     public let length: Int
     public let seconds: Double
     public let skipped: Bool
+    /// Method-specific numbers (e.g. GaLore's mean rank).
+    public let details: [String: Double]
 }
 
 /// Runs optimizer steps over tokenized examples: seeded shuffling per epoch, the LR schedule, clipping,
@@ -181,8 +193,15 @@ public final class Trainer {
             } catch let e as MethodError { throw TrainingError(message: e.message) }
         default: break
         }
-        let optimizer = optimizer(options.method, layout: model.layout, groups: options.groups, ledger: model.ledger)
-        return options.method == .adamwFused
+        let optimizer: any Optimizer
+        if options.method == .galore || options.method == .adarankgrad {
+            do {
+                optimizer = try LowRankAdam(layout: model.layout, settings: options.lowRank, groups: options.groups, seed: options.seed, ledger: model.ledger)
+            } catch let e as MethodError { throw TrainingError(message: e.message) }
+        } else {
+            optimizer = Self.optimizer(options.method, layout: model.layout, groups: options.groups, ledger: model.ledger)
+        }
+        return options.isFused
             ? FusedGradientMethod(optimizer: optimizer, store: model.store, checkpointing: options.checkpointing, ledger: model.ledger)
             : AccumulatedGradientMethod(optimizer: optimizer, clipNorm: options.clipNorm, checkpointing: options.checkpointing, ledger: model.ledger)
     }
@@ -287,6 +306,7 @@ public final class Trainer {
                                 auxiliaryObjective: { [unowned self] i in try objective([i], stream: 1)() })
         let r = try method.step(model, inputs: inputs, learningRate: Float(lr), step: step, nonFinite: &guardian)
         return StepReport(step: step, loss: r.loss.mean, learningRate: lr, gradientNorm: r.gradientNorm, tokens: r.loss.count,
-                          length: batches.last!.length, seconds: Double(monotonicNanoseconds() - start) * 1e-9, skipped: r.skipped)
+                          length: batches.last!.length, seconds: Double(monotonicNanoseconds() - start) * 1e-9, skipped: r.skipped,
+                          details: r.details)
     }
 }

@@ -143,7 +143,7 @@ struct Train: ParsableCommand {
         while trainer.step < steps {
             let r = try trainer.runStep()
             log.record(["step": r.step, "loss": r.loss, "lr": r.learningRate, "grad_norm": r.gradientNorm, "tokens": r.tokens,
-                        "seconds": r.seconds, "skipped": r.skipped])
+                        "seconds": r.seconds, "skipped": r.skipped].merging(r.details.mapValues { $0 as Any? }) { a, _ in a })
             log.progress(r)
             if !reportedMemory {  // after the first step of this process, when every buffer exists
                 reportedMemory = true

@@ -31,9 +31,10 @@ final class TrainingLog {
         try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
     }
 
-    /// Appends one metrics line (nil values are written as null).
+    /// Appends one metrics line (nil values are written as null): the known columns, then a method's own keys.
     func record(_ values: [String: Any?]) {
-        let fields = Self.columns.compactMap { key -> String? in
+        let keys = Self.columns + values.keys.filter { !Self.columns.contains($0) }.sorted()
+        let fields = keys.compactMap { key -> String? in
             guard let entry = values[key] else { return nil }
             let text: String = switch entry {
             case nil: "null"

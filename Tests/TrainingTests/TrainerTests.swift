@@ -26,8 +26,19 @@ struct TrainerTests {
         o.clipNorm = clip
         o.zerothOrder.projection.interval = 2  // DiZO projects every other step
         o.qft = qft
+        o.lowRank = TrainerTests.lowRank(method, rank: 4)
         let model = try Trainer.model(try LlamaModel(randomWeights: c, seed: 3, std: 0.1, ledger: MemoryLedger()), for: o)
         return try Trainer(model: model, examples: examples, options: o)
+    }
+
+    /// Small subspaces for the tiny models: rank ≤ `rank`, refreshed every 5 steps (AdaRankGrad: when it captures less
+    /// than half of ‖G‖², after 2 to 5 steps), scale 1.
+    static func lowRank(_ method: TrainingOptions.Method, rank: Int) -> LowRankAdam.Settings {
+        var s = LowRankAdam.Settings()
+        s.policy = method == .adarankgrad
+            ? .adaptive(minRank: 1, maxRank: rank, energy: 0.9, capture: 0.5, minInterval: 2, maxInterval: 5) : .fixed(rank: rank, interval: 5)
+        s.scale = 1
+        return s
     }
 
     /// Global clipping where the method allows it (fused updates never know the global norm).
@@ -123,7 +134,7 @@ struct CheckpointTests {
 
     @Test("N straight steps equal N/2 steps, a checkpoint, a restore into a fresh model and N/2 more, bit for bit",
           arguments: [(TrainingOptions.Method.adamw, QFT.GradientMode.fused), (.adamwFused, .fused), (.lion, .fused), (.sgd, .fused),
-                      (.mezo, .fused), (.dizo, .fused), (.qft, .fused), (.qft, .stack)])
+                      (.mezo, .fused), (.dizo, .fused), (.qft, .fused), (.qft, .stack), (.galore, .fused), (.adarankgrad, .fused)])
     func bitExactResume(method: TrainingOptions.Method, gradients: QFT.GradientMode) throws {
         var qft = QFT.Settings()
         qft.gradients = gradients
@@ -202,7 +213,7 @@ extension CheckpointTests {
 struct MemoryPlanTests {
     /// The plan sums each category's largest use, so it bounds the peak from above: the attention tasks' score scratch
     /// (16 KiB here, 2–3% of this tiny model; nothing next to SmolLM2's 2.4 GiB) is not always alive at the moment of the peak.
-    @Test("the estimate from shapes bounds the ledger's peak of a real step within the attention scratch + 1%", arguments: TrainingOptions.Method.allCases)
+    @Test("the estimate from shapes bounds the ledger's peak of a real step within the attention scratch + 1% (AdaRankGrad: from above)", arguments: TrainingOptions.Method.allCases)
     func matchesLedger(method: TrainingOptions.Method) throws {
         for checkpointing in [false, true] {
             let c = LlamaConfig(dim: 32, ffnDim: 64, layerCount: 3, headCount: 4, kvHeadCount: 2, vocabSize: 50,
@@ -215,14 +226,18 @@ struct MemoryPlanTests {
             o.batchSize = 4
             o.maxLength = 32
             o.checkpointing = checkpointing
+            o.lowRank = TrainerTests.lowRank(method, rank: 8)
             let model = try Trainer.model(try LlamaModel(randomWeights: c, seed: 1, ledger: ledger), for: o)
             let trainer = try Trainer(model: model, examples: examples, options: o)
             ledger.resetPeak()  // QFT converts the weights from an fp32 copy that is gone by now
-            _ = try trainer.runStep()
+            // GaLore's peak is a refresh that replaces a projector (step 6 with T = 5), not the first one.
+            for _ in 0..<(o.method == .galore || o.method == .adarankgrad ? 6 : 1) { _ = try trainer.runStep() }
             let plan = MemoryPlan.estimate(c, options: o).values.reduce(0, +)
             let peak = ledger.snapshot().peakTotal
             let scratch = 4 * min(Parallel.threadCount, 4 * c.kvHeadCount) * (method.isZerothOrder ? 1 : 2) * 32 * 32  // tasks × matrices × queries × keys
-            #expect(plan >= peak && Double(plan - peak) <= Double(scratch) + 0.01 * Double(peak), "\(method) checkpointing \(checkpointing): plan \(plan) vs ledger \(peak)")
+            #expect(plan >= peak, "\(method) checkpointing \(checkpointing): plan \(plan) vs ledger \(peak)")
+            guard method != .adarankgrad else { continue }  // planned at its largest rank: an upper bound, its ranks fall
+            #expect(Double(plan - peak) <= Double(scratch) + 0.01 * Double(peak), "\(method) checkpointing \(checkpointing): plan \(plan) vs ledger \(peak)")
         }
     }
 }
