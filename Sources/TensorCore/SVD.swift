@@ -13,6 +13,11 @@ public struct SVDResult {
     public let u: AlignedBuffer<Float>
     public let s: [Float]
     public let vt: AlignedBuffer<Float>
+
+    public init(rows: Int, columns: Int, rank: Int, u: AlignedBuffer<Float>, s: [Float], vt: AlignedBuffer<Float>) {
+        precondition(u.count == rows * rank && vt.count == rank * columns && s.count == rank, "SVDResult: factors do not match \(rows)×\(columns) at rank \(rank)")
+        (self.rows, self.columns, self.rank, self.u, self.s, self.vt) = (rows, columns, rank, u, s, vt)
+    }
 }
 
 /// Singular value decompositions through LAPACK. LAPACK is column-major: a row-major m×n matrix is the
