@@ -21,6 +21,10 @@ extension Bench {
         var gradients: QFT.GradientMode = .fused
         @Option(help: "qft: groups kept in fp32 besides the norms (embedding, head).")
         var fp32Modules: [ParameterGroup] = []
+        @Flag(help: "Update each tensor inside backward (adamw, lion, sgd, galore, adarankgrad).")
+        var fused = false
+        @Option(help: "galore, adarankgrad: the rank (AdaRankGrad's largest).")
+        var rank = 128
 
         func run() throws {
             var planned = TrainingOptions()
@@ -30,8 +34,11 @@ extension Bench {
             planned.checkpointing = checkpointing
             planned.qft.gradients = gradients
             planned.qft.weights.fp32Groups.formUnion(fp32Modules)
+            planned.fused = fused
+            planned.lowRank.policy = method == .adarankgrad
+                ? .adaptive(minRank: 4, maxRank: rank, energy: 0.9, capture: 0.5, minInterval: 10, maxInterval: 200) : .fixed(rank: rank, interval: 200)
             // As a real run: clipping where it is possible.
-            planned.clipNorm = method == .adamwFused || (method == .qft && gradients == .fused) ? nil : 1.0
+            planned.clipNorm = planned.isFused || (method == .qft && gradients == .fused) ? nil : 1.0
             let (model, batch) = try { () throws -> (LlamaModel, TokenBatch) in  // the fp32 model is gone after this
                 let (fp32, batch) = try PassBenchmark.setUp(options)
                 return (try Trainer.model(fp32, for: planned), batch)
@@ -50,7 +57,7 @@ extension Bench {
                 defer { forward += Double(monotonicNanoseconds() - start) * 1e-9 }
                 return try model.loss(batch)
             }, auxiliaryObjective: { _ in try model.loss(batch) })
-            PassBenchmark.report(options, model, label: "step \(method.rawValue)\(method == .qft ? " (\(gradients.rawValue) gradients)" : "") (checkpointing \(checkpointing ? "on" : "off"))") {
+            PassBenchmark.report(options, model, label: "step \(method.rawValue)\(method == .qft ? " (\(gradients.rawValue) gradients)" : "")\(planned.isFused && method != .adamwFused ? " fused" : "")\(method == .galore || method == .adarankgrad ? " rank \(rank)" : "") (checkpointing \(checkpointing ? "on" : "off"))") {
                 step += 1
                 forward = 0
                 let start = monotonicNanoseconds()
@@ -59,6 +66,10 @@ extension Bench {
             }
             if method.isZerothOrder {  // what is not a forward pass: the perturbation and update passes
                 print(String(format: "perturbation and update passes: median %.3f s per step (forward passes: the rest)", rest.sorted()[rest.count / 2]))
+            }
+            if let lowRank = ((trainingMethod as? AccumulatedGradientMethod)?.optimizer ?? (trainingMethod as? FusedGradientMethod)?.optimizer) as? LowRankAdam {
+                print(String(format: "subspace refreshes: %d in %.3f s of decompositions (the warm-up step refreshes every matrix; T = 200)",
+                             lowRank.refreshes, lowRank.decompositionSeconds))
             }
             if let qft = trainingMethod as? QFT {
                 let start = monotonicNanoseconds()
