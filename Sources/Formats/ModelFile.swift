@@ -35,6 +35,24 @@ public enum ModelFile {
         return try Llama2cCheckpoint.config(path)
     }
 
+    /// A model of built-in shape `shape` with random weights (N(0, 0.02²) from `seed`, norms 1), for pre-training
+    /// from scratch, with the tokenizer at `tokenizerPath` (a llama2.c tokenizer.bin or a tokenizer.json) whose
+    /// vocabulary must be the shape's.
+    public static func random(shape: String, tokenizer tokenizerPath: String, seed: UInt64, ledger: MemoryLedger = .shared) throws -> LoadedModel {
+        guard let config = LlamaConfig.builtinShapes[shape] else {
+            throw FormatError(file: shape, problem: "no built-in shape of that name", fix: "Choose one of \(LlamaConfig.builtinShapes.keys.sorted().joined(separator: ", ")).")
+        }
+        let tokenizer: any Tokenizer = tokenizerPath.hasSuffix(".json")
+            ? try HFTokenizer.load(tokenizerPath, tokenizerConfig: [:], generationConfig: [:])
+            : try ScoredPieceTokenizer.llama2c(path: tokenizerPath, vocabularySize: config.vocabSize)
+        guard tokenizer.vocabularySize == config.vocabSize else {
+            throw FormatError(file: tokenizerPath, problem: "the tokenizer has \(tokenizer.vocabularySize) tokens but shape \(shape) has \(config.vocabSize)",
+                              fix: "Use a tokenizer of the shape's vocabulary.")
+        }
+        return LoadedModel(model: try LlamaModel(randomWeights: config, seed: seed, ledger: ledger), tokenizer: tokenizer, chatTemplate: nil,
+                           chatTemplateSource: nil, source: "random weights of shape \(shape)")
+    }
+
     /// Loads `path`; `tokenizerPath` is required for llama2.c checkpoints (their tokenizer is a separate file).
     public static func load(_ path: String, tokenizer tokenizerPath: String?, ledger: MemoryLedger = .shared) throws -> LoadedModel {
         var isDirectory: ObjCBool = false

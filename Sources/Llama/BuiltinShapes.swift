@@ -13,5 +13,10 @@ extension LlamaConfig {
         "stories260k": LlamaConfig(
             dim: 64, ffnDim: 172, layerCount: 5, headCount: 8, kvHeadCount: 4, vocabSize: 512,
             maxSequenceLength: 512, normEpsilon: 1e-5, ropeTheta: 10000, ropeLayout: .adjacentPairs, tiedEmbeddings: true),
+        // GaLore's llama_9m blocks (hidden 128, intermediate 352, 4 heads, 4 layers) with stories260K's 512-token
+        // vocabulary (tok512.bin): 0.9 M parameters, for pre-training from scratch on a CPU.
+        "llama-9m-tok512": LlamaConfig(
+            dim: 128, ffnDim: 352, layerCount: 4, headCount: 4, kvHeadCount: 4, vocabSize: 512,
+            maxSequenceLength: 1024, normEpsilon: 1e-6, ropeTheta: 10000, ropeLayout: .rotateHalf, tiedEmbeddings: false),
     ]
 }

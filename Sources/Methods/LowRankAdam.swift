@@ -246,10 +246,12 @@ public final class LowRankAdam: Optimizer {
 
     private var isAdaptive: Bool { if case .adaptive = settings.policy { true } else { false } }
 
-    /// Mean rank over block matrices, refreshes, failures and decomposition seconds, for the training log.
+    /// Mean rank over block matrices, refreshes, failures, decomposition seconds and state bytes, for the training log.
     public var diagnostics: [String: Double] {
         let r = subspaces.values.map(\.rank)
+        let bytes = subspaces.values.reduce(0) { $0 + 4 * ($1.projector.count + $1.m.count + $1.v.count) }
+            + moments.values.reduce(0) { $0 + 4 * ($1.m.count + $1.v.count) }
         return ["mean_rank": Double(r.reduce(0, +)) / Double(max(1, r.count)), "refreshes": Double(refreshes),
-                "svd_failures": Double(failures), "svd_seconds": decompositionSeconds]
+                "svd_failures": Double(failures), "svd_seconds": decompositionSeconds, "state_bytes": Double(bytes)]
     }
 }

@@ -10,7 +10,7 @@ import Yams
 public struct RunConfig: Equatable {
     /// The schema and its defaults: section → key → value (String, Int, Double, Bool, or nil for "none").
     public static let defaults: [String: [String: Value]] = [
-        "model": ["path": .none, "tokenizer": .none],
+        "model": ["path": .none, "tokenizer": .none, "shape": .none],
         "data": ["train": .none, "eval": .none, "packing": .bool(false), "task": .string("lm"), "template": .string("{text}"),
                  "label_words": .strings([]), "limit": .int(0), "skip": .int(0), "eval_limit": .int(0), "eval_skip": .int(0),
                  "sample_seed": .int(0)],

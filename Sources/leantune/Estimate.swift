@@ -23,11 +23,11 @@ struct Estimate: ParsableCommand {
             options = try settings.trainingOptions()
         } catch let e as TrainingError { throw ValidationError(e.message) }
         let model: LlamaConfig
-        if let shape {
+        if let shape = shape ?? settings.string("model.shape") {
             guard let s = LlamaConfig.builtinShapes[shape] else { throw ValidationError("unknown shape '\(shape)'") }
             model = s
         } else {
-            guard let path = settings.string("model.path") else { throw ValidationError("give a config with model.path, or --shape") }
+            guard let path = settings.string("model.path") else { throw ValidationError("give a config with model.path or model.shape, or --shape") }
             model = try ModelFile.config(path)
         }
         let plan = MemoryPlan.estimate(model, options: options, threads: settings.int("train.threads"))

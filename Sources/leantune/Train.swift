@@ -105,7 +105,8 @@ struct Train: ParsableCommand {
         let options: TrainingOptions, output: String, modelPath: String, data: RunData
         do {
             options = try settings.trainingOptions()
-            (output, modelPath) = (try settings.required("logging.output"), try settings.required("model.path"))
+            output = try settings.required("logging.output")
+            modelPath = try settings.string("model.shape").map { "random \($0)" } ?? settings.required("model.path")
             data = try RunData(settings)  // data errors before any weight loads
         } catch let e as TrainingError { throw ValidationError(e.message) }
         let steps = options.schedule.total, threads = settings.int("train.threads")
@@ -119,7 +120,9 @@ struct Train: ParsableCommand {
         }
         guard FileManager.default.isWritableFile(atPath: output) else { throw ValidationError("\(output): the output folder is not writable") }
         try Data(settings.yaml.utf8).write(to: URL(fileURLWithPath: output + "/config.yaml"), options: .atomic)
-        var loaded = try ModelFile.load(modelPath, tokenizer: settings.string("model.tokenizer"))
+        var loaded = try settings.string("model.shape").map { shape in  // pre-training from scratch
+            try ModelFile.random(shape: shape, tokenizer: try settings.required("model.tokenizer"), seed: options.seed)
+        } ?? ModelFile.load(modelPath, tokenizer: settings.string("model.tokenizer"))
         do { loaded.model = try Trainer.model(loaded.model, for: options) } catch let e as TrainingError { throw ValidationError(e.message) }
         let encoder = data.encoder(for: loaded)
         let encoded = try data.encode(encoder, maxLength: min(options.maxLength, loaded.model.config.maxSequenceLength))

@@ -15,7 +15,8 @@ struct Validate: ParsableCommand {
         do {
             let settings = try RunConfig.load(config, overrides: sets)
             _ = try settings.trainingOptions()
-            for path in ["model.path", "data.train", "logging.output"] { _ = try settings.required(path) }
+            let model = settings.string("model.shape") == nil ? ["model.path"] : ["model.tokenizer"]  // a file, or a shape from scratch
+            for path in model + ["data.train", "logging.output"] { _ = try settings.required(path) }
             print(settings.yaml, terminator: "")
         } catch let e as TrainingError {
             throw ValidationError(e.message)
