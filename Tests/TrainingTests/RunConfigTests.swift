@@ -109,4 +109,19 @@ struct RunConfigTests {
                                                                   "method.weight_block=64"]).trainingOptions()
         #expect(o.qft.gradients == .stack && o.qft.weights.fp32Groups == [.norms, .embedding] && o.qft.weights.blockSize == 64 && o.clipNorm == 1.0)
     }
+
+    @Test("GaLore and AdaRankGrad settings: the policy follows the method; bad ranks, thresholds, intervals and decompositions are refused")
+    func lowRank() throws {
+        let galore = try RunConfig.resolve(yaml: Self.yaml, overrides: ["method.name=galore", "method.rank=64", "method.update_interval=100"]).trainingOptions()
+        #expect(galore.lowRank.policy == .fixed(rank: 64, interval: 100) && galore.lowRank.decomposition == .randomized && !galore.isFused)
+        let ada = try RunConfig.resolve(yaml: Self.yaml, overrides: ["method.name=adarankgrad", "method.energy=0.8", "method.fused=true", "optimizer.clip=0"]).trainingOptions()
+        #expect(ada.lowRank.policy == .adaptive(minRank: 4, maxRank: 128, energy: 0.8, capture: 0.5, minInterval: 10, maxInterval: 200) && ada.isFused)
+        for (bad, key) in [(["method.name=galore", "method.rank=0"], "method.rank"), (["method.name=galore", "method.update_interval=0"], "method.update_interval"),
+                           (["method.name=adarankgrad", "method.energy=1.2"], "method.energy"), (["method.name=adarankgrad", "method.capture=0"], "method.capture"),
+                           (["method.name=adarankgrad", "method.min_rank=200"], "method.min_rank"), (["method.name=galore", "method.svd=qr"], "method.svd"),
+                           (["method.name=galore", "method.fused=true"], "global gradient norm")] {
+            let error = try #require(throws: TrainingError.self, "\(bad)") { try RunConfig.resolve(yaml: Self.yaml, overrides: bad).trainingOptions() }
+            #expect(error.message.contains(key), "\(error.message)")
+        }
+    }
 }
