@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Summarises experiments/qft-sst2.sh runs: training loss, dev accuracy, memory and time per step, side by side.
+"""Summarises experiments/sst2-smollm2.sh runs: training loss, dev accuracy, memory and time per step, side by side.
 
-usage: summarize_qft.py OUT    markdown summary on stdout
+usage: summarize_sst2.py OUT    markdown summary on stdout
 """
 import json, os, re, statistics, sys
 
-RUNS = ["adamw", "lion", "qft", "qft-stack", "qft-fp32-embedding"]
+RUNS = ["adamw", "adamw-fused", "lion", "qft", "qft-stack", "qft-fp32-embedding", "galore", "adarankgrad"]
 
 def load(out, name):
     rows = [json.loads(line) for line in open(os.path.join(out, name, "metrics.jsonl"))]
@@ -19,15 +19,16 @@ def main():
     out = sys.argv[1]
     names = [n for n in RUNS if os.path.isfile(os.path.join(out, n, "metrics.csv"))]
     data = {n: load(out, n) for n in names}
-    print(f"# AdamW vs Lion vs QFT on SST-2 ({out})\n")
+    print(f"# Gradient methods on SST-2 with SmolLM2-135M ({out})\n")
     print("Training loss is the gold label word's loss; 'final' is the mean over the last 20 steps (one step's batch is 16 sentences).\n")
-    print("| run | final training loss | vs Lion | dev accuracy by eval step | ledger peak (GiB) | process peak RSS (GiB) | seconds per step (median) |")
+    print(f"| run | final training loss | vs {reference} | dev accuracy by eval step | ledger peak (GiB) | process peak RSS (GiB) | seconds per step (median) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    lion = statistics.mean(r["loss"] for r in data["lion"][0][-20:]) if "lion" in data else None
+    reference = "lion" if "lion" in data else names[0]
+    lion = statistics.mean(r["loss"] for r in data[reference][0][-20:])
     for n in names:
         steps, evals, memory = data[n]
         loss = statistics.mean(r["loss"] for r in steps[-20:])
-        versus = f"{100 * (loss - lion) / lion:+.1f}%" if lion else "–"
+        versus = f"{100 * (loss - lion) / lion:+.1f}%"
         accuracy = ", ".join(f"{s}: {a:.3f}" for s, a in sorted(evals.items()))
         seconds = statistics.median(r["seconds"] for r in steps)
         ledger, rss = (memory.group(2), memory.group(3)) if memory else ("–", "–")

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Gradient methods side by side on SST-2 with SmolLM2-135M (experiments/sst2-smollm2.yaml: 1000 training and 500 dev
+# sentences, the gold label word's loss, batch 16, constant rate, no clipping). Run from the repository root with
+# ../shared beside it and SmolLM2's GGUF in cache/ (../shared/real/README.md):
+#   experiments/sst2-smollm2.sh qft       AdamW, Lion, QFT, then QFT with the INT8 gradient stack and with an fp32
+#                                         embedding (issue 6); Lion and QFT at LION_LR (Lion's rate is usually 3–10×
+#                                         below AdamW's)
+#   experiments/sst2-smollm2.sh lowrank   AdamW, GaLore (rank 64, T = 200, α = 1) and AdaRankGrad (ranks 4…64) at the
+#                                         same rate, fused updates for all three (issue 7)
+# Same data, steps and seed for every run; experiments/summarize_sst2.py writes OUT/summary.md (training loss, dev
+# accuracy, memory, time per step). Settings by environment: STEPS, EVERY, ADAMW_LR, LION_LR. Runs already present in
+# OUT are kept (delete to redo).
+set -euo pipefail
+suite=${1:-}
+steps=${STEPS:-100}; every=${EVERY:-100}; adamw_lr=${ADAMW_LR:-1e-5}; lion_lr=${LION_LR:-2e-6}
+case "$suite" in
+  qft) out=runs/qft-sst2 ;;
+  lowrank) out=runs/lowrank-sst2 ;;
+  *) echo "usage: $0 qft|lowrank" >&2; exit 2 ;;
+esac
+bin=.build/release/leantune
+swift build -c release --product leantune >/dev/null
+mkdir -p "$out"
+
+run() {  # run NAME ARGS...: one training run into OUT/NAME, skipped when it finished before
+  local name=$1; shift
+  [ -f "$out/$name/metrics.csv" ] && return 0
+  rm -rf "${out:?}/$name"
+  "$bin" train --config experiments/sst2-smollm2.yaml --set schedule.steps="$steps" --set eval.every="$every" \
+    --set logging.output="$out/$name" "$@" > "$out/$name.log" 2>&1 || { echo "run $name failed; see $out/$name.log" >&2; exit 1; }
+  grep -E "eval" "$out/$name.log" | tail -1
+}
+
+if [ "$suite" = qft ]; then
+  run adamw --set method.name=adamw --set optimizer.lr="$adamw_lr"
+  run lion --set method.name=lion --set optimizer.lr="$lion_lr"
+  run qft --set method.name=qft --set optimizer.lr="$lion_lr"
+  run qft-stack --set method.name=qft --set method.gradients=stack --set optimizer.lr="$lion_lr"
+  run qft-fp32-embedding --set method.name=qft --set method.fp32_modules="[norms, embedding]" --set optimizer.lr="$lion_lr"
+else
+  run adamw-fused --set method.name=adamw-fused --set optimizer.lr="$adamw_lr"
+  run galore --set method.name=galore --set method.fused=true --set method.rank=64 --set method.scale=1 --set optimizer.lr="$adamw_lr"
+  run adarankgrad --set method.name=adarankgrad --set method.fused=true --set method.rank=64 --set method.scale=1 --set optimizer.lr="$adamw_lr"
+fi
+python3 experiments/summarize_sst2.py "$out" > "$out/summary.md"
+cat "$out/summary.md"
