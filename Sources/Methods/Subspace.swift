@@ -72,15 +72,8 @@ final class Subspace {
             p.pointer.update(from: svd.vt.pointer, count: rank * columns)
         }
         projector = p
-        guard old.rank > 0, transfer || old.rank != rank else {
-            if old.rank != rank {
-                m = AlignedBuffer(count: rank * other, category: .optimizerState, ledger: ledger)
-                v = AlignedBuffer(count: rank * other, category: .optimizerState, ledger: ledger)
-            }
-            sinceRefresh = 0
-            return
-        }
-        if transfer {
+        sinceRefresh = 0
+        if old.rank > 0, transfer {
             let r = AlignedBuffer<Float>(count: rank * old.rank, category: .workspace, ledger: ledger)
             if left {
                 GEMM.multiply(m: rank, n: old.rank, k: rows, p.pointer, lda: rank, transA: true, old.p.pointer, ldb: old.rank, r.pointer, ldc: old.rank)
@@ -91,8 +84,10 @@ final class Subspace {
             for i in 0..<r.count { squared.pointer[i] = r.pointer[i] * r.pointer[i] }
             m = rotate(old.m, by: r, from: old.rank, to: rank)
             v = rotate(old.v, by: squared, from: old.rank, to: rank)
-        }
-        sinceRefresh = 0
+        } else if old.rank != rank {  // the first subspace, or a new rank without transfer: moments from zero
+            m = AlignedBuffer(count: rank * other, category: .optimizerState, ledger: ledger)
+            v = AlignedBuffer(count: rank * other, category: .optimizerState, ledger: ledger)
+        }  // else GaLore: the same rank, the moments stay as they are
     }
 
     /// R·X (left: X is r_old×columns) or X·Rᵀ (right: X is rows×r_old), R being r_new×r_old.
