@@ -11,6 +11,14 @@ public protocol GradientSink: AnyObject {
     func accumulator(for id: ParameterID) -> UnsafeMutablePointer<Float>
     /// The gradient of `id` is complete for this backward pass.
     func finish(_ id: ParameterID)
+    /// Offers the gradient of a projection y = x·Wᵀ as its factors, dW = dyᵀ·x (dy is rows×out, x is rows×in). A sink
+    /// that takes them (e.g. to compress them straight to Pᵀ·dW·Q) returns true and backward never forms dW;
+    /// otherwise backward adds dW into ``accumulator(for:)``.
+    func absorbFactors(_ id: ParameterID, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int) -> Bool
+}
+
+extension GradientSink {
+    public func absorbFactors(_ id: ParameterID, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int) -> Bool { false }
 }
 
 /// A full fp32 gradient slab laid out like the parameters. Accumulates across backward passes

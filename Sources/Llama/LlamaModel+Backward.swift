@@ -102,6 +102,7 @@ extension LlamaModel {
         withFloats(id) { w in
             GEMM.multiply(m: n, n: inp, k: out, dy, lda: out, w, ldb: inp, dx, ldc: inp, beta: accumulate ? 1 : 0)
         }
+        guard !sink.absorbFactors(id, dy: dy, x: x, rows: n) else { return }
         GEMM.multiply(m: out, n: inp, k: n, dy, lda: out, transA: true, x, ldb: inp,
                       sink.accumulator(for: id), ldc: inp, beta: 1)
     }

@@ -88,7 +88,7 @@ public final class LowRankAdam: Optimizer {
     private let ledger: MemoryLedger
     private let rng: Philox
     private var subspaces: [ParameterID: Subspace] = [:]
-    private var moments: [ParameterID: (m: AlignedBuffer<Float>, v: AlignedBuffer<Float>)] = [:]
+    private let rest: TensorAdamW
     /// Refreshes, failed decompositions (the old projector was kept) and seconds spent in decompositions so far.
     public private(set) var refreshes = 0, failures = 0, decompositionSeconds = 0.0
 
@@ -100,14 +100,11 @@ public final class LowRankAdam: Optimizer {
         self.groups = groups
         self.ledger = ledger
         rng = Philox(seed: seed &+ 0x6A_10_0000)
-        for (id, info) in layout.parameters.enumerated() {
-            if Self.isProjected(info.role) {
-                subspaces[id] = Subspace(rows: info.shape[0], columns: info.shape[1], ledger: ledger)
-            } else {
-                moments[id] = (AlignedBuffer(count: info.count, category: .optimizerState, ledger: ledger),
-                               AlignedBuffer(count: info.count, category: .optimizerState, ledger: ledger))
-            }
+        for (id, info) in layout.parameters.enumerated() where Self.isProjected(info.role) {
+            subspaces[id] = Subspace(rows: info.shape[0], columns: info.shape[1], ledger: ledger)
         }
+        rest = TensorAdamW(layout, tensors: layout.parameters.indices.filter { !Self.isProjected(layout.parameters[$0].role) },
+                           beta1: settings.beta1, beta2: settings.beta2, epsilon: settings.epsilon, ledger: ledger)
     }
 
     /// Optimizer-state floats of a block matrix at rank r: the projector on the smaller side and two moments on the
@@ -142,8 +139,7 @@ public final class LowRankAdam: Optimizer {
 
     public var state: [StateTensor] {
         layout.parameters.enumerated().flatMap { id, info -> [StateTensor] in
-            if let (m, v) = moments[id] { return [StateTensor("adamw.m." + info.name, m), StateTensor("adamw.v." + info.name, v)] }
-            let s = subspaces[id]!
+            guard let s = subspaces[id] else { return rest.state(id, name: info.name) }
             return [StateTensor("lowrank.counters." + info.name, s.counters), StateTensor("lowrank.projector." + info.name, s.projector),
                     StateTensor("lowrank.m." + info.name, s.m), StateTensor("lowrank.v." + info.name, s.v)]
         }
@@ -164,11 +160,7 @@ public final class LowRankAdam: Optimizer {
                        learningRate lr: Float, step: Int) {
         let keep = 1 - lr * weightDecay(id)
         guard let s = subspaces[id] else {
-            let (m, v) = moments[id]!
-            let rule = AdamW.Rule(beta1: settings.beta1, beta2: settings.beta2, epsilon: settings.epsilon, learningRate: lr, keep: keep, step: step)
-            nonisolated(unsafe) let (p, g, mp, vp) = (weights.baseAddress!, gradient, m.pointer, v.pointer)
-            Parallel.forEachChunk(weights.count, grain: 1 << 15) { r in rule.apply(p, g, mp, vp, r) }
-            return
+            return rest.update(id, weights: weights, gradient: gradient, learningRate: lr, keep: keep, step: step)
         }
         var projected = s.rank > 0 ? s.project(gradient) : nil
         if refreshIsDue(s, gradient, projected) {
@@ -250,7 +242,7 @@ public final class LowRankAdam: Optimizer {
     public var diagnostics: [String: Double] {
         let r = subspaces.values.map(\.rank)
         let bytes = subspaces.values.reduce(0) { $0 + 4 * ($1.projector.count + $1.m.count + $1.v.count) }
-            + moments.values.reduce(0) { $0 + 4 * ($1.m.count + $1.v.count) }
+            + rest.bytes
         return ["mean_rank": Double(r.reduce(0, +)) / Double(max(1, r.count)), "refreshes": Double(refreshes),
                 "svd_failures": Double(failures), "svd_seconds": decompositionSeconds, "state_bytes": Double(bytes)]
     }
