@@ -1,0 +1,180 @@
+import Llama
+import TensorCore
+
+/// LSP-Offload (Chen et al., AAAI 2025): each block matrix W (m×n) trains in the space of a pair of (d, r)-sparse
+/// projectors P, Q. Backward compresses its gradient to Ĝ = Pᵀ·G·Q (d×d), the ``HostWorker`` runs Adam on it, and the
+/// step comes back as W += P·Δ·Qᵀ. No full gradient and no optimizer state of the matrices exist on the compute side.
+/// Norms train with AdamW on the compute side; embeddings and the head are frozen unless `trainEmbeddings`.
+///
+/// Schedules: `layerwise` sends each matrix's Ĝ as soon as backward has finished it, so the host works while backward
+/// goes on through the earlier layers and only the last matrices' host work is on the critical path; `afterBackward`
+/// sends everything when backward is done (ZeRO-Offload's order). Every Δ lands before the next step's forward, so
+/// weights are never stale.
+public final class LSPOffload: FineTuningMethod {
+    public struct Settings: Sendable, Codable, Equatable {
+        public enum Schedule: String, Sendable, Codable, CaseIterable { case layerwise, afterBackward = "after-backward" }
+        /// How Ĝ is formed: from the factors (Pᵀ·dyᵀ)·(x·Q) as the paper does, or by compressing the layer's gradient.
+        public enum Compression: String, Sendable, Codable, CaseIterable { case factors, gradient }
+
+        /// d, the side of the compressed space, and r, nonzeros per projector row.
+        public var size = 256, nonzeros = 4
+        public var schedule = Schedule.layerwise
+        public var compression = Compression.factors
+        public var trainEmbeddings = false
+        /// The host Adam (ε inside the square root, as the system code).
+        public var beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-4
+
+        public init() {}
+
+        /// d or r out of range for a matrix of `layout`.
+        public func check(_ layout: ParameterLayout) throws {
+            guard nonzeros >= 1, nonzeros <= size else {
+                throw MethodError(message: "method.nonzeros (r) must be in 1...method.size (d = \(size)), got \(nonzeros)")
+            }
+            for info in layout.parameters where LowRankAdam.isProjected(info.role) && size > info.shape.max()! {
+                throw MethodError(message: "method.size (d) \(size) exceeds the larger side of \(info.name) \(info.shape); choose d ≤ \(info.shape.max()!)")
+            }
+        }
+    }
+
+    public let layout: ParameterLayout
+    public let settings: Settings
+    public let groups: ParameterGroups
+    /// The offloaded matrices in layout order, and each one's projector pair.
+    public let matrices: [ParameterID]
+    public let sketches: [SketchPair]
+    let host: HostWorker
+    private let rest: TensorAdamW
+    private let sink: Sink
+    private let ledger: MemoryLedger
+    /// What the last step did: seconds of compute, of waiting for the host, of host work; bytes each way.
+    public private(set) var report: [String: Double] = [:]
+
+    public init(layout: ParameterLayout, settings: Settings, groups: ParameterGroups, seed: UInt64, ledger: MemoryLedger = .shared) throws {
+        try settings.check(layout)
+        (self.layout, self.settings, self.groups, self.ledger) = (layout, settings, groups, ledger)
+        matrices = layout.parameters.indices.filter { LowRankAdam.isProjected(layout.parameters[$0].role) && !groups.isFrozen(layout.parameters[$0].role) }
+        let rng = Philox(seed: seed &+ 0x15_0000)
+        sketches = matrices.map { id in
+            let shape = layout.parameters[id].shape
+            return SketchPair(left: CountSketch(count: shape[0], size: settings.size, nonzeros: settings.nonzeros, generator: rng, stream: UInt64(id) << 8, ledger: ledger),
+                              right: CountSketch(count: shape[1], size: settings.size, nonzeros: settings.nonzeros, generator: rng, stream: UInt64(id) << 8 | 0x80, ledger: ledger))
+        }
+        host = HostWorker(matrices: matrices.count, size: settings.size, beta1: settings.beta1, beta2: settings.beta2, epsilon: settings.epsilon,
+                          queueCapacity: max(1, matrices.count), ledger: ledger)
+        let trained = layout.parameters.indices.filter { id in
+            let role = layout.parameters[id].role
+            return !LowRankAdam.isProjected(role) && !groups.isFrozen(role) && (role.isNorm || settings.trainEmbeddings)
+        }
+        rest = TensorAdamW(layout, tensors: trained, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, ledger: ledger)
+        sink = Sink(layout: layout, ledger: ledger)
+        sink.method = self
+        host.start()
+    }
+
+    deinit { host.stop() }
+
+    public var state: [StateTensor] {
+        var s = [StateTensor("lsp.host.steps", host.steps)]
+        for (k, id) in matrices.enumerated() {
+            let name = layout.parameters[id].name, pair = sketches[k]
+            s += [StateTensor("lsp.p.indices." + name, pair.left.indices), StateTensor("lsp.p.values." + name, pair.left.values),
+                  StateTensor("lsp.q.indices." + name, pair.right.indices), StateTensor("lsp.q.values." + name, pair.right.values),
+                  StateTensor("lsp.host.m." + name, host.m[k]), StateTensor("lsp.host.v." + name, host.v[k])]
+        }
+        return s + layout.parameters.indices.flatMap { rest.state($0, name: layout.parameters[$0].name) }
+    }
+
+    public func step(_ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
+                     nonFinite: inout NonFiniteGuard) throws -> MethodStep {
+        precondition(inputs.batches.count == 1, "LSP-Offload takes one batch per step")
+        let start = monotonicNanoseconds(), hostBefore = host.busySeconds
+        sink.begin(store: model.store, learningRate: learningRate, step: step)
+        let loss = try model.lossAndGradients(inputs.batches[0], into: sink)
+        guard loss.mean.isFinite else {
+            throw NonFiniteError(message: "step \(step): non-finite loss \(loss.mean); LSP-Offload moves the norms inside backward and cannot skip a step. Lower the learning rate.")
+        }
+        if settings.schedule == .afterBackward { sink.sendPending() }
+        let computed = monotonicNanoseconds()
+        var waited = 0.0
+        for _ in matrices {
+            let before = monotonicNanoseconds()
+            let message = host.toCompute.pop()
+            waited += Double(monotonicNanoseconds() - before) * 1e-9
+            let id = matrices[message.matrix]
+            model.store.update(id) { w in sketches[message.matrix].decompress(message.buffer.pointer, scale: 1, into: w.baseAddress!, ledger: ledger) }
+        }
+        let bytes = Double(matrices.count * settings.size * settings.size * 4)
+        report = ["compute_seconds": Double(computed - start) * 1e-9, "host_wait_seconds": waited, "host_seconds": host.busySeconds - hostBefore,
+                  "bytes_to_host": bytes, "bytes_to_compute": bytes]
+        report["overlap"] = report["host_seconds"]! > 0 ? max(0, 1 - waited / report["host_seconds"]!) : 1
+        return MethodStep(loss: loss, details: report)
+    }
+
+    /// Compresses or updates what backward finishes.
+    final class Sink: GradientSink {
+        unowned var method: LSPOffload!
+        let layout: ParameterLayout
+        private let ledger: MemoryLedger
+        private var live: [ParameterID: AlignedBuffer<Float>] = [:]
+        private var compressed: [Int: AlignedBuffer<Float>] = [:]
+        private var pending: [HostWorker.Message] = []
+        private var index: [ParameterID: Int] = [:]
+        private var store: (any ParameterStore)?
+        private var learningRate: Float = 0, step = 0
+
+        init(layout: ParameterLayout, ledger: MemoryLedger) {
+            (self.layout, self.ledger) = (layout, ledger)
+        }
+
+        func begin(store: any ParameterStore, learningRate: Float, step: Int) {
+            if index.isEmpty { for (k, id) in method.matrices.enumerated() { index[id] = k } }
+            (self.store, self.learningRate, self.step) = (store, learningRate, step)
+        }
+
+        func accumulator(for id: ParameterID) -> UnsafeMutablePointer<Float> {
+            if let b = live[id] { return b.pointer }
+            let b = AlignedBuffer<Float>(count: layout.parameters[id].count, category: .gradients, ledger: ledger)
+            live[id] = b
+            return b.pointer
+        }
+
+        func absorbFactors(_ id: ParameterID, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int) -> Bool {
+            guard method.settings.compression == .factors, let k = index[id] else { return false }
+            let pair = method.sketches[k], d = pair.size
+            let a = AlignedBuffer<Float>(count: rows * d, category: .workspace, ledger: ledger)
+            let b = AlignedBuffer<Float>(count: rows * d, category: .workspace, ledger: ledger)
+            pair.left.rightTimes(dy, rows: rows, into: a.pointer)  // dy·P (rows×d)
+            pair.right.rightTimes(x, rows: rows, into: b.pointer)  // x·Q (rows×d)
+            let g = compressedBuffer(k)
+            GEMM.multiply(m: d, n: d, k: rows, a.pointer, lda: d, transA: true, b.pointer, ldb: d, g.pointer, ldc: d, beta: 1)  // += (dy·P)ᵀ·(x·Q)
+            return true
+        }
+
+        func finish(_ id: ParameterID) {
+            if let k = index[id] {
+                if let g = live.removeValue(forKey: id) { method.sketches[k].compress(g.pointer, into: compressedBuffer(k).pointer, ledger: ledger) }
+                guard let g = compressed.removeValue(forKey: k) else { return }
+                let message = HostWorker.Message(matrix: k, buffer: g, learningRate: method.groups.learningRate(learningRate, for: layout.parameters[id].role))
+                if method.settings.schedule == .layerwise { method.host.toHost.push(message) } else { pending.append(message) }
+                return
+            }
+            guard let g = live.removeValue(forKey: id), method.rest.contains(id), let store else { return }
+            let lr = method.groups.learningRate(learningRate, for: layout.parameters[id].role)
+            let keep = 1 - lr * method.groups.weightDecay(for: layout.parameters[id].role)
+            store.update(id) { w in method.rest.update(id, weights: w, gradient: g.pointer, learningRate: lr, keep: keep, step: step) }
+        }
+
+        func sendPending() {
+            for message in pending { method.host.toHost.push(message) }
+            pending = []
+        }
+
+        private func compressedBuffer(_ k: Int) -> AlignedBuffer<Float> {
+            if let g = compressed[k] { return g }
+            let g = AlignedBuffer<Float>(count: method.settings.size * method.settings.size, category: .gradients, ledger: ledger)
+            compressed[k] = g
+            return g
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import Testing
+import Llama
+import TensorCore
+@testable import Methods
+
+@Suite("LSP-Offload")
+struct LSPOffloadTests {
+    /// Every block matrix 16×16, so identity projectors with d = 16 are the full space.
+    static let config = LlamaConfig(dim: 16, ffnDim: 16, layerCount: 2, headCount: 4, kvHeadCount: 4, vocabSize: 24, maxSequenceLength: 16)
+
+    static func batch(_ seed: Int) -> TokenBatch {
+        TokenBatch(sequences: (0..<3).map { s in (0..<9).map { Int32(($0 * 5 + s * 7 + seed * 3) % 24) } })
+    }
+
+    static func method(_ model: LlamaModel, _ settings: LSPOffload.Settings) throws -> LSPOffload {
+        try LSPOffload(layout: model.layout, settings: settings, groups: ParameterGroups(weightDecay: 0), seed: 1, ledger: model.ledger)
+    }
+
+    static func run(_ method: LSPOffload, _ model: LlamaModel, steps: Int) throws {
+        var guardian = NonFiniteGuard()
+        for step in 1...steps {
+            let batch = Self.batch(step)
+            _ = try method.step(model, inputs: StepInputs(batches: [batch], objective: { try model.loss(batch) }, auxiliaryObjective: { _ in try model.loss(batch) }),
+                                learningRate: 1e-2, step: step, nonFinite: &guardian)
+        }
+    }
+
+    static func weights(_ model: LlamaModel) -> [Float] { model.layout.parameters.indices.flatMap { id in model.store.withFloats(id) { Array($0) } } }
+
+    @Test("with d = full size and identity projectors the method is Adam on every block matrix (and AdamW on the norms)")
+    func identityIsAdam() throws {
+        let lsp = try LlamaModel(randomWeights: Self.config, seed: 2, std: 0.2, ledger: MemoryLedger())
+        let reference = try LlamaModel(randomWeights: Self.config, seed: 2, std: 0.2, ledger: MemoryLedger())
+        var settings = LSPOffload.Settings()
+        (settings.size, settings.nonzeros) = (16, 1)
+        let method = try Self.method(lsp, settings)
+        for pair in method.sketches {
+            for s in [pair.left, pair.right] { for i in 0..<16 { (s.indices.pointer[i], s.values.pointer[i]) = (Int32(i), 1) } }
+        }
+        try Self.run(method, lsp, steps: 3)
+        // Reference: the full gradient, the host's Adam (ε inside √) on the matrices, AdamW on the norms; embeddings frozen.
+        let layout = reference.layout
+        let matrixMoments = layout.parameters.map { [Float](repeating: 0, count: 2 * $0.count) }
+        var moments = matrixMoments
+        for step in 1...3 {
+            let g = GradientSlab(layout: layout, ledger: MemoryLedger())
+            _ = try reference.lossAndGradients(Self.batch(step), into: g)
+            for (id, info) in layout.parameters.enumerated() {
+                let grad = g.view(id), n = info.count
+                let isMatrix = LowRankAdam.isProjected(info.role)
+                guard isMatrix || info.role.isNorm else { continue }
+                let (b1, b2, eps): (Float, Float, Float) = isMatrix ? (0.9, 0.999, 1e-4) : (0.9, 0.999, 1e-8)
+                let c1 = 1 / (1 - Float.pow(b1, step)), c2 = 1 / (1 - Float.pow(b2, step))
+                reference.store.update(id) { w in
+                    for k in 0..<n {
+                        let m = b1 * moments[id][k] + (1 - b1) * grad[k], v = b2 * moments[id][n + k] + (1 - b2) * grad[k] * grad[k]
+                        (moments[id][k], moments[id][n + k]) = (m, v)
+                        w[k] -= isMatrix ? 1e-2 * (m * c1) / (v * c2 + eps).squareRoot() : 1e-2 * (m * c1) / ((v * c2).squareRoot() + eps)
+                    }
+                }
+            }
+        }
+        let (a, b) = (Self.weights(lsp), Self.weights(reference))
+        for (x, y) in zip(a, b) { #expect(abs(x - y) <= 1e-4 * max(1, abs(y))) }
+        #expect(a != Self.weights(try LlamaModel(randomWeights: Self.config, seed: 2, std: 0.2, ledger: MemoryLedger())))
+    }
+
+    @Test("both schedules and both compressions make the same steps; the report counts d² floats each way per matrix")
+    func schedulesAgree() throws {
+        var results: [[Float]] = []
+        for (schedule, compression) in [(LSPOffload.Settings.Schedule.layerwise, LSPOffload.Settings.Compression.factors), (.afterBackward, .factors), (.layerwise, .gradient)] {
+            let model = try LlamaModel(randomWeights: Self.config, seed: 2, std: 0.2, ledger: MemoryLedger())
+            var settings = LSPOffload.Settings()
+            (settings.size, settings.nonzeros, settings.schedule, settings.compression) = (8, 2, schedule, compression)
+            let method = try Self.method(model, settings)
+            try Self.run(method, model, steps: 2)
+            results.append(Self.weights(model))
+            #expect(method.report["bytes_to_host"] == Double(method.matrices.count * 8 * 8 * 4) && method.report["bytes_to_compute"] == method.report["bytes_to_host"])
+            #expect(method.matrices.count == 7 * 2)
+        }
+        #expect(results[0] == results[1])  // the order of the host's work changes nothing
+        for (x, y) in zip(results[0], results[2]) { #expect(abs(x - y) <= 1e-5 * max(1, abs(x))) }  // factors vs gradient: rounding only
+    }
+
+    @Test("d or r out of range for a matrix is refused")
+    func badSettings() throws {
+        let model = try LlamaModel(randomWeights: Self.config, seed: 2, ledger: MemoryLedger())
+        for (d, r) in [(17, 1), (8, 9), (8, 0)] {
+            var s = LSPOffload.Settings()
+            (s.size, s.nonzeros) = (d, r)
+            #expect(throws: MethodError.self, "d \(d), r \(r)") { try Self.method(model, s) }
+        }
+    }
+}
