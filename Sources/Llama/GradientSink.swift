@@ -15,9 +15,13 @@ public protocol GradientSink: AnyObject {
     /// that takes them (e.g. to compress them straight to Pᵀ·dW·Q) returns true and backward never forms dW;
     /// otherwise backward adds dW into ``accumulator(for:)``.
     func absorbFactors(_ id: ParameterID, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int) -> Bool
+    /// Whether the gradient of `id` is needed at all; when not, backward skips the matrix gradients (the head's,
+    /// the embedding's, a projection's dW) and never asks for their accumulators.
+    func wants(_ id: ParameterID) -> Bool
 }
 
 extension GradientSink {
+    public func wants(_ id: ParameterID) -> Bool { true }
     public func absorbFactors(_ id: ParameterID, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int) -> Bool { false }
 }
 

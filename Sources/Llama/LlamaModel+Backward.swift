@@ -30,7 +30,7 @@ extension LlamaModel {
         dResidual.update(repeating: 0, count: nd)
         let sum = finalNormAndLoss(
             residual(c.layerCount), batch, s, ws,
-            gradient: (rstdFinal, dNormed, sink.accumulator(for: layout.head), scored > 0 ? 1 / Float(scored) : 0)).reduce(0, +)
+            gradient: (rstdFinal, dNormed, sink.wants(layout.head) ? sink.accumulator(for: layout.head) : nil, scored > 0 ? 1 / Float(scored) : 0)).reduce(0, +)
         if !c.tiedEmbeddings { sink.finish(layout.head) }
         withFloats(layout.finalNorm) { w in
             RMSNorm.backward(dNormed, residual(c.layerCount), w, rstd: rstdFinal, dx: dResidual,
@@ -46,8 +46,10 @@ extension LlamaModel {
             }
             layerBackward(l, x: residual(l), dx: dResidual, a, s, rope: rope, ws, sink)
         }
-        batch.inputs.withUnsafeBufferPointer {
-            Embedding.backward($0, dResidual, dTable: sink.accumulator(for: layout.embedding), dim: c.dim)
+        if sink.wants(layout.embedding) {
+            batch.inputs.withUnsafeBufferPointer {
+                Embedding.backward($0, dResidual, dTable: sink.accumulator(for: layout.embedding), dim: c.dim)
+            }
         }
         sink.finish(layout.embedding)
         return LossResult(sum: sum, count: scored)
@@ -102,7 +104,7 @@ extension LlamaModel {
         withFloats(id) { w in
             GEMM.multiply(m: n, n: inp, k: out, dy, lda: out, w, ldb: inp, dx, ldc: inp, beta: accumulate ? 1 : 0)
         }
-        guard !sink.absorbFactors(id, dy: dy, x: x, rows: n) else { return }
+        guard sink.wants(id), !sink.absorbFactors(id, dy: dy, x: x, rows: n) else { return }
         GEMM.multiply(m: out, n: inp, k: n, dy, lda: out, transA: true, x, ldb: inp,
                       sink.accumulator(for: id), ldc: inp, beta: 1)
     }

@@ -176,7 +176,7 @@ public final class LlamaModel {
     /// Final norm of x [N, D] into the workspace, then the chunked cross-entropy. Returns each row's loss.
     func finalNormAndLoss(
         _ x: UnsafePointer<Float>, _ batch: TokenBatch, _ s: PassShape, _ ws: Workspace,
-        gradient: (rstd: UnsafeMutablePointer<Float>, dNormed: UnsafeMutablePointer<Float>, dHead: UnsafeMutablePointer<Float>, scale: Float)?
+        gradient: (rstd: UnsafeMutablePointer<Float>, dNormed: UnsafeMutablePointer<Float>, dHead: UnsafeMutablePointer<Float>?, scale: Float)?
     ) -> [Double] {
         withFloats(layout.finalNorm) { w in
             RMSNorm.forward(x, w, ws.normed, rstd: gradient?.rstd, rows: s.rows, dim: config.dim, epsilon: config.normEpsilon)

@@ -139,6 +139,8 @@ public final class LSPOffload: FineTuningMethod {
             return b.pointer
         }
 
+        func wants(_ id: ParameterID) -> Bool { index[id] != nil || method.rest.contains(id) }
+
         func absorbFactors(_ id: ParameterID, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int) -> Bool {
             guard method.settings.compression == .factors, let k = index[id] else { return false }
             let pair = method.sketches[k], d = pair.size

@@ -60,6 +60,9 @@ public final class FusedUpdateSink: GradientSink {
         self.ledger = ledger
     }
 
+    /// Frozen tensors get no gradient: backward skips their matrix gradients.
+    public func wants(_ id: ParameterID) -> Bool { !optimizer.groups.isFrozen(optimizer.layout.parameters[id].role) }
+
     public func accumulator(for id: ParameterID) -> UnsafeMutablePointer<Float> {
         if let b = live[id] { return b.pointer }
         let b = AlignedBuffer<Float>(count: optimizer.layout.parameters[id].count, category: .gradients, ledger: ledger)

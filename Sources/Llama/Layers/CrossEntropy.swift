@@ -10,11 +10,12 @@ public enum CrossEntropy {
         /// [N, D], added into.
         public var dx: UnsafeMutablePointer<Float>
         /// [V, D], added into.
-        public var dHead: UnsafeMutablePointer<Float>
+        /// Where d(head) is added; nil when the head is not trained (its GEMM is skipped).
+        public var dHead: UnsafeMutablePointer<Float>?
         /// Multiplies the gradient (1 / scored tokens for a mean loss).
         public var scale: Float
 
-        public init(dx: UnsafeMutablePointer<Float>, dHead: UnsafeMutablePointer<Float>, scale: Float) {
+        public init(dx: UnsafeMutablePointer<Float>, dHead: UnsafeMutablePointer<Float>?, scale: Float) {
             self.dx = dx
             self.dHead = dHead
             self.scale = scale
@@ -62,7 +63,7 @@ public enum CrossEntropy {
                 }
             }
             if let g = gradient {
-                GEMM.multiply(m: v, n: d, k: c, logits, lda: v, transA: true, xc, ldb: d, g.dHead, ldc: d, beta: 1)
+                if let dHead = g.dHead { GEMM.multiply(m: v, n: d, k: c, logits, lda: v, transA: true, xc, ldb: d, dHead, ldc: d, beta: 1) }
                 if compacted {
                     GEMM.multiply(m: c, n: d, k: v, logits, lda: v, w, ldb: d, xc, ldc: d)
                 } else {
