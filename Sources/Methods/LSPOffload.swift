@@ -40,6 +40,7 @@ public final class LSPOffload: FineTuningMethod {
     public let layout: ParameterLayout
     public let settings: Settings
     public let groups: ParameterGroups
+    public let checkpointing: Bool
     /// The offloaded matrices in layout order, and each one's projector pair.
     public let matrices: [ParameterID]
     public let sketches: [SketchPair]
@@ -50,9 +51,10 @@ public final class LSPOffload: FineTuningMethod {
     /// What the last step did: seconds of compute, of waiting for the host, of host work; bytes each way.
     public private(set) var report: [String: Double] = [:]
 
-    public init(layout: ParameterLayout, settings: Settings, groups: ParameterGroups, seed: UInt64, ledger: MemoryLedger = .shared) throws {
+    public init(layout: ParameterLayout, settings: Settings, groups: ParameterGroups, checkpointing: Bool = false, seed: UInt64,
+                ledger: MemoryLedger = .shared) throws {
         try settings.check(layout)
-        (self.layout, self.settings, self.groups, self.ledger) = (layout, settings, groups, ledger)
+        (self.layout, self.settings, self.groups, self.checkpointing, self.ledger) = (layout, settings, groups, checkpointing, ledger)
         matrices = layout.parameters.indices.filter { LowRankAdam.isProjected(layout.parameters[$0].role) && !groups.isFrozen(layout.parameters[$0].role) }
         let rng = Philox(seed: seed &+ 0x15_0000)
         sketches = matrices.map { id in
@@ -74,6 +76,28 @@ public final class LSPOffload: FineTuningMethod {
 
     deinit { host.stop() }
 
+    /// Bytes by category for `layout` from shapes alone, besides the weights and a training pass's buffers: compute-side
+    /// gradients (every matrix's d×d Ĝ, all in flight at the end of backward, and the largest accumulator of a tensor
+    /// trained on the compute side), optimizer state (projectors' indices and values, AdamW of the norms), the host's
+    /// M and V, and scratch (the factors of one matrix for `tokens` rows, or its compression intermediates).
+    public static func memory(_ layout: ParameterLayout, settings: Settings, groups: ParameterGroups, tokens: Int) -> [MemoryCategory: Int] {
+        let d = settings.size, r = settings.nonzeros
+        let matrices = layout.parameters.filter { LowRankAdam.isProjected($0.role) && !groups.isFrozen($0.role) }
+        let rest = layout.parameters.filter { !LowRankAdam.isProjected($0.role) && !groups.isFrozen($0.role) && ($0.role.isNorm || settings.trainEmbeddings) }
+        let scratch = matrices.map { info -> Int in
+            let (m, n) = (info.shape[0], info.shape[1])
+            let compress = settings.compression == .factors ? 2 * tokens * d : m * n + d * n
+            return max(compress, m * d)
+        }.max() ?? 0
+        let restLargest = rest.map(\.count).max() ?? 0
+        return [
+            .gradients: 4 * (matrices.count * d * d + restLargest),
+            .optimizerState: matrices.reduce(0) { $0 + 8 * r * ($1.shape[0] + $1.shape[1]) } + 8 * rest.reduce(0) { $0 + $1.count },
+            .host: 8 * matrices.count * d * d + 4 * matrices.count,
+            .workspace: 4 * scratch,
+        ]
+    }
+
     public var state: [StateTensor] {
         var s = [StateTensor("lsp.host.steps", host.steps)]
         for (k, id) in matrices.enumerated() {
@@ -90,7 +114,7 @@ public final class LSPOffload: FineTuningMethod {
         precondition(inputs.batches.count == 1, "LSP-Offload takes one batch per step")
         let start = monotonicNanoseconds(), hostBefore = host.busySeconds
         sink.begin(store: model.store, learningRate: learningRate, step: step)
-        let loss = try model.lossAndGradients(inputs.batches[0], into: sink)
+        let loss = try model.lossAndGradients(inputs.batches[0], into: sink, checkpointing: checkpointing)
         guard loss.mean.isFinite else {
             throw NonFiniteError(message: "step \(step): non-finite loss \(loss.mean); LSP-Offload moves the norms inside backward and cannot skip a step. Lower the learning rate.")
         }

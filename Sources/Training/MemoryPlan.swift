@@ -20,6 +20,10 @@ public enum MemoryPlan {
         }
         plan[.weights] = 4 * params
         plan[.gradients] = 4 * (o.isFused ? fusedGradientPeak(layout, tied: c.tiedEmbeddings) : params)
+        if o.method == .lspOffload {  // its gradients are compressed, its optimizer state lives on the host
+            plan[.gradients] = nil
+            return plan.merging(LSPOffload.memory(layout, settings: o.lsp, groups: o.groups, tokens: o.batchSize * o.maxLength), uniquingKeysWith: +)
+        }
         switch o.method {
         case .galore, .adarankgrad:  // at the largest rank: AdaRankGrad's ranks only fall from there
             plan[.optimizerState] = LowRankAdam.stateBytes(layout, rank: o.lowRank.maxRank)

@@ -21,7 +21,8 @@ public struct RunConfig: Equatable {
                    "outlier_refresh": .int(0), "fp32_modules": .strings(["norms"]), "fused": .bool(false),
                    "rank": .int(128), "update_interval": .int(200), "scale": .double(0.25), "svd": .string("randomized"),
                    "transfer_moments": .bool(false), "min_rank": .int(4), "energy": .double(0.9), "capture": .double(0.5),
-                   "min_interval": .int(10)],
+                   "min_interval": .int(10), "size": .int(256), "nonzeros": .int(4), "schedule": .string("layerwise"),
+                   "compression": .string("factors"), "train_embeddings": .bool(false)],
         "optimizer": ["lr": .double(1e-4), "weight_decay": .double(0), "clip": .double(1.0), "no_decay": .strings(["norms"]),
                       "frozen": .strings([]), "lr_scales": .strings([])],
         "schedule": ["shape": .string("cosine"), "warmup": .int(0), "steps": .int(100)],
@@ -226,6 +227,17 @@ public struct RunConfig: Equatable {
             throw TrainingError(message: "method.svd '\(svd)' is not a decomposition; choose one of \(LowRankAdam.Settings.Decomposition.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         o.lowRank.decomposition = decomposition
+        o.lsp.size = int("method.size")
+        o.lsp.nonzeros = int("method.nonzeros")
+        o.lsp.trainEmbeddings = bool("method.train_embeddings")
+        let schedule = string("method.schedule") ?? "", compression = string("method.compression") ?? ""
+        guard let s = LSPOffload.Settings.Schedule(rawValue: schedule) else {
+            throw TrainingError(message: "method.schedule '\(schedule)' is not a schedule; choose one of \(LSPOffload.Settings.Schedule.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let c = LSPOffload.Settings.Compression(rawValue: compression) else {
+            throw TrainingError(message: "method.compression '\(compression)' is not a compression; choose one of \(LSPOffload.Settings.Compression.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        (o.lsp.schedule, o.lsp.compression) = (s, c)
         switch string("train.loss") {
         case "lm": o.objective = .languageModel
         case "classification":

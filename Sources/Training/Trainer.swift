@@ -6,7 +6,7 @@ import TensorCore
 /// What a training run does.
 public struct TrainingOptions: Sendable, Codable, Equatable {
     public enum Method: String, Sendable, Codable, CaseIterable {
-        case adamw, adamwFused = "adamw-fused", lion, sgd, mezo, dizo, qft, galore, adarankgrad
+        case adamw, adamwFused = "adamw-fused", lion, sgd, mezo, dizo, qft, galore, adarankgrad, lspOffload = "lsp-offload"
 
         /// Forward passes only: no gradient, no saved activations.
         public var isZerothOrder: Bool { self == .mezo || self == .dizo }
@@ -41,11 +41,14 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     public var qft = QFT.Settings()
     /// GaLore's and AdaRankGrad's subspace settings.
     public var lowRank = LowRankAdam.Settings()
-    /// Update each tensor inside backward (no full-model gradient; no clipping, no accumulation); adamw-fused implies it.
+    /// LSP-Offload's projectors, host optimizer and schedule.
+    public var lsp = LSPOffload.Settings()
+    /// Update each tensor inside backward (no full-model gradient; no clipping, no accumulation); adamw-fused and
+    /// lsp-offload imply it.
     public var fused = false
 
     /// Whether updates happen inside backward.
-    public var isFused: Bool { method == .adamwFused || (fused && !method.isZerothOrder && method != .qft) }
+    public var isFused: Bool { method == .adamwFused || method == .lspOffload || (fused && !method.isZerothOrder && method != .qft) }
     /// What a step minimises.
     public var objective: Objective = .languageModel
 
@@ -181,6 +184,13 @@ public final class Trainer {
         case .mezo: return mezo()
         case .dizo:
             do { return try DiZO(mezo: mezo(), projection: z.projection, store: model.store, seed: options.seed, ledger: model.ledger) } catch let e as MethodError {
+                throw TrainingError(message: e.message)
+            }
+        case .lspOffload:
+            do {
+                return try LSPOffload(layout: model.layout, settings: options.lsp, groups: options.groups, checkpointing: options.checkpointing,
+                                      seed: options.seed, ledger: model.ledger)
+            } catch let e as MethodError {
                 throw TrainingError(message: e.message)
             }
         case .qft:

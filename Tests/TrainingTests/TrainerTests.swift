@@ -19,7 +19,7 @@ struct TrainerTests {
         }
         var o = TrainingOptions()
         o.method = method
-        o.schedule = LRSchedule(.constant, peak: method == .sgd ? 0.1 : 1e-2, warmup: 2, total: 30)
+        o.schedule = LRSchedule(.constant, peak: method == .sgd || method == .lspOffload ? 0.1 : 1e-2, warmup: 2, total: 30)  // SGD; LSP: ε = 1e-4 inside √V damps small compressed gradients
         o.batchSize = batch
         o.accumulation = accumulation
         o.maxLength = 16
@@ -27,6 +27,7 @@ struct TrainerTests {
         o.zerothOrder.projection.interval = 2  // DiZO projects every other step
         o.qft = qft
         o.lowRank = TrainerTests.lowRank(method, rank: 4)
+        (o.lsp.size, o.lsp.nonzeros) = (16, 4)
         let model = try Trainer.model(try LlamaModel(randomWeights: c, seed: 3, std: 0.1, ledger: MemoryLedger()), for: o)
         return try Trainer(model: model, examples: examples, options: o)
     }
@@ -42,7 +43,7 @@ struct TrainerTests {
     }
 
     /// Global clipping where the method allows it (fused updates never know the global norm).
-    static func clip(_ method: TrainingOptions.Method) -> Double? { method == .adamwFused || method == .qft ? nil : 1.0 }
+    static func clip(_ method: TrainingOptions.Method) -> Double? { method == .adamwFused || method == .qft || method == .lspOffload ? nil : 1.0 }
 
     /// Every parameter's fp32 values, and the store's own tensors when it has them.
     static func weights(_ trainer: Trainer) -> (floats: [[Float]], native: [[UInt8]]) {
@@ -134,7 +135,7 @@ struct CheckpointTests {
 
     @Test("N straight steps equal N/2 steps, a checkpoint, a restore into a fresh model and N/2 more, bit for bit",
           arguments: [(TrainingOptions.Method.adamw, QFT.GradientMode.fused), (.adamwFused, .fused), (.lion, .fused), (.sgd, .fused),
-                      (.mezo, .fused), (.dizo, .fused), (.qft, .fused), (.qft, .stack), (.galore, .fused), (.adarankgrad, .fused)])
+                      (.mezo, .fused), (.dizo, .fused), (.qft, .fused), (.qft, .stack), (.galore, .fused), (.adarankgrad, .fused), (.lspOffload, .fused)])
     func bitExactResume(method: TrainingOptions.Method, gradients: QFT.GradientMode) throws {
         var qft = QFT.Settings()
         qft.gradients = gradients
@@ -227,6 +228,7 @@ struct MemoryPlanTests {
             o.maxLength = 32
             o.checkpointing = checkpointing
             o.lowRank = TrainerTests.lowRank(method, rank: 8)
+            (o.lsp.size, o.lsp.nonzeros) = (16, 4)
             let model = try Trainer.model(try LlamaModel(randomWeights: c, seed: 1, ledger: ledger), for: o)
             let trainer = try Trainer(model: model, examples: examples, options: o)
             ledger.resetPeak()  // QFT converts the weights from an fp32 copy that is gone by now
