@@ -5,7 +5,8 @@
 # 2. MeZO and DiZO (kv) with that rate for each seed, evaluated on the 872 sentences of test.tsv;
 # 3. the projected-set ablation of DiZO (qv, attention, all-linear) for the first seed;
 # 4. experiments/summarize_zo.py writes OUT/summary.md (accuracy against steps and wall time).
-# Settings by environment: STEPS, SEEDS, GRID, EVERY; LR=x skips the grid; SEEDS="" runs only the grid;
+# Settings by environment: STEPS, SEEDS, GRID, EVERY, INTERVAL (DiZO's projection interval κ, default 50; its README
+# asks for more frequent projection on small models and easy tasks); LR=x skips the grid; SEEDS="" runs only the grid;
 # ABLATION="" skips the ablation;
 # LOSS=classification trains MeZO's classification-style loss (runs in OUT-classification) instead of the gold
 # label word's LM loss.
@@ -18,7 +19,7 @@ case "$model" in
            default_grid="1e-6 1e-5"; default_steps=500 ;;
   *) echo "usage: $0 [stories260k|smollm2]" >&2; exit 2 ;;
 esac
-steps=${STEPS:-$default_steps}; seeds=${SEEDS-"0 1 2"}; grid=${GRID:-$default_grid}; every=${EVERY:-100}
+steps=${STEPS:-$default_steps}; seeds=${SEEDS-"0 1 2"}; grid=${GRID:-$default_grid}; every=${EVERY:-100}; interval=${INTERVAL:-50}
 out=runs/zo-sst2-$model${LOSS:+-$LOSS}
 bin=.build/release/leantune
 swift build -c release --product leantune >/dev/null
@@ -44,11 +45,11 @@ else
 fi
 for seed in $seeds; do
   run "mezo-seed$seed" --set method.name=mezo --set optimizer.lr="$best" --set train.seed="$seed" "${test_set[@]}"
-  run "dizo-kv-seed$seed" --set method.name=dizo --set method.projected=kv --set optimizer.lr="$best" --set train.seed="$seed" "${test_set[@]}"
+  run "dizo-kv-seed$seed" --set method.name=dizo --set method.projected=kv --set method.interval="$interval" --set optimizer.lr="$best" --set train.seed="$seed" "${test_set[@]}"
 done
 first=${seeds%% *}
 [ -n "$first" ] && for set in ${ABLATION-qv attention all-linear}; do
-  run "dizo-$set-seed$first" --set method.name=dizo --set method.projected="$set" --set optimizer.lr="$best" --set train.seed="$first" "${test_set[@]}"
+  run "dizo-$set-seed$first" --set method.name=dizo --set method.projected="$set" --set method.interval="$interval" --set optimizer.lr="$best" --set train.seed="$first" "${test_set[@]}"
 done
 python3 experiments/summarize_zo.py "$out" > "$out/summary.md"
 cat "$out/summary.md"
