@@ -35,12 +35,15 @@ public struct StepInputs {
     public var objective: () throws -> LossResult
     /// The objective on the i-th batch of a second, independent data stream (DiZO's projection search).
     public var auxiliaryObjective: (Int) throws -> LossResult
+    /// The i-th batch of that stream (LSP-Offload's held-out gradients for fitting its projectors); nil when none.
+    public var auxiliaryBatch: ((Int) throws -> TokenBatch)?
 
     public init(batches: [TokenBatch], objective: @escaping () throws -> LossResult,
-                auxiliaryObjective: @escaping (Int) throws -> LossResult) {
+                auxiliaryObjective: @escaping (Int) throws -> LossResult, auxiliaryBatch: ((Int) throws -> TokenBatch)? = nil) {
         self.batches = batches
         self.objective = objective
         self.auxiliaryObjective = auxiliaryObjective
+        self.auxiliaryBatch = auxiliaryBatch
     }
 }
 

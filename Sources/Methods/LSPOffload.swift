@@ -21,6 +21,12 @@ public final class LSPOffload: FineTuningMethod {
         public var schedule = Schedule.layerwise
         public var compression = Compression.factors
         public var trainEmbeddings = false
+        /// Projector learning (§6.3): every `checkFrequency` steps (0: never; the projectors keep their random init),
+        /// gradients of `heldOutBatches` batches of the trainer's second data stream are collected; when the mean relative
+        /// reconstruction error is at least `refitThreshold` (α), each matrix's values get `fitIterations` Adam steps at
+        /// `fitLearningRate` and the host moments move into the new space.
+        public var checkFrequency = 200, heldOutBatches = 2, fitIterations = 10
+        public var fitLearningRate: Float = 0.1, refitThreshold = 0.5
         /// The host Adam (ε inside the square root, as the system code).
         public var beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-4
 
@@ -48,8 +54,10 @@ public final class LSPOffload: FineTuningMethod {
     private let rest: TensorAdamW
     private let sink: Sink
     private let ledger: MemoryLedger
-    /// What the last step did: seconds of compute, of waiting for the host, of host work; bytes each way.
+    /// What the last step did: seconds of compute, of waiting for the host, of host work; bytes each way; projector fits.
     public private(set) var report: [String: Double] = [:]
+    /// Projector fits run, fits skipped because the error was below α, and fits that failed (old values kept).
+    public private(set) var fits = 0, keptProjectors = 0, failedFits = 0
 
     public init(layout: ParameterLayout, settings: Settings, groups: ParameterGroups, checkpointing: Bool = false, seed: UInt64,
                 ledger: MemoryLedger = .shared) throws {
@@ -112,6 +120,10 @@ public final class LSPOffload: FineTuningMethod {
     public func step(_ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
                      nonFinite: inout NonFiniteGuard) throws -> MethodStep {
         precondition(inputs.batches.count == 1, "LSP-Offload takes one batch per step")
+        var fitReport: [String: Double] = [:]
+        if settings.checkFrequency > 0, step > 1, (step - 1) % settings.checkFrequency == 0, let auxiliary = inputs.auxiliaryBatch {
+            fitReport = try refit(model, batches: (0..<settings.heldOutBatches).map { try auxiliary((step - 1) / settings.checkFrequency * settings.heldOutBatches + $0) })
+        }
         let start = monotonicNanoseconds(), hostBefore = host.busySeconds
         sink.begin(store: model.store, learningRate: learningRate, step: step)
         let loss = try model.lossAndGradients(inputs.batches[0], into: sink, checkpointing: checkpointing)
@@ -132,7 +144,48 @@ public final class LSPOffload: FineTuningMethod {
         report = ["compute_seconds": Double(computed - start) * 1e-9, "host_wait_seconds": waited, "host_seconds": host.busySeconds - hostBefore,
                   "bytes_to_host": bytes, "bytes_to_compute": bytes]
         report["overlap"] = report["host_seconds"]! > 0 ? max(0, 1 - waited / report["host_seconds"]!) : 1
+        report.merge(fitReport) { $1 }
         return MethodStep(loss: loss, details: report)
+    }
+
+    /// Collects the matrices' gradients over `batches`, measures the projectors' reconstruction error and, at or above α,
+    /// fits every matrix's projector values and carries the host moments over: M ← L·M·Rᵀ, V ← (L⊙L)·V·(R⊙R)ᵀ with
+    /// L = P_newᵀ·P_old and R = Q_newᵀ·Q_old (non-finite results become 0). Nothing is in flight between steps.
+    func refit(_ model: LlamaModel, batches: [TokenBatch]) throws -> [String: Double] {
+        let start = monotonicNanoseconds()
+        let gradients = MatrixGradients(layout: layout, matrices: matrices, ledger: ledger)
+        for batch in batches { _ = try model.lossAndGradients(batch, into: gradients, checkpointing: checkpointing) }
+        func meanError() -> Double {
+            zip(matrices, sketches).reduce(0.0) { $0 + ProjectorFit.error($1.1, gradients.buffers[$1.0]!.pointer, ledger: ledger) } / Double(max(1, matrices.count))
+        }
+        let before = meanError()
+        var out = ["projector_error": before]
+        guard before >= settings.refitThreshold else {
+            keptProjectors += 1
+            return out
+        }
+        fits += 1
+        let d = settings.size
+        let l = AlignedBuffer<Float>(count: d * d, category: .host, ledger: ledger), r = AlignedBuffer<Float>(count: d * d, category: .host, ledger: ledger)
+        let t = AlignedBuffer<Float>(count: d * d, category: .host, ledger: ledger)
+        for (k, id) in matrices.enumerated() {
+            let pair = sketches[k], old = (Array(pair.left.values.buffer), Array(pair.right.values.buffer))
+            guard ProjectorFit.fit(pair, gradients.buffers[id]!.pointer, iterations: settings.fitIterations, learningRate: settings.fitLearningRate, ledger: ledger) else {
+                failedFits += 1
+                continue
+            }
+            ProjectorFit.overlap(pair.left, old: old.0, into: l.pointer)
+            ProjectorFit.overlap(pair.right, old: old.1, into: r.pointer)
+            for (moment, squared) in [(host.m[k], false), (host.v[k], true)] {
+                if squared { for i in 0..<d * d { (l.pointer[i], r.pointer[i]) = (l.pointer[i] * l.pointer[i], r.pointer[i] * r.pointer[i]) } }
+                GEMM.multiply(m: d, n: d, k: d, l.pointer, lda: d, moment.pointer, ldb: d, t.pointer, ldc: d)  // L·X
+                GEMM.multiply(m: d, n: d, k: d, t.pointer, lda: d, r.pointer, ldb: d, transB: true, moment.pointer, ldc: d)  // ·Rᵀ
+                for i in 0..<d * d where !moment.pointer[i].isFinite { moment.pointer[i] = 0 }
+            }
+        }
+        out["projector_error_after_fit"] = meanError()
+        out["projector_fit_seconds"] = Double(monotonicNanoseconds() - start) * 1e-9
+        return out
     }
 
     /// Compresses or updates what backward finishes.

@@ -313,7 +313,8 @@ public final class Trainer {
         let indices = (0..<options.accumulation).map { (step - 1) * options.accumulation + $0 }
         let batches = try indices.map { try batch(at: $0) }
         let inputs = StepInputs(batches: batches, objective: try objective(indices, stream: 0),
-                                auxiliaryObjective: { [unowned self] i in try objective([i], stream: 1)() })
+                                auxiliaryObjective: { [unowned self] i in try objective([i], stream: 1)() },
+                                auxiliaryBatch: { [unowned self] i in try batch(at: i, stream: 1) })
         let r = try method.step(model, inputs: inputs, learningRate: Float(lr), step: step, nonFinite: &guardian)
         return StepReport(step: step, loss: r.loss.mean, learningRate: lr, gradientNorm: r.gradientNorm, tokens: r.loss.count,
                           length: batches.last!.length, seconds: Double(monotonicNanoseconds() - start) * 1e-9, skipped: r.skipped,

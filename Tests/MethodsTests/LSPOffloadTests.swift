@@ -82,6 +82,44 @@ struct LSPOffloadTests {
         for (x, y) in zip(results[0], results[2]) { #expect(abs(x - y) <= 1e-5 * max(1, abs(x))) }  // factors vs gradient: rounding only
     }
 
+    @Test("fitted projectors reconstruct a held-out gradient of a tiny model better than their random init")
+    func learnedBeatRandom() throws {
+        let c = LlamaConfig(dim: 32, ffnDim: 48, layerCount: 1, headCount: 4, kvHeadCount: 4, vocabSize: 24, maxSequenceLength: 16)
+        let model = try LlamaModel(randomWeights: c, seed: 3, std: 0.2, ledger: MemoryLedger()), ledger = MemoryLedger()
+        let id = model.layout.layers[0].up
+        func gradient(_ seed: Int) throws -> [Float] {
+            let g = GradientSlab(layout: model.layout, ledger: ledger)
+            _ = try model.lossAndGradients(Self.batch(seed), into: g)
+            return Array(g.view(id))
+        }
+        let (train, heldOut) = (try gradient(1), try gradient(2))
+        let rng = Philox(seed: 7), pair = SketchPair(left: CountSketch(count: 48, size: 8, nonzeros: 2, generator: rng, stream: 0, ledger: ledger),
+                                                      right: CountSketch(count: 32, size: 8, nonzeros: 2, generator: rng, stream: 9, ledger: ledger))
+        let before = (ProjectorFit.error(pair, train, ledger: ledger), ProjectorFit.error(pair, heldOut, ledger: ledger))
+        #expect(ProjectorFit.fit(pair, train, iterations: 100, learningRate: 0.05, ledger: ledger))
+        let after = (ProjectorFit.error(pair, train, ledger: ledger), ProjectorFit.error(pair, heldOut, ledger: ledger))
+        #expect(after.0 < 0.9 * before.0 && after.1 < before.1, "train \(before.0) → \(after.0), held out \(before.1) → \(after.1)")
+    }
+
+    @Test("a step that refits runs the fit, moves the host moments into the new space and reports the errors")
+    func refitInAStep() throws {
+        let model = try LlamaModel(randomWeights: Self.config, seed: 2, std: 0.2, ledger: MemoryLedger())
+        var settings = LSPOffload.Settings()
+        (settings.size, settings.nonzeros, settings.checkFrequency, settings.refitThreshold) = (8, 2, 2, 0)
+        let method = try Self.method(model, settings)
+        var guardian = NonFiniteGuard()
+        for step in 1...3 {
+            let batch = Self.batch(step)
+            _ = try method.step(model, inputs: StepInputs(batches: [batch], objective: { try model.loss(batch) }, auxiliaryObjective: { _ in try model.loss(batch) },
+                                                          auxiliaryBatch: { Self.batch(10 + $0) }),
+                                learningRate: 1e-2, step: step, nonFinite: &guardian)
+        }
+        #expect(method.fits == 1 && method.failedFits == 0)
+        let (e0, e1) = (try #require(method.report["projector_error"]), try #require(method.report["projector_error_after_fit"]))
+        #expect(e1 < e0, "\(e0) → \(e1)")
+        #expect(method.host.m.allSatisfy { $0.buffer.allSatisfy(\.isFinite) } && method.host.v.allSatisfy { $0.buffer.allSatisfy { $0.isFinite && $0 >= 0 } })
+    }
+
     @Test("d or r out of range for a matrix is refused")
     func badSettings() throws {
         let model = try LlamaModel(randomWeights: Self.config, seed: 2, ledger: MemoryLedger())
