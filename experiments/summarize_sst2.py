@@ -21,10 +21,10 @@ def main():
     data = {n: load(out, n) for n in names}
     print(f"# Gradient methods on SST-2 with SmolLM2-135M ({out})\n")
     print("Training loss is the gold label word's loss; 'final' is the mean over the last 20 steps (one step's batch is 16 sentences).\n")
-    print(f"| run | final training loss | vs {reference} | dev accuracy by eval step | ledger peak (GiB) | process peak RSS (GiB) | seconds per step (median) |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
     reference = "lion" if "lion" in data else names[0]
     lion = statistics.mean(r["loss"] for r in data[reference][0][-20:])
+    print(f"| run | final training loss | vs {reference} | dev accuracy by eval step | ledger peak (GiB) | process peak RSS (GiB) | seconds per step (median) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for n in names:
         steps, evals, memory = data[n]
         loss = statistics.mean(r["loss"] for r in steps[-20:])
