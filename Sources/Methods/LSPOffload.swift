@@ -34,6 +34,9 @@ public final class LSPOffload: FineTuningMethod {
 
         /// d or r out of range for a matrix of `layout`.
         public func check(_ layout: ParameterLayout) throws {
+            guard checkFrequency >= 0, heldOutBatches >= 1, fitIterations >= 1, fitLearningRate > 0, refitThreshold >= 0 else {
+                throw MethodError(message: "method.check_frequency must be ≥ 0 (0: never refit), method.held_out_batches and method.fit_iterations ≥ 1, method.fit_lr > 0 and method.refit_threshold ≥ 0")
+            }
             guard nonzeros >= 1, nonzeros <= size else {
                 throw MethodError(message: "method.nonzeros (r) must be in 1...method.size (d = \(size)), got \(nonzeros)")
             }

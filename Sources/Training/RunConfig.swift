@@ -22,7 +22,8 @@ public struct RunConfig: Equatable {
                    "rank": .int(128), "update_interval": .int(200), "scale": .double(0.25), "svd": .string("randomized"),
                    "transfer_moments": .bool(false), "min_rank": .int(4), "energy": .double(0.9), "capture": .double(0.5),
                    "min_interval": .int(10), "size": .int(256), "nonzeros": .int(4), "schedule": .string("layerwise"),
-                   "compression": .string("factors"), "train_embeddings": .bool(false)],
+                   "compression": .string("factors"), "train_embeddings": .bool(false), "check_frequency": .int(200),
+                   "held_out_batches": .int(2), "fit_iterations": .int(10), "fit_lr": .double(0.1), "refit_threshold": .double(0.5)],
         "optimizer": ["lr": .double(1e-4), "weight_decay": .double(0), "clip": .double(1.0), "no_decay": .strings(["norms"]),
                       "frozen": .strings([]), "lr_scales": .strings([])],
         "schedule": ["shape": .string("cosine"), "warmup": .int(0), "steps": .int(100)],
@@ -230,6 +231,8 @@ public struct RunConfig: Equatable {
         o.lsp.size = int("method.size")
         o.lsp.nonzeros = int("method.nonzeros")
         o.lsp.trainEmbeddings = bool("method.train_embeddings")
+        (o.lsp.checkFrequency, o.lsp.heldOutBatches, o.lsp.fitIterations) = (int("method.check_frequency"), int("method.held_out_batches"), int("method.fit_iterations"))
+        (o.lsp.fitLearningRate, o.lsp.refitThreshold) = (Float(double("method.fit_lr") ?? -1), double("method.refit_threshold") ?? -1)
         let schedule = string("method.schedule") ?? "", compression = string("method.compression") ?? ""
         guard let s = LSPOffload.Settings.Schedule(rawValue: schedule) else {
             throw TrainingError(message: "method.schedule '\(schedule)' is not a schedule; choose one of \(LSPOffload.Settings.Schedule.allCases.map(\.rawValue).joined(separator: ", "))")

@@ -124,4 +124,16 @@ struct RunConfigTests {
             #expect(error.message.contains(key), "\(error.message)")
         }
     }
+
+    @Test("LSP-Offload settings read into the options; unknown schedules and compressions are refused")
+    func lsp() throws {
+        let o = try RunConfig.resolve(yaml: Self.yaml, overrides: ["method.name=lsp-offload", "optimizer.clip=0", "method.size=512", "method.nonzeros=8",
+                                                                  "method.schedule=after-backward", "method.check_frequency=50", "method.refit_threshold=0.3"]).trainingOptions()
+        #expect(o.isFused && o.lsp.size == 512 && o.lsp.nonzeros == 8 && o.lsp.schedule == .afterBackward && o.lsp.checkFrequency == 50 && o.lsp.refitThreshold == 0.3)
+        for bad in [["method.schedule=fcfs"], ["method.compression=dense"], ["optimizer.clip=1.0"]] {
+            #expect(throws: TrainingError.self, "\(bad)") {
+                try RunConfig.resolve(yaml: Self.yaml, overrides: ["method.name=lsp-offload", "optimizer.clip=0"] + bad).trainingOptions()
+            }
+        }
+    }
 }
