@@ -44,3 +44,29 @@ public final class GradientSlab: GradientSink {
 
     public func zero() { slab.zero() }
 }
+
+/// fp32 gradient buffers of single tensors, each allocated when backward first asks for it and handed over when
+/// the tensor is finished: the sinks that never keep a full-model gradient build on these.
+public final class TensorAccumulators {
+    public let layout: ParameterLayout
+    private let ledger: MemoryLedger
+    private var live: [ParameterID: AlignedBuffer<Float>] = [:]
+
+    public init(layout: ParameterLayout, ledger: MemoryLedger) {
+        self.layout = layout
+        self.ledger = ledger
+    }
+
+    /// Parameter `id`'s buffer (zeroed when new); the same one until it is taken.
+    public func pointer(for id: ParameterID) -> UnsafeMutablePointer<Float> {
+        if let b = live[id] { return b.pointer }
+        let b = AlignedBuffer<Float>(count: layout.parameters[id].count, category: .gradients, ledger: ledger)
+        live[id] = b
+        return b.pointer
+    }
+
+    /// Hands over parameter `id`'s buffer (nil if backward never asked for it).
+    public func take(_ id: ParameterID) -> AlignedBuffer<Float>? { live.removeValue(forKey: id) }
+
+    public func removeAll() { live.removeAll() }
+}

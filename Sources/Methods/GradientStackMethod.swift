@@ -57,7 +57,7 @@ final class GradientStack: GradientSink {
     let quantized: (ParameterID) -> Bool
     let blockSize: Int
     private let ledger: MemoryLedger
-    private var live: [ParameterID: AlignedBuffer<Float>] = [:]
+    private let accumulators: TensorAccumulators
     private var entries: [Entry] = []
     /// Σ g² over the pushed gradients (fp32 values, before quantization).
     private(set) var sumOfSquares = 0.0
@@ -65,17 +65,13 @@ final class GradientStack: GradientSink {
     init(layout: ParameterLayout, skip: @escaping (ParameterID) -> Bool, quantized: @escaping (ParameterID) -> Bool,
          blockSize: Int, ledger: MemoryLedger) {
         (self.layout, self.skip, self.quantized, self.blockSize, self.ledger) = (layout, skip, quantized, blockSize, ledger)
+        accumulators = TensorAccumulators(layout: layout, ledger: ledger)
     }
 
-    func accumulator(for id: ParameterID) -> UnsafeMutablePointer<Float> {
-        if let b = live[id] { return b.pointer }
-        let b = AlignedBuffer<Float>(count: layout.parameters[id].count, category: .gradients, ledger: ledger)
-        live[id] = b
-        return b.pointer
-    }
+    func accumulator(for id: ParameterID) -> UnsafeMutablePointer<Float> { accumulators.pointer(for: id) }
 
     func finish(_ id: ParameterID) {
-        guard let g = live.removeValue(forKey: id), !skip(id) else { return }
+        guard let g = accumulators.take(id), !skip(id) else { return }
         for lo in stride(from: 0, to: g.count, by: 1 << 16) {  // fp32 partial sums over short runs, added in Double
             sumOfSquares += Double(Vector.sumOfSquares(g.pointer + lo, min(1 << 16, g.count - lo)))
         }
@@ -102,7 +98,7 @@ final class GradientStack: GradientSink {
     }
 
     func clear() {
-        live.removeAll()
+        accumulators.removeAll()
         entries.removeAll()
         sumOfSquares = 0
     }

@@ -196,7 +196,7 @@ public final class LSPOffload: FineTuningMethod {
         unowned var method: LSPOffload!
         let layout: ParameterLayout
         private let ledger: MemoryLedger
-        private var live: [ParameterID: AlignedBuffer<Float>] = [:]
+        private let accumulators: TensorAccumulators
         private var compressed: [Int: AlignedBuffer<Float>] = [:]
         private var pending: [HostWorker.Message] = []
         private var index: [ParameterID: Int] = [:]
@@ -205,6 +205,7 @@ public final class LSPOffload: FineTuningMethod {
 
         init(layout: ParameterLayout, ledger: MemoryLedger) {
             (self.layout, self.ledger) = (layout, ledger)
+            accumulators = TensorAccumulators(layout: layout, ledger: ledger)
         }
 
         func begin(store: any ParameterStore, learningRate: Float, step: Int) {
@@ -212,12 +213,7 @@ public final class LSPOffload: FineTuningMethod {
             (self.store, self.learningRate, self.step) = (store, learningRate, step)
         }
 
-        func accumulator(for id: ParameterID) -> UnsafeMutablePointer<Float> {
-            if let b = live[id] { return b.pointer }
-            let b = AlignedBuffer<Float>(count: layout.parameters[id].count, category: .gradients, ledger: ledger)
-            live[id] = b
-            return b.pointer
-        }
+        func accumulator(for id: ParameterID) -> UnsafeMutablePointer<Float> { accumulators.pointer(for: id) }
 
         func wants(_ id: ParameterID) -> Bool { index[id] != nil || method.rest.contains(id) }
 
@@ -235,13 +231,13 @@ public final class LSPOffload: FineTuningMethod {
 
         func finish(_ id: ParameterID) {
             if let k = index[id] {
-                if let g = live.removeValue(forKey: id) { method.sketches[k].compress(g.pointer, into: compressedBuffer(k).pointer, ledger: ledger) }
+                if let g = accumulators.take(id) { method.sketches[k].compress(g.pointer, into: compressedBuffer(k).pointer, ledger: ledger) }
                 guard let g = compressed.removeValue(forKey: k) else { return }
                 let message = HostWorker.Message(matrix: k, buffer: g, learningRate: method.groups.learningRate(learningRate, for: layout.parameters[id].role))
                 if method.settings.schedule == .layerwise { method.host.toHost.push(message) } else { pending.append(message) }
                 return
             }
-            guard let g = live.removeValue(forKey: id), method.rest.contains(id), let store else { return }
+            guard let g = accumulators.take(id), method.rest.contains(id), let store else { return }
             let lr = method.groups.learningRate(learningRate, for: layout.parameters[id].role)
             let keep = 1 - lr * method.groups.weightDecay(for: layout.parameters[id].role)
             store.update(id) { w in method.rest.update(id, weights: w, gradient: g.pointer, learningRate: lr, keep: keep, step: step) }

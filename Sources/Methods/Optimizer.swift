@@ -51,27 +51,21 @@ public final class FusedUpdateSink: GradientSink {
     public let store: any ParameterStore
     public var learningRate: Float = 0
     public var step = 0
-    private let ledger: MemoryLedger
-    private var live: [ParameterID: AlignedBuffer<Float>] = [:]
+    private let accumulators: TensorAccumulators
 
     public init(optimizer: any Optimizer, store: any ParameterStore, ledger: MemoryLedger = .shared) {
         self.optimizer = optimizer
         self.store = store
-        self.ledger = ledger
+        accumulators = TensorAccumulators(layout: optimizer.layout, ledger: ledger)
     }
 
     /// Frozen tensors get no gradient: backward skips their matrix gradients.
     public func wants(_ id: ParameterID) -> Bool { !optimizer.groups.isFrozen(optimizer.layout.parameters[id].role) }
 
-    public func accumulator(for id: ParameterID) -> UnsafeMutablePointer<Float> {
-        if let b = live[id] { return b.pointer }
-        let b = AlignedBuffer<Float>(count: optimizer.layout.parameters[id].count, category: .gradients, ledger: ledger)
-        live[id] = b
-        return b.pointer
-    }
+    public func accumulator(for id: ParameterID) -> UnsafeMutablePointer<Float> { accumulators.pointer(for: id) }
 
     public func finish(_ id: ParameterID) {
-        guard let g = live.removeValue(forKey: id) else { return }
+        guard let g = accumulators.take(id) else { return }
         optimizer.apply(id, to: store, gradient: g.pointer, learningRate: learningRate, step: step)
     }
 }
