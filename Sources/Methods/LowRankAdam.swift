@@ -162,11 +162,13 @@ public final class LowRankAdam: Optimizer {
         guard let s = subspaces[id] else {
             return rest.update(id, weights: weights, gradient: gradient, learningRate: lr, keep: keep, step: step)
         }
-        var projected = s.rank > 0 ? s.project(gradient) : nil
+        // AdaRankGrad's trigger needs this step's projection; GaLore's is a step count, so it projects once, after.
+        var projected = s.rank > 0 && isAdaptive ? s.project(gradient) : nil
         if refreshIsDue(s, gradient, projected) {
             refresh(id, s, gradient, step: step)
-            projected = s.rank > 0 ? s.project(gradient) : nil
+            projected = nil
         }
+        if projected == nil, s.rank > 0 { projected = s.project(gradient) }
         guard let projected else { return }  // no subspace yet (its first decomposition failed): counted, no update
         s.sinceRefresh += 1
         s.steps += 1
@@ -180,10 +182,11 @@ public final class LowRankAdam: Optimizer {
 
     /// Whether `s` needs a new subspace before this step's update.
     private func refreshIsDue(_ s: Subspace, _ g: UnsafePointer<Float>, _ projected: AlignedBuffer<Float>?) -> Bool {
-        guard let projected else { return true }
+        guard s.rank > 0 else { return true }
         switch settings.policy {
         case .fixed(_, let interval): return s.steps > 0 && s.steps % interval == 0
         case .adaptive(_, _, _, let capture, let tMin, let tMax):
+            guard let projected else { return true }
             guard s.sinceRefresh >= tMin else { return false }
             if s.sinceRefresh >= tMax { return true }
             let total = Double(Vector.sumOfSquares(g, s.rows * s.columns))

@@ -8,15 +8,16 @@ import TensorCore
 /// (P, G) ↔ (Q, Gᵀ), ∂‖E‖²/∂Q = 2·(Eᵀ·P·A + Gᵀ·P·(Pᵀ·E·Q)); L's gradient is these over 2·‖E‖·‖G‖, read at each
 /// row's r sketch positions.
 enum ProjectorFit {
-    /// L for `g`, and E (m×n) when `residual` is given.
-    static func error(_ pair: SketchPair, _ g: UnsafePointer<Float>, residual: UnsafeMutablePointer<Float>? = nil, ledger: MemoryLedger) -> Double {
+    /// L for `g`; with `residual` and `compressed`, E (m×n) and A = Pᵀ·G·Q (d×d) are left there.
+    static func error(_ pair: SketchPair, _ g: UnsafePointer<Float>, residual: UnsafeMutablePointer<Float>? = nil,
+                      compressed: UnsafeMutablePointer<Float>? = nil, ledger: MemoryLedger) -> Double {
         let (m, n, d) = (pair.left.count, pair.right.count, pair.size)
-        let a = AlignedBuffer<Float>(count: d * d, category: .host, ledger: ledger)
+        let ownA = compressed == nil ? AlignedBuffer<Float>(count: d * d, category: .host, ledger: ledger) : nil
         let own = residual == nil ? AlignedBuffer<Float>(count: m * n, category: .host, ledger: ledger) : nil
-        let r = residual ?? own!.pointer
-        pair.compress(g, into: a.pointer, ledger: ledger)
+        let (a, r) = (compressed ?? ownA!.pointer, residual ?? own!.pointer)
+        pair.compress(g, into: a, ledger: ledger)
         r.update(repeating: 0, count: m * n)
-        pair.decompress(a.pointer, scale: 1, into: r, ledger: ledger)
+        pair.decompress(a, scale: 1, into: r, ledger: ledger)
         var errorSquared = 0.0, norm = 0.0
         for i in 0..<m * n {
             r[i] -= g[i]
@@ -42,9 +43,8 @@ enum ProjectorFit {
         let gNorm = Double(Vector.sumOfSquares(g, m * n)).squareRoot()
         guard gNorm > 0 else { return true }
         for t in 1...iterations {
-            let loss = error(pair, g, residual: e.pointer, ledger: ledger)
+            let loss = error(pair, g, residual: e.pointer, compressed: a.pointer, ledger: ledger)
             guard loss > 0 else { break }
-            pair.compress(g, into: a.pointer, ledger: ledger)
             pair.right.rightTimes(e.pointer, rows: m, into: eq.pointer)  // E·Q
             pair.right.rightTimes(g, rows: m, into: gq.pointer)  // G·Q
             pair.left.transposeTimes(eq.pointer, columns: d, into: pteq.pointer)  // Pᵀ·E·Q
