@@ -22,13 +22,10 @@ extension Bench {
         var outliers: [Double] = [0, 0.01]
         @Option(help: "Values per kernel timing run.")
         var count = 1 << 24
-        @Option(help: "Threads.")
-        var threads = 2
-        @Option(help: "Timed repetitions (after one warm-up).")
-        var repetitions = 5
+        @OptionGroup var options: KernelBenchOptions
 
         func run() throws {
-            GEMM.setThreads(threads)
+            GEMM.setThreads(options.threads)
             let source: any ParameterStore
             if let model {
                 source = try ModelFile.load(model, tokenizer: tokenizer).model.store
@@ -74,15 +71,7 @@ extension Bench {
             let q = AlignedBuffer<Int8>(count: count, category: .workspace, ledger: ledger)
             let scales = AlignedBuffer<Float>(count: Int8Blocks.blockCount(count, blockSize: block), category: .workspace, ledger: ledger)
             Philox(seed: 2).fillNormal(x.buffer, stream: 0)
-            func median(_ body: () -> Void) -> Double {
-                body()
-                let times = (0..<repetitions).map { _ in
-                    let start = monotonicNanoseconds()
-                    body()
-                    return Double(monotonicNanoseconds() - start)
-                }
-                return times.sorted()[times.count / 2] / Double(count)
-            }
+            func median(_ body: () -> Void) -> Double { options.median(body) * 1e9 / Double(count) }  // ns per value
             let rng = Philox(seed: 3)
             let quantize = median {
                 Int8Blocks.quantize(x.pointer, count: count, blockSize: block, into: q.pointer, scales: scales.pointer,

@@ -7,17 +7,13 @@ extension Bench {
         static let configuration = CommandConfiguration(abstract: "Standard normals per second from Philox (the zeroth-order perturbation generator).")
         @Option(help: "Normals per run.")
         var count = 100_000_000
-        @Option(help: "Threads.")
-        var threads = 2
-        @Option(help: "Timed repetitions (after one warm-up).")
-        var repetitions = 5
+        @OptionGroup var options: KernelBenchOptions
 
         func run() throws {
-            GEMM.setThreads(threads)
+            GEMM.setThreads(options.threads)
             let rng = Philox(seed: 1)
-            var times: [Double] = [], checksum: Float = 0
-            for r in 0...repetitions {
-                let start = monotonicNanoseconds()
+            var checksum: Float = 0
+            let median = options.median {
                 let grain = 1 << 16, sums = UnsafeMutableBufferPointer<Float>.allocate(capacity: count / grain + 1)
                 sums.initialize(repeating: 0)
                 nonisolated(unsafe) let out = sums.baseAddress!  // one slot per chunk
@@ -28,11 +24,9 @@ extension Bench {
                 }
                 checksum = sums.reduce(0, +)
                 sums.deallocate()
-                if r > 0 { times.append(Double(monotonicNanoseconds() - start) * 1e-9) }
             }
-            let median = times.sorted()[times.count / 2]
             print(String(format: "%d normals on %d threads: median %.3f s, %.2f ns per normal, %.0f M/s (checksum %.1f)",
-                         count, threads, median, median * 1e9 / Double(count), Double(count) / median / 1e6, checksum))
+                         count, options.threads, median, median * 1e9 / Double(count), Double(count) / median / 1e6, checksum))
         }
     }
 }
