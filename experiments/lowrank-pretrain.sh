@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # AdamW vs GaLore vs AdaRankGrad pre-training a tiny Llama from scratch (issue 7, experiment a). Run from the
-# repository root with ../shared beside it:  experiments/lowrank-pretrain.sh
-# The same data, steps, seed and schedule for every run: AdamW (lr ADAMW_LR), GaLore (rank 32, T = 200, α = 0.25,
-# lr LOWRANK_LR as in GaLore's pre-training scripts, where the effective rate is α·lr), AdaRankGrad (ranks 4…32),
-# then AdaRankGrad's ablations of ρ (method.capture), T_max (method.update_interval) and η_th (method.energy).
-# experiments/summarize_lowrank.py writes OUT/summary.md: perplexity against steps, optimizer-state bytes (mean over
-# the run), mean rank, decomposition time. Settings by environment: STEPS, ADAMW_LR, LOWRANK_LR, ABLATION ("" skips).
-# Runs already present in OUT are kept (delete to redo).
+# repository root with ../shared beside it:  experiments/lowrank-pretrain.sh [RUN...]
+# RUN is adamw, galore, adarankgrad (STEPS steps each), or an AdaRankGrad ablation point: "default" or one setting
+# such as capture=0.3 (ABLATION_STEPS steps each, so the ablation has its own baseline); no RUN means all of them:
+# the three methods, then ρ (method.capture 0.3, 0.7), T_max (method.update_interval 100, 400) and η_th
+# (method.energy 0.8, 0.95) around the defaults. Two invocations with disjoint RUNs may share the machine
+# (THREADS=1 each). The same data, seed and schedule shape for every run: AdamW at ADAMW_LR; GaLore (rank 32,
+# T = 200, α = 0.25) and AdaRankGrad (ranks 4…32) at LOWRANK_LR, as in GaLore's pre-training scripts, where the
+# effective rate is α·lr. experiments/summarize_lowrank.py writes OUT/summary.md: perplexity against steps,
+# optimizer-state bytes (mean over the run), mean rank, decomposition time. Runs already present in OUT are kept
+# (delete to redo).
 set -euo pipefail
-steps=${STEPS:-2000}; adamw_lr=${ADAMW_LR:-1e-3}; lowrank_lr=${LOWRANK_LR:-1e-2}
+steps=${STEPS:-2000}; ablation_steps=${ABLATION_STEPS:-1000}; threads=${THREADS:-2}
+adamw_lr=${ADAMW_LR:-1e-3}; lowrank_lr=${LOWRANK_LR:-1e-2}
 out=runs/lowrank-pretrain
 bin=.build/release/leantune
 swift build -c release --product leantune >/dev/null
 mkdir -p "$out/data"
-python3 - "$out/data" <<'PY'
+[ -f "$out/data/eval.jsonl" ] || python3 - "$out/data" <<'PY'
 import json, sys
 out = sys.argv[1]
 for name, source, limit in [("train", "train", None), ("eval", "test", 200)]:
@@ -24,20 +28,27 @@ for name, source, limit in [("train", "train", None), ("eval", "test", 200)]:
             f.write(json.dumps({"text": t}) + "\n")
 PY
 
-run() {  # run NAME ARGS...: one training run into OUT/NAME, skipped when it finished before
-  local name=$1; shift
+run() {  # run NAME STEPS ARGS...: one training run into OUT/NAME, skipped when it finished before
+  local name=$1 steps=$2; shift 2
   [ -f "$out/$name/metrics.csv" ] && return 0
   rm -rf "${out:?}/$name"
   "$bin" train --config experiments/lowrank-pretrain.yaml --set schedule.steps="$steps" --set schedule.warmup=$((steps / 10)) \
-    --set logging.output="$out/$name" "$@" > "$out/$name.log" 2>&1 || { echo "run $name failed; see $out/$name.log" >&2; exit 1; }
+    --set train.threads="$threads" --set logging.output="$out/$name" "$@" > "$out/$name.log" 2>&1 || { echo "run $name failed; see $out/$name.log" >&2; exit 1; }
   grep -E "eval" "$out/$name.log" | tail -1
 }
 
-run adamw --set method.name=adamw --set optimizer.lr="$adamw_lr"
-run galore --set method.name=galore --set optimizer.lr="$lowrank_lr"
-run adarankgrad --set method.name=adarankgrad --set optimizer.lr="$lowrank_lr"
-for setting in ${ABLATION-capture=0.3 capture=0.7 update_interval=100 update_interval=400 energy=0.8 energy=0.95}; do
-  run "adarankgrad-${setting/=/-}" --set method.name=adarankgrad --set optimizer.lr="$lowrank_lr" --set "method.$setting"
+ada=(--set method.name=adarankgrad --set optimizer.lr="$lowrank_lr")
+runs=("$@")
+[ $# -gt 0 ] || runs=(adamw galore adarankgrad default capture=0.3 capture=0.7 update_interval=100 update_interval=400 energy=0.8 energy=0.95)
+for r in "${runs[@]}"; do
+  case "$r" in
+    adamw) run adamw "$steps" --set method.name=adamw --set optimizer.lr="$adamw_lr" ;;
+    galore) run galore "$steps" --set method.name=galore --set optimizer.lr="$lowrank_lr" ;;
+    adarankgrad) run adarankgrad "$steps" "${ada[@]}" ;;
+    default) run ablation-default "$ablation_steps" "${ada[@]}" ;;
+    *=*) run "ablation-${r/=/-}" "$ablation_steps" "${ada[@]}" --set "method.$r" ;;
+    *) echo "unknown run $r" >&2; exit 2 ;;
+  esac
 done
 python3 experiments/summarize_lowrank.py "$out" > "$out/summary.md"
 cat "$out/summary.md"

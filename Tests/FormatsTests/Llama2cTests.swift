@@ -58,6 +58,36 @@ struct Llama2cTests {
         #expect(tok.decode(tok.encode("naïve café ✓"), after: 1) == "naïve café ✓")
     }
 
+    @Test("the merge table gives run.c's ids: its string-concatenation loop as the oracle, on TinyStories text")
+    func mergesMatchRunC() throws {
+        let tok = try ScoredPieceTokenizer.llama2c(path: SharedReal.tokenizer, vocabularySize: 512)
+        var ids: [[UInt8]: Int32] = [:]
+        for (i, p) in tok.pieces.enumerated() where ids[p] == nil { ids[p] = Int32(i) }
+        // run.c's bpe_encode: characters (or their bytes' <0xHH> pieces), then merge the best-scoring pair, first on ties.
+        func runC(_ text: String) -> [Int32] {
+            var tokens: [Int32] = text.isEmpty ? [] : [ids[[0x20]]!]  // the dummy prefix, for non-empty text
+            for scalar in text.unicodeScalars {
+                let utf8 = Array(String(scalar).utf8)
+                tokens += ids[utf8].map { [$0] } ?? utf8.map { ids[Array(String(format: "<0x%02X>", $0).utf8)]! }
+            }
+            while true {
+                var best: (score: Float, index: Int, id: Int32)?
+                for i in 0..<max(0, tokens.count - 1) {
+                    if let id = ids[tok.pieces[Int(tokens[i])] + tok.pieces[Int(tokens[i + 1])]],
+                       best == nil || tok.scores[Int(id)] > best!.score { best = (tok.scores[Int(id)], i, id) }
+                }
+                guard let b = best else { return tokens }
+                tokens[b.index] = b.id
+                tokens.remove(at: b.index + 1)
+            }
+        }
+        let lines = try String(contentsOfFile: SharedReal.tinyStories, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count >= 20)
+        for text in lines.map(String.init) + ["naïve café ✓ — 東京", "", "  two  spaces\tand a tab"] {
+            #expect(tok.encode(text) == runC(text), "\(text)")
+        }
+    }
+
     @Test("a truncated checkpoint names the file and the byte counts")
     func truncated() throws {
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: SharedReal.model)))

@@ -10,6 +10,9 @@ public struct ScoredPieceTokenizer: Tokenizer {
     /// Whether a space is put before each text segment (SentencePiece's dummy prefix).
     public let addsSpacePrefix: Bool
     private let ids: [[UInt8]: Int32]
+    /// The piece two adjacent tokens merge into, keyed by `left << 32 | right`: every pair of ids whose
+    /// pieces concatenate to a vocabulary piece (the lookup run.c does by string concatenation).
+    private let merges: [UInt64: Int32]
     /// The `<0xHH>` piece of each byte (llama2.c: ids 3…258).
     private let byteIDs: [Int32]
     private let specials: SpecialTokens
@@ -29,6 +32,15 @@ public struct ScoredPieceTokenizer: Tokenizer {
         var ids: [[UInt8]: Int32] = [:]
         for (i, p) in pieces.enumerated() where ids[p] == nil { ids[p] = Int32(i) }
         self.ids = ids
+        let idsOfPiece = Dictionary(grouping: pieces.indices, by: { pieces[$0] })
+        var merges: [UInt64: Int32] = [:]
+        for (piece, merged) in ids where piece.count > 1 {
+            for cut in 1..<piece.count {
+                guard let lefts = idsOfPiece[Array(piece[..<cut])], let rights = idsOfPiece[Array(piece[cut...])] else { continue }
+                for l in lefts { for r in rights { merges[Self.pairKey(Int32(l), Int32(r))] = merged } }
+            }
+        }
+        self.merges = merges
         byteIDs = try (0..<256).map { b in
             let hex = String(b, radix: 16, uppercase: true)
             guard let id = ids[Array(("<0x" + (hex.count == 1 ? "0" : "") + hex + ">").utf8)] else {
@@ -85,29 +97,36 @@ public struct ScoredPieceTokenizer: Tokenizer {
         return out
     }
 
+    private static func pairKey(_ left: Int32, _ right: Int32) -> UInt64 {
+        UInt64(UInt32(bitPattern: left)) << 32 | UInt64(UInt32(bitPattern: right))
+    }
+
     private func encodeSegment(_ text: String, prefix: Bool) -> [Int32] {
         var tokens: [Int32] = []
         if prefix && addsSpacePrefix, let space = ids[[0x20]] { tokens.append(space) }
         for scalar in text.unicodeScalars {
-            let utf8 = Array(String(scalar).utf8)
+            let utf8 = Array(scalar.utf8)
             if let id = ids[utf8] {
                 tokens.append(id)
             } else {
                 tokens += utf8.map { byteIDs[Int($0)] }
             }
         }
-        // Merge the adjacent pair with the best score until no pair is in the vocabulary.
+        // Merge the adjacent pair with the best score (the first such pair on ties) until no pair is in
+        // the vocabulary. merged[i] is the merge of tokens i and i + 1 (-1: none); a merge changes two.
+        func merge(_ i: Int) -> Int32 { merges[Self.pairKey(tokens[i], tokens[i + 1])] ?? -1 }
+        var merged = (0..<max(0, tokens.count - 1)).map(merge)
         while true {
-            var best: (score: Float, index: Int, id: Int32)?
-            for i in 0..<max(0, tokens.count - 1) {
-                if let id = ids[pieces[Int(tokens[i])] + pieces[Int(tokens[i + 1])]],
-                   best == nil || scores[Int(id)] > best!.score {
-                    best = (scores[Int(id)], i, id)
-                }
+            var best = -1
+            for (i, id) in merged.enumerated() where id >= 0 && (best < 0 || scores[Int(id)] > scores[Int(merged[best])]) {
+                best = i
             }
-            guard let b = best else { return tokens }
-            tokens[b.index] = b.id
-            tokens.remove(at: b.index + 1)
+            guard best >= 0 else { return tokens }
+            tokens[best] = merged[best]
+            tokens.remove(at: best + 1)
+            merged.remove(at: best)
+            if best > 0 { merged[best - 1] = merge(best - 1) }
+            if best < merged.count { merged[best] = merge(best) }
         }
     }
 
