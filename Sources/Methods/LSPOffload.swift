@@ -133,22 +133,29 @@ public final class LSPOffload: FineTuningMethod {
         guard loss.mean.isFinite else {
             throw NonFiniteError(message: "step \(step): non-finite loss \(loss.mean); LSP-Offload moves the norms inside backward and cannot skip a step. Lower the learning rate.")
         }
-        if settings.schedule == .afterBackward { sink.sendPending() }
+        try sink.send()
         let computed = monotonicNanoseconds()
-        var waited = 0.0
+        var waited = 0.0, notApplied = 0
         for _ in matrices {
             let before = monotonicNanoseconds()
-            let message = host.toCompute.pop()
+            let message = try host.receive()
             waited += Double(monotonicNanoseconds() - before) * 1e-9
+            guard message.applied else {
+                notApplied += 1
+                continue
+            }
             let id = matrices[message.matrix]
             model.store.update(id) { w in sketches[message.matrix].decompress(message.buffer.pointer, scale: 1, into: w.baseAddress!, ledger: ledger) }
         }
         let bytes = Double(matrices.count * settings.size * settings.size * 4)
         report = ["compute_seconds": Double(computed - start) * 1e-9, "host_wait_seconds": waited, "host_seconds": host.busySeconds - hostBefore,
-                  "bytes_to_host": bytes, "bytes_to_compute": bytes]
+                  "bytes_to_host": bytes, "bytes_to_compute": bytes, "nonfinite_matrices": Double(notApplied)]
         report["overlap"] = report["host_seconds"]! > 0 ? max(0, 1 - waited / report["host_seconds"]!) : 1
         report.merge(fitReport) { $1 }
-        return MethodStep(loss: loss, details: report)
+        // A matrix whose Ĝ was not finite kept its weights and moments; the step counts as skipped (the norms, updated
+        // inside backward, have moved), and too many in a row stop the run.
+        let skipped = try notApplied > 0 && !nonFinite.admit(loss: loss.mean, gradientNorm: .nan, step: step)
+        return MethodStep(loss: loss, skipped: skipped, details: report)
     }
 
     /// Collects the matrices' gradients over `batches`, measures the projectors' reconstruction error and, at or above α,
@@ -198,7 +205,9 @@ public final class LSPOffload: FineTuningMethod {
         private let ledger: MemoryLedger
         private let accumulators: TensorAccumulators
         private var compressed: [Int: AlignedBuffer<Float>] = [:]
+        /// Gradients compressed but not yet sent (all of them with the after-backward schedule).
         private var pending: [HostWorker.Message] = []
+        private var sendFailure: (any Error)?
         private var index: [ParameterID: Int] = [:]
         private var store: (any ParameterStore)?
         private var learningRate: Float = 0, step = 0
@@ -233,8 +242,10 @@ public final class LSPOffload: FineTuningMethod {
             if let k = index[id] {
                 if let g = accumulators.take(id) { method.sketches[k].compress(g.pointer, into: compressedBuffer(k).pointer, ledger: ledger) }
                 guard let g = compressed.removeValue(forKey: k) else { return }
-                let message = HostWorker.Message(matrix: k, buffer: g, learningRate: method.groups.learningRate(learningRate, for: layout.parameters[id].role))
-                if method.settings.schedule == .layerwise { method.host.toHost.push(message) } else { pending.append(message) }
+                pending.append(HostWorker.Message(matrix: k, buffer: g, learningRate: method.groups.learningRate(learningRate, for: layout.parameters[id].role)))
+                if method.settings.schedule == .layerwise, sendFailure == nil {
+                    do { try send() } catch { sendFailure = error }  // finish cannot throw; step throws it after backward
+                }
                 return
             }
             guard let g = accumulators.take(id), method.rest.contains(id), let store else { return }
@@ -243,9 +254,16 @@ public final class LSPOffload: FineTuningMethod {
             store.update(id) { w in method.rest.update(id, weights: w, gradient: g.pointer, learningRate: lr, keep: keep, step: step) }
         }
 
-        func sendPending() {
-            for message in pending { method.host.toHost.push(message) }
-            pending = []
+        /// Sends what is pending to the host; throws the first failure of a send inside backward.
+        func send() throws {
+            if let failure = sendFailure {
+                sendFailure = nil
+                throw failure
+            }
+            while let message = pending.first {
+                try method.host.send(message)
+                pending.removeFirst()
+            }
         }
 
         private func compressedBuffer(_ k: Int) -> AlignedBuffer<Float> {

@@ -28,7 +28,7 @@ enum ProjectorFit {
     }
 
     /// `iterations` Adam steps (rate `learningRate`) on the values of `pair` for `g`. Returns false, with the values as
-    /// they were, when a step makes them non-finite.
+    /// they were, when a step makes them or the reconstruction error non-finite.
     static func fit(_ pair: SketchPair, _ g: UnsafePointer<Float>, iterations: Int, learningRate: Float, ledger: MemoryLedger) -> Bool {
         let (m, n, d) = (pair.left.count, pair.right.count, pair.size)
         let saved = (Array(pair.left.values.buffer), Array(pair.right.values.buffer))
@@ -42,9 +42,11 @@ enum ProjectorFit {
         let gradP = AlignedBuffer<Float>(count: m * d, category: .host, ledger: ledger), gradQ = AlignedBuffer<Float>(count: n * d, category: .host, ledger: ledger)
         let gNorm = Double(Vector.sumOfSquares(g, m * n)).squareRoot()
         guard gNorm > 0 else { return true }
+        var finite = true
         for t in 1...iterations {
             let loss = error(pair, g, residual: e.pointer, compressed: a.pointer, ledger: ledger)
-            guard loss > 0 else { break }
+            finite = loss.isFinite
+            guard finite && loss > 0 else { break }
             pair.right.rightTimes(e.pointer, rows: m, into: eq.pointer)  // E·Q
             pair.right.rightTimes(g, rows: m, into: gq.pointer)  // G·Q
             pair.left.transposeTimes(eq.pointer, columns: d, into: pteq.pointer)  // Pᵀ·E·Q
@@ -68,7 +70,8 @@ enum ProjectorFit {
                 }
             }
         }
-        let finite = sides.allSatisfy { s in s.values.buffer.allSatisfy(\.isFinite) }
+        finite = finite && sides.allSatisfy { s in s.values.buffer.allSatisfy(\.isFinite) }
+            && error(pair, g, ledger: ledger).isFinite
         if !finite {
             _ = pair.left.values.buffer.update(from: saved.0)
             _ = pair.right.values.buffer.update(from: saved.1)

@@ -120,6 +120,65 @@ struct LSPOffloadTests {
         #expect(method.host.m.allSatisfy { $0.buffer.allSatisfy(\.isFinite) } && method.host.v.allSatisfy { $0.buffer.allSatisfy { $0.isFinite && $0 >= 0 } })
     }
 
+    @Test("a fit that makes the projector values non-finite keeps the old projectors and is counted")
+    func failedFit() throws {
+        let model = try LlamaModel(randomWeights: Self.config, seed: 2, std: 0.2, ledger: MemoryLedger())
+        var settings = LSPOffload.Settings()
+        (settings.size, settings.nonzeros, settings.checkFrequency, settings.refitThreshold) = (8, 2, 2, 0)
+        settings.fitLearningRate = .greatestFiniteMagnitude  // the first Adam step reaches ±3.4e38, the next error overflows
+        let method = try Self.method(model, settings)
+        let before = method.sketches.map { (Array($0.left.values.buffer), Array($0.right.values.buffer)) }
+        var guardian = NonFiniteGuard()
+        for step in 1...3 {
+            let batch = Self.batch(step)
+            _ = try method.step(model, inputs: StepInputs(batches: [batch], objective: { try model.loss(batch) }, auxiliaryObjective: { _ in try model.loss(batch) },
+                                                          auxiliaryBatch: { Self.batch(10 + $0) }),
+                                learningRate: 1e-2, step: step, nonFinite: &guardian)
+        }
+        #expect(method.fits == 1 && method.failedFits == method.matrices.count)
+        for (pair, old) in zip(method.sketches, before) {
+            #expect(Array(pair.left.values.buffer) == old.0 && Array(pair.right.values.buffer) == old.1)
+        }
+        #expect(Self.weights(model).allSatisfy { $0.isFinite })
+    }
+
+    @Test("a stopped host worker is a clear error for both schedules, not a hang")
+    func stoppedHost() throws {
+        for schedule in LSPOffload.Settings.Schedule.allCases {
+            let model = try LlamaModel(randomWeights: Self.config, seed: 2, ledger: MemoryLedger())
+            var settings = LSPOffload.Settings()
+            (settings.size, settings.nonzeros, settings.checkFrequency, settings.schedule) = (8, 2, 0, schedule)
+            let method = try Self.method(model, settings)
+            try Self.run(method, model, steps: 1)
+            method.host.stop()
+            let error = try #require(throws: MethodError.self) { try Self.run(method, model, steps: 1) }
+            #expect(error.message.contains("host worker has stopped"), "\(schedule): \(error.message)")
+        }
+    }
+
+    @Test("the host answers a non-finite gradient without touching its moments, and a silent host times out")
+    func hostFailures() throws {
+        let ledger = MemoryLedger()
+        let worker = HostWorker(matrices: 1, size: 2, beta1: 0.9, beta2: 0.999, epsilon: 1e-4, queueCapacity: 1, timeout: 0.05, ledger: ledger)
+        func message(_ values: [Float]) -> HostWorker.Message {
+            let b = AlignedBuffer<Float>(count: 4, category: .gradients, ledger: ledger)
+            _ = b.buffer.update(from: values)
+            return HostWorker.Message(matrix: 0, buffer: b, learningRate: 0.1)
+        }
+        try worker.send(message([1, 2, 3, 4]))
+        let silent = try #require(throws: MethodError.self) { try worker.receive() }  // not started: nobody answers
+        #expect(silent.message.contains("has not answered for 0.05 s"))
+        worker.start()
+        let first = try worker.receive()
+        #expect(first.applied)
+        let moments = (Array(worker.m[0].buffer), Array(worker.v[0].buffer), worker.steps.pointer[0])
+        try worker.send(message([1, .nan, 3, 4]))
+        let second = try worker.receive()
+        #expect(!second.applied)
+        #expect(Array(worker.m[0].buffer) == moments.0 && Array(worker.v[0].buffer) == moments.1 && worker.steps.pointer[0] == moments.2)
+        worker.stop()
+    }
+
     @Test("d or r out of range for a matrix is refused")
     func badSettings() throws {
         let model = try LlamaModel(randomWeights: Self.config, seed: 2, ledger: MemoryLedger())
