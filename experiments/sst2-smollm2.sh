@@ -6,7 +6,11 @@
 #                                         embedding (issue 6); Lion and QFT at LION_LR (Lion's rate is usually 3–10×
 #                                         below AdamW's)
 #   experiments/sst2-smollm2.sh lowrank   AdamW, GaLore (rank 64, T = 200, α = 1) and AdaRankGrad (ranks 4…64) at the
-#                                         same rate, fused updates for all three (issue 7)
+#                                         same rate, fused updates, embedding frozen (LSP-Offload's trainable set:
+#                                         block matrices and norms; issue 7)
+#   experiments/sst2-smollm2.sh lsp       LSP-Offload with d = 256, 512 and r = 4, 8 beside the lowrank runs (same
+#                                         folder, same trainable set; GaLore's rank 64 keeps about the optimizer state
+#                                         of d = 256): projectors checked every 40 steps on 2 held-out batches (issue 8)
 # Same data, steps and seed for every run; experiments/summarize_sst2.py writes OUT/summary.md (training loss, dev
 # accuracy, memory, time per step). Settings by environment: STEPS, EVERY, ADAMW_LR, LION_LR. Runs already present in
 # OUT are kept (delete to redo).
@@ -15,8 +19,8 @@ suite=${1:-}
 steps=${STEPS:-100}; every=${EVERY:-100}; adamw_lr=${ADAMW_LR:-1e-5}; lion_lr=${LION_LR:-2e-6}
 case "$suite" in
   qft) out=runs/qft-sst2 ;;
-  lowrank) out=runs/lowrank-sst2 ;;
-  *) echo "usage: $0 qft|lowrank" >&2; exit 2 ;;
+  lowrank|lsp) out=runs/lowrank-sst2 ;;
+  *) echo "usage: $0 qft|lowrank|lsp" >&2; exit 2 ;;
 esac
 bin=.build/release/leantune
 swift build -c release --product leantune >/dev/null
@@ -37,10 +41,17 @@ if [ "$suite" = qft ]; then
   run qft --set method.name=qft --set optimizer.lr="$lion_lr"
   run qft-stack --set method.name=qft --set method.gradients=stack --set optimizer.lr="$lion_lr"
   run qft-fp32-embedding --set method.name=qft --set method.fp32_modules="[norms, embedding]" --set optimizer.lr="$lion_lr"
+elif [ "$suite" = lowrank ]; then
+  frozen=(--set "optimizer.frozen=[embedding, head]")
+  run adamw-fused --set method.name=adamw-fused "${frozen[@]}" --set optimizer.lr="$adamw_lr"
+  run galore --set method.name=galore --set method.fused=true --set method.rank=64 --set method.scale=1 "${frozen[@]}" --set optimizer.lr="$adamw_lr"
+  run adarankgrad --set method.name=adarankgrad --set method.fused=true --set method.rank=64 --set method.scale=1 "${frozen[@]}" --set optimizer.lr="$adamw_lr"
 else
-  run adamw-fused --set method.name=adamw-fused --set optimizer.lr="$adamw_lr"
-  run galore --set method.name=galore --set method.fused=true --set method.rank=64 --set method.scale=1 --set optimizer.lr="$adamw_lr"
-  run adarankgrad --set method.name=adarankgrad --set method.fused=true --set method.rank=64 --set method.scale=1 --set optimizer.lr="$adamw_lr"
+  for d in 256 512; do
+    for r in 4 8; do
+      run "lsp-d$d-r$r" --set method.name=lsp-offload --set method.size=$d --set method.nonzeros=$r --set method.check_frequency=40 --set optimizer.lr="$adamw_lr"
+    done
+  done
 fi
 python3 experiments/summarize_sst2.py "$out" > "$out/summary.md"
 cat "$out/summary.md"

@@ -100,10 +100,10 @@ public final class LowRankAdam: Optimizer {
         self.groups = groups
         self.ledger = ledger
         rng = Philox(seed: seed &+ 0x6A_10_0000)
-        for (id, info) in layout.parameters.enumerated() where Self.isProjected(info.role) {
+        for (id, info) in layout.parameters.enumerated() where Self.isProjected(info.role) && !groups.isFrozen(info.role) {
             subspaces[id] = Subspace(rows: info.shape[0], columns: info.shape[1], ledger: ledger)
         }
-        rest = TensorAdamW(layout, tensors: layout.parameters.indices.filter { !Self.isProjected(layout.parameters[$0].role) },
+        rest = TensorAdamW(layout, tensors: layout.parameters.indices.filter { !Self.isProjected(layout.parameters[$0].role) && !groups.isFrozen(layout.parameters[$0].role) },
                            beta1: settings.beta1, beta2: settings.beta2, epsilon: settings.epsilon, ledger: ledger)
     }
 
@@ -114,10 +114,11 @@ public final class LowRankAdam: Optimizer {
     }
 
     /// Optimizer-state bytes for `layout` when every block matrix has `rank`: the formula of ``projectedFloats(rows:columns:rank:)``
-    /// plus AdamW's two moments for the rest.
-    public static func stateBytes(_ layout: ParameterLayout, rank: Int) -> Int {
+    /// plus AdamW's two moments for the rest; frozen tensors hold none.
+    public static func stateBytes(_ layout: ParameterLayout, rank: Int, groups: ParameterGroups) -> Int {
         4 * layout.parameters.reduce(0) { total, info in
-            total + (isProjected(info.role) ? projectedFloats(rows: info.shape[0], columns: info.shape[1], rank: rank) : 2 * info.count)
+            total + (groups.isFrozen(info.role) ? 0
+                : isProjected(info.role) ? projectedFloats(rows: info.shape[0], columns: info.shape[1], rank: rank) : 2 * info.count)
         }
     }
 
@@ -159,8 +160,9 @@ public final class LowRankAdam: Optimizer {
     public func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
                        learningRate lr: Float, step: Int) {
         let keep = 1 - lr * weightDecay(id)
-        guard let s = subspaces[id] else {
-            return rest.update(id, weights: weights, gradient: gradient, learningRate: lr, keep: keep, step: step)
+        guard let s = subspaces[id] else {  // a tensor without state of either kind is frozen
+            if rest.contains(id) { rest.update(id, weights: weights, gradient: gradient, learningRate: lr, keep: keep, step: step) }
+            return
         }
         // AdaRankGrad's trigger needs this step's projection; GaLore's is a step count, so it projects once, after.
         var projected = s.rank > 0 && isAdaptive ? s.project(gradient) : nil

@@ -26,7 +26,7 @@ public enum MemoryPlan {
         }
         switch o.method {
         case .galore, .adarankgrad:  // at the largest rank: AdaRankGrad's ranks only fall from there
-            plan[.optimizerState] = LowRankAdam.stateBytes(layout, rank: o.lowRank.maxRank)
+            plan[.optimizerState] = LowRankAdam.stateBytes(layout, rank: o.lowRank.maxRank, groups: o.groups)
             plan[.workspace, default: 0] += LowRankAdam.workspaceBytes(layout, settings: o.lowRank)
         default:
             plan[.optimizerState] = 4 * params * (o.method == .adamw || o.method == .adamwFused ? 2 : 1)

@@ -6,6 +6,8 @@ import Training
 
 extension QFT.GradientMode: ExpressibleByArgument {}
 extension ParameterGroup: ExpressibleByArgument {}
+extension LSPOffload.Settings.Schedule: ExpressibleByArgument {}
+extension LSPOffload.Settings.Compression: ExpressibleByArgument {}
 
 extension Bench {
     /// One full training step of a built-in method on random weights.
@@ -25,6 +27,14 @@ extension Bench {
         var fused = false
         @Option(help: "galore, adarankgrad: the rank (AdaRankGrad's largest).")
         var rank = 128
+        @Option(help: "lsp-offload: d, the side of the compressed space.")
+        var size = 256
+        @Option(help: "lsp-offload: r, nonzeros per projector row.")
+        var nonzeros = 4
+        @Option(help: "lsp-offload: send each matrix's gradient when backward finishes it, or all after backward.")
+        var schedule: LSPOffload.Settings.Schedule = .layerwise
+        @Option(help: "lsp-offload: form the compressed gradient from the factors, or by compressing the layer's gradient.")
+        var compression: LSPOffload.Settings.Compression = .factors
 
         func run() throws {
             var planned = TrainingOptions()
@@ -35,6 +45,7 @@ extension Bench {
             planned.qft.gradients = gradients
             planned.qft.weights.fp32Groups.formUnion(fp32Modules)
             planned.fused = fused
+            (planned.lsp.size, planned.lsp.nonzeros, planned.lsp.schedule, planned.lsp.compression) = (size, nonzeros, schedule, compression)
             planned.lowRank.policy = method == .adarankgrad
                 ? .adaptive(minRank: 4, maxRank: rank, energy: 0.9, capture: 0.5, minInterval: 10, maxInterval: 200) : .fixed(rank: rank, interval: 200)
             // As a real run: clipping where it is possible.
@@ -51,18 +62,19 @@ extension Bench {
             }
             let trainingMethod = try Trainer.method(planned, model: model, stepsPerEpoch: .max)  // QFT's refresh: timed below
             MemoryLedger.shared.resetPeak()  // from here on: the step (QFT converted its weights from an fp32 copy, now gone)
-            var step = 0, guardian = NonFiniteGuard(), forward = 0.0, rest: [Double] = []
+            var step = 0, guardian = NonFiniteGuard(), forward = 0.0, rest: [Double] = [], details: [[String: Double]] = []
             let inputs = StepInputs(batches: [batch], objective: {
                 let start = monotonicNanoseconds()
                 defer { forward += Double(monotonicNanoseconds() - start) * 1e-9 }
                 return try model.loss(batch)
             }, auxiliaryObjective: { _ in try model.loss(batch) })
-            PassBenchmark.report(options, model, label: "step \(method.rawValue)\(method == .qft ? " (\(gradients.rawValue) gradients)" : "")\(planned.isFused && method != .adamwFused ? " fused" : "")\(method == .galore || method == .adarankgrad ? " rank \(rank)" : "") (checkpointing \(checkpointing ? "on" : "off"))") {
+            PassBenchmark.report(options, model, label: "step \(method.rawValue)\(method == .qft ? " (\(gradients.rawValue) gradients)" : "")\(planned.isFused && method != .adamwFused && method != .lspOffload ? " fused" : "")\(method == .galore || method == .adarankgrad ? " rank \(rank)" : "") (checkpointing \(checkpointing ? "on" : "off"))") {
                 step += 1
                 forward = 0
                 let start = monotonicNanoseconds()
-                _ = try! trainingMethod.step(model, inputs: inputs, learningRate: 1e-6, step: step, nonFinite: &guardian)
+                details.append(try! trainingMethod.step(model, inputs: inputs, learningRate: 1e-6, step: step, nonFinite: &guardian).details)
                 rest.append(Double(monotonicNanoseconds() - start) * 1e-9 - forward)
+                details[details.count - 1]["step_seconds"] = Double(monotonicNanoseconds() - start) * 1e-9
             }
             if method.isZerothOrder {  // what is not a forward pass: the perturbation and update passes
                 print(String(format: "perturbation and update passes: median %.3f s per step (forward passes: the rest)", rest.sorted()[rest.count / 2]))
@@ -70,6 +82,15 @@ extension Bench {
             if let lowRank = ((trainingMethod as? AccumulatedGradientMethod)?.optimizer ?? (trainingMethod as? FusedGradientMethod)?.optimizer) as? LowRankAdam {
                 print(String(format: "subspace refreshes: %d in %.3f s of decompositions (the warm-up step refreshes every matrix; T = 200)",
                              lowRank.refreshes, lowRank.decompositionSeconds))
+            }
+            if method == .lspOffload {
+                let timed = details.dropFirst()  // the warm-up step is not counted, as above
+                func median(_ key: String) -> Double { timed.map { $0[key] ?? .nan }.sorted()[timed.count / 2] }
+                let computeOnly = timed.map { $0["step_seconds"]! - $0["host_wait_seconds"]! }.sorted()[timed.count / 2]
+                print(String(format: "lsp-offload d %d r %d, %@ schedule, %@ compression: backward (compute side, compression included) %.3f s, waiting for the host %.3f s, host Adam %.3f s (overlap %.0f%%); compute-only step (step − wait) %.3f s, step / compute-only %.3f",
+                             size, nonzeros, schedule.rawValue, compression.rawValue, median("compute_seconds"), median("host_wait_seconds"),
+                             median("host_seconds"), 100 * median("overlap"), computeOnly, median("step_seconds") / computeOnly))
+                print(String(format: "bytes per step: %.1f MiB to the host, %.1f MiB back", median("bytes_to_host") / 1048576, median("bytes_to_compute") / 1048576))
             }
             if let qft = trainingMethod as? QFT {
                 let start = monotonicNanoseconds()

@@ -140,16 +140,19 @@ struct LowRankTests {
         #expect(galore.failures == 1 && galore.ranks[id] == 0 && w == before)
     }
 
-    @Test("optimizer state in the ledger is the formula: r·(min + 2·max) per block matrix, AdamW's 2 per value elsewhere")
-    func stateBytes() throws {
-        let layout = Self.layout, ledger = MemoryLedger()
-        let galore = try LowRankAdam(layout: layout, settings: Self.settings(.fixed(rank: 6, interval: 10)), groups: ParameterGroups(weightDecay: 0), seed: 1, ledger: ledger)
+    @Test("optimizer state in the ledger is the formula: r·(min + 2·max) per block matrix, AdamW's 2 per value elsewhere, none for frozen tensors",
+          arguments: [Set<ParameterGroup>(), [.embedding, .head, .attention]])
+    func stateBytes(frozen: Set<ParameterGroup>) throws {
+        let layout = Self.layout, ledger = MemoryLedger(), groups = ParameterGroups(weightDecay: 0, frozen: frozen)
+        let galore = try LowRankAdam(layout: layout, settings: Self.settings(.fixed(rank: 6, interval: 10)), groups: groups, seed: 1, ledger: ledger)
         var w = Self.gradients(seed: 4)
         let g = Self.gradients(seed: 5)
         for id in layout.parameters.indices { w[id].withUnsafeMutableBufferPointer { galore.update(id, weights: $0, gradient: g[id], learningRate: 1e-3, step: 1) } }
-        let counters = 8 * layout.parameters.filter { LowRankAdam.isProjected($0.role) }.count  // steps and steps since refresh
-        #expect(ledger.snapshot().current[.optimizerState] == LowRankAdam.stateBytes(layout, rank: 6) + counters)
-        #expect(galore.diagnostics["state_bytes"] == Double(LowRankAdam.stateBytes(layout, rank: 6)))
+        let projected = layout.parameters.filter { LowRankAdam.isProjected($0.role) && !groups.isFrozen($0.role) }
+        #expect(projected.count < layout.parameters.filter { LowRankAdam.isProjected($0.role) }.count || frozen.isEmpty)
+        let counters = 8 * projected.count  // steps and steps since refresh
+        #expect(ledger.snapshot().current[.optimizerState] == LowRankAdam.stateBytes(layout, rank: 6, groups: groups) + counters)
+        #expect(galore.diagnostics["state_bytes"] == Double(LowRankAdam.stateBytes(layout, rank: 6, groups: groups)))
     }
 
     @Test("settings out of range are refused: rank above a matrix's smaller side, η_th outside (0, 1], T ≤ 0")
