@@ -8,8 +8,8 @@ import TensorCore
 ///
 /// Schedules: `layerwise` sends each matrix's Ĝ as soon as backward has finished it, so the host works while backward
 /// goes on through the earlier layers and only the last matrices' host work is on the critical path; `afterBackward`
-/// sends everything when backward is done (ZeRO-Offload's order). Every Δ lands before the next step's forward, so
-/// weights are never stale.
+/// sends everything when backward is done and applies the steps once the host has made all of them (ZeRO-Offload's
+/// order). Every Δ lands before the next step's forward, so weights are never stale.
 public final class LSPOffload: FineTuningMethod {
     public struct Settings: Sendable, Codable, Equatable {
         public enum Schedule: String, Sendable, Codable, CaseIterable { case layerwise, afterBackward = "after-backward" }
@@ -136,16 +136,24 @@ public final class LSPOffload: FineTuningMethod {
         try sink.send()
         let computed = monotonicNanoseconds()
         var waited = 0.0, notApplied = 0
-        for _ in matrices {
-            let before = monotonicNanoseconds()
-            let message = try host.receive()
-            waited += Double(monotonicNanoseconds() - before) * 1e-9
+        func apply(_ message: HostWorker.Message) {
             guard message.applied else {
                 notApplied += 1
-                continue
+                return
             }
-            let id = matrices[message.matrix]
-            model.store.update(id) { w in sketches[message.matrix].decompress(message.buffer.pointer, scale: 1, into: w.baseAddress!, ledger: ledger) }
+            model.store.update(matrices[message.matrix]) { w in
+                sketches[message.matrix].decompress(message.buffer.pointer, scale: 1, into: w.baseAddress!, ledger: ledger)
+            }
+        }
+        func receive() throws -> HostWorker.Message {
+            let before = monotonicNanoseconds()
+            defer { waited += Double(monotonicNanoseconds() - before) * 1e-9 }
+            return try host.receive()
+        }
+        if settings.schedule == .layerwise {  // each Δ is applied as it arrives, while the host works on the next
+            for _ in matrices { apply(try receive()) }
+        } else {  // ZeRO-Offload's order: the whole host step, then every update
+            for message in try matrices.map({ _ in try receive() }) { apply(message) }
         }
         let bytes = Double(matrices.count * settings.size * settings.size * 4)
         report = ["compute_seconds": Double(computed - start) * 1e-9, "host_wait_seconds": waited, "host_seconds": host.busySeconds - hostBefore,
