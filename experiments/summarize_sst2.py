@@ -6,6 +6,7 @@ usage: summarize_sst2.py OUT    markdown summary on stdout
 import json, os, re, statistics, sys
 
 RUNS = ["adamw", "adamw-fused", "lion", "qft", "qft-stack", "qft-fp32-embedding", "galore", "adarankgrad"]
+RUNS += [f"lsp-d{d}-r{r}" for d in (256, 512) for r in (4, 8)]
 
 def load(out, name):
     rows = [json.loads(line) for line in open(os.path.join(out, name, "metrics.jsonl"))]
@@ -42,5 +43,29 @@ def main():
             window = [r["loss"] for r in data[n][0] if end - 10 < r["step"] <= end]
             cells.append(f"{statistics.mean(window):.4f}" if window else "")
         print(f"| {end} | " + " | ".join(cells) + " |")
+    lowrank = [n for n in names if n in ("galore", "adarankgrad")]
+    if lowrank:
+        print("\n## Low-rank runs: optimizer state and ranks\n")
+        print("| run | optimizer state, mean over steps (MiB) | mean rank at steps 1, 25, 50, 75, last | refreshes | decomposition seconds |")
+        print("| --- | --- | --- | --- | --- |")
+        for n in lowrank:
+            steps = data[n][0]
+            ranks = [steps[min(len(steps) - 1, i)]["mean_rank"] for i in (0, 24, 49, 74, len(steps) - 1)]
+            print(f"| {n} | {statistics.mean(r['state_bytes'] for r in steps) / 2**20:.1f} | " + " → ".join(f"{r:.1f}" for r in ranks)
+                  + f" | {steps[-1]['refreshes']:.0f} | {steps[-1]['svd_seconds']:.1f} |")
+    lsp = [n for n in names if n.startswith("lsp")]
+    if lsp:
+        print("\n## LSP-Offload: projector reconstruction error on held-out gradients, and the host\n")
+        print("At each check the projectors' mean relative error ‖P·Pᵀ·G·Q·Qᵀ − G‖/‖G‖ over the matrices is measured on the gradients of two "
+              "held-out batches (the random initial projectors at the first check); at or above α = 0.5 the values are fitted on those "
+              "gradients and the error after the fit is given. A later check measures the fitted projectors on new held-out batches.\n")
+        print("| run | error by check step: before fit → after | compute side s/step | host Adam s/step | waiting for the host s/step |")
+        print("| --- | --- | --- | --- | --- |")
+        for n in lsp:
+            steps = data[n][0]
+            checks = ", ".join(f"{r['step']}: {r['projector_error']:.3f}" + (f" → {r['projector_error_after_fit']:.3f}" if "projector_error_after_fit" in r else " (kept)")
+                               for r in steps if "projector_error" in r)
+            mean = lambda k: statistics.mean(r[k] for r in steps if k in r)
+            print(f"| {n} | {checks or '–'} | {mean('compute_seconds'):.2f} | {mean('host_seconds'):.3f} | {mean('host_wait_seconds'):.4f} |")
 
 main()
