@@ -179,6 +179,24 @@ struct LSPOffloadTests {
         worker.stop()
     }
 
+    @Test("the host holds Σ 8·d² of moments; the compute side's state is the projectors' indices and values and the norms' AdamW")
+    func memorySplit() throws {
+        let ledger = MemoryLedger()
+        let model = try LlamaModel(randomWeights: Self.config, seed: 2, ledger: ledger)
+        var settings = LSPOffload.Settings()
+        (settings.size, settings.nonzeros) = (8, 2)
+        let before = ledger.snapshot().current
+        let method = try Self.method(model, settings)
+        let after = ledger.snapshot().current
+        let matrices = model.layout.parameters.filter { LowRankAdam.isProjected($0.role) }
+        let norms = model.layout.parameters.filter { $0.role.isNorm }.reduce(0) { $0 + $1.count }
+        #expect(method.matrices.count == matrices.count)
+        #expect(after[.host, default: 0] - before[.host, default: 0] == matrices.count * (8 * 8 * 8 + 4))  // M, V and a step count each
+        #expect(after[.optimizerState, default: 0] - before[.optimizerState, default: 0]
+                == matrices.reduce(0) { $0 + 8 * 2 * ($1.shape[0] + $1.shape[1]) } + 8 * norms)
+        #expect(after[.gradients, default: 0] == before[.gradients, default: 0])  // nothing allocated for gradients up front
+    }
+
     @Test("d or r out of range for a matrix is refused")
     func badSettings() throws {
         let model = try LlamaModel(randomWeights: Self.config, seed: 2, ledger: MemoryLedger())
