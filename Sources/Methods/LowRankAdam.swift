@@ -28,6 +28,17 @@ public final class LowRankAdam: Optimizer {
             /// AdaRankGrad: the smallest rank in minRank...maxRank whose SVD energy reaches `energy` of ‖G‖²; refreshed
             /// when the subspace captures less than `capture` of ‖G‖² or after `maxInterval` steps, never before `minInterval`.
             case adaptive(minRank: Int, maxRank: Int, energy: Float, capture: Float, minInterval: Int, maxInterval: Int)
+
+            /// AdaRankGrad's defaults here (the configuration's too), set by the ablation in
+            /// `experiments/results/lowrank-pretrain.md`.
+            public static let adaptiveDefaults = (minRank: 4, energy: 0.9, capture: 0.5, minInterval: 10)
+
+            /// AdaRankGrad with the defaults below rank `maxRank`.
+            public static func adaRankGrad(maxRank: Int, maxInterval: Int = 200) -> Policy {
+                let d = adaptiveDefaults
+                return .adaptive(minRank: d.minRank, maxRank: maxRank, energy: Float(d.energy), capture: Float(d.capture), minInterval: d.minInterval,
+                                 maxInterval: maxInterval)
+            }
         }
 
         public var policy = Policy.fixed(rank: 128, interval: 200)

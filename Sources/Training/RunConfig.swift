@@ -8,6 +8,8 @@ import Yams
 /// the CLI turns into such overrides). Every layer is checked: an unknown key is an error with a
 /// did-you-mean, a value of the wrong type names the key and the expected type.
 public struct RunConfig: Equatable {
+    private static let adaptive = LowRankAdam.Settings.Policy.adaptiveDefaults
+
     /// The schema and its defaults: section → key → value (String, Int, Double, Bool, or nil for "none").
     public static let defaults: [String: [String: Value]] = [
         "model": ["path": .none, "tokenizer": .none, "shape": .none],
@@ -20,8 +22,8 @@ public struct RunConfig: Equatable {
                    "outlier_fraction": .double(0.01), "weight_block": .int(0), "state_block": .int(128), "gradients": .string("fused"),
                    "outlier_refresh": .int(0), "fp32_modules": .strings(["norms"]), "fused": .bool(false),
                    "rank": .int(128), "update_interval": .int(200), "scale": .double(0.25), "svd": .string("randomized"),
-                   "transfer_moments": .bool(false), "min_rank": .int(4), "energy": .double(0.9), "capture": .double(0.5),
-                   "min_interval": .int(10), "size": .int(256), "nonzeros": .int(4), "schedule": .string("layerwise"),
+                   "transfer_moments": .bool(false), "min_rank": .int(adaptive.minRank),
+                   "energy": .double(adaptive.energy), "capture": .double(adaptive.capture), "min_interval": .int(adaptive.minInterval), "size": .int(256), "nonzeros": .int(4), "schedule": .string("layerwise"),
                    "compression": .string("factors"), "train_embeddings": .bool(false), "check_frequency": .int(200),
                    "held_out_batches": .int(2), "fit_iterations": .int(10), "fit_lr": .double(0.1), "refit_threshold": .double(0.5)],
         "optimizer": ["lr": .double(1e-4), "weight_decay": .double(0), "clip": .double(1.0), "no_decay": .strings(["norms"]),

@@ -47,7 +47,7 @@ extension Bench {
             planned.fused = fused
             (planned.lsp.size, planned.lsp.nonzeros, planned.lsp.schedule, planned.lsp.compression) = (size, nonzeros, schedule, compression)
             planned.lowRank.policy = method == .adarankgrad
-                ? .adaptive(minRank: 4, maxRank: rank, energy: 0.9, capture: 0.5, minInterval: 10, maxInterval: 200) : .fixed(rank: rank, interval: 200)
+                ? .adaRankGrad(maxRank: rank) : .fixed(rank: rank, interval: 200)
             // As a real run: clipping where it is possible.
             planned.clipNorm = planned.isFused || (method == .qft && gradients == .fused) ? nil : 1.0
             let (model, batch) = try { () throws -> (LlamaModel, TokenBatch) in  // the fp32 model is gone after this
