@@ -46,16 +46,26 @@ public final class CountSketch {
         }
     }
 
-    /// out (rows×d) = x·P for x (rows×count), row-major. Tasks own rows.
+    /// out (rows×d) = x·P for x (rows×count), row-major. Tasks own blocks of 8 rows, which run as SIMD lanes: the
+    /// block is transposed so that each coordinate's 8 values are one vector, scattered into a d×8 accumulator.
     public func rightTimes(_ x: UnsafePointer<Float>, rows: Int, into out: UnsafeMutablePointer<Float>) {
         nonisolated(unsafe) let (x, out, idx, val) = (x, out, indices.pointer, values.pointer)
         let (count, d, r) = (count, size, nonzeros)
-        Parallel.forEachChunk(rows, grain: 4) { range in
-            for a in range {
-                let o = out + a * d, row = x + a * count
-                o.update(repeating: 0, count: d)
-                for i in 0..<count {
-                    for k in 0..<r { o[Int(idx[i * r + k])] += val[i * r + k] * row[i] }
+        Parallel.forEachChunk((rows + 7) / 8, grain: 1) { blocks in
+            withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: count + d) { scratch in
+                let (xt, acc) = (scratch.baseAddress!, scratch.baseAddress! + count)
+                for block in blocks {
+                    let first = block * 8, lanes = min(8, rows - first)
+                    for i in 0..<count {
+                        var v = SIMD8<Float>()
+                        for l in 0..<lanes { v[l] = x[(first + l) * count + i] }
+                        xt[i] = v
+                    }
+                    acc.update(repeating: SIMD8(), count: d)
+                    for i in 0..<count {
+                        for k in 0..<r { acc[Int(idx[i * r + k])] += val[i * r + k] * xt[i] }
+                    }
+                    for l in 0..<lanes { for c in 0..<d { out[(first + l) * d + c] = acc[c][l] } }
                 }
             }
         }
@@ -76,17 +86,27 @@ public final class CountSketch {
         }
     }
 
-    /// out (rows×count) += α·x·Pᵀ for x (rows×d), row-major: out[a, i] += α·Σₖ value·x[a, index]. Tasks own rows.
+    /// out (rows×count) += α·x·Pᵀ for x (rows×d), row-major: out[a, i] += α·Σₖ value·x[a, index]. Tasks own blocks of
+    /// 8 rows, gathered as SIMD lanes from the block transposed.
     public func timesTranspose(_ x: UnsafePointer<Float>, rows: Int, scale: Float = 1, into out: UnsafeMutablePointer<Float>) {
         nonisolated(unsafe) let (x, out, idx, val) = (x, out, indices.pointer, values.pointer)
         let (count, d, r) = (count, size, nonzeros)
-        Parallel.forEachChunk(rows, grain: 4) { range in
-            for a in range {
-                let o = out + a * count, row = x + a * d
-                for i in 0..<count {
-                    var s: Float = 0
-                    for k in 0..<r { s += val[i * r + k] * row[Int(idx[i * r + k])] }
-                    o[i] += scale * s
+        Parallel.forEachChunk((rows + 7) / 8, grain: 1) { blocks in
+            withUnsafeTemporaryAllocation(of: SIMD8<Float>.self, capacity: d + count) { scratch in
+                let (xt, sums) = (scratch.baseAddress!, scratch.baseAddress! + d)
+                for block in blocks {
+                    let first = block * 8, lanes = min(8, rows - first)
+                    for c in 0..<d {
+                        var v = SIMD8<Float>()
+                        for l in 0..<lanes { v[l] = x[(first + l) * d + c] }
+                        xt[c] = v
+                    }
+                    for i in 0..<count {
+                        var s = SIMD8<Float>()
+                        for k in 0..<r { s += val[i * r + k] * xt[Int(idx[i * r + k])] }
+                        sums[i] = scale * s
+                    }
+                    for l in 0..<lanes { for i in 0..<count { out[(first + l) * count + i] += sums[i][l] } }
                 }
             }
         }
