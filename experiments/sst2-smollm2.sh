@@ -47,10 +47,9 @@ elif [ "$suite" = lowrank ]; then
   run galore --set method.name=galore --set method.fused=true --set method.rank=64 --set method.scale=1 "${frozen[@]}" --set optimizer.lr="$adamw_lr"
   run adarankgrad --set method.name=adarankgrad --set method.fused=true --set method.rank=64 --set method.scale=1 "${frozen[@]}" --set optimizer.lr="$adamw_lr"
 else
-  for d in 256 512; do
-    for r in 4 8; do
-      run "lsp-d$d-r$r" --set method.name=lsp-offload --set method.size=$d --set method.nonzeros=$r --set method.check_frequency=40 --set optimizer.lr="$adamw_lr"
-    done
+  for dr in "256 4" "512 8" "256 8" "512 4"; do  # the corners first
+    read -r d r <<< "$dr"
+    run "lsp-d$d-r$r" --set method.name=lsp-offload --set method.size="$d" --set method.nonzeros="$r" --set method.check_frequency=40 --set optimizer.lr="$adamw_lr"
   done
 fi
 python3 experiments/summarize_sst2.py "$out" > "$out/summary.md"
