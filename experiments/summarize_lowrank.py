@@ -31,7 +31,7 @@ HEADER = ("| run | final eval perplexity | best | optimizer state, mean over ste
 def main():
     out = sys.argv[1]
     names = sorted(d for d in os.listdir(out) if os.path.isfile(os.path.join(out, d, "metrics.csv")))
-    main_runs = [n for n in ("adamw", "galore", "adarankgrad") if n in names]
+    main_runs = [n for n in ("adamw", "galore", "adarankgrad", "adarankgrad-capture-0.7") if n in names]
     ablation = sorted((n for n in names if n.startswith("ablation-")), key=lambda n: (n != "ablation-default", n))
     data = {n: load(os.path.join(out, n)) for n in names}
     print(f"# AdamW vs GaLore vs AdaRankGrad, pre-training from scratch ({out})\n")
