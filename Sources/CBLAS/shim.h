@@ -2,6 +2,8 @@
 // LAPACK is exported by the same library as Fortran symbols only (no LAPACKE): the prototypes used are below.
 #include <stddef.h>
 #include <cblas.h>
+// glibc's malloc_trim, for ProcessMemory: freed heap pages go back to the system before a new RSS peak starts.
+#include <malloc.h>
 
 // LAPACK (Fortran ABI: column-major, every argument by pointer, a hidden length after the character arguments).
 void sgesdd_(const char *jobz, const int *m, const int *n, float *a, const int *lda, float *s, float *u, const int *ldu,

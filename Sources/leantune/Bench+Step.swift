@@ -50,53 +50,77 @@ extension Bench {
                 ? .adaRankGrad(maxRank: rank) : .fixed(rank: rank, interval: 200)
             // As a real run: clipping where it is possible.
             planned.clipNorm = planned.isFused || (method == .qft && gradients == .fused) ? nil : 1.0
-            let (model, batch) = try { () throws -> (LlamaModel, TokenBatch) in  // the fp32 model is gone after this
-                let (fp32, batch) = try PassBenchmark.setUp(options)
-                return (try Trainer.model(fp32, for: planned), batch)
-            }()
-            let plan = MemoryPlan.estimate(model.config, options: planned, threads: options.threads).values.reduce(0, +)
-            defer {
-                let peak = MemoryLedger.shared.snapshot().peakTotal
-                print(String(format: "estimate %@ vs ledger peak %@ (%+.1f%%)", PassBenchmark.format(bytes: plan),
-                             PassBenchmark.format(bytes: peak), 100 * Double(plan - peak) / Double(peak)))
-            }
-            let trainingMethod = try Trainer.method(planned, model: model, stepsPerEpoch: .max)  // QFT's refresh: timed below
-            MemoryLedger.shared.resetPeak()  // from here on: the step (QFT converted its weights from an fp32 copy, now gone)
-            var step = 0, guardian = NonFiniteGuard(), forward = 0.0, rest: [Double] = [], details: [[String: Double]] = []
-            let inputs = StepInputs(batches: [batch], objective: {
-                let start = monotonicNanoseconds()
-                defer { forward += Double(monotonicNanoseconds() - start) * 1e-9 }
-                return try model.loss(batch)
-            }, auxiliaryObjective: { _ in try model.loss(batch) })
-            PassBenchmark.report(options, model, label: "step \(method.rawValue)\(method == .qft ? " (\(gradients.rawValue) gradients)" : "")\(planned.isFused && method != .adamwFused && method != .lspOffload ? " fused" : "")\(method == .galore || method == .adarankgrad ? " rank \(rank)" : "") (checkpointing \(checkpointing ? "on" : "off"))") {
-                step += 1
-                forward = 0
-                let start = monotonicNanoseconds()
-                details.append(try! trainingMethod.step(model, inputs: inputs, learningRate: 1e-6, step: step, nonFinite: &guardian).details)
-                rest.append(Double(monotonicNanoseconds() - start) * 1e-9 - forward)
-                details[details.count - 1]["step_seconds"] = Double(monotonicNanoseconds() - start) * 1e-9
-            }
-            if method.isZerothOrder {  // what is not a forward pass: the perturbation and update passes
-                print(String(format: "perturbation and update passes: median %.3f s per step (forward passes: the rest)", rest.sorted()[rest.count / 2]))
-            }
-            if let lowRank = ((trainingMethod as? AccumulatedGradientMethod)?.optimizer ?? (trainingMethod as? FusedGradientMethod)?.optimizer) as? LowRankAdam {
-                print(String(format: "subspace refreshes: %d in %.3f s of decompositions (the warm-up step refreshes every matrix; T = 200)",
-                             lowRank.refreshes, lowRank.decompositionSeconds))
-            }
-            if method == .lspOffload {
-                let timed = details.dropFirst()  // the warm-up step is not counted, as above
-                func median(_ key: String) -> Double { timed.map { $0[key] ?? .nan }.sorted()[timed.count / 2] }
-                let computeOnly = timed.map { $0["step_seconds"]! - $0["host_wait_seconds"]! }.sorted()[timed.count / 2]
-                print(String(format: "lsp-offload d %d r %d, %@ schedule, %@ compression: backward (compute side, compression included) %.3f s, waiting for the host %.3f s, host Adam %.3f s (overlap %.0f%%); compute-only step (step − wait) %.3f s, step / compute-only %.3f",
-                             size, nonzeros, schedule.rawValue, compression.rawValue, median("compute_seconds"), median("host_wait_seconds"),
-                             median("host_seconds"), 100 * median("overlap"), computeOnly, median("step_seconds") / computeOnly))
-                print(String(format: "bytes per step: %.1f MiB to the host, %.1f MiB back", median("bytes_to_host") / 1048576, median("bytes_to_compute") / 1048576))
-            }
-            if let qft = trainingMethod as? QFT {
-                let start = monotonicNanoseconds()
-                qft.store.refreshOutliers()
-                print(String(format: "outlier refresh of every matrix (once per epoch by default): %.3f s", Double(monotonicNanoseconds() - start) * 1e-9))
-            }
+            let label = "step \(method.rawValue)\(method == .qft ? " (\(gradients.rawValue) gradients)" : "")\(planned.isFused && method != .adamwFused && method != .lspOffload ? " fused" : "")\(method == .galore || method == .adarankgrad ? " rank \(rank)" : "") (checkpointing \(checkpointing ? "on" : "off"))"
+            _ = try StepBenchmark.run(planned, options, label: label)
         }
+    }
+}
+
+/// One method's training step timed on random weights, with its memory against the plan.
+enum StepBenchmark {
+    struct Result {
+        var pass: PassBenchmark.Result
+        /// The memory plan (`leantune estimate`) per category.
+        var estimate: [MemoryCategory: Int]
+        /// Medians over the timed steps of what the method reports about its step.
+        var details: [String: Double]
+    }
+
+    static func run(_ planned: TrainingOptions, _ options: PassOptions, label: String) throws -> Result {
+        let method = planned.method
+        let (model, batch) = try { () throws -> (LlamaModel, TokenBatch) in  // the fp32 model is gone after this
+            let (fp32, batch) = try PassBenchmark.setUp(options)
+            return (try Trainer.model(fp32, for: planned), batch)
+        }()
+        let plan = MemoryPlan.estimate(model.config, options: planned, threads: options.threads)
+        let trainingMethod = try Trainer.method(planned, model: model, stepsPerEpoch: .max)  // QFT's refresh: timed below
+        // From here on: the step (QFT converted its weights from an fp32 copy, now gone).
+        MemoryLedger.shared.resetPeak()
+        ProcessMemory.resetPeak()
+        var step = 0, guardian = NonFiniteGuard(), forward = 0.0, rest: [Double] = [], details: [[String: Double]] = []
+        let inputs = StepInputs(batches: [batch], objective: {
+            let start = monotonicNanoseconds()
+            defer { forward += Double(monotonicNanoseconds() - start) * 1e-9 }
+            return try model.loss(batch)
+        }, auxiliaryObjective: { _ in try model.loss(batch) })
+        let pass = PassBenchmark.report(options, model, label: label) {
+            step += 1
+            forward = 0
+            let start = monotonicNanoseconds()
+            details.append(try! trainingMethod.step(model, inputs: inputs, learningRate: 1e-6, step: step, nonFinite: &guardian).details)
+            rest.append(Double(monotonicNanoseconds() - start) * 1e-9 - forward)
+            details[details.count - 1]["step_seconds"] = Double(monotonicNanoseconds() - start) * 1e-9
+        }
+        let planBytes = plan.values.reduce(0, +), peak = pass.ledger.peakTotal
+        print(String(format: "estimate %@ vs ledger peak %@ (%+.1f%%)", PassBenchmark.format(bytes: planBytes),
+                     PassBenchmark.format(bytes: peak), 100 * Double(planBytes - peak) / Double(peak)))
+        let timed = details.dropFirst()  // the warm-up step is not counted, as in the timing
+        func median(_ key: String) -> Double { timed.map { $0[key] ?? .nan }.sorted()[timed.count / 2] }
+        var medians = Dictionary(uniqueKeysWithValues: Set(timed.flatMap(\.keys)).map { ($0, median($0)) })
+        if method.isZerothOrder {  // what is not a forward pass: the perturbation and update passes
+            medians["non_forward_seconds"] = rest.dropFirst().sorted()[(rest.count - 1) / 2]
+            print(String(format: "perturbation and update passes: median %.3f s per step (forward passes: the rest)", medians["non_forward_seconds"]!))
+        }
+        if let lowRank = ((trainingMethod as? AccumulatedGradientMethod)?.optimizer ?? (trainingMethod as? FusedGradientMethod)?.optimizer) as? LowRankAdam {
+            print(String(format: "subspace refreshes: %d in %.3f s of decompositions (the warm-up step refreshes every matrix)",
+                         lowRank.refreshes, lowRank.decompositionSeconds))
+            (medians["refreshes"], medians["decomposition_seconds"]) = (Double(lowRank.refreshes), lowRank.decompositionSeconds)
+        }
+        if method == .lspOffload {
+            let computeOnly = timed.map { $0["step_seconds"]! - $0["host_wait_seconds"]! }.sorted()[timed.count / 2]
+            medians["compute_only_seconds"] = computeOnly
+            let lsp = planned.lsp
+            print(String(format: "lsp-offload d %d r %d, %@ schedule, %@ compression: backward (compute side, compression included) %.3f s, waiting for the host %.3f s, host Adam %.3f s (overlap %.0f%%); compute-only step (step − wait) %.3f s, step / compute-only %.3f",
+                         lsp.size, lsp.nonzeros, lsp.schedule.rawValue, lsp.compression.rawValue, median("compute_seconds"), median("host_wait_seconds"),
+                         median("host_seconds"), 100 * median("overlap"), computeOnly, median("step_seconds") / computeOnly))
+            print(String(format: "bytes per step: %.1f MiB to the host, %.1f MiB back", median("bytes_to_host") / 1048576, median("bytes_to_compute") / 1048576))
+        }
+        if let qft = trainingMethod as? QFT {
+            let start = monotonicNanoseconds()
+            qft.store.refreshOutliers()
+            medians["outlier_refresh_seconds"] = Double(monotonicNanoseconds() - start) * 1e-9
+            print(String(format: "outlier refresh of every matrix (once per epoch by default): %.3f s", medians["outlier_refresh_seconds"]!))
+        }
+        return Result(pass: pass, estimate: plan, details: medians)
     }
 }

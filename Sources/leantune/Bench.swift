@@ -7,7 +7,7 @@ import TensorCore
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure speed and memory (medians of repeated runs; never a test).",
-        subcommands: [ForwardBackward.self, Forward.self, Step.self, AttentionPass.self, TokenizerSpeed.self, RNG.self, Quantization.self])
+        subcommands: [ForwardBackward.self, Forward.self, Step.self, Methods.self, AttentionPass.self, TokenizerSpeed.self, RNG.self, Quantization.self])
 }
 
 /// Options shared by the model-pass benchmarks.
@@ -95,7 +95,23 @@ enum PassBenchmark {
         return 2 * Double(rows * c.ffnDim * c.dim) / best / 1e9
     }
 
-    static func report(_ o: PassOptions, _ model: LlamaModel, label: String, _ body: () -> Void) {
+    /// What ``report(_:_:label:_:)`` measured.
+    struct Result {
+        /// Seconds of each timed run.
+        var seconds: [Double]
+        var gemmFlops: Int
+        /// Median seconds inside GEMM per run.
+        var gemmSeconds: Double
+        /// The better sgemm reference rate (GFLOP/s) before and after the runs.
+        var sgemm: Double
+        var ledger: MemoryLedger.Snapshot
+        var peakRSS: Int
+        var median: Double { seconds.sorted()[seconds.count / 2] }
+    }
+
+    /// Runs `body` once to warm up, then `o.repetitions` timed times, and prints time, GEMM share and memory.
+    @discardableResult
+    static func report(_ o: PassOptions, _ model: LlamaModel, label: String, _ body: () -> Void) -> Result {
         let c = model.config, tokens = o.batch * o.seq
         print("shape \(o.shape): \(format(count: model.layout.parameterCount)) parameters; batch \(o.batch) × \(o.seq); \(o.threads) threads")
         let sgemmBefore = sgemmRate(c, rows: tokens)
@@ -126,7 +142,9 @@ enum PassBenchmark {
         let snap = MemoryLedger.shared.snapshot()
         let parts = MemoryCategory.allCases.compactMap { cat in snap.peak[cat].map { "\(cat.rawValue) \(format(bytes: $0))" } }
         print("ledger peak: \(format(bytes: snap.peakTotal)) (\(parts.joined(separator: ", ")))")
-        print("process peak RSS: \(format(bytes: ProcessMemory.peakResidentBytes))")
+        let rss = ProcessMemory.peakResidentBytes
+        print("process peak RSS: \(format(bytes: rss))")
+        return Result(seconds: times, gemmFlops: gemmFlops, gemmSeconds: gemmMedian, sgemm: sgemm, ledger: snap, peakRSS: rss)
     }
 
     static func format(bytes: Int) -> String { String(format: "%.2f GiB", Double(bytes) / Double(1 << 30)) }

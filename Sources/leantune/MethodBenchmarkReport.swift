@@ -1,0 +1,42 @@
+import TensorCore
+import Training
+import Foundation
+
+/// `leantune bench methods`' table as Markdown.
+enum MethodBenchmarkReport {
+    static func markdown(_ t: MethodBenchmarkTable) -> String {
+        let gib = { (bytes: Int) in String(format: "%.2f", Double(bytes) / Double(1 << 30)) }
+        let categories = MemoryCategory.allCases.map(\.rawValue).filter { c in t.rows.contains { ($0.ledgerPeak[c] ?? 0) > 0 } }
+        let reference = t.rows.first { $0.label == "adamw" } ?? t.rows.first
+        let peer = t.rows.contains { $0.pytorch != nil }
+        var lines = [
+            "# Methods side by side: \(t.shape), batch \(t.batch) × \(t.seq), \(t.threads) threads",
+            "",
+            "\(t.machine); \(t.date). Step time is the median of \(t.repetitions) steps after one warm-up, all methods in one process one after the other. "
+                + "Memory in GiB: the ledger's peak per category during the steps and the peak of the total; the estimate is `leantune estimate` for the same settings; "
+                + "peak RSS is the process's from the method's first step on\(peer ? "; PyTorch columns: `scripts/peer_bench.py` in the same run" : "").",
+            "",
+        ]
+        var header = ["method", "settings", "s/step", "tokens/s", "vs \(reference?.label ?? "-")", "GEMM share"]
+        header += categories + ["ledger peak", "estimate (vs ledger)", "peak RSS"]
+        if peer { header += ["PyTorch s/step", "PyTorch peak RSS"] }
+        lines.append("| " + header.joined(separator: " | ") + " |")
+        lines.append("|" + String(repeating: " --- |", count: header.count))
+        for r in t.rows {
+            var cells = [r.label, r.settings.filter { !$0.hasPrefix("method.name=") }.joined(separator: " "),
+                         String(format: "%.3f", r.medianSeconds), String(format: "%.0f", r.tokensPerSecond),
+                         reference.map { String(format: "%.2f×", r.medianSeconds / $0.medianSeconds) } ?? "",
+                         String(format: "%.0f%%", 100 * r.gemmSeconds / r.medianSeconds)]
+            cells += categories.map { gib(r.ledgerPeak[$0] ?? 0) }
+            cells += [gib(r.ledgerPeakTotal), String(format: "%@ (%+.1f%%)", gib(r.estimateTotal), 100 * r.estimateError), gib(r.peakRSS)]
+            if peer {
+                cells += r.pytorch.map { [String(format: "%.3f", $0.medianSeconds), gib($0.peakRSS)] } ?? ["—", "—"]
+            }
+            lines.append("| " + cells.joined(separator: " | ") + " |")
+        }
+        if peer {
+            lines += ["", "PyTorch ran: " + t.rows.compactMap { r in r.pytorch.map { "\(r.label): \($0.implementation)" } }.joined(separator: "; ") + "."]
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

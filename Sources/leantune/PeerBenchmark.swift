@@ -1,0 +1,31 @@
+import ArgumentParser
+import Foundation
+import Llama
+import Training
+
+/// Runs `scripts/peer_bench.py` (PyTorch) on the same shape, batch and methods, and adds its times to the table.
+enum PeerBenchmark {
+    struct Output: Decodable {
+        var rows: [String: MethodBenchmarkTable.Peer]
+    }
+
+    static func attach(to table: inout MethodBenchmarkTable, python: String, script: String, config c: LlamaConfig) throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("leantune-peer-\(getpid()).json")
+        defer { try? FileManager.default.removeItem(at: out) }
+        let shape = "dim=\(c.dim),ffn=\(c.ffnDim),layers=\(c.layerCount),heads=\(c.headCount),kv_heads=\(c.kvHeadCount),vocab=\(c.vocabSize),tied=\(c.tiedEmbeddings ? 1 : 0),rope_theta=\(c.ropeTheta)"
+        let arguments = [script, "--shape", shape, "--batch", "\(table.batch)", "--seq", "\(table.seq)", "--threads", "\(table.threads)",
+                         "--repetitions", "\(table.repetitions)", "--methods", table.rows.map(\.label).joined(separator: ","), "--output", out.path]
+        print("== PyTorch: \(python) \(arguments.joined(separator: " "))")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: python.contains("/") ? python : "/usr/bin/env")
+        process.arguments = python.contains("/") ? arguments : [python] + arguments
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw ValidationError("the PyTorch peer (\(python) \(script)) exited with status \(process.terminationStatus); its output is above. It needs torch, transformers, galore-torch and lion-pytorch (pip install torch transformers galore-torch lion-pytorch)")
+        }
+        let data = try Data(contentsOf: out)
+        let peers = try JSONDecoder().decode(Output.self, from: data).rows
+        for i in table.rows.indices { table.rows[i].pytorch = peers[table.rows[i].label] }
+    }
+}
