@@ -1,0 +1,95 @@
+import Llama
+import Methods
+import TensorCore
+
+/// Which methods fit a memory budget, with which batch, sequence length and checkpointing, and how fast each is
+/// expected to run.
+///
+/// Memory is ``MemoryPlan`` plus the runtime's own bytes (the calibration's largest peak RSS above its ledger peak).
+/// For each method the first choice that fits is taken, in the order a practitioner gives things up: the
+/// sequence length last (halving it), then the batch (halving it), and checkpointing before either. Expected
+/// time scales the calibration's measured step by the step's floating-point work: forward
+/// 2·tokens·(matrix parameters) + 2·B·T²·D·L for causal attention; ×3 with a backward, ×4 with checkpointing.
+public enum BudgetPlanner {
+    public struct Choice: Sendable {
+        public var label: String
+        public var settings: [String]
+        public var batch: Int
+        public var seq: Int
+        public var checkpointing: Bool
+        public var plan: [MemoryCategory: Int]
+        /// The plan plus the runtime's own bytes: what is compared with the budget.
+        public var bytes: Int
+        /// Seconds per step scaled from the calibration; nil without one.
+        public var expectedSeconds: Double?
+
+        /// The largest category of the plan and its share of the plan.
+        public var dominant: (category: MemoryCategory, share: Double) {
+            let top = plan.max { $0.value < $1.value }!
+            return (top.key, Double(top.value) / Double(plan.values.reduce(0, +)))
+        }
+    }
+
+    public struct Result: Sendable {
+        /// Methods that fit, fastest first (by expected seconds per token; by bytes without a calibration).
+        public var fits: [Choice]
+        /// Methods that do not fit even at their smallest choice, which is given.
+        public var misses: [Choice]
+        /// Bytes added to every plan for the runtime itself.
+        public var overhead: Int
+    }
+
+    /// Plans every method of `calibration` (or of ``MethodCatalog`` without one) against `budget` bytes, starting
+    /// from `batch` × `seq`; `options` builds a method's training options for a batch, length and checkpointing.
+    public static func plan(_ model: LlamaConfig, budget: Int, batch: Int, seq: Int, threads: Int, calibration: MethodBenchmarkTable?,
+                            options: (MethodCatalog.Entry, Int, Int, Bool) throws -> TrainingOptions) throws -> Result {
+        let overhead = calibration.map { t in t.rows.map { max(0, $0.peakRSS - $0.ledgerPeakTotal) }.max() ?? 0 } ?? 0
+        let entries = calibration.map { $0.rows.map { MethodCatalog.Entry(label: $0.label, settings: $0.settings) } } ?? MethodCatalog.entries
+        let calibrationShape = try calibration.map { t in
+            guard let shape = LlamaConfig.builtinShapes[t.shape] else { throw TrainingError(message: "calibration shape '\(t.shape)' is not a built-in shape") }
+            return shape
+        }
+        let lengths = halvings(seq, floor: min(seq, 64)), batches = halvings(batch, floor: 1)
+        var fits: [Choice] = [], misses: [Choice] = []
+        for entry in entries {
+            var smallest: Choice?
+            search: for t in lengths {
+                for b in batches {
+                    for checkpointing in [false, true] {
+                        let o = try options(entry, b, t, checkpointing)
+                        if checkpointing && o.method.isZerothOrder { continue }  // no activations are kept to drop
+                        let plan = MemoryPlan.estimate(model, options: o, threads: threads)
+                        var choice = Choice(label: entry.label, settings: entry.settings, batch: b, seq: t, checkpointing: checkpointing,
+                                            plan: plan, bytes: plan.values.reduce(0, +) + overhead)
+                        if let calibration, let shape = calibrationShape, let row = calibration.rows.first(where: { $0.label == entry.label }) {
+                            let zeroth = o.method.isZerothOrder
+                            choice.expectedSeconds = row.medianSeconds * work(model, batch: b, seq: t, checkpointing: checkpointing, backward: !zeroth)
+                                / work(shape, batch: calibration.batch, seq: calibration.seq, checkpointing: false, backward: !zeroth)
+                        }
+                        if choice.bytes <= budget { fits.append(choice); smallest = nil; break search }
+                        if smallest.map({ choice.bytes < $0.bytes }) ?? true { smallest = choice }
+                    }
+                }
+            }
+            if let smallest { misses.append(smallest) }
+        }
+        fits.sort { a, b in
+            if let x = a.expectedSeconds, let y = b.expectedSeconds { return x / Double(a.batch * a.seq) < y / Double(b.batch * b.seq) }
+            return a.bytes < b.bytes
+        }
+        return Result(fits: fits, misses: misses.sorted { $0.bytes < $1.bytes }, overhead: overhead)
+    }
+
+    /// n, n/2, n/4, … down to `floor`.
+    static func halvings(_ n: Int, floor: Int) -> [Int] {
+        Array(sequence(first: n) { $0 / 2 >= floor ? $0 / 2 : nil })
+    }
+
+    /// Floating-point work of one step, up to a constant shared by every step of the same kind.
+    static func work(_ c: LlamaConfig, batch: Int, seq: Int, checkpointing: Bool, backward: Bool) -> Double {
+        let matrices = c.layerCount * (2 * c.dim * c.dim + 2 * c.dim * c.kvDim + 3 * c.dim * c.ffnDim) + c.vocabSize * c.dim
+        let tokens = Double(batch * seq)
+        let forward = 2 * tokens * Double(matrices) + 2 * Double(batch) * Double(seq * seq) * Double(c.dim * c.layerCount)
+        return forward * (backward ? (checkpointing ? 4 : 3) : 1)
+    }
+}

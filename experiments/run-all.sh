@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Every experiment behind docs/results.md, then the page itself: run from the repository root of a clean checkout
+# with ../shared beside it. Each script keeps the runs it already finished (runs/…), so an interrupted run-all.sh
+# picks up where it stopped; delete a run's folder to redo it. Seeds are fixed in each script (seed 0; stories260K
+# MeZO/DiZO also 1 and 2). On the 2-core machine of docs/results.md this takes many hours, most of it the SmolLM2
+# runs (≈ 5–10 s per step); the settings are the ones the method issues' results were made with.
+#   experiments/run-all.sh          everything
+#   PAGE_ONLY=1 experiments/run-all.sh   only redraw docs/results.md and its plots from the runs present
+set -euo pipefail
+if [ -z "${PAGE_ONLY:-}" ]; then
+  scripts/get-smollm2.sh >/dev/null  # the model the SmolLM2 experiments fine-tune, into cache/
+  # MeZO vs DiZO (issue 5)
+  experiments/zo-sst2.sh stories260k
+  LOSS=classification STEPS=100 EVERY=50 GRID="1e-5 1e-4" SEEDS="" experiments/zo-sst2.sh smollm2
+  INTERVAL=10 LOSS=classification STEPS=100 EVERY=25 SEEDS=0 ABLATION="" LR=1e-4 experiments/zo-sst2.sh smollm2
+  # AdamW vs Lion vs QFT (issue 6); AdamW vs GaLore vs AdaRankGrad, LSP-Offload (issues 7, 8)
+  experiments/sst2-smollm2.sh qft
+  experiments/sst2-smollm2.sh lowrank
+  experiments/sst2-smollm2.sh lsp
+  experiments/lowrank-pretrain.sh
+  # Every method's step side by side (issue 9), with PyTorch beside it where torch is installed
+  peer=()
+  python3 -c "import torch, transformers, galore_torch, lion_pytorch" 2>/dev/null && peer=(--peer python3)
+  .build/release/leantune bench methods "${peer[@]}" --output docs/results/bench-methods
+fi
+python3 experiments/results_page.py runs docs
