@@ -17,7 +17,7 @@ if [ -z "${PAGE_ONLY:-}" ]; then
   experiments/sst2-smollm2.sh qft
   experiments/sst2-smollm2.sh lowrank
   experiments/sst2-smollm2.sh lsp
-  experiments/lowrank-pretrain.sh
+  ABLATION_STEPS=500 experiments/lowrank-pretrain.sh
   # Every method's step side by side (issue 9), with PyTorch beside it where torch is installed
   peer=()
   python3 -c "import torch, transformers, galore_torch, lion_pytorch" 2>/dev/null && peer=(--peer python3)

@@ -73,7 +73,7 @@ struct Estimate: ParsableCommand {
         }
         func row(_ c: BudgetPlanner.Choice) -> String {
             let d = c.dominant
-            let time = c.expectedSeconds.map { String(format: "%8.2f s %7.0f tok/s", $0, Double(c.batch * c.seq) / $0) } ?? ""
+            let time = c.expectedSeconds.map { String(format: "%8.3g s %7.0f tok/s", $0, Double(c.batch * c.seq) / $0) } ?? ""
             return "  " + c.label.padding(toLength: 13, withPad: " ", startingAt: 0)
                 + "\(c.batch) × \(c.seq)".padding(toLength: 11, withPad: " ", startingAt: 0)
                 + (c.checkpointing ? "on " : "off").padding(toLength: 6, withPad: " ", startingAt: 0)
