@@ -17,6 +17,8 @@ public enum BudgetPlanner {
         public var batch: Int
         public var seq: Int
         public var checkpointing: Bool
+        /// Forward passes only (MeZO, DiZO): many more steps to a result than a gradient method.
+        public var zerothOrder: Bool
         public var plan: [MemoryCategory: Int]
         /// The plan plus the runtime's own bytes: what is compared with the budget.
         public var bytes: Int
@@ -56,13 +58,12 @@ public enum BudgetPlanner {
             search: for t in lengths {
                 for b in batches {
                     for checkpointing in [false, true] {
-                        let o = try options(entry, b, t, checkpointing)
-                        if checkpointing && o.method.isZerothOrder { continue }  // no activations are kept to drop
+                        let o = try options(entry, b, t, checkpointing), zeroth = o.method.isZerothOrder
+                        if checkpointing && zeroth { continue }  // no activations are kept to drop
                         let plan = MemoryPlan.estimate(model, options: o, threads: threads)
                         var choice = Choice(label: entry.label, settings: entry.settings, batch: b, seq: t, checkpointing: checkpointing,
-                                            plan: plan, bytes: plan.values.reduce(0, +) + overhead)
+                                            zerothOrder: zeroth, plan: plan, bytes: plan.values.reduce(0, +) + overhead)
                         if let calibration, let shape = calibrationShape, let row = calibration.rows.first(where: { $0.label == entry.label }) {
-                            let zeroth = o.method.isZerothOrder
                             choice.expectedSeconds = row.medianSeconds * work(model, batch: b, seq: t, checkpointing: checkpointing, backward: !zeroth)
                                 / work(shape, batch: calibration.batch, seq: calibration.seq, checkpointing: false, backward: !zeroth)
                         }

@@ -40,7 +40,7 @@ struct Estimate: ParsableCommand {
             return try plan(model, budget: budget, options: options, threads: settings.int("train.threads"))
         }
         let plan = MemoryPlan.estimate(model, options: options, threads: settings.int("train.threads"))
-        print("\(options.method.rawValue), batch \(options.batchSize) × \(options.maxLength)\(options.checkpointing ? ", checkpointing" : ""): \(String(format: "%.1f", Double(ParameterLayout(model).parameterCount) / 1e6)) M parameters")
+        print("\(options.method.rawValue), batch \(options.batchSize) × \(options.maxLength)\(options.checkpointing ? ", checkpointing" : ""): \(PassBenchmark.format(count: ParameterLayout(model).parameterCount)) parameters")
         for category in MemoryCategory.allCases where (plan[category] ?? 0) > 0 {
             print("  " + category.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0) + PassBenchmark.format(bytes: plan[category]!))
         }
@@ -63,8 +63,8 @@ struct Estimate: ParsableCommand {
                     .trainingOptions()
             }
         } catch let e as TrainingError { throw ValidationError(e.message) }
-        let gib = { (bytes: Int) in String(format: "%.2f GiB", Double(bytes) / Double(1 << 30)) }
-        print("budget \(gib(budget)) for \(String(format: "%.1f", Double(ParameterLayout(model).parameterCount) / 1e6)) M parameters, asked for batch \(base.batchSize) × \(base.maxLength); "
+        let gib = PassBenchmark.format(bytes:)
+        print("budget \(gib(budget)) for \(PassBenchmark.format(count: ParameterLayout(model).parameterCount)) parameters, asked for batch \(base.batchSize) × \(base.maxLength); "
               + "each plan + \(gib(result.overhead)) for the runtime (\(table == nil ? "no calibration" : "the calibration's largest RSS above its ledger"))")
         if let table {
             print("expected times: \(calibration) (\(table.shape), batch \(table.batch) × \(table.seq), \(table.threads) threads, \(table.machine), \(table.date)) scaled by each step's work")
@@ -83,7 +83,7 @@ struct Estimate: ParsableCommand {
         let header = "  " + "method".padding(toLength: 13, withPad: " ", startingAt: 0) + "batch×seq  ckpt  memory     largest category      " + (table == nil ? "" : "expected step")
         print(result.fits.isEmpty ? "nothing fits \(gib(budget))" : "fits, \(table == nil ? "smallest" : "fastest per token") first:\n" + header)
         result.fits.forEach { print(row($0)) }
-        if result.fits.contains(where: { $0.settings.contains { ["method.name=mezo", "method.name=dizo"].contains($0) } }) {
+        if result.fits.contains(where: \.zerothOrder) {
             print("  (time per step, not to a result: zeroth-order methods usually need 10–100× more steps than gradient methods)")
         }
         if !result.misses.isEmpty {
