@@ -5,8 +5,9 @@
 
 usage: results_page.py [RUNS_ROOT] [DOCS]    (defaults: runs, docs)
 """
-import json, math, os, re, statistics, sys
+import json, math, os, statistics, sys
 
+from summarize_sst2 import MEMORY
 from svg_plot import lines, stacked_bars
 
 # Each comparison: the paper's claim (from ../shared/docs/algorithms.md) and the runs that check it here.
@@ -70,7 +71,6 @@ SECTIONS = [
                    ("GaLore rank 16, same", 84.38), ("LSP slowdown against native GPU training, d=256 (%)", 10.6)],
     },
 ]
-MEMORY = re.compile(r"plan ([\d.]+) GiB, ledger peak ([\d.]+) GiB \([^)]*\), process peak RSS ([\d.]+) GiB")
 
 
 def load_run(folder, name):

@@ -8,12 +8,15 @@ import json, os, re, statistics, sys
 RUNS = ["adamw", "adamw-fused", "lion", "qft", "qft-stack", "qft-fp32-embedding", "galore", "adarankgrad"]
 RUNS += [f"lsp-d{d}-r{r}" for d in (256, 512) for r in (4, 8)]
 
+# The training log's memory line: the plan, the ledger's peak and the process's peak RSS (GiB).
+MEMORY = re.compile(r"plan ([\d.]+) GiB, ledger peak ([\d.]+) GiB \([^)]*\), process peak RSS ([\d.]+) GiB")
+
 def load(out, name):
     rows = [json.loads(line) for line in open(os.path.join(out, name, "metrics.jsonl"))]
     steps = [r for r in rows if r.get("loss") is not None]
     evals = {r["step"]: r["eval_accuracy"] for r in rows if r.get("eval_accuracy") is not None}
     log = open(os.path.join(out, name + ".log")).read()
-    memory = re.search(r"plan ([\d.]+) GiB, ledger peak ([\d.]+) GiB \([^)]*\), process peak RSS ([\d.]+) GiB", log)
+    memory = MEMORY.search(log)
     return steps, evals, memory
 
 def main():
@@ -68,4 +71,5 @@ def main():
             mean = lambda k: statistics.mean(r[k] for r in steps if k in r)
             print(f"| {n} | {checks or '–'} | {mean('compute_seconds'):.2f} | {mean('host_seconds'):.3f} | {mean('host_wait_seconds'):.4f} |")
 
-main()
+if __name__ == "__main__":
+    main()
