@@ -28,13 +28,11 @@ for name, source, limit in [("train", "train", None), ("eval", "test", 200)]:
             f.write(json.dumps({"text": t}) + "\n")
 PY
 
+source experiments/record.sh
 run() {  # run NAME STEPS ARGS...: one training run into OUT/NAME, skipped when it finished before
   local name=$1 steps=$2; shift 2
-  [ -f "$out/$name/metrics.csv" ] && return 0
-  rm -rf "${out:?}/$name"
-  "$bin" train --config experiments/lowrank-pretrain.yaml --set schedule.steps="$steps" --set schedule.warmup=$((steps / 10)) \
-    --set train.threads="$threads" --set logging.output="$out/$name" "$@" > "$out/$name.log" 2>&1 || { echo "run $name failed; see $out/$name.log" >&2; exit 1; }
-  grep -E "eval" "$out/$name.log" | tail -1
+  record_run "$out" "$name" "$bin" train --config experiments/lowrank-pretrain.yaml --set schedule.steps="$steps" \
+    --set schedule.warmup=$((steps / 10)) --set train.threads="$threads" --set logging.output="$out/$name" "$@"
 }
 
 ada=(--set method.name=adarankgrad --set optimizer.lr="$lowrank_lr")

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Every experiment behind docs/results.md, then the page itself: run from the repository root of a clean checkout
 # with ../shared beside it. Each script keeps the runs it already finished (runs/…), so an interrupted run-all.sh
-# picks up where it stopped; delete a run's folder to redo it. Seeds are fixed in each script (seed 0; stories260K
+# picks up where it stopped; delete a run's folder to redo it (rm -rf runs: everything). The runs' records (settings,
+# metrics, log, provenance.txt with commit, machine and dates; not the models) are committed, so the rerun behind
+# docs/results.md can go on across machines and each section says which commit and day its runs come from. Seeds are fixed in each script (seed 0; stories260K
 # MeZO/DiZO also 1 and 2). On the 2-core machine of docs/results.md this takes many hours, most of it the SmolLM2
 # runs (≈ 5–10 s per step); the settings are the ones the method issues' results were made with.
 #   experiments/run-all.sh          everything

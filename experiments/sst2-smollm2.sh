@@ -26,13 +26,11 @@ bin=.build/release/leantune
 swift build -c release --product leantune >/dev/null
 mkdir -p "$out"
 
+source experiments/record.sh
 run() {  # run NAME ARGS...: one training run into OUT/NAME, skipped when it finished before
   local name=$1; shift
-  [ -f "$out/$name/metrics.csv" ] && return 0
-  rm -rf "${out:?}/$name"
-  "$bin" train --config experiments/sst2-smollm2.yaml --set schedule.steps="$steps" --set eval.every="$every" \
-    --set logging.output="$out/$name" "$@" > "$out/$name.log" 2>&1 || { echo "run $name failed; see $out/$name.log" >&2; exit 1; }
-  grep -E "eval" "$out/$name.log" | tail -1
+  record_run "$out" "$name" "$bin" train --config experiments/sst2-smollm2.yaml --set schedule.steps="$steps" \
+    --set eval.every="$every" --set logging.output="$out/$name" "$@"
 }
 
 if [ "$suite" = qft ]; then

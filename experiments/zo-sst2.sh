@@ -26,13 +26,11 @@ swift build -c release --product leantune >/dev/null
 mkdir -p "$out"
 test_set=(--set data.eval=../shared/real/data/sst2/test.tsv --set data.eval_skip=0 --set data.eval_limit=0)
 
+source experiments/record.sh
 run() {  # run NAME ARGS...: one training run into OUT/NAME, skipped when it finished before
   local name=$1; shift
-  [ -f "$out/$name/metrics.csv" ] && return 0
-  rm -rf "${out:?}/$name"
-  "$bin" train --config experiments/zo-sst2.yaml "${model_sets[@]}" --set schedule.steps="$steps" --set eval.every="$every" \
-    --set logging.output="$out/$name" --set train.loss="${LOSS:-lm}" "$@" > "$out/$name.log" 2>&1 || { echo "run $name failed; see $out/$name.log" >&2; exit 1; }
-  grep -E "eval" "$out/$name.log" | tail -1
+  record_run "$out" "$name" "$bin" train --config experiments/zo-sst2.yaml "${model_sets[@]}" --set schedule.steps="$steps" \
+    --set eval.every="$every" --set logging.output="$out/$name" --set train.loss="${LOSS:-lm}" "$@"
 }
 
 if [ -n "${LR:-}" ]; then
