@@ -103,8 +103,8 @@ public final class DiZO: FineTuningMethod {
     }
 
     /// One projection round (§2.2 step 10): K SPSA steps on γ, each on batch `round·K + k` of the
-    /// auxiliary stream, then γ applied for good (ratios in [1 − τ, 1 + τ]).
-    func project(_ store: any ParameterStore, round: Int, objective: (Int) throws -> LossResult) throws {
+    /// auxiliary stream, then γ applied for good (ratios in [1 − τ, 1 + τ]). `step` runs one every κ steps.
+    public func project(_ store: any ParameterStore, round: Int, objective: (Int) throws -> LossResult) throws {
         let p = projection, n = projected.count
         var gamma = [Double](repeating: 0, count: n)
         for k in 0..<p.iterations {

@@ -64,7 +64,7 @@ public enum BudgetPlanner {
                         var choice = Choice(label: entry.label, settings: entry.settings, batch: b, seq: t, checkpointing: checkpointing,
                                             zerothOrder: zeroth, plan: plan, bytes: plan.values.reduce(0, +) + overhead)
                         if let calibration, let shape = calibrationShape, let row = calibration.rows.first(where: { $0.label == entry.label }) {
-                            choice.expectedSeconds = row.medianSeconds * work(model, batch: b, seq: t, checkpointing: checkpointing, backward: !zeroth)
+                            choice.expectedSeconds = row.amortizedSeconds * work(model, batch: b, seq: t, checkpointing: checkpointing, backward: !zeroth)
                                 / work(shape, batch: calibration.batch, seq: calibration.seq, checkpointing: false, backward: !zeroth)
                         }
                         if choice.bytes <= budget { fits.append(choice); smallest = nil; break search }

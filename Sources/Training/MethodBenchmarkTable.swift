@@ -20,6 +20,7 @@ public struct MethodBenchmarkTable: Codable, Sendable {
         /// Seconds of each timed step (after one warm-up step).
         public var stepSeconds: [Double]
         public var medianSeconds: Double
+        /// Tokens per second of a run: batch × length over the step with its periodic work.
         public var tokensPerSecond: Double
         /// Median seconds in GEMM per step, and GEMM's floating-point operations per step.
         public var gemmSeconds: Double
@@ -34,16 +35,24 @@ public struct MethodBenchmarkTable: Codable, Sendable {
         public var peakRSS: Int
         /// Medians of what the method reports about its steps (host time, refreshes, …).
         public var details: [String: Double]
+        /// Seconds per step of work the method does every so many steps, which the timed steps do not contain
+        /// (DiZO's projection round over κ, GaLore's subspace refresh over its interval); nil where there is none
+        /// or its interval is not fixed.
+        public var periodicSeconds: Double?
         /// The same step in PyTorch (`scripts/peer_bench.py`), where it has one.
         public var pytorch: Peer?
 
         public init(label: String, settings: [String], stepSeconds: [Double], medianSeconds: Double, tokensPerSecond: Double,
                     gemmSeconds: Double, gemmFlops: Int, ledgerPeak: [String: Int], ledgerPeakTotal: Int, estimate: [String: Int],
-                    estimateTotal: Int, peakRSS: Int, details: [String: Double], pytorch: Peer? = nil) {
+                    estimateTotal: Int, peakRSS: Int, details: [String: Double], periodicSeconds: Double? = nil, pytorch: Peer? = nil) {
             (self.label, self.settings, self.stepSeconds, self.medianSeconds, self.tokensPerSecond) = (label, settings, stepSeconds, medianSeconds, tokensPerSecond)
             (self.gemmSeconds, self.gemmFlops, self.ledgerPeak, self.ledgerPeakTotal) = (gemmSeconds, gemmFlops, ledgerPeak, ledgerPeakTotal)
             (self.estimate, self.estimateTotal, self.peakRSS, self.details, self.pytorch) = (estimate, estimateTotal, peakRSS, details, pytorch)
+            self.periodicSeconds = periodicSeconds
         }
+
+        /// What a step costs over a run: the median step plus the periodic work per step.
+        public var amortizedSeconds: Double { medianSeconds + (periodicSeconds ?? 0) }
 
         /// (plan − ledger peak) / ledger peak.
         public var estimateError: Double { Double(estimateTotal - ledgerPeakTotal) / Double(ledgerPeakTotal) }

@@ -38,9 +38,10 @@ extension Bench {
                 let bytes = { (plan: [MemoryCategory: Int]) in Dictionary(uniqueKeysWithValues: plan.map { ($0.rawValue, $1) }) }
                 rows.append(MethodBenchmarkTable.Row(
                     label: entry.label, settings: entry.settings, stepSeconds: r.pass.seconds, medianSeconds: r.pass.median,
-                    tokensPerSecond: Double(options.batch * options.seq) / r.pass.median, gemmSeconds: r.pass.gemmSeconds,
+                    tokensPerSecond: Double(options.batch * options.seq) / (r.pass.median + (r.periodicSeconds ?? 0)), gemmSeconds: r.pass.gemmSeconds,
                     gemmFlops: r.pass.gemmFlops, ledgerPeak: bytes(r.pass.ledger.peak), ledgerPeakTotal: r.pass.ledger.peakTotal,
-                    estimate: bytes(r.estimate), estimateTotal: r.estimate.values.reduce(0, +), peakRSS: r.pass.peakRSS, details: r.details))
+                    estimate: bytes(r.estimate), estimateTotal: r.estimate.values.reduce(0, +), peakRSS: r.pass.peakRSS, details: r.details,
+                    periodicSeconds: r.periodicSeconds))
             }
             var table = MethodBenchmarkTable(shape: options.shape, batch: options.batch, seq: options.seq, threads: options.threads,
                                              repetitions: options.repetitions, machine: Self.machine,

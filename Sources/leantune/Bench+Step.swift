@@ -60,6 +60,8 @@ extension Bench {
 enum StepBenchmark {
     struct Result {
         var pass: PassBenchmark.Result
+        /// Seconds per step of periodic work (DiZO's projection, GaLore's refresh) the timed steps do not contain.
+        var periodicSeconds: Double?
         /// The memory plan (`leantune estimate`) per category.
         var estimate: [MemoryCategory: Int]
         /// Medians over the timed steps of what the method reports about its step.
@@ -101,10 +103,22 @@ enum StepBenchmark {
             medians["non_forward_seconds"] = rest.dropFirst().sorted()[(rest.count - 1) / 2]
             print(String(format: "perturbation and update passes: median %.3f s per step (forward passes: the rest)", medians["non_forward_seconds"]!))
         }
+        var periodic: Double?  // seconds per step of work done every so many steps, which the timed steps do not contain
+        if let dizo = trainingMethod as? DiZO, !dizo.projected.isEmpty {
+            let start = monotonicNanoseconds()
+            try dizo.project(model.store, round: 0, objective: inputs.auxiliaryObjective)
+            let seconds = Double(monotonicNanoseconds() - start) * 1e-9, interval = dizo.projection.interval
+            (medians["projection_seconds"], periodic) = (seconds, seconds / Double(interval))
+            print(String(format: "projection round (%d × 2 forwards) every %d steps: %.3f s, %.3f s per step", dizo.projection.iterations, interval, seconds, periodic!))
+        }
         if let lowRank = ((trainingMethod as? AccumulatedGradientMethod)?.optimizer ?? (trainingMethod as? FusedGradientMethod)?.optimizer) as? LowRankAdam {
             print(String(format: "subspace refreshes: %d in %.3f s of decompositions (the warm-up step refreshes every matrix)",
                          lowRank.refreshes, lowRank.decompositionSeconds))
             (medians["refreshes"], medians["decomposition_seconds"]) = (Double(lowRank.refreshes), lowRank.decompositionSeconds)
+            if case .fixed(_, let interval) = planned.lowRank.policy {  // the warm-up step's refresh of every matrix, once per interval
+                periodic = lowRank.decompositionSeconds / Double(interval)
+                print(String(format: "a refresh of every matrix every %d steps: %.3f s per step", interval, periodic!))
+            }
         }
         if method == .lspOffload {
             let computeOnly = timed.map { $0["step_seconds"]! - $0["host_wait_seconds"]! }.sorted()[timed.count / 2]
@@ -121,6 +135,6 @@ enum StepBenchmark {
             medians["outlier_refresh_seconds"] = Double(monotonicNanoseconds() - start) * 1e-9
             print(String(format: "outlier refresh of every matrix (once per epoch by default): %.3f s", medians["outlier_refresh_seconds"]!))
         }
-        return Result(pass: pass, estimate: plan, details: medians)
+        return Result(pass: pass, periodicSeconds: periodic, estimate: plan, details: medians)
     }
 }

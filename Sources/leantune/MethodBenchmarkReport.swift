@@ -12,20 +12,22 @@ enum MethodBenchmarkReport {
         var lines = [
             "# Methods side by side: \(t.shape), batch \(t.batch) × \(t.seq), \(t.threads) threads",
             "",
-            "\(t.machine); \(t.date). Step time is the median of \(t.repetitions) steps after one warm-up, all methods in one process one after the other. "
+            "\(t.machine); \(t.date). Step time is the median of \(t.repetitions) steps after one warm-up, all methods in one process one after the other; "
+                + "'with periodic work' adds what a run pays every so many steps, timed once (DiZO's projection round / κ, GaLore's refresh of every matrix / its interval), and the ratio uses it. "
                 + "Memory in GiB: the ledger's peak per category during the steps and the peak of the total; the estimate is `leantune estimate` for the same settings; "
                 + "peak RSS is the process's from the method's first step on\(peer ? "; PyTorch columns: `scripts/peer_bench.py` in the same run" : "").",
             "",
         ]
-        var header = ["method", "settings", "s/step", "tokens/s", "vs \(reference?.label ?? "-")", "GEMM share"]
+        var header = ["method", "settings", "s/step", "with periodic work", "tokens/s", "vs \(reference?.label ?? "-")", "GEMM share"]
         header += categories + ["ledger peak", "estimate (vs ledger)", "peak RSS"]
         if peer { header += ["PyTorch s/step", "PyTorch peak RSS"] }
         lines.append("| " + header.joined(separator: " | ") + " |")
         lines.append("|" + String(repeating: " --- |", count: header.count))
         for r in t.rows {
             var cells = [r.label, r.settings.filter { !$0.hasPrefix("method.name=") }.joined(separator: " "),
-                         String(format: "%.3f", r.medianSeconds), String(format: "%.0f", r.tokensPerSecond),
-                         reference.map { String(format: "%.2f×", r.medianSeconds / $0.medianSeconds) } ?? "",
+                         String(format: "%.3f", r.medianSeconds), r.periodicSeconds.map { _ in String(format: "%.3f", r.amortizedSeconds) } ?? "",
+                         String(format: "%.0f", r.tokensPerSecond),
+                         reference.map { String(format: "%.2f×", r.amortizedSeconds / $0.amortizedSeconds) } ?? "",
                          String(format: "%.0f%%", 100 * r.gemmSeconds / r.medianSeconds)]
             cells += categories.map { gib(r.ledgerPeak[$0] ?? 0) }
             cells += [gib(r.ledgerPeakTotal), String(format: "%@ (%+.1f%%)", gib(r.estimateTotal), 100 * r.estimateError), gib(r.peakRSS)]

@@ -58,19 +58,20 @@ struct BudgetPlannerTests {
         #expect(result.fits.map(\.bytes) == result.fits.map(\.bytes).sorted(), "without a calibration: smallest first")
     }
 
-    @Test("with a calibration: its own setting expects its measured time, checkpointing 4/3 of it, more tokens proportionally more")
+    @Test("with a calibration: its own setting expects its measured time with periodic work, checkpointing 4/3 of it, more tokens proportionally more")
     func calibratedTimes() throws {
-        func row(_ label: String, seconds: Double) -> MethodBenchmarkTable.Row {
+        func row(_ label: String, seconds: Double, periodic: Double? = nil) -> MethodBenchmarkTable.Row {
             MethodBenchmarkTable.Row(label: label, settings: MethodCatalog.entries.first { $0.label == label }!.settings, stepSeconds: [seconds],
                                      medianSeconds: seconds, tokensPerSecond: 1024 / seconds, gemmSeconds: seconds, gemmFlops: 1,
-                                     ledgerPeak: [:], ledgerPeakTotal: 1 << 30, estimate: [:], estimateTotal: 1 << 30, peakRSS: (1 << 30) + (100 << 20), details: [:])
+                                     ledgerPeak: [:], ledgerPeakTotal: 1 << 30, estimate: [:], estimateTotal: 1 << 30, peakRSS: (1 << 30) + (100 << 20),
+                                     details: [:], periodicSeconds: periodic)
         }
         let table = MethodBenchmarkTable(shape: "smollm2-135m", batch: 4, seq: 256, threads: 2, repetitions: 1, machine: "test", date: "today",
-                                         rows: [row("adamw-fused", seconds: 6), row("mezo", seconds: 3)])
+                                         rows: [row("adamw-fused", seconds: 6), row("mezo", seconds: 3), row("dizo", seconds: 2.5, periodic: 1)])
         let roomy = try BudgetPlanner.plan(Self.shape, budget: 8 << 30, batch: 4, seq: 256, threads: 2, calibration: table, options: Self.options)
         #expect(roomy.overhead == 100 << 20)
-        #expect(roomy.fits.map(\.label) == ["mezo", "adamw-fused"], "fastest per token first")
-        #expect(roomy.fits[0].expectedSeconds == 3 && roomy.fits[1].expectedSeconds == 6)
+        #expect(roomy.fits.map(\.label) == ["mezo", "dizo", "adamw-fused"], "fastest per token first, a step's periodic work counted")
+        #expect(zip(roomy.fits.map { $0.expectedSeconds! }, [3, 3.5, 6]).allSatisfy { abs($0 - $1) < 1e-9 })
         let entry = MethodCatalog.entries.first { $0.label == "adamw-fused" }!
         let checkpointed = try Self.bytes(entry, 4, 256, true)
         let tight = try BudgetPlanner.plan(Self.shape, budget: checkpointed + (100 << 20), batch: 4, seq: 256, threads: 2,
