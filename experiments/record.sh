@@ -12,7 +12,8 @@ record_run() {
   local started; started=$(date -u +%FT%TZ)
   "$@" > "$out/$name.log" 2>&1 || { echo "run $name failed; see $out/$name.log" >&2; exit 1; }
   local dirty=""
-  git diff --quiet HEAD -- Sources Package.swift experiments || dirty=" (with uncommitted changes)"
+  # the code and the experiment settings, not the write-ups in experiments/results/
+  git diff --quiet HEAD -- Sources Package.swift 'experiments/*.sh' 'experiments/*.yaml' || dirty=" (with uncommitted changes)"
   {
     echo "commit: $(git rev-parse --short HEAD)$dirty"
     echo "machine: $(nproc) × $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
