@@ -2,14 +2,15 @@
 # AdamW vs GaLore vs AdaRankGrad pre-training a tiny Llama from scratch (issue 7, experiment a). Run from the
 # repository root with ../shared beside it:  experiments/lowrank-pretrain.sh [RUN...]
 # RUN is adamw, galore, adarankgrad (STEPS steps each), or an AdaRankGrad ablation point: "default" or one setting
-# such as capture=0.3 (ABLATION_STEPS steps each, so the ablation has its own baseline); no RUN means all of them:
-# the three methods, then ρ (method.capture 0.3, 0.7), T_max (method.update_interval 100, 400) and η_th
-# (method.energy 0.8, 0.95) around the defaults. Two invocations with disjoint RUNs may share the machine
-# (THREADS=1 each). The same data, seed and schedule shape for every run: AdamW at ADAMW_LR; GaLore (rank 32,
-# T = 200, α = 0.25) and AdaRankGrad (ranks 4…32) at LOWRANK_LR, as in GaLore's pre-training scripts, where the
-# effective rate is α·lr. experiments/summarize_lowrank.py writes OUT/summary.md: perplexity against steps,
-# optimizer-state bytes (mean over the run), mean rank, decomposition time. Runs already present in OUT are kept
-# (delete to redo).
+# such as capture=0.3 (ABLATION_STEPS steps each, so the ablation has its own baseline), or full:SETTING, AdaRankGrad
+# with one setting changed for the full STEPS (e.g. full:capture=0.7, to check an ablation's winner); no RUN means all
+# of them: the three methods, then ρ (method.capture 0.3, 0.7), T_max (method.update_interval 100, 400) and η_th
+# (method.energy 0.8, 0.95) around the defaults, then full:capture=0.7. Two invocations with disjoint RUNs may share
+# the machine (THREADS=1 each; the runs behind docs/results.md were made so). The same data, seed and schedule shape
+# for every run: AdamW at ADAMW_LR; GaLore (rank 32, T = 200, α = 0.25) and AdaRankGrad (ranks 4…32) at LOWRANK_LR,
+# as in GaLore's pre-training scripts, where the effective rate is α·lr. experiments/summarize_lowrank.py writes
+# OUT/summary.md: perplexity against steps, optimizer-state bytes (mean over the run), mean rank, decomposition time.
+# Runs already present in OUT are kept (delete to redo).
 set -euo pipefail
 steps=${STEPS:-2000}; ablation_steps=${ABLATION_STEPS:-1000}; threads=${THREADS:-2}
 adamw_lr=${ADAMW_LR:-1e-3}; lowrank_lr=${LOWRANK_LR:-1e-2}
@@ -18,14 +19,15 @@ bin=.build/release/leantune
 swift build -c release --product leantune >/dev/null
 mkdir -p "$out/data"
 [ -f "$out/data/eval.jsonl" ] || python3 - "$out/data" <<'PY'
-import json, sys
+import json, os, sys
 out = sys.argv[1]
 for name, source, limit in [("train", "train", None), ("eval", "test", 200)]:
     texts = [r["question"] + "\n" + r["answer"] for r in map(json.loads, open(f"../shared/real/data/gsm8k/{source}.jsonl"))]
     texts = [t for t in texts if len(t) <= 750][:limit]  # short examples: ≤ 750 characters is ≤ 1024 tokens of tok512
-    with open(f"{out}/{name}.jsonl", "w") as f:
+    with open(f"{out}/{name}.jsonl.{os.getpid()}", "w") as f:  # then renamed: two invocations may prepare at once
         for t in texts:
             f.write(json.dumps({"text": t}) + "\n")
+    os.replace(f"{out}/{name}.jsonl.{os.getpid()}", f"{out}/{name}.jsonl")
 PY
 
 source experiments/record.sh
@@ -37,13 +39,14 @@ run() {  # run NAME STEPS ARGS...: one training run into OUT/NAME, skipped when 
 
 ada=(--set method.name=adarankgrad --set optimizer.lr="$lowrank_lr")
 runs=("$@")
-[ $# -gt 0 ] || runs=(adamw galore adarankgrad default capture=0.3 capture=0.7 update_interval=100 update_interval=400 energy=0.8 energy=0.95)
+[ $# -gt 0 ] || runs=(adamw galore adarankgrad default capture=0.3 capture=0.7 update_interval=100 update_interval=400 energy=0.8 energy=0.95 full:capture=0.7)
 for r in "${runs[@]}"; do
   case "$r" in
     adamw) run adamw "$steps" --set method.name=adamw --set optimizer.lr="$adamw_lr" ;;
     galore) run galore "$steps" --set method.name=galore --set optimizer.lr="$lowrank_lr" ;;
     adarankgrad) run adarankgrad "$steps" "${ada[@]}" ;;
     default) run ablation-default "$ablation_steps" "${ada[@]}" ;;
+    full:*=*) setting=${r#full:}; run "adarankgrad-${setting/=/-}" "$steps" "${ada[@]}" --set "method.$setting" ;;
     *=*) run "ablation-${r/=/-}" "$ablation_steps" "${ada[@]}" --set "method.$r" ;;
     *) echo "unknown run $r" >&2; exit 2 ;;
   esac
