@@ -3,9 +3,10 @@
 # with ../shared beside it. Each script keeps the runs it already finished (runs/…), so an interrupted run-all.sh
 # picks up where it stopped; delete a run's folder to redo it (rm -rf runs: everything). The runs' records (settings,
 # metrics, log, provenance.txt with commit, machine and dates; not the models) are committed, so the rerun behind
-# docs/results.md can go on across machines and each section says which commit and day its runs come from. Seeds are fixed in each script (seed 0; stories260K
-# MeZO/DiZO also 1 and 2). On the 2-core machine of docs/results.md this takes many hours, most of it the SmolLM2
-# runs (≈ 5–10 s per step); the settings are the ones the method issues' results were made with.
+# docs/results.md can go on across machines and each section says which commit and day its runs come from; on a clean
+# clone of main only the benchmark runs again. Seeds are fixed in each script (seed 0; stories260K MeZO/DiZO also 1
+# and 2). Every run from scratch took ≈ 4.2 h on the 2-core machine of docs/results.md (2026-11-23), most of it the
+# SmolLM2 runs (≈ 3 s per step); the settings are the ones the method issues' results were made with.
 #   experiments/run-all.sh          everything
 #   PAGE_ONLY=1 experiments/run-all.sh   only redraw docs/results.md and its plots from the runs present
 set -euo pipefail
@@ -26,7 +27,9 @@ if [ -z "${PAGE_ONLY:-}" ]; then
   wait "$first"
   # Every method's step side by side (issue 9), with PyTorch beside it where torch is installed
   peer=()
-  python3 -c "import torch, transformers, galore_torch, lion_pytorch" 2>/dev/null && peer=(--peer python3)
+  if python3 -c "import torch, transformers, galore_torch, lion_pytorch" 2>/dev/null; then peer=(--peer python3)
+  else echo "no PyTorch here (pip install torch transformers galore-torch lion-pytorch): the table gets no PyTorch column" >&2
+  fi
   .build/release/leantune bench methods "${peer[@]}" --output docs/results/bench-methods
 fi
 python3 experiments/results_page.py runs docs
