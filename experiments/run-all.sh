@@ -20,11 +20,8 @@ if [ -z "${PAGE_ONLY:-}" ]; then
   experiments/sst2-smollm2.sh qft
   experiments/sst2-smollm2.sh lowrank
   experiments/sst2-smollm2.sh lsp
-  # AdamW vs GaLore vs AdaRankGrad pre-training (issue 7 a): two invocations side by side, one thread each (≈ 1 h)
-  ABLATION_STEPS=500 THREADS=1 experiments/lowrank-pretrain.sh adamw galore default capture=0.3 & first=$!
-  ABLATION_STEPS=500 THREADS=1 experiments/lowrank-pretrain.sh adarankgrad capture=0.7 update_interval=100 \
-    update_interval=400 energy=0.8 energy=0.95 full:capture=0.7
-  wait "$first"
+  # AdamW vs GaLore vs AdaRankGrad pre-training (issue 7 a): two queues side by side, one thread each (≈ 1 h)
+  ABLATION_STEPS=500 JOBS=2 experiments/lowrank-pretrain.sh
   # Every method's step side by side (issue 9), with PyTorch beside it where torch is installed
   peer=()
   if python3 -c "import torch, transformers, galore_torch, lion_pytorch" 2>/dev/null; then peer=(--peer python3)

@@ -115,8 +115,9 @@ enum StepBenchmark {
             print(String(format: "subspace refreshes: %d in %.3f s of decompositions (the warm-up step refreshes every matrix)",
                          lowRank.refreshes, lowRank.decompositionSeconds))
             (medians["refreshes"], medians["decomposition_seconds"]) = (Double(lowRank.refreshes), lowRank.decompositionSeconds)
-            if case .fixed(_, let interval) = planned.lowRank.policy {  // the warm-up step's refresh of every matrix, once per interval
-                periodic = lowRank.decompositionSeconds / Double(interval)
+            if case .fixed(_, let interval) = planned.lowRank.policy, lowRank.refreshes > 0 {
+                // one refresh of every matrix (the mean over those the steps made), once per interval
+                periodic = lowRank.decompositionSeconds * Double(lowRank.ranks.count) / Double(lowRank.refreshes) / Double(interval)
                 print(String(format: "a refresh of every matrix every %d steps: %.3f s per step", interval, periodic!))
             }
         }
