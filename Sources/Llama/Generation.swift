@@ -54,7 +54,7 @@ extension LlamaModel {
             RMSNorm.forward(last, w, ws.normed, rstd: nil, rows: 1, dim: c.dim, epsilon: c.normEpsilon)
         }
         var logits = [Float](repeating: 0, count: c.vocabSize)
-        logits.withUnsafeMutableBufferPointer { project(layout.head, ws.normed, rows: 1, into: $0.baseAddress!) }
+        logits.withUnsafeMutableBufferPointer { project(layout.head, activation(ws.normed, count: config.dim), rows: 1, into: $0.baseAddress!) }
         return logits
     }
 }

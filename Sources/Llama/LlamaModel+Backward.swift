@@ -101,11 +101,12 @@ extension LlamaModel {
         dx: UnsafeMutablePointer<Float>, accumulate: Bool, _ sink: any GradientSink
     ) {
         let shape = layout.parameters[id].shape, (out, inp) = (shape[0], shape[1])
-        withFloats(id) { w in
-            GEMM.multiply(m: n, n: inp, k: out, dy, lda: out, w, ldb: inp, dx, ldc: inp, beta: accumulate ? 1 : 0)
+        let dyOperand = activation(dy, count: n * out)  // rounded once for both products
+        withWeight(id) { w in
+            multiply(m: n, n: inp, k: out, dyOperand, lda: out, w, ldb: inp, dx, ldc: inp, beta: accumulate ? 1 : 0)
         }
         guard sink.wants(id), !sink.absorbFactors(id, dy: dy, x: x, rows: n) else { return }
-        GEMM.multiply(m: out, n: inp, k: n, dy, lda: out, transA: true, x, ldb: inp,
-                      sink.accumulator(for: id), ldc: inp, beta: 1)
+        multiply(m: out, n: inp, k: n, dyOperand, lda: out, transA: true, .f32(x), ldb: inp,
+                 sink.accumulator(for: id), ldc: inp, beta: 1)
     }
 }

@@ -21,10 +21,19 @@ public final class LlamaModel {
     public var logitsChunkBytes = 64 << 20
     /// Buffers of the last forward-only and the last training pass, reused while the shape holds.
     private var cachedBuffers: [PassBuffers.Kind: PassBuffers] = [:]
+    /// bf16 compute: every projection and LM-head GEMM takes bf16 operands (weights from the store, activations
+    /// rounded to nearest even) and accumulates in fp32 through this workspace's kernel; nil computes in fp32.
+    public var bf16: BF16Workspace?
+    /// A perturbation w + scale·z applied to weights as they are read (zeroth-order methods on stores whose
+    /// rounding would not restore an in-place perturbation); the stored weights do not change.
+    public var perturbation: WeightPerturbation?
+    /// The fp32 copy of a perturbed tensor read as floats (norms; every tensor when computing in fp32).
+    var perturbedFloats: AlignedBuffer<Float>?
 
     public var layout: ParameterLayout { store.layout }
 
-    public init(config: LlamaConfig, store: any ParameterStore, ledger: MemoryLedger = .shared) throws {
+    /// - Parameter bf16: the kernel for bf16 compute, nil for fp32.
+    public init(config: LlamaConfig, store: any ParameterStore, bf16: BF16Kernel? = nil, ledger: MemoryLedger = .shared) throws {
         try config.validate()
         guard store.layout == ParameterLayout(config) else {
             throw LlamaConfigError(message: "the parameter store's layout does not match the configuration")
@@ -32,6 +41,7 @@ public final class LlamaModel {
         self.config = config
         self.store = store
         self.ledger = ledger
+        self.bf16 = bf16.map { BF16Workspace(kernel: $0, ledger: ledger) }
     }
 
     /// A model with fp32 weights drawn from N(0, std²) (norms 1).
@@ -94,7 +104,7 @@ public final class LlamaModel {
             RMSNorm.forward(b.residuals.pointer, w, ws.normed, rstd: nil, rows: s.rows, dim: config.dim, epsilon: config.normEpsilon)
         }
         var out = [Float](repeating: 0, count: s.rows * config.vocabSize)
-        out.withUnsafeMutableBufferPointer { o in project(layout.head, ws.normed, rows: s.rows, into: o.baseAddress!) }
+        out.withUnsafeMutableBufferPointer { o in project(layout.head, activation(ws.normed, count: s.rows * config.dim), rows: s.rows, into: o.baseAddress!) }
         return out
     }
 
@@ -118,26 +128,6 @@ public final class LlamaModel {
         let offset: Int
     }
 
-    func withFloats<R>(_ id: ParameterID, _ body: (UnsafePointer<Float>) -> R) -> R {
-        store.withFloats(id) { body($0.baseAddress!) }
-    }
-
-    /// y [n, out] = x [n, in] · Wᵀ (+ y when `accumulate`).
-    func project(_ id: ParameterID, _ x: UnsafePointer<Float>, rows n: Int, into y: UnsafeMutablePointer<Float>,
-                 accumulate: Bool = false) {
-        let shape = layout.parameters[id].shape
-        withFloats(id) { w in
-            GEMM.multiply(m: n, n: shape[0], k: shape[1], x, lda: shape[1], w, ldb: shape[1], transB: true,
-                          y, ldc: shape[0], beta: accumulate ? 1 : 0)
-        }
-    }
-
-    func embed(_ tokens: [Int32], into x: UnsafeMutablePointer<Float>) {
-        withFloats(layout.embedding) { table in
-            tokens.withUnsafeBufferPointer { Embedding.forward($0, table: table, x, dim: config.dim) }
-        }
-    }
-
     /// One decoder layer: out = h + MLP(norm(h)) with h = x + Attn(norm(x)). `out` may be `x`.
     func layerForward(
         _ l: Int, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, _ a: LayerActivations, _ s: PassShape,
@@ -148,23 +138,25 @@ public final class LlamaModel {
             RMSNorm.forward(x, w, ws.normed, rstd: a.rstdAttention, rows: n, dim: c.dim, epsilon: c.normEpsilon)
         }
         let kNew = kv.k + kv.offset * c.kvDim, vNew = kv.v + kv.offset * c.kvDim
-        project(p.query, ws.normed, rows: n, into: a.q)
-        project(p.key, ws.normed, rows: n, into: kNew)
-        project(p.value, ws.normed, rows: n, into: vNew)
+        let normed = activation(ws.normed, count: n * c.dim)  // rounded once for the three projections
+        project(p.query, normed, rows: n, into: a.q)
+        project(p.key, normed, rows: n, into: kNew)
+        project(p.value, normed, rows: n, into: vNew)
         rope.apply(a.q, rows: n, heads: c.headCount)
         rope.apply(kNew, rows: n, heads: c.kvHeadCount)
         Attention.forward(q: a.q, k: kv.k, v: kv.v, out: a.attention, lse: a.lse, attentionShape(s, kv), ledger: ledger)
         a.residualMid.update(from: x, count: n * c.dim)
-        project(p.output, a.attention, rows: n, into: a.residualMid, accumulate: true)
+        project(p.output, activation(a.attention, count: n * c.dim), rows: n, into: a.residualMid, accumulate: true)
 
         withFloats(p.ffnNorm) { w in
             RMSNorm.forward(a.residualMid, w, ws.normed, rstd: a.rstdFFN, rows: n, dim: c.dim, epsilon: c.normEpsilon)
         }
-        project(p.gate, ws.normed, rows: n, into: a.gate)
-        project(p.up, ws.normed, rows: n, into: a.up)
+        let normedMid = activation(ws.normed, count: n * c.dim)
+        project(p.gate, normedMid, rows: n, into: a.gate)
+        project(p.up, normedMid, rows: n, into: a.up)
         SwiGLU.forward(gate: a.gate, up: a.up, ws.hidden, count: n * c.ffnDim)
         out.update(from: a.residualMid, count: n * c.dim)
-        project(p.down, ws.hidden, rows: n, into: out, accumulate: true)
+        project(p.down, activation(ws.hidden, count: n * c.ffnDim), rows: n, into: out, accumulate: true)
     }
 
     func attentionShape(_ s: PassShape, _ kv: KVTarget) -> AttentionShape {
@@ -181,10 +173,10 @@ public final class LlamaModel {
         withFloats(layout.finalNorm) { w in
             RMSNorm.forward(x, w, ws.normed, rstd: gradient?.rstd, rows: s.rows, dim: config.dim, epsilon: config.normEpsilon)
         }
-        return withFloats(layout.head) { w in
+        return withWeight(layout.head) { w in
             batch.targets.withUnsafeBufferPointer { t in
                 CrossEntropy.run(
-                    x: ws.normed, head: w, targets: t, rows: s.rows, dim: config.dim, vocab: config.vocabSize,
+                    x: ws.normed, head: w, bf16: bf16, targets: t, rows: s.rows, dim: config.dim, vocab: config.vocabSize,
                     logits: ws.logits, chunkRows: ws.logitsChunkRows,
                     gradient: gradient.map { CrossEntropy.Gradient(dx: $0.dNormed, dHead: $0.dHead, scale: $0.scale) })
             }

@@ -12,6 +12,10 @@ public protocol ParameterStore: AnyObject {
     /// Calls `body` with a writable fp32 view of parameter `id`; what `body` leaves there is stored.
     func update<R>(_ id: ParameterID, _ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R
 
+    /// Calls `body` with parameter `id` as bf16 bits: the store's own when it holds bf16, otherwise rounded to
+    /// nearest even into `workspace`'s weight slot (one tensor at a time, never the whole model).
+    func withBF16<R>(_ id: ParameterID, workspace: BF16Workspace, _ body: (UnsafePointer<UInt16>) throws -> R) rethrows -> R
+
     /// The store's own tensors when its weights are not plain fp32 (a checkpoint saves and restores these
     /// bit for bit instead of fp32 weights); nil when the fp32 views are the weights.
     var nativeState: [StateTensor]? { get }
@@ -23,6 +27,14 @@ public protocol ParameterStore: AnyObject {
 extension ParameterStore {
     public var nativeState: [StateTensor]? { nil }
     public func checkNativeState() throws {}
+
+    public func withBF16<R>(_ id: ParameterID, workspace: BF16Workspace, _ body: (UnsafePointer<UInt16>) throws -> R) rethrows -> R {
+        try withFloats(id) { w in
+            let bits = workspace.buffer(.weights, count: w.count)
+            Conversions.toBF16(w, UnsafeMutableBufferPointer(start: bits, count: w.count))
+            return try body(bits)
+        }
+    }
 }
 
 /// All parameters as fp32 in one 64-byte-aligned slab; views are zero-copy.

@@ -30,9 +30,9 @@ public enum Conversions {
     @inlinable
     public static func bf16(_ x: Float) -> UInt16 {
         let bits = x.bitPattern
-        if x.isNaN { return UInt16(truncatingIfNeeded: bits &>> 16) | 0x0040 }
-        let rounding = 0x7FFF &+ ((bits &>> 16) & 1)
-        return UInt16(truncatingIfNeeded: (bits &+ rounding) &>> 16)
+        let rounded = (bits &+ 0x7FFF &+ ((bits &>> 16) & 1)) &>> 16, quiet = (bits &>> 16) | 0x0040
+        // Integer NaN test and a select, no branch: conversion loops vectorise.
+        return UInt16(truncatingIfNeeded: bits & 0x7FFF_FFFF > 0x7F80_0000 ? quiet : rounded)
     }
 
     /// bf16 bits of `x` rounded stochastically with the random word `r` (its low 16 bits are used).
@@ -63,10 +63,33 @@ public enum Conversions {
             }
         case .stochastic(let rng, let stream, let offset):
             Parallel.forEachChunk(source.count, grain: 1 << 14) { r in
-                for i in r {
-                    dst[i] = bf16Stochastic(src[i], random: rng.bits(stream: stream, index: offset &+ UInt64(i)))
+                stochasticBF16(src, dst, r, rng: rng, stream: stream, offset: offset)
+            }
+        }
+    }
+
+    /// Stochastic bf16 rounding of elements `range`. Element e = offset + i takes its random word from the
+    /// 64-element tile e / 64, whose 64 words are one ``Philox/blocks16(stream:block0:)`` call (blocks 16·tile …):
+    /// position p = e % 64 reads vector (p % 32) / 8 of group p / 32, lane p % 8. One generator call per 64
+    /// values, and the result depends only on (seed, stream, e), not on how the work is split.
+    static func stochasticBF16(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<UInt16>, _ range: Range<Int>,
+                               rng: Philox, stream: UInt64, offset: UInt64) {
+        var words = (SIMD8<UInt32>(), SIMD8<UInt32>(), SIMD8<UInt32>(), SIMD8<UInt32>(),
+                     SIMD8<UInt32>(), SIMD8<UInt32>(), SIMD8<UInt32>(), SIMD8<UInt32>())
+        var i = range.lowerBound
+        while i < range.upperBound {
+            let e = offset &+ UInt64(i), tile = e / 64, first = Int(e % 64)
+            let (g0, g1) = rng.blocks16(stream: stream, block0: tile &* 16)
+            words = (g0.0, g0.1, g0.2, g0.3, g1.0, g1.1, g1.2, g1.3)
+            let count = min(64 - first, range.upperBound - i)
+            withUnsafeBytes(of: &words) { raw in
+                let w = raw.bindMemory(to: UInt32.self)
+                for p in first..<(first + count) {
+                    let j = i + p - first
+                    dst[j] = bf16Stochastic(src[j], random: w[p])
                 }
             }
+            i += count
         }
     }
 

@@ -25,13 +25,45 @@ public enum GEMM {
             if beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j] * beta } } }
             return
         }
+        timed(flops: 2 * m * n * k) {
+            cblas_sgemm(
+                CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        }
+    }
+
+    /// C[m×n] = alpha · op(A) · op(B) + beta · C. With a `workspace`: bf16 operands and fp32 accumulation, fp32
+    /// operands rounded to bf16 (nearest even) into the workspace first. Without one: fp32 sgemm, and both
+    /// operands must be fp32. Strides and transposes as in ``multiply(m:n:k:_:lda:transA:_:ldb:transB:_:ldc:alpha:beta:)``.
+    public static func multiply(
+        m: Int, n: Int, k: Int,
+        _ a: GEMMOperand, lda: Int, transA: Bool = false,
+        _ b: GEMMOperand, ldb: Int, transB: Bool = false,
+        _ c: UnsafeMutablePointer<Float>, ldc: Int,
+        alpha: Float = 1, beta: Float = 0, workspace: BF16Workspace?
+    ) {
+        guard let workspace else {
+            guard case .f32(let pa) = a, case .f32(let pb) = b else { preconditionFailure("GEMM: bf16 operands need a BF16Workspace") }
+            multiply(m: m, n: n, k: k, pa, lda: lda, transA: transA, pb, ldb: ldb, transB: transB, c, ldc: ldc, alpha: alpha, beta: beta)
+            return
+        }
+        guard m > 0, n > 0, k > 0 else {  // nothing to multiply: the fp32 call only applies beta (it reads no operand)
+            multiply(m: m, n: n, k: k, UnsafePointer(c), lda: 1, c, ldb: 1, c, ldc: ldc, alpha: alpha, beta: beta)
+            return
+        }
+        let pa = workspace.bits(of: a, slot: .a, rows: transA ? k : m, columns: transA ? m : k, stride: lda)
+        let pb = workspace.bits(of: b, slot: .b, rows: transB ? n : k, columns: transB ? k : n, stride: ldb)
+        workspace.kernel.run(m: m, n: n, k: k, pa, lda: lda, transA: transA, pb, ldb: ldb, transB: transB, c, ldc: ldc,
+                             alpha: alpha, beta: beta, widened: workspace.widened)
+    }
+
+    /// Runs `body`, counting its FLOPs and wall time as GEMM work.
+    static func timed(flops: Int, _ body: () -> Void) {
         let start = monotonicNanoseconds()
-        cblas_sgemm(
-            CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        body()
         // Inside a parallel region the region's wall time is counted once, not each task's.
         let elapsed = counters.parallelRegion.load(ordering: .relaxed) ? 0 : monotonicNanoseconds() - start
-        counters.record(flops: 2 * m * n * k, nanoseconds: elapsed)
+        counters.record(flops: flops, nanoseconds: elapsed)
     }
 
     /// Sets the number of OpenBLAS threads (and ``Parallel/threadCount`` with it).

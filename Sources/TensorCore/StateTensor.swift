@@ -6,6 +6,8 @@ public protocol StorableElement: BitwiseCopyable {
 extension Float: StorableElement { public static var dtype: DType { .f32 } }
 extension Int8: StorableElement { public static var dtype: DType { .i8 } }
 extension Int32: StorableElement { public static var dtype: DType { .i32 } }
+/// bf16 bits (the only 16-bit state LeanTune keeps).
+extension UInt16: StorableElement { public static var dtype: DType { .bf16 } }
 
 /// One named tensor of a method's or a parameter store's state, as a checkpoint saves and restores it:
 /// raw bytes of a known element type, in a buffer this value keeps alive.

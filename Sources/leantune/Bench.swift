@@ -22,6 +22,8 @@ struct PassOptions: ParsableArguments {
     var threads = 2
     @Option(help: "Timed repetitions (after one warm-up).")
     var repetitions = 5
+    @Option(help: "GEMM precision: fp32, or bf16 (bf16 operands, fp32 accumulation; fp32 where the CPU has no AVX512-BF16).")
+    var precision: Precision = .fp32
 
     func validate() throws {
         guard LlamaConfig.builtinShapes[shape] != nil else {
@@ -70,6 +72,9 @@ enum PassBenchmark {
         var c = o.config
         c.maxSequenceLength = max(c.maxSequenceLength, o.seq)
         let model = try LlamaModel(randomWeights: c, seed: 1)
+        let (kernel, note) = o.precision.kernel
+        if let note { print(note) }
+        model.bf16 = kernel.map { BF16Workspace(kernel: $0, ledger: model.ledger) }
         let rng = Philox(seed: 2)
         let ids = (0..<o.batch * (o.seq + 1)).map { Int32(rng.bits(stream: 0, index: UInt64($0)) % UInt32(c.vocabSize)) }
         let sequences = (0..<o.batch).map { Array(ids[$0 * (o.seq + 1)..<($0 + 1) * (o.seq + 1)]) }
@@ -113,7 +118,7 @@ enum PassBenchmark {
     @discardableResult
     static func report(_ o: PassOptions, _ model: LlamaModel, label: String, _ body: () -> Void) -> Result {
         let c = model.config, tokens = o.batch * o.seq
-        print("shape \(o.shape): \(format(count: model.layout.parameterCount)) parameters; batch \(o.batch) × \(o.seq); \(o.threads) threads")
+        print("shape \(o.shape): \(format(count: model.layout.parameterCount)) parameters; batch \(o.batch) × \(o.seq); \(o.threads) threads; \(model.bf16 == nil ? "fp32" : "bf16") compute")
         let sgemmBefore = sgemmRate(c, rows: tokens)
         body()  // warm-up: page in buffers, start BLAS threads
         var times: [Double] = [], gemmFlops = 0, gemmSeconds: [Double] = []

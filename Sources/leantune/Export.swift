@@ -4,6 +4,7 @@ import Formats
 import TensorCore
 
 extension DType: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(

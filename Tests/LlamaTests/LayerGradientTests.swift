@@ -106,8 +106,10 @@ struct LayerGradientTests {
         let rowLoss = targets.withUnsafeBufferPointer { t in
             dx.withUnsafeMutableBufferPointer { dxp in
                 dw.withUnsafeMutableBufferPointer { dwp in
-                    CrossEntropy.run(x: &scratch, head: w, targets: t, rows: n, dim: d, vocab: v, logits: &logits, chunkRows: 2,
-                                     gradient: .init(dx: dxp.baseAddress!, dHead: dwp.baseAddress!, scale: Float(1 / count)))
+                    w.withUnsafeBufferPointer { wp in
+                        CrossEntropy.run(x: &scratch, head: .f32(wp.baseAddress!), targets: t, rows: n, dim: d, vocab: v, logits: &logits,
+                                         chunkRows: 2, gradient: .init(dx: dxp.baseAddress!, dHead: dwp.baseAddress!, scale: Float(1 / count)))
+                    }
                 }
             }
         }

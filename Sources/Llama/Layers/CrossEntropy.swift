@@ -23,14 +23,15 @@ public enum CrossEntropy {
     }
 
     /// −log p(target) of each row (0 where the target is < 0). x [N, D], head [V, D],
-    /// logits workspace [chunkRows, V]. Adds scale × the gradient of that sum when `gradient` is given.
+    /// logits workspace [chunkRows, V]. With `bf16`, the GEMMs take bf16 operands (x and the logits' gradient
+    /// rounded to nearest even) and accumulate in fp32; the softmax is fp32. Adds scale × the gradient of that sum when `gradient` is given.
     ///
     /// Only rows with a target are multiplied by the head: when some are masked (a prompt, a
     /// classification template), those with a target are first moved to the front of x, which this
     /// call therefore overwrites. With a gradient, each chunk's dx is then written over its own rows
     /// of x (once d(head) has used them) and added into `dx` at the rows it came from.
     public static func run(
-        x: UnsafeMutablePointer<Float>, head w: UnsafePointer<Float>, targets: UnsafeBufferPointer<Int32>,
+        x: UnsafeMutablePointer<Float>, head w: GEMMOperand, bf16: BF16Workspace? = nil, targets: UnsafeBufferPointer<Int32>,
         rows n: Int, dim d: Int, vocab v: Int, logits: UnsafeMutablePointer<Float>, chunkRows: Int,
         gradient: Gradient?
     ) -> [Double] {
@@ -40,7 +41,7 @@ public enum CrossEntropy {
         var start = 0
         while start < scored.count {
             let c = min(chunkRows, scored.count - start), xc = x + start * d
-            GEMM.multiply(m: c, n: v, k: d, xc, lda: d, w, ldb: d, transB: true, logits, ldc: v)
+            GEMM.multiply(m: c, n: v, k: d, .f32(xc), lda: d, w, ldb: d, transB: true, logits, ldc: v, workspace: bf16)
             rowLoss.withUnsafeMutableBufferPointer { lossOut in
                 nonisolated(unsafe) let (logits, lossOut) = (logits, lossOut.baseAddress!)
                 Parallel.forEachChunk(c, grain: 1) { rows in  // tasks own disjoint rows
@@ -63,11 +64,16 @@ public enum CrossEntropy {
                 }
             }
             if let g = gradient {
-                if let dHead = g.dHead { GEMM.multiply(m: v, n: d, k: c, logits, lda: v, transA: true, xc, ldb: d, dHead, ldc: d, beta: 1) }
+                // d(logits) rounded once for both products (as their A operand, in slot .a).
+                let dLogits: GEMMOperand = bf16.map { .bf16($0.rounded(logits, count: c * v, slot: .a)) } ?? .f32(logits)
+                if let dHead = g.dHead {
+                    GEMM.multiply(m: v, n: d, k: c, dLogits, lda: v, transA: true, .f32(xc), ldb: d, dHead, ldc: d, beta: 1,
+                                  workspace: bf16)
+                }
                 if compacted {
-                    GEMM.multiply(m: c, n: d, k: v, logits, lda: v, w, ldb: d, xc, ldc: d)
+                    GEMM.multiply(m: c, n: d, k: v, dLogits, lda: v, w, ldb: d, xc, ldc: d, workspace: bf16)
                 } else {
-                    GEMM.multiply(m: c, n: d, k: v, logits, lda: v, w, ldb: d, g.dx + start * d, ldc: d, beta: 1)
+                    GEMM.multiply(m: c, n: d, k: v, dLogits, lda: v, w, ldb: d, g.dx + start * d, ldc: d, beta: 1, workspace: bf16)
                 }
             }
             start += c

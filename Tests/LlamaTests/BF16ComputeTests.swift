@@ -1,0 +1,135 @@
+import Testing
+@testable import Llama
+import TensorCore
+
+/// bf16 compute: the GEMM kernels, the model's bf16 forward and backward against its fp32 ones, the bf16
+/// store, and perturbations applied where weights are read. The emulated kernel (bf16 operands widened for
+/// sgemm) runs on any CPU; oneDNN's is compared with it where this CPU has AVX512-BF16.
+@Suite("bf16 compute and storage")
+struct BF16ComputeTests {
+    /// The kernels this host can run: always the emulated one, oneDNN's where it was detected.
+    static var kernels: [BF16Kernel] {
+        if case .success(let k) = BF16Kernel.detected { [.emulated, k] } else { [.emulated] }
+    }
+
+    @Test("GEMM with bf16 operands: every transpose, beta 0 and 1; oneDNN equals the emulation; both near fp32")
+    func gemm() throws {
+        let (m, n, k) = (37, 29, 53)
+        for (transA, transB) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a = randomFloats(m * k, seed: 1), b = randomFloats(k * n, seed: 2), c0 = randomFloats(m * n, seed: 3)
+            let (lda, ldb) = (transA ? m : k, transB ? k : n)
+            func run(_ kernel: BF16Kernel?, beta: Float) -> [Float] {
+                var c = c0
+                a.withUnsafeBufferPointer { pa in
+                    b.withUnsafeBufferPointer { pb in
+                        GEMM.multiply(m: m, n: n, k: k, .f32(pa.baseAddress!), lda: lda, transA: transA, .f32(pb.baseAddress!), ldb: ldb,
+                                      transB: transB, &c, ldc: n, beta: beta,
+                                      workspace: kernel.map { BF16Workspace(kernel: $0, ledger: MemoryLedger()) })
+                    }
+                }
+                return c
+            }
+            for beta: Float in [0, 1] {
+                let exact = run(nil, beta: beta).map(Double.init)
+                let emulated = run(.emulated, beta: beta).map(Double.init)
+                let e = relativeError(emulated, exact)
+                #expect(e > 0 && e < 1e-2, "emulated bf16 vs fp32 (\(transA), \(transB), beta \(beta)): \(e)")
+                for kernel in Self.kernels.dropFirst() {
+                    let fast = run(kernel, beta: beta).map(Double.init)
+                    #expect(relativeError(fast, emulated) < 1e-5, "oneDNN vs emulated (\(transA), \(transB), beta \(beta))")
+                }
+            }
+        }
+    }
+
+    @Test("the fallback: switched off by the environment, or no AVX512-BF16, says why")
+    func detection() {
+        let off = BF16Kernel.detect(environment: [BF16Kernel.environmentSwitch: "off"], cpuFlags: ["avx512_bf16"])
+        guard case .failure(let why) = off else { Issue.record("LEANTUNE_BF16_GEMM=off still gave a kernel"); return }
+        #expect(why.reason.contains(BF16Kernel.environmentSwitch))
+        guard case .failure(let cpu) = BF16Kernel.detect(environment: [:], cpuFlags: ["avx2", "fma"]) else {
+            Issue.record("an AVX2-only CPU got the bf16 kernel"); return
+        }
+        #expect(cpu.reason.contains("AVX512-BF16"))
+    }
+
+    /// Loss and full gradient of `model` on its tiny batch.
+    static func lossAndGradient(_ model: LlamaModel, checkpointing: Bool = false) throws -> (Double, GradientSlab) {
+        let grads = GradientSlab(layout: model.layout, ledger: MemoryLedger())
+        let loss = try model.lossAndGradients(TinyConfigs.batch(model.config), into: grads, checkpointing: checkpointing)
+        return (loss.mean, grads)
+    }
+
+    /// The stated tolerance of the bf16 backward: each tensor's gradient within 3% (relative L2) of the fp32
+    /// gradient (which itself matches finite differences to 1e-4), the loss within 0.5%.
+    @Test("bf16 forward and backward track fp32: loss within 0.5%, every tensor's gradient within 3%",
+          arguments: TinyConfigs.all.indices, [false, true])
+    func modelGradients(index: Int, checkpointing: Bool) throws {
+        let c = TinyConfigs.all[index]
+        let reference = try TinyConfigs.model(c)
+        let (loss32, g32) = try Self.lossAndGradient(reference, checkpointing: checkpointing)
+        for kernel in Self.kernels {
+            let model = try TinyConfigs.model(c)
+            model.bf16 = BF16Workspace(kernel: kernel, ledger: MemoryLedger())
+            let (loss16, g16) = try Self.lossAndGradient(model, checkpointing: checkpointing)
+            #expect(abs(loss16 - loss32) < 5e-3 * loss32, "loss \(loss16) vs \(loss32)")
+            #expect(loss16 != loss32, "bf16 compute gave the fp32 loss bit for bit: it did not run")
+            for (id, info) in model.layout.parameters.enumerated() {
+                let e = relativeError(g16.view(id).map(Double.init), g32.view(id).map(Double.init))
+                #expect(e < 3e-2, "\(info.name): relative error \(e)")
+            }
+        }
+    }
+
+    @Test("a perturbation applied as weights are read equals the same perturbation made in place, and changes nothing stored")
+    func readTimePerturbation() throws {
+        let c = TinyConfigs.gqaUntiedRotateHalf, batch = TinyConfigs.batch(c)
+        let rng = Philox(seed: 11), scale: Float = 0.05
+        let stream = { (id: ParameterID) -> UInt64? in id == 3 ? nil : UInt64(100 + id) }  // one tensor left alone
+        let inPlace = try TinyConfigs.model(c), read = try TinyConfigs.model(c)
+        for id in inPlace.layout.parameters.indices {
+            guard let s = stream(id) else { continue }
+            inPlace.store.update(id) { w in
+                for i in w.indices { w[i] += scale * rng.normal(stream: s, index: UInt64(i)) }
+            }
+        }
+        let before = (read.store as! FP32ParameterStore).slab.buffer.map(\.bitPattern)
+        read.perturbation = WeightPerturbation(rng: rng, scale: scale, stream: stream)
+        let a = try inPlace.loss(batch).mean, b = try read.loss(batch).mean
+        #expect(abs(a - b) < 1e-5 * abs(a), "in place \(a) vs at read \(b)")
+        #expect((read.store as! FP32ParameterStore).slab.buffer.map(\.bitPattern) == before)
+        read.perturbation = nil
+        #expect(try read.loss(batch).mean != b)
+    }
+
+    @Test("bf16 store: nearest rounding on conversion, stochastic on update (unbiased), native state is the bits")
+    func bf16Store() throws {
+        let c = TinyConfigs.gqaUntiedRotateHalf
+        let source = try TinyConfigs.model(c).store
+        let store = BF16ParameterStore(converting: source, seed: 1, ledger: MemoryLedger())
+        let id = store.layout.layers[0].query
+        source.withFloats(id) { w in
+            store.withFloats(id) { v in #expect(zip(w, v).allSatisfy { Conversions.float(bf16: Conversions.bf16($0)) == $1 }) }
+        }
+        // A step of a quarter of a bf16 ulp at 1.0 lands in expectation (nearest rounding would drop it).
+        store.update(id) { w in for i in w.indices { w[i] = 1 } }
+        let steps = 400
+        for _ in 0..<steps { store.update(id) { w in for i in w.indices { w[i] += 0x1p-9 } } }
+        let mean = store.withFloats(id) { w in w.reduce(0.0) { $0 + Double($1) } / Double(w.count) }
+        let expected = 1 + Double(steps) * 0x1p-9
+        #expect(abs(mean - expected) < 0.05 * (expected - 1), "mean \(mean), expected \(expected)")
+        let state = try #require(store.nativeState)
+        #expect(state.map(\.dtype) == [.i32, .bf16])
+        #expect(state[1].byteCount == 2 * store.layout.totalCount)
+    }
+
+    @Test("a bf16-weight model computes in bf16 from its own bits and in fp32 from widened ones, alike")
+    func bf16StoreModel() throws {
+        let c = TinyConfigs.mhaTiedAdjacent, batch = TinyConfigs.batch(c)
+        let store = BF16ParameterStore(converting: try TinyConfigs.model(c).store, seed: 1, ledger: MemoryLedger())
+        let fp32 = try LlamaModel(config: c, store: store, ledger: MemoryLedger())
+        let bf16 = try LlamaModel(config: c, store: store, bf16: .emulated, ledger: MemoryLedger())
+        let a = try fp32.loss(batch).mean, b = try bf16.loss(batch).mean
+        #expect(abs(a - b) < 5e-3 * a)
+    }
+}
