@@ -49,7 +49,9 @@ public enum ModelFile {
             throw FormatError(file: tokenizerPath, problem: "the tokenizer has \(tokenizer.vocabularySize) tokens but shape \(shape) has \(config.vocabSize)",
                               fix: "Use a tokenizer of the shape's vocabulary.")
         }
-        return LoadedModel(model: try LlamaModel(randomWeights: config, seed: seed, ledger: ledger), tokenizer: tokenizer, chatTemplate: nil,
+        // Generated as read: the run converts them into the store it trains in, with no fp32 copy of a large model.
+        let weights = RandomParameterStore(layout: ParameterLayout(config), seed: seed, ledger: ledger)
+        return LoadedModel(model: try LlamaModel(config: config, store: weights, ledger: ledger), tokenizer: tokenizer, chatTemplate: nil,
                            chatTemplateSource: nil, source: "random weights of shape \(shape)")
     }
 

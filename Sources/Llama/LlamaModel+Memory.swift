@@ -17,4 +17,20 @@ extension LlamaModel {
             .workspace: bytes(Workspace.counts(c, s, logitsRows: logitsRows, backward: plan.backward)) + 4 * attentionScratch,
         ]
     }
+
+    /// Bytes of the bf16-compute scratch (``BF16Workspace``) a pass allocates: its activations rounded to bf16 as
+    /// A operands (slot a: the widest activation, or a logits chunk's gradient in training), the fp32 B operands of
+    /// the weight-gradient products (slot b, training only), and the largest matrix rounded to bf16 when the store
+    /// does not hand out its own bf16 bits or a perturbation is formed as the weights are read.
+    /// - Parameters:
+    ///   - roundsWeights: the store is not bf16, or weights are perturbed as they are read.
+    ///   - formsWeightGradients: backward multiplies out weight gradients (not when a sink absorbs every factor).
+    public static func bf16ScratchBytes(_ c: LlamaConfig, batch: Int, length: Int, training: Bool, roundsWeights: Bool,
+                                        formsWeightGradients: Bool = true, logitsChunkBytes: Int = 64 << 20) -> Int {
+        let n = batch * length, chunk = Workspace.chunkRows(n, logitsRows: max(1, logitsChunkBytes / (4 * c.vocabSize)))
+        let slotA = max(n * c.ffnDim, training ? chunk * c.vocabSize : chunk * c.dim)
+        let slotB = training && formsWeightGradients ? max(n * c.ffnDim, chunk * c.dim) : 0
+        let largest = ParameterLayout(c).parameters.filter { $0.shape.count == 2 }.map(\.count).max() ?? 0
+        return 2 * (slotA + slotB + (roundsWeights ? largest : 0))
+    }
 }

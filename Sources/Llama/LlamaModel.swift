@@ -48,9 +48,8 @@ public final class LlamaModel {
     public convenience init(randomWeights config: LlamaConfig, seed: UInt64, std: Float = 0.02,
                             ledger: MemoryLedger = .shared) throws {
         try config.validate()
-        let store = FP32ParameterStore(layout: ParameterLayout(config), ledger: ledger)
-        store.initializeRandomly(Philox(seed: seed), std: std)
-        try self.init(config: config, store: store, ledger: ledger)
+        let source = RandomParameterStore(layout: ParameterLayout(config), seed: seed, std: std, ledger: ledger)
+        try self.init(config: config, store: FP32ParameterStore(converting: source, ledger: ledger), ledger: ledger)
     }
 
     var logitsRows: Int { max(1, logitsChunkBytes / (4 * config.vocabSize)) }

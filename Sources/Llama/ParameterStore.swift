@@ -48,6 +48,14 @@ public final class FP32ParameterStore: ParameterStore {
         slab = AlignedBuffer(count: layout.totalCount, category: .weights, ledger: ledger)
     }
 
+    /// A copy of every tensor of `source` as fp32, one tensor at a time.
+    public convenience init(converting source: any ParameterStore, ledger: MemoryLedger = .shared) {
+        self.init(layout: source.layout, ledger: ledger)
+        for id in layout.parameters.indices {
+            source.withFloats(id) { view(id).baseAddress!.update(from: $0.baseAddress!, count: $0.count) }
+        }
+    }
+
     /// The fp32 view of one parameter.
     public func view(_ id: ParameterID) -> UnsafeMutableBufferPointer<Float> { layout.view(id, in: slab) }
 

@@ -64,27 +64,46 @@ public final class MeZO: FineTuningMethod {
         pass(store, step: step, terms: [(k, { _ in c })])
     }
 
+    /// θ + scale·ε·z_k of `step` as the model reads its weights, the stored weights unchanged.
+    public func readPerturbation(step: Int, k: Int, scale: Float) -> WeightPerturbation {
+        let trainable = Set(self.trainable)
+        return WeightPerturbation(rng: rng, scale: scale * epsilon) { id in
+            trainable.contains(id) ? self.stream(step: step, k: k, id: id) : nil
+        }
+    }
+
     /// One MeZO step: n SPSA estimates on the step's objective, then the update.
+    ///
+    /// On an fp32 store θ is perturbed in place (+εz, −2εz, +εz, as MeZO's code). On any other store (bf16,
+    /// where rounding would not restore θ) the perturbation is formed as the weights are read for each GEMM,
+    /// so the stored weights change only in the update.
     public func step(_ model: LlamaModel, inputs: StepInputs, learningRate lr: Float, step: Int,
                      nonFinite: inout NonFiniteGuard) throws -> MethodStep {
-        let store = model.store
+        let store = model.store, inPlace = store is FP32ParameterStore
         var reported = LossResult(sum: 0, count: 0), g = [Float](repeating: 0, count: perturbations)
+        defer { model.perturbation = nil }
         for k in 0..<perturbations {
-            perturb(store, step: step, k: k, scale: 1)
-            let plus = try inputs.objective()
-            perturb(store, step: step, k: k, scale: -2)
-            let minus = try inputs.objective()
+            func loss(_ sign: Float) throws -> LossResult {
+                if inPlace {
+                    perturb(store, step: step, k: k, scale: sign == 1 ? 1 : -2)
+                } else {
+                    model.perturbation = readPerturbation(step: step, k: k, scale: sign)
+                }
+                return try inputs.objective()
+            }
+            let plus = try loss(1), minus = try loss(-1)
+            model.perturbation = nil
             g[k] = (Float(plus.mean) - Float(minus.mean)) / (2 * epsilon)
             if k == 0 { reported = plus }
-            if perturbations > 1 || !g[k].isFinite { perturb(store, step: step, k: k, scale: 1) }
+            if inPlace, perturbations > 1 || !g[k].isFinite { perturb(store, step: step, k: k, scale: 1) }
         }
         let estimate = g.reduce(0) { $0 + abs(Double($1)) } / Double(perturbations)
         guard try nonFinite.admit(loss: reported.mean, gradientNorm: g.allSatisfy(\.isFinite) ? estimate : .nan, step: step) else {
             return MethodStep(loss: reported, gradientNorm: estimate, skipped: true)  // θ restored above
         }
         let keep = { (id: ParameterID) in 1 - lr * self.groups.weightDecay(for: self.layout.parameters[id].role) }
-        if perturbations == 1 {  // restore and update in one pass: p ← (p + εz)·keep − η g z
-            let (eps, g0) = (epsilon, g[0])
+        if perturbations == 1 {  // restore (in place) and update in one pass: p ← (p + εz)·keep − η g z
+            let (eps, g0) = (inPlace ? epsilon : 0, g[0])
             pass(store, step: step, terms: [(0, { id in keep(id) * eps - lr * g0 })], keep: keep)
         } else {
             let n = Float(perturbations)

@@ -7,7 +7,8 @@ import TensorCore
 ///
 /// Memory is ``MemoryPlan`` plus the runtime's own bytes (the calibration's largest peak RSS above its ledger peak).
 /// For each method the first choice that fits is taken, in the order a practitioner gives things up: the
-/// sequence length last (halving it), then the batch (halving it), and checkpointing before either. Expected
+/// sequence length last (halving it), then the batch (halving it), and before either checkpointing, then bf16
+/// weights instead of fp32 master weights (where the method keeps fp32 ones), then both. Expected
 /// time scales the calibration's measured step by the step's floating-point work: forward
 /// 2·tokens·(matrix parameters) + 2·B·T²·D·L for causal attention; ×3 with a backward, ×4 with checkpointing.
 public enum BudgetPlanner {
@@ -17,6 +18,8 @@ public enum BudgetPlanner {
         public var batch: Int
         public var seq: Int
         public var checkpointing: Bool
+        /// What the weights are stored in.
+        public var weights: TrainingOptions.WeightFormat
         /// Forward passes only (MeZO, DiZO): many more steps to a result than a gradient method.
         public var zerothOrder: Bool
         public var plan: [MemoryCategory: Int]
@@ -42,9 +45,10 @@ public enum BudgetPlanner {
     }
 
     /// Plans every method of `calibration` (or of ``MethodCatalog`` without one) against `budget` bytes, starting
-    /// from `batch` × `seq`; `options` builds a method's training options for a batch, length and checkpointing.
+    /// from `batch` × `seq`; `options` builds a method's training options for a batch, length, checkpointing and
+    /// (when not nil) a weight store.
     public static func plan(_ model: LlamaConfig, budget: Int, batch: Int, seq: Int, threads: Int, calibration: MethodBenchmarkTable?,
-                            options: (MethodCatalog.Entry, Int, Int, Bool) throws -> TrainingOptions) throws -> Result {
+                            options: (MethodCatalog.Entry, Int, Int, Bool, TrainingOptions.Weights?) throws -> TrainingOptions) throws -> Result {
         let overhead = calibration.map { t in t.rows.map { max(0, $0.peakRSS - $0.ledgerPeakTotal) }.max() ?? 0 } ?? 0
         let entries = calibration.map { $0.rows.map { MethodCatalog.Entry(label: $0.label, settings: $0.settings) } } ?? MethodCatalog.entries
         let calibrationShape = try calibration.map { t in
@@ -57,12 +61,14 @@ public enum BudgetPlanner {
             var smallest: Choice?
             search: for t in lengths {
                 for b in batches {
-                    for checkpointing in [false, true] {
-                        let o = try options(entry, b, t, checkpointing), zeroth = o.method.isZerothOrder
+                    for (checkpointing, weights) in [(false, nil), (true, nil), (false, .bf16), (true, .bf16)] as [(Bool, TrainingOptions.Weights?)] {
+                        let base = try options(entry, b, t, checkpointing, nil)
+                        if weights == .bf16 && base.weightFormat != .fp32 { continue }  // already bf16 or INT8
+                        let o = try weights.map { try options(entry, b, t, checkpointing, $0) } ?? base, zeroth = o.method.isZerothOrder
                         if checkpointing && zeroth { continue }  // no activations are kept to drop
                         let plan = MemoryPlan.estimate(model, options: o, threads: threads)
                         var choice = Choice(label: entry.label, settings: entry.settings, batch: b, seq: t, checkpointing: checkpointing,
-                                            zerothOrder: zeroth, plan: plan, bytes: plan.values.reduce(0, +) + overhead)
+                                            weights: o.weightFormat, zerothOrder: zeroth, plan: plan, bytes: plan.values.reduce(0, +) + overhead)
                         if let calibration, let shape = calibrationShape, let row = calibration.rows.first(where: { $0.label == entry.label }) {
                             choice.expectedSeconds = row.amortizedSeconds * work(model, batch: b, seq: t, checkpointing: checkpointing, backward: !zeroth)
                                 / work(shape, batch: calibration.batch, seq: calibration.seq, checkpointing: false, backward: !zeroth)

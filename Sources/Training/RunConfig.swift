@@ -1,6 +1,7 @@
 import Datasets
 import Foundation
 import Methods
+import TensorCore
 import Yams
 
 /// A training run's configuration in YAML sections. Values are resolved in layers: the defaults below,
@@ -29,7 +30,8 @@ public struct RunConfig: Equatable {
         "optimizer": ["lr": .double(1e-4), "weight_decay": .double(0), "clip": .double(1.0), "no_decay": .strings(["norms"]),
                       "frozen": .strings([]), "lr_scales": .strings([])],
         "schedule": ["shape": .string("cosine"), "warmup": .int(0), "steps": .int(100)],
-        "train": ["batch": .int(4), "accumulate": .int(1), "seq": .int(256), "seed": .int(0), "threads": .int(2), "loss": .string("lm")],
+        "train": ["batch": .int(4), "accumulate": .int(1), "seq": .int(256), "seed": .int(0), "threads": .int(2), "loss": .string("lm"),
+                  "precision": .string("fp32"), "weights": .string("auto")],
         "eval": ["every": .int(0), "batch": .int(16), "sample_every": .int(0), "sample_prompts": .strings([]), "sample_tokens": .int(48)],
         "checkpoint": ["every": .int(0), "keep": .int(3)],
         "logging": ["output": .none],
@@ -243,6 +245,14 @@ public struct RunConfig: Equatable {
             throw TrainingError(message: "method.compression '\(compression)' is not a compression; choose one of \(LSPOffload.Settings.Compression.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         (o.lsp.schedule, o.lsp.compression) = (s, c)
+        let precision = string("train.precision") ?? "", weights = string("train.weights") ?? ""
+        guard let p = Precision(rawValue: precision) else {
+            throw TrainingError(message: "train.precision '\(precision)' is not a precision; choose one of \(Precision.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let w = TrainingOptions.Weights(rawValue: weights) else {
+            throw TrainingError(message: "train.weights '\(weights)' is not a weight format; choose one of \(TrainingOptions.Weights.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        (o.precision, o.weights) = (p, w)
         switch string("train.loss") {
         case "lm": o.objective = .languageModel
         case "classification":

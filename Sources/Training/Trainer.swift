@@ -20,7 +20,23 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
         public init() {}
     }
 
+    /// How the weights are stored while training.
+    public enum Weights: String, Sendable, Codable, CaseIterable {
+        /// What the method's paper implies: bf16 for MeZO/DiZO computing in bf16 (MeZO runs in half precision),
+        /// INT8 for QFT, fp32 master weights for the gradient methods.
+        case auto, fp32, bf16
+    }
+
+    /// What a run stores its weights in, once `auto` is resolved.
+    public enum WeightFormat: String, Sendable {
+        case fp32, bf16, int8
+    }
+
     public var method: Method = .adamw
+    /// The GEMMs' precision: bf16 operands with fp32 accumulation (where the CPU has AVX512-BF16), or fp32.
+    public var precision: Precision = .fp32
+    /// The weight store (``weightFormat`` resolves `auto`).
+    public var weights: Weights = .auto
     public var schedule = LRSchedule(.cosine, peak: 1e-4, warmup: 0, total: 100)
     /// Weight decay (norms exempt by default), learning-rate scales and frozen groups.
     public var groups = ParameterGroups(weightDecay: 0)
@@ -46,6 +62,16 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     /// Update each tensor inside backward (no full-model gradient; no clipping, no accumulation); adamw-fused and
     /// lsp-offload imply it.
     public var fused = false
+
+    /// The store the weights are trained in.
+    public var weightFormat: WeightFormat {
+        if method == .qft { return .int8 }
+        switch weights {
+        case .fp32: return .fp32
+        case .bf16: return .bf16
+        case .auto: return method.isZerothOrder && precision == .bf16 ? .bf16 : .fp32
+        }
+    }
 
     /// Whether updates happen inside backward.
     public var isFused: Bool { method == .adamwFused || method == .lspOffload || (fused && !method.isZerothOrder && method != .qft) }
@@ -76,6 +102,9 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
         }
         if isFused, accumulation > 1 {
             throw TrainingError(message: "\(method.rawValue)\(method == .adamwFused ? "" : " with method.fused") updates each tensor as soon as its gradient is known, so gradients of several micro-batches never meet: set accumulation to 1, or use \(method == .adamwFused ? "adamw" : "method.fused: false") (full gradient, +4 bytes per parameter) to accumulate")
+        }
+        if method == .qft, weights != .auto {
+            throw TrainingError(message: "qft keeps its weights in INT8 dense-and-sparse form: drop train.weights (or set it to auto)")
         }
         if method == .qft {
             do { try qft.validate() } catch let e as MethodError { throw TrainingError(message: e.message) }
@@ -165,14 +194,23 @@ public final class Trainer {
         }
     }
 
-    /// `model` with the weight store the method of `options` works on: for QFT the weights converted to INT8
-    /// dense-and-sparse tensor by tensor (the fp32 store is released when the caller drops `model`); otherwise `model`.
+    /// `model` with the weight store and the compute precision the method of `options` works in: the weights
+    /// converted tensor by tensor from `model`'s store (INT8 dense-and-sparse for QFT, bf16 for `weights: bf16` or
+    /// zeroth-order methods computing in bf16; the source store is released when the caller drops `model`), and
+    /// bf16 GEMMs where `options.precision` asks for them and this CPU runs them (`options.precision.kernel.note`
+    /// says when bf16 compute falls back to fp32).
     public static func model(_ model: LlamaModel, for options: TrainingOptions) throws -> LlamaModel {
-        guard options.method == .qft else { return model }
-        do {
-            let store = try DenseSparseStore(converting: model.store, settings: options.qft.weights, seed: options.seed, ledger: model.ledger)
-            return try LlamaModel(config: model.config, store: store, ledger: model.ledger)
-        } catch let e as MethodError { throw TrainingError(message: e.message) }
+        let kernel = options.precision.kernel.kernel
+        let store: any ParameterStore
+        switch options.weightFormat {
+        case .fp32: store = model.store is FP32ParameterStore ? model.store : FP32ParameterStore(converting: model.store, ledger: model.ledger)
+        case .bf16: store = model.store is BF16ParameterStore ? model.store : BF16ParameterStore(converting: model.store, seed: options.seed, ledger: model.ledger)
+        case .int8:
+            do {
+                store = try DenseSparseStore(converting: model.store, settings: options.qft.weights, seed: options.seed, ledger: model.ledger)
+            } catch let e as MethodError { throw TrainingError(message: e.message) }
+        }
+        return try LlamaModel(config: model.config, store: store, bf16: kernel, ledger: model.ledger)
     }
 
     /// The method that `options` name, with its state allocated for `model`; `stepsPerEpoch` sets schedules

@@ -20,13 +20,26 @@ extension Bench {
         var peer: String?
         @Option(help: "The PyTorch peer script.")
         var peerScript = "scripts/peer_bench.py"
+        @Option(help: "Comma-separated precisions to run every method in, side by side (e.g. fp32,bf16; default: --precision).")
+        var precisions = ""
 
         func run() throws {
             let entries: [MethodCatalog.Entry]
             do { entries = try MethodCatalog.select(methods.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) }
             catch let e as TrainingError { throw ValidationError(e.message) }
+            let list = precisions.isEmpty ? [options.precision] : try precisions.split(separator: ",").map { name in
+                guard let p = Precision(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("--precisions: '\(name)' is not a precision; choose from \(Precision.allCases.map(\.rawValue))")
+                }
+                return p
+            }
             var rows: [MethodBenchmarkTable.Row] = []
-            for var entry in entries {
+            for var entry in entries.flatMap({ e in list.map { (e, $0) } }).map({ e, p in
+                var entry = e
+                if list.count > 1 { entry.label += " \(p.rawValue)" }
+                entry.settings.insert("train.precision=\(p.rawValue)", at: 0)
+                return entry
+            }) {
                 entry.settings += sets
                 let planned: TrainingOptions
                 do {
@@ -34,7 +47,9 @@ extension Bench {
                         .trainingOptions()
                 } catch let e as TrainingError { throw ValidationError("\(entry.label): \(e.message)") }
                 print("== \(entry.label): \(entry.settings.joined(separator: " "))")
-                let r = try StepBenchmark.run(planned, options, label: "step \(entry.label)")
+                var o = options
+                o.precision = planned.precision
+                let r = try StepBenchmark.run(planned, o, label: "step \(entry.label)")
                 let bytes = { (plan: [MemoryCategory: Int]) in Dictionary(uniqueKeysWithValues: plan.map { ($0.rawValue, $1) }) }
                 rows.append(MethodBenchmarkTable.Row(
                     label: entry.label, settings: entry.settings, stepSeconds: r.pass.seconds, medianSeconds: r.pass.median,

@@ -19,6 +19,8 @@ extension Bench {
         var method: TrainingOptions.Method = .adamw
         @Flag(help: "Keep only each layer's input and recompute the rest in backward.")
         var checkpointing = false
+        @Option(help: "Weight store: auto (the method's paper: bf16 for mezo/dizo in bf16, INT8 for qft, else fp32), fp32, bf16.")
+        var weights: TrainingOptions.Weights = .auto
         @Option(help: "qft: fused updates inside backward, or the INT8 gradient stack.")
         var gradients: QFT.GradientMode = .fused
         @Option(help: "qft: groups kept in fp32 besides the norms (embedding, head).")
@@ -39,6 +41,7 @@ extension Bench {
         func run() throws {
             var planned = TrainingOptions()
             planned.method = method
+            (planned.precision, planned.weights) = (options.precision, weights)
             planned.batchSize = options.batch
             planned.maxLength = options.seq
             planned.checkpointing = checkpointing
@@ -70,9 +73,9 @@ enum StepBenchmark {
 
     static func run(_ planned: TrainingOptions, _ options: PassOptions, label: String) throws -> Result {
         let method = planned.method
-        let (model, batch) = try { () throws -> (LlamaModel, TokenBatch) in  // the fp32 model is gone after this
-            let (fp32, batch) = try PassBenchmark.setUp(options)
-            return (try Trainer.model(fp32, for: planned), batch)
+        let (model, batch) = try { () throws -> (LlamaModel, TokenBatch) in  // the random source is gone after this
+            let (random, batch) = try PassBenchmark.setUp(options)
+            return (try Trainer.model(random, for: planned), batch)
         }()
         let plan = MemoryPlan.estimate(model.config, options: planned, threads: options.threads)
         let trainingMethod = try Trainer.method(planned, model: model, stepsPerEpoch: .max)  // QFT's refresh: timed below

@@ -46,7 +46,7 @@ extension Bench {
         var checkpointing = false
 
         func run() throws {
-            let (model, batch) = try PassBenchmark.setUp(options)
+            let (model, batch) = try PassBenchmark.setUp(options, converted: true)
             let grads = GradientSlab(layout: model.layout)
             PassBenchmark.report(options, model, label: "forward+backward (checkpointing \(checkpointing ? "on" : "off"))") {
                 grads.zero()
@@ -60,21 +60,25 @@ extension Bench {
         @OptionGroup var options: PassOptions
 
         func run() throws {
-            let (model, batch) = try PassBenchmark.setUp(options)
+            let (model, batch) = try PassBenchmark.setUp(options, converted: true)
             PassBenchmark.report(options, model, label: "forward-only loss") { _ = try! model.loss(batch) }
         }
     }
 }
 
 enum PassBenchmark {
-    static func setUp(_ o: PassOptions) throws -> (LlamaModel, TokenBatch) {
+    /// A model of the benchmark's shape with random weights, and a batch of random tokens. Unless `converted`, the
+    /// weights are generated as they are read: convert them into the store a method trains in before timing.
+    static func setUp(_ o: PassOptions, converted: Bool = false) throws -> (LlamaModel, TokenBatch) {
         GEMM.setThreads(o.threads)
         var c = o.config
         c.maxSequenceLength = max(c.maxSequenceLength, o.seq)
-        let model = try LlamaModel(randomWeights: c, seed: 1)
-        let (kernel, note) = o.precision.kernel
-        if let note { print(note) }
-        model.bf16 = kernel.map { BF16Workspace(kernel: $0, ledger: model.ledger) }
+        let random = RandomParameterStore(layout: ParameterLayout(c), seed: 1)
+        // converted: fp32 weights, computing in `o.precision`
+        let model = converted
+            ? try LlamaModel(config: c, store: FP32ParameterStore(converting: random), bf16: o.precision.kernel.kernel)
+            : try LlamaModel(config: c, store: random)
+        if let note = o.precision.kernel.note { print(note) }
         let rng = Philox(seed: 2)
         let ids = (0..<o.batch * (o.seq + 1)).map { Int32(rng.bits(stream: 0, index: UInt64($0)) % UInt32(c.vocabSize)) }
         let sequences = (0..<o.batch).map { Array(ids[$0 * (o.seq + 1)..<($0 + 1) * (o.seq + 1)]) }

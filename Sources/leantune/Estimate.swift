@@ -58,8 +58,9 @@ struct Estimate: ParsableCommand {
         let result: BudgetPlanner.Result
         do {
             result = try BudgetPlanner.plan(model, budget: budget, batch: base.batchSize, seq: base.maxLength, threads: threads, calibration: table) {
-                entry, batch, seq, checkpointing in
-                try RunConfig.load(config, overrides: sets + entry.settings + ["train.batch=\(batch)", "train.seq=\(seq)", "method.checkpointing=\(checkpointing)"])
+                entry, batch, seq, checkpointing, weights in
+                try RunConfig.load(config, overrides: sets + entry.settings + ["train.batch=\(batch)", "train.seq=\(seq)", "method.checkpointing=\(checkpointing)"]
+                                   + (weights.map { ["train.weights=\($0.rawValue)"] } ?? []))
                     .trainingOptions()
             }
         } catch let e as TrainingError { throw ValidationError(e.message) }
@@ -77,10 +78,11 @@ struct Estimate: ParsableCommand {
             return "  " + c.label.padding(toLength: 13, withPad: " ", startingAt: 0)
                 + "\(c.batch) × \(c.seq)".padding(toLength: 11, withPad: " ", startingAt: 0)
                 + (c.checkpointing ? "on " : "off").padding(toLength: 6, withPad: " ", startingAt: 0)
+                + c.weights.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)
                 + gib(c.bytes).padding(toLength: 11, withPad: " ", startingAt: 0)
                 + String(format: "%@ %.0f%%", d.category.rawValue, 100 * d.share).padding(toLength: 22, withPad: " ", startingAt: 0) + time
         }
-        let header = "  " + "method".padding(toLength: 13, withPad: " ", startingAt: 0) + "batch×seq  ckpt  memory     largest category      " + (table == nil ? "" : "expected step")
+        let header = "  " + "method".padding(toLength: 13, withPad: " ", startingAt: 0) + "batch×seq  ckpt  weights  memory     largest category      " + (table == nil ? "" : "expected step")
         print(result.fits.isEmpty ? "nothing fits \(gib(budget))" : "fits, \(table == nil ? "smallest" : "fastest per token") first:\n" + header)
         result.fits.forEach { print(row($0)) }
         if result.fits.contains(where: \.zerothOrder) {

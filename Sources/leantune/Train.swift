@@ -16,6 +16,7 @@ private let stopRequested = Atomic<Bool>(false)
 
 extension TrainingOptions.Method: ExpressibleByArgument {}
 extension LRSchedule.Shape: ExpressibleByArgument {}
+extension TrainingOptions.Weights: ExpressibleByArgument {}
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -123,6 +124,7 @@ struct Train: ParsableCommand {
         var loaded = try settings.string("model.shape").map { shape in  // pre-training from scratch
             try ModelFile.random(shape: shape, tokenizer: try settings.required("model.tokenizer"), seed: options.seed)
         } ?? ModelFile.load(modelPath, tokenizer: settings.string("model.tokenizer"))
+        if let note = options.precision.kernel.note { print("note: \(note)") }
         do { loaded.model = try Trainer.model(loaded.model, for: options) } catch let e as TrainingError { throw ValidationError(e.message) }
         let encoder = data.encoder(for: loaded)
         let encoded = try data.encode(encoder, maxLength: min(options.maxLength, loaded.model.config.maxSequenceLength))

@@ -160,3 +160,48 @@ struct ZerothOrderTests {
         #expect(throws: MethodError.self) { try DiZO(mezo: frozen, projection: p, store: a.store, seed: 4) }
     }
 }
+
+@Suite("Zeroth-order methods on bf16 weights")
+struct BF16ZerothOrderTests {
+    static func model(bf16 kernel: BF16Kernel?) throws -> LlamaModel {
+        let fp32 = try ZerothOrderTests.model()
+        let store = BF16ParameterStore(converting: fp32.store, seed: 5, ledger: MemoryLedger())
+        return try LlamaModel(config: ZerothOrderTests.config, store: store, bf16: kernel, ledger: MemoryLedger())
+    }
+
+    static func bits(_ m: LlamaModel) -> [UInt16] { Array((m.store as! BF16ParameterStore).slab.buffer) }
+
+    @Test("in place, +εz −2εz +εz does not restore rounded weights; perturbed as read, a step at lr 0 leaves every bit",
+          arguments: [nil, BF16Kernel.emulated])
+    func restoresBitForBit(kernel: BF16Kernel?) throws {
+        let m = try Self.model(bf16: kernel), before = Self.bits(m)
+        let mezo = MeZO(layout: m.layout, epsilon: 1e-3, seed: 7)
+        var guardian = NonFiniteGuard()
+        for step in 1...3 {
+            let r = try mezo.step(m, inputs: ZerothOrderTests.inputs(m), learningRate: 0, step: step, nonFinite: &guardian)
+            #expect(r.gradientNorm.map { $0 > 0 } == true, "the two forwards saw the same weights")
+            #expect(m.perturbation == nil)
+        }
+        #expect(Self.bits(m) == before)
+        // What the shipped in-place perturbation does to bf16 weights.
+        let inPlace = try Self.model(bf16: kernel)
+        mezo.perturb(inPlace.store, step: 1, scale: 1)
+        mezo.perturb(inPlace.store, step: 1, scale: -2)
+        mezo.perturb(inPlace.store, step: 1, scale: 1)
+        #expect(Self.bits(inPlace) != before)
+    }
+
+    @Test("the loss a read-time perturbation sees is the loss of the weights perturbed in fp32")
+    func perturbedLoss() throws {
+        let fp32 = try ZerothOrderTests.model(), m = try Self.model(bf16: nil)
+        // The fp32 model rounded to bf16 as the store holds it, then perturbed in place in fp32.
+        let rounded = FP32ParameterStore(converting: m.store, ledger: MemoryLedger())
+        let reference = try LlamaModel(config: ZerothOrderTests.config, store: rounded, ledger: MemoryLedger())
+        let mezo = MeZO(layout: m.layout, epsilon: 1e-3, seed: 7)
+        mezo.perturb(rounded, step: 4, scale: 1)
+        m.perturbation = mezo.readPerturbation(step: 4, k: 0, scale: 1)
+        let a = try reference.loss(ZerothOrderTests.batch).mean, b = try m.loss(ZerothOrderTests.batch).mean
+        #expect(abs(a - b) < 1e-5 * a, "in place \(a), as read \(b)")
+        #expect(a != (try fp32.loss(ZerothOrderTests.batch).mean))
+    }
+}

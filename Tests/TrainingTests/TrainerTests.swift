@@ -12,7 +12,8 @@ import TestSupport
 struct TrainerTests {
     /// A tiny random model and examples whose second half repeats a pattern the model can learn.
     static func setUp(_ method: TrainingOptions.Method, clip: Double? = 1.0, batch: Int = 4, accumulation: Int = 1,
-                      qft: QFT.Settings = QFT.Settings()) throws -> Trainer {
+                      qft: QFT.Settings = QFT.Settings(), precision: Precision = .fp32,
+                      weights: TrainingOptions.Weights = .auto) throws -> Trainer {
         let c = LlamaConfig(dim: 16, ffnDim: 32, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 24, maxSequenceLength: 32)
         let examples = (0..<8).map { i in
             TokenizedExample(ids: (0..<12).map { Int32(($0 * 3 + i) % 24) }, trained: (0..<12).map { $0 > 0 })
@@ -28,6 +29,7 @@ struct TrainerTests {
         o.qft = qft
         o.lowRank = TrainerTests.lowRank(method, rank: 4)
         (o.lsp.size, o.lsp.nonzeros) = (16, 4)
+        (o.precision, o.weights) = (precision, weights)
         let model = try Trainer.model(try LlamaModel(randomWeights: c, seed: 3, std: 0.1, ledger: MemoryLedger()), for: o)
         return try Trainer(model: model, examples: examples, options: o)
     }
@@ -159,6 +161,26 @@ struct CheckpointTests {
         for (a, b) in zip(straight.method.state, resumed.method.state) { #expect(a.bytes == b.bytes) }
     }
 
+    @Test("bf16 weights (stochastic rounding on update, its counters checkpointed) resume bit for bit",
+          arguments: [TrainingOptions.Method.mezo, .dizo, .adamw, .adamwFused])
+    func bf16Resume(method: TrainingOptions.Method) throws {
+        func setUp() throws -> Trainer {
+            try TrainerTests.setUp(method, clip: TrainerTests.clip(method), precision: .bf16, weights: .bf16)
+        }
+        let straight = try setUp()
+        #expect(straight.model.store is BF16ParameterStore)
+        for _ in 0..<6 { _ = try straight.runStep() }
+        let first = try setUp()
+        for _ in 0..<3 { _ = try first.runStep() }
+        let path = try Checkpoint.save(first, in: Self.directory("bf16-\(method.rawValue)"))
+        let resumed = try setUp()
+        try Checkpoint.restore(resumed, from: path)
+        for _ in 0..<3 { _ = try resumed.runStep() }
+        let (a, b) = (TrainerTests.weights(straight), TrainerTests.weights(resumed))
+        #expect(!a.native.isEmpty && a.native == b.native && a.floats == b.floats)
+        #expect(a.native != TrainerTests.weights(try setUp()).native, "the weights did not move")
+    }
+
     @Test("a checkpoint of another method, or a damaged one, is refused and changes nothing")
     func refusals() throws {
         let trainer = try TrainerTests.setUp(.adamw)
@@ -216,7 +238,8 @@ struct MemoryPlanTests {
     /// (16 KiB here, 2–3% of this tiny model; nothing next to SmolLM2's 2.4 GiB) is not always alive at the moment of the peak.
     @Test("the estimate from shapes bounds the ledger's peak of a real step within the attention scratch + 1% (AdaRankGrad: from above)", arguments: TrainingOptions.Method.allCases)
     func matchesLedger(method: TrainingOptions.Method) throws {
-        for checkpointing in [false, true] {
+        // fp32, and bf16 compute (where this CPU has it) with bf16 weights (QFT: its INT8 ones).
+        for (checkpointing, precision) in [(false, Precision.fp32), (true, .fp32), (false, .bf16), (true, .bf16)] {
             let c = LlamaConfig(dim: 32, ffnDim: 64, layerCount: 3, headCount: 4, kvHeadCount: 2, vocabSize: 50,
                                 maxSequenceLength: 64, tiedEmbeddings: method != .lion)
             let ledger = MemoryLedger()
@@ -229,6 +252,7 @@ struct MemoryPlanTests {
             o.checkpointing = checkpointing
             o.lowRank = TrainerTests.lowRank(method, rank: 8)
             (o.lsp.size, o.lsp.nonzeros) = (16, 4)
+            (o.precision, o.weights) = (precision, precision == .bf16 && method != .qft ? .bf16 : .auto)
             let model = try Trainer.model(try LlamaModel(randomWeights: c, seed: 1, ledger: ledger), for: o)
             let trainer = try Trainer(model: model, examples: examples, options: o)
             ledger.resetPeak()  // QFT converts the weights from an fp32 copy that is gone by now
@@ -237,9 +261,9 @@ struct MemoryPlanTests {
             let plan = MemoryPlan.estimate(c, options: o).values.reduce(0, +)
             let peak = ledger.snapshot().peakTotal
             let scratch = 4 * min(Parallel.threadCount, 4 * c.kvHeadCount) * (method.isZerothOrder ? 1 : 2) * 32 * 32  // tasks × matrices × queries × keys
-            #expect(plan >= peak, "\(method) checkpointing \(checkpointing): plan \(plan) vs ledger \(peak)")
+            #expect(plan >= peak, "\(method) checkpointing \(checkpointing) \(precision): plan \(plan) vs ledger \(peak)")
             guard method != .adarankgrad else { continue }  // planned at its largest rank: an upper bound, its ranks fall
-            #expect(Double(plan - peak) <= Double(scratch) + 0.01 * Double(peak), "\(method) checkpointing \(checkpointing): plan \(plan) vs ledger \(peak)")
+            #expect(Double(plan - peak) <= Double(scratch) + 0.01 * Double(peak), "\(method) checkpointing \(checkpointing) \(precision): plan \(plan) vs ledger \(peak)")
         }
     }
 }
