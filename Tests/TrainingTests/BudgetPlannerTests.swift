@@ -8,13 +8,36 @@ import TensorCore
 struct BudgetPlannerTests {
     static let shape = LlamaConfig.builtinShapes["smollm2-135m"]!
 
-    static func options(_ entry: MethodCatalog.Entry, _ batch: Int, _ seq: Int, _ checkpointing: Bool) throws -> TrainingOptions {
-        try RunConfig.load(nil, overrides: entry.settings + ["train.batch=\(batch)", "train.seq=\(seq)", "method.checkpointing=\(checkpointing)"])
+    static func options(_ entry: MethodCatalog.Entry, _ batch: Int, _ seq: Int, _ checkpointing: Bool,
+                        _ weights: TrainingOptions.Weights? = nil, precision: Precision = .fp32) throws -> TrainingOptions {
+        try RunConfig.load(nil, overrides: entry.settings + ["train.batch=\(batch)", "train.seq=\(seq)", "method.checkpointing=\(checkpointing)",
+                                                             "train.precision=\(precision.rawValue)"]
+                           + (weights.map { ["train.weights=\($0.rawValue)"] } ?? []))
             .trainingOptions()
     }
 
-    static func bytes(_ entry: MethodCatalog.Entry, _ batch: Int, _ seq: Int, _ checkpointing: Bool) throws -> Int {
-        MemoryPlan.estimate(shape, options: try options(entry, batch, seq, checkpointing), threads: 2).values.reduce(0, +)
+    @Test("llama-2-7b in bf16 within 24 GiB: mezo, dizo, qft, lsp-offload, galore and adarankgrad fit (bf16 weights where needed); adamw does not")
+    func sevenBillion() throws {
+        let shape = LlamaConfig.builtinShapes["llama-2-7b"]!
+        let result = try BudgetPlanner.plan(shape, budget: 24 << 30, batch: 1, seq: 256, threads: 2, calibration: nil) { e, b, t, c, w in
+            try Self.options(e, b, t, c, w, precision: .bf16)
+        }
+        let fits = Dictionary(result.fits.map { ($0.label, $0) }, uniquingKeysWith: { a, _ in a })
+        for label in ["mezo", "dizo", "qft", "lsp-offload", "galore", "adarankgrad"] {
+            #expect(fits[label] != nil, "\(label) does not fit: \(result.misses.first { $0.label == label }.map { "\($0.bytes >> 20) MiB" } ?? "?")")
+        }
+        #expect(fits["mezo"]?.weights == .bf16 && fits["qft"]?.weights == .int8 && fits["galore"]?.weights == .bf16)
+        #expect(fits["adamw"] == nil)
+        // The same shape in fp32 leaves only QFT.
+        let fp32 = try BudgetPlanner.plan(shape, budget: 24 << 30, batch: 1, seq: 256, threads: 2, calibration: nil) { e, b, t, c, _ in
+            try Self.options(e, b, t, c)
+        }
+        #expect(fp32.fits.map(\.label) == ["qft"])
+    }
+
+    static func bytes(_ entry: MethodCatalog.Entry, _ batch: Int, _ seq: Int, _ checkpointing: Bool,
+                      _ weights: TrainingOptions.Weights? = nil) throws -> Int {
+        MemoryPlan.estimate(shape, options: try options(entry, batch, seq, checkpointing, weights), threads: 2).values.reduce(0, +)
     }
 
     @Test("memory sizes parse in binary and decimal units; nonsense is an error naming it")
@@ -30,24 +53,32 @@ struct BudgetPlannerTests {
         }
     }
 
-    @Test("each method gets the first choice that fits, in the stated order: length, then batch, checkpointing before either")
+    @Test("each method gets the first choice that fits, in the stated order: length, then batch, before either checkpointing, bf16 weights, both")
     func firstFittingChoice() throws {
         let budget = 3 << 29  // 1.5 GiB: between inference memory and full AdamW on SmolLM2's shape
-        let result = try BudgetPlanner.plan(Self.shape, budget: budget, batch: 4, seq: 256, threads: 2, calibration: nil, options: Self.options)
+        let result = try BudgetPlanner.plan(Self.shape, budget: budget, batch: 4, seq: 256, threads: 2, calibration: nil) { try Self.options($0, $1, $2, $3, $4) }
         #expect(result.overhead == 0)
         #expect(Set(result.fits.map(\.label) + result.misses.map(\.label)) == Set(MethodCatalog.entries.map(\.label)))
         #expect(result.fits.contains { $0.label == "mezo" && $0.batch == 4 && $0.seq == 256 && !$0.checkpointing })
         #expect(result.misses.contains { $0.label == "adamw" }, "AdamW's weights, gradient and moments alone are 2.0 GiB")
         for fit in result.fits {
             let entry = MethodCatalog.entries.first { $0.label == fit.label }!
-            let planned = try Self.bytes(entry, fit.batch, fit.seq, fit.checkpointing)
+            let base = try Self.options(entry, fit.batch, fit.seq, fit.checkpointing).weightFormat
+            let switched = fit.weights != base  // the planner chose bf16 weights over the method's fp32 ones
+            #expect(!switched || (base == .fp32 && fit.weights == .bf16))
+            let planned = try Self.bytes(entry, fit.batch, fit.seq, fit.checkpointing, switched ? .bf16 : nil)
             #expect(fit.bytes <= budget && fit.bytes == planned)
-            // Every choice before it in the order (longer, or as long with a larger batch, or the same without checkpointing) misses.
+            // Every choice before it in the order (longer, or as long with a larger batch, or the same batch with an
+            // earlier (checkpointing, weights) pair) misses.
+            let pairs: [(Bool, TrainingOptions.Weights?)] = [(false, nil), (true, nil), (false, .bf16), (true, .bf16)]
+            let position = pairs.firstIndex { $0.0 == fit.checkpointing && ($0.1 == nil) == !switched }!
             for seq in BudgetPlanner.halvings(256, floor: 64) where seq >= fit.seq {
                 for batch in BudgetPlanner.halvings(4, floor: 1) where seq > fit.seq || batch >= fit.batch {
-                    for checkpointing in [false, true] where seq > fit.seq || batch > fit.batch || (!checkpointing && fit.checkpointing) {
-                        let earlier = try Self.bytes(entry, batch, seq, checkpointing)
-                        #expect(earlier > budget, "\(fit.label): \(batch) × \(seq) \(checkpointing) fits too")
+                    for (k, (checkpointing, weights)) in pairs.enumerated() where seq > fit.seq || batch > fit.batch || k < position {
+                        if weights != nil && base != .fp32 { continue }
+                        if checkpointing && fit.zerothOrder { continue }
+                        let earlier = try Self.bytes(entry, batch, seq, checkpointing, weights)
+                        #expect(earlier > budget, "\(fit.label): \(batch) × \(seq) \(checkpointing) \(weights?.rawValue ?? "-") fits too")
                     }
                 }
             }
@@ -68,14 +99,14 @@ struct BudgetPlannerTests {
         }
         let table = MethodBenchmarkTable(shape: "smollm2-135m", batch: 4, seq: 256, threads: 2, repetitions: 1, machine: "test", date: "today",
                                          rows: [row("adamw-fused", seconds: 6), row("mezo", seconds: 3), row("dizo", seconds: 2.5, periodic: 1)])
-        let roomy = try BudgetPlanner.plan(Self.shape, budget: 8 << 30, batch: 4, seq: 256, threads: 2, calibration: table, options: Self.options)
+        let roomy = try BudgetPlanner.plan(Self.shape, budget: 8 << 30, batch: 4, seq: 256, threads: 2, calibration: table) { try Self.options($0, $1, $2, $3, $4) }
         #expect(roomy.overhead == 100 << 20)
         #expect(roomy.fits.map(\.label) == ["mezo", "dizo", "adamw-fused"], "fastest per token first, a step's periodic work counted")
         #expect(zip(roomy.fits.map { $0.expectedSeconds! }, [3, 3.5, 6]).allSatisfy { abs($0 - $1) < 1e-9 })
         let entry = MethodCatalog.entries.first { $0.label == "adamw-fused" }!
         let checkpointed = try Self.bytes(entry, 4, 256, true)
         let tight = try BudgetPlanner.plan(Self.shape, budget: checkpointed + (100 << 20), batch: 4, seq: 256, threads: 2,
-                                           calibration: table, options: Self.options)
+                                           calibration: table) { try Self.options($0, $1, $2, $3, $4) }
         let fused = try #require(tight.fits.first { $0.label == "adamw-fused" })
         #expect(fused.checkpointing && fused.batch == 4)
         #expect(abs(fused.expectedSeconds! - 8) < 1e-9)
