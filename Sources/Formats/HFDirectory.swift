@@ -7,12 +7,16 @@ import TensorCore
 public enum HFDirectory {
     // MARK: - Loading
 
-    public static func load(_ dir: String, ledger: MemoryLedger = .shared) throws -> LoadedModel {
+    /// Loads `dir`. Every tensor is checked (present, shape, float dtype) before any is read. With `lazy`, the
+    /// model's store reads the weights from the memory map tensor by tensor: convert it into the store a run
+    /// trains in (``ParameterStore``'s converting initializers), with no fp32 copy of a large model on the side.
+    /// Otherwise the weights are copied into an fp32 store.
+    public static func load(_ dir: String, lazy: Bool = false, ledger: MemoryLedger = .shared) throws -> LoadedModel {
         let config = try HFConfig.parse(try json(dir + "/config.json"), file: dir + "/config.json")
         let layout = ParameterLayout(config)
-        let store = FP32ParameterStore(layout: layout, ledger: ledger)
         let files = try weightFiles(dir)
-        for (id, info) in layout.parameters.enumerated() {
+        var sources: [(file: SafeTensorsFile, tensor: SafeTensor)] = []
+        for info in layout.parameters {
             guard let (file, tensor) = files.lazy.compactMap({ f in f.tensors[info.name].map { (f, $0) } }).first else {
                 throw FormatError(file: dir, problem: "tensor '\(info.name)' is in no safetensors file",
                                   fix: "The checkpoint is incomplete or not a Llama model.")
@@ -25,8 +29,10 @@ public enum HFDirectory {
                 throw FormatError(file: file.path, problem: "tensor '\(info.name)' is \(tensor.dtype) (integer)",
                                   fix: "LeanTune loads float weights (F32, BF16, F16); dequantize the checkpoint first.")
             }
-            file.read(tensor, into: store.view(id).baseAddress!)
+            sources.append((file, tensor))
         }
+        let mapped = SafeTensorsParameterStore(layout: layout, sources: sources, ledger: ledger)
+        let store: any ParameterStore = lazy ? mapped : FP32ParameterStore(converting: mapped, ledger: ledger)
         let tokenizerConfig = (try? json(dir + "/tokenizer_config.json")) ?? [:]
         let tokenizer = try HFTokenizer.load(dir + "/tokenizer.json", tokenizerConfig: tokenizerConfig,
                                              generationConfig: (try? json(dir + "/generation_config.json")) ?? [:])

@@ -17,6 +17,16 @@ public struct LoadedModel {
     public var templateTokens: (bos: String, eos: String) = ("", "")
 }
 
+extension LoadedModel {
+    /// `model` with a tokenizer of the 256 byte-level tokens and no chat template: for writing models whose
+    /// tokenizer does not matter (benchmarks of loading).
+    public init(bytesTokenizer model: LlamaModel) throws {
+        self.init(model: model, tokenizer: try ByteLevelBPETokenizer(
+            tokens: (0..<256).map { String(ByteLevel.character(UInt8($0))) }, merges: [], special: [], bos: nil, stop: [],
+            isolateDigits: false, file: "bytes"), chatTemplate: nil, chatTemplateSource: nil)
+    }
+}
+
 /// "3 × F32, 2 × BF16", most frequent first.
 func typeCounts(_ names: [String]) -> String {
     Dictionary(names.map { ($0, 1) }, uniquingKeysWith: +).sorted { ($0.value, $1.key) > ($1.value, $0.key) }
@@ -56,10 +66,12 @@ public enum ModelFile {
     }
 
     /// Loads `path`; `tokenizerPath` is required for llama2.c checkpoints (their tokenizer is a separate file).
-    public static func load(_ path: String, tokenizer tokenizerPath: String?, ledger: MemoryLedger = .shared) throws -> LoadedModel {
+    /// - Parameter lazy: a Hugging Face directory's weights stay in the memory map until converted (see
+    ///   ``HFDirectory/load(_:lazy:ledger:)``); other formats are always read into fp32.
+    public static func load(_ path: String, tokenizer tokenizerPath: String?, lazy: Bool = false, ledger: MemoryLedger = .shared) throws -> LoadedModel {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-            var loaded = try HFDirectory.load(path, ledger: ledger)
+            var loaded = try HFDirectory.load(path, lazy: lazy, ledger: ledger)
             loaded.source = "Hugging Face directory: " + typeCounts(try HFDirectory.weightFiles(path).flatMap { $0.tensors.values.map { "\($0.dtype)".uppercased() } })
             return loaded
         }

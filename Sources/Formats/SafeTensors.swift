@@ -80,15 +80,23 @@ public final class SafeTensorsFile {
         case .i8, .i32: preconditionFailure("SafeTensorsFile.read: \(tensor.name) is \(tensor.dtype), not a float type")
         case .f32: UnsafeMutableRawPointer(out).copyMemory(from: src, byteCount: tensor.byteCount)
         case .bf16, .f16:
-            // The data may be unaligned for UInt16 reads only if the file breaks the format; copy to be safe.
-            var bits = [UInt16](repeating: 0, count: tensor.count)
-            bits.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: src, count: tensor.byteCount)) }
-            bits.withUnsafeBufferPointer { b in
-                let o = UnsafeMutableBufferPointer(start: out, count: tensor.count)
+            let o = UnsafeMutableBufferPointer(start: out, count: tensor.count)
+            func convert(_ b: UnsafeBufferPointer<UInt16>) {
                 if tensor.dtype == .bf16 { Conversions.fromBF16(b, o) } else { Conversions.fromF16(b, o) }
+            }
+            if Int(bitPattern: src) % MemoryLayout<UInt16>.alignment == 0 {  // straight from the map, no copy
+                convert(UnsafeBufferPointer(start: src.assumingMemoryBound(to: UInt16.self), count: tensor.count))
+            } else {  // only a file that breaks the format's alignment: copy first
+                var bits = [UInt16](repeating: 0, count: tensor.count)
+                bits.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: src, count: tensor.byteCount)) }
+                bits.withUnsafeBufferPointer(convert)
             }
         }
     }
+
+    /// Drops the mapped pages of `tensor` from this process (they stay in the page cache), so that reading a
+    /// checkpoint tensor by tensor does not keep the whole file resident.
+    public func release(_ tensor: SafeTensor) { file.release(offset: tensor.offset, count: tensor.byteCount) }
 
     /// Copies `tensor`'s bytes as stored into `out` (`tensor.byteCount` bytes).
     public func readBytes(_ tensor: SafeTensor, into out: UnsafeMutableRawPointer) {

@@ -8,7 +8,9 @@ public final class AdamW: Optimizer {
     public let layout: ParameterLayout
     public var beta1: Float, beta2: Float, epsilon: Float
     public var groups: ParameterGroups
-    /// First and second moments, laid out like the parameters (8 bytes per parameter).
+    /// Where each trainable tensor's state sits (frozen tensors have none).
+    public let trainable: TrainableLayout
+    /// First and second moments of the trainable tensors (8 bytes per trainable parameter).
     public let m: AlignedBuffer<Float>, v: AlignedBuffer<Float>
 
     public init(layout: ParameterLayout, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
@@ -18,8 +20,9 @@ public final class AdamW: Optimizer {
         self.beta2 = beta2
         self.epsilon = epsilon
         self.groups = groups
-        m = AlignedBuffer(count: layout.totalCount, category: .optimizerState, ledger: ledger)
-        v = AlignedBuffer(count: layout.totalCount, category: .optimizerState, ledger: ledger)
+        trainable = TrainableLayout(layout, groups: groups)
+        m = AlignedBuffer(count: trainable.totalCount, category: .optimizerState, ledger: ledger)
+        v = AlignedBuffer(count: trainable.totalCount, category: .optimizerState, ledger: ledger)
     }
 
     public var state: [StateTensor] { [StateTensor("adamw.m", m), StateTensor("adamw.v", v)] }
@@ -28,7 +31,7 @@ public final class AdamW: Optimizer {
     /// One fused pass per element: 4 reads, 3 writes.
     public func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
                        learningRate lr: Float, step: Int) {
-        let offset = layout.parameters[id].offset
+        guard let offset = trainable.offsets[id] else { return }  // frozen: no state, no update
         let rule = Rule(beta1: beta1, beta2: beta2, epsilon: epsilon, learningRate: lr, keep: 1 - lr * weightDecay(id), step: step)
         nonisolated(unsafe) let (p, g, m, v) = (weights.baseAddress!, gradient, m.pointer + offset, v.pointer + offset)
         Parallel.forEachChunk(weights.count, grain: 1 << 15) { r in rule.apply(p, g, m, v, r) }  // tasks own disjoint elements

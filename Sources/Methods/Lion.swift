@@ -7,6 +7,8 @@ public final class Lion: Optimizer {
     public let layout: ParameterLayout
     public var beta1: Float, beta2: Float
     public var groups: ParameterGroups
+    /// Where each trainable tensor's state sits (frozen tensors have none).
+    public let trainable: TrainableLayout
     public let m: AlignedBuffer<Float>
 
     public init(layout: ParameterLayout, beta1: Float = 0.9, beta2: Float = 0.99,
@@ -15,7 +17,8 @@ public final class Lion: Optimizer {
         self.beta1 = beta1
         self.beta2 = beta2
         self.groups = groups
-        m = AlignedBuffer(count: layout.totalCount, category: .optimizerState, ledger: ledger)
+        trainable = TrainableLayout(layout, groups: groups)
+        m = AlignedBuffer(count: trainable.totalCount, category: .optimizerState, ledger: ledger)
     }
 
     public var state: [StateTensor] { [StateTensor("lion.m", m)] }
@@ -23,8 +26,9 @@ public final class Lion: Optimizer {
 
     public func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
                        learningRate lr: Float, step: Int) {
+        guard let offset = trainable.offsets[id] else { return }  // frozen: no state, no update
         let rule = Rule(beta1: beta1, beta2: beta2, learningRate: lr, keep: 1 - lr * weightDecay(id))
-        nonisolated(unsafe) let (p, g, m) = (weights.baseAddress!, gradient, m.pointer + layout.parameters[id].offset)
+        nonisolated(unsafe) let (p, g, m) = (weights.baseAddress!, gradient, m.pointer + offset)
         Parallel.forEachChunk(weights.count, grain: 1 << 15) { r in rule.apply(p, g, m, r) }  // tasks own disjoint elements
     }
 

@@ -46,3 +46,22 @@ public struct ParameterGroups: Sendable, Equatable, Codable {
     public func isFrozen(_ role: ParameterRole) -> Bool { frozen.contains(ParameterGroup(role)) }
     public func learningRate(_ lr: Float, for role: ParameterRole) -> Float { lr * (learningRateScale[ParameterGroup(role)] ?? 1) }
 }
+
+/// Where each trainable tensor's per-element optimizer state sits in one compact slab: frozen tensors have
+/// none (an embedding frozen at 7B would otherwise carry gigabytes of moments). Offsets are 16-float aligned.
+public struct TrainableLayout: Sendable, Equatable {
+    /// Each parameter's offset in the slab, nil when its group is frozen.
+    public let offsets: [Int?]
+    /// Floats in the slab.
+    public let totalCount: Int
+
+    public init(_ layout: ParameterLayout, groups: ParameterGroups) {
+        var offset = 0
+        offsets = layout.parameters.map { info in
+            guard !groups.isFrozen(info.role) else { return nil }
+            defer { offset += (info.count + 15) / 16 * 16 }
+            return offset
+        }
+        totalCount = offset
+    }
+}

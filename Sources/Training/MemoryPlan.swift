@@ -52,7 +52,7 @@ public enum MemoryPlan {
             plan[.optimizerState] = LowRankAdam.stateBytes(layout, rank: o.lowRank.maxRank, groups: o.groups)
             plan[.workspace, default: 0] += LowRankAdam.workspaceBytes(layout, settings: o.lowRank)
         default:
-            plan[.optimizerState] = 4 * params * (o.method == .adamw || o.method == .adamwFused ? 2 : 1)
+            plan[.optimizerState] = 4 * TrainableLayout(layout, groups: o.groups).totalCount * (o.method == .adamw || o.method == .adamwFused ? 2 : 1)
         }
         return plan
     }

@@ -7,7 +7,7 @@ import TensorCore
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure speed and memory (medians of repeated runs; never a test).",
-        subcommands: [ForwardBackward.self, Forward.self, Step.self, Methods.self, AttentionPass.self, TokenizerSpeed.self, RNG.self, Quantization.self])
+        subcommands: [ForwardBackward.self, Forward.self, Step.self, Methods.self, Load.self, AttentionPass.self, TokenizerSpeed.self, RNG.self, Quantization.self])
 }
 
 /// Options shared by the model-pass benchmarks.

@@ -123,7 +123,7 @@ struct Train: ParsableCommand {
         try Data(settings.yaml.utf8).write(to: URL(fileURLWithPath: output + "/config.yaml"), options: .atomic)
         var loaded = try settings.string("model.shape").map { shape in  // pre-training from scratch
             try ModelFile.random(shape: shape, tokenizer: try settings.required("model.tokenizer"), seed: options.seed)
-        } ?? ModelFile.load(modelPath, tokenizer: settings.string("model.tokenizer"))
+        } ?? ModelFile.load(modelPath, tokenizer: settings.string("model.tokenizer"), lazy: true)  // converted next
         if let note = options.precision.kernel.note { print("note: \(note)") }
         do { loaded.model = try Trainer.model(loaded.model, for: options) } catch let e as TrainingError { throw ValidationError(e.message) }
         let encoder = data.encoder(for: loaded)

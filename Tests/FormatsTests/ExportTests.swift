@@ -166,3 +166,34 @@ struct SentencePieceExportTests {
         #expect(reloaded.tokenizer.decode(ids, after: bos) == expected)
     }
 }
+
+@Suite("Loading at scale")
+struct LargeLoadTests {
+    /// The llama-3.2-1b shape (1.24 B parameters) with random weights made as they are read, exported as sharded
+    /// bf16 (2.5 GB), then loaded lazily into the bf16 store a run trains in.
+    @Test("a sharded bf16 llama-3.2-1b directory loads straight into a bf16 store: peak = the store + one tensor, bits exact")
+    func bf16DirectoryIntoBF16Store() throws {
+        let c = LlamaConfig.builtinShapes["llama-3.2-1b"]!, layout = ParameterLayout(c)
+        let dir = ExportTests.directory("llama-3.2-1b-bf16")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let random = RandomParameterStore(layout: layout, seed: 5, ledger: MemoryLedger())
+        let source = LoadedModel(model: try LlamaModel(config: c, store: random, ledger: MemoryLedger()),
+                                 tokenizer: try ExportTests.tinyTokenizer(), chatTemplate: nil, chatTemplateSource: nil)
+        try HFDirectory.export(source, to: dir, dtype: .bf16, shardBytes: 1 << 30)
+        #expect(FileManager.default.fileExists(atPath: dir + "/model.safetensors.index.json"))
+
+        let ledger = MemoryLedger()
+        let loaded = try HFDirectory.load(dir, lazy: true, ledger: ledger)
+        #expect(loaded.model.config == c)
+        let store = BF16ParameterStore(converting: loaded.model.store, seed: 0, ledger: ledger)
+        let largest = 4 * layout.parameters.map(\.count).max()!  // the mapped store's one-tensor workspace
+        let expected = BF16ParameterStore.bytes(layout).values.reduce(0, +) + largest
+        #expect(ledger.snapshot().peakTotal == expected, "peak \(ledger.snapshot().peakTotal) vs store + one tensor \(expected)")
+        #expect(ledger.snapshot().peak[.weights] == BF16ParameterStore.bytes(layout)[.weights], "no fp32 weights on the side")
+        for id in [layout.embedding, layout.layers[7].gate, layout.finalNorm] {
+            random.withFloats(id) { w in
+                #expect(zip(w, store.bits(id)).allSatisfy { Conversions.bf16($0) == $1 }, "\(layout.parameters[id].name)")
+            }
+        }
+    }
+}
