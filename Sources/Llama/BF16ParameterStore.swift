@@ -46,6 +46,8 @@ public final class BF16ParameterStore: ParameterStore {
         slab.slice(layout.parameters[id].offset, layout.parameters[id].count)
     }
 
+    public func storedBF16(_ id: ParameterID) -> UnsafePointer<UInt16>? { UnsafePointer(bits(id).baseAddress!) }
+
     public func withBF16<R>(_ id: ParameterID, workspace: BF16Workspace, _ body: (UnsafePointer<UInt16>) throws -> R) rethrows -> R {
         try body(UnsafePointer(bits(id).baseAddress!))
     }

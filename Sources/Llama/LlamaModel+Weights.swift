@@ -37,7 +37,8 @@ extension LlamaModel {
             }
             nonisolated(unsafe) let (src, out, s) = (w.baseAddress!, perturbedFloats!.pointer, p.scale)
             p.forEachTile(w.count, stream: stream) { r, z in
-                for i in r { out[i] = src[i] + s * z[i - r.lowerBound] }
+                let (a, o) = (src + r.lowerBound, out + r.lowerBound)
+                for i in 0..<r.count { o[i] = a[i] + s * z[i] }
             }
             return body(out)
         }
@@ -50,10 +51,21 @@ extension LlamaModel {
         guard let p = perturbation, let stream = p.stream(id) else {
             return store.withBF16(id, workspace: bf16) { body(.bf16($0)) }
         }
+        let count = layout.parameters[id].count
+        nonisolated(unsafe) let (out, s) = (bf16.buffer(.weights, count: count), p.scale)
+        if let stored = store.storedBF16(id) {  // straight from the bits: no widened copy
+            nonisolated(unsafe) let src = stored
+            p.forEachTile(count, stream: stream) { r, z in
+                let (a, o) = (src + r.lowerBound, out + r.lowerBound)
+                for i in 0..<r.count { o[i] = Conversions.bf16(Conversions.float(bf16: a[i]) + s * z[i]) }
+            }
+            return body(.bf16(UnsafePointer(out)))
+        }
         return store.withFloats(id) { w in
-            nonisolated(unsafe) let (src, out, s) = (w.baseAddress!, bf16.buffer(.weights, count: w.count), p.scale)
-            p.forEachTile(w.count, stream: stream) { r, z in
-                for i in r { out[i] = Conversions.bf16(src[i] + s * z[i - r.lowerBound]) }
+            nonisolated(unsafe) let src = w.baseAddress!
+            p.forEachTile(count, stream: stream) { r, z in
+                let (a, o) = (src + r.lowerBound, out + r.lowerBound)
+                for i in 0..<r.count { o[i] = Conversions.bf16(a[i] + s * z[i]) }
             }
             return body(.bf16(UnsafePointer(out)))
         }
@@ -87,8 +99,15 @@ extension LlamaModel {
     /// rows looked up are perturbed, never the whole table).
     func embed(_ tokens: [Int32], into x: UnsafeMutablePointer<Float>) {
         let d = config.dim
-        store.withFloats(layout.embedding) { table in
-            tokens.withUnsafeBufferPointer { Embedding.forward($0, table: table.baseAddress!, x, dim: d) }
+        if let bits = store.storedBF16(layout.embedding) {  // widen the rows looked up, not the table
+            for (n, t) in tokens.enumerated() {
+                let row = bits + Int(t) * d, out = x + n * d
+                for i in 0..<d { out[i] = Conversions.float(bf16: row[i]) }
+            }
+        } else {
+            store.withFloats(layout.embedding) { table in
+                tokens.withUnsafeBufferPointer { Embedding.forward($0, table: table.baseAddress!, x, dim: d) }
+            }
         }
         guard let p = perturbation, let stream = p.stream(layout.embedding) else { return }
         nonisolated(unsafe) let x = x

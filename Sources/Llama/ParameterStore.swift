@@ -16,6 +16,9 @@ public protocol ParameterStore: AnyObject {
     /// nearest even into `workspace`'s weight slot (one tensor at a time, never the whole model).
     func withBF16<R>(_ id: ParameterID, workspace: BF16Workspace, _ body: (UnsafePointer<UInt16>) throws -> R) rethrows -> R
 
+    /// Parameter `id`'s bf16 bits when the store holds them as such (read-only), nil otherwise.
+    func storedBF16(_ id: ParameterID) -> UnsafePointer<UInt16>?
+
     /// The store's own tensors when its weights are not plain fp32 (a checkpoint saves and restores these
     /// bit for bit instead of fp32 weights); nil when the fp32 views are the weights.
     var nativeState: [StateTensor]? { get }
@@ -27,6 +30,7 @@ public protocol ParameterStore: AnyObject {
 extension ParameterStore {
     public var nativeState: [StateTensor]? { nil }
     public func checkNativeState() throws {}
+    public func storedBF16(_ id: ParameterID) -> UnsafePointer<UInt16>? { nil }
 
     public func withBF16<R>(_ id: ParameterID, workspace: BF16Workspace, _ body: (UnsafePointer<UInt16>) throws -> R) rethrows -> R {
         try withFloats(id) { w in
