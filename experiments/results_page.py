@@ -177,7 +177,8 @@ def bench_markdown(bench, docs):
         periodic = r.get("periodicSeconds")  # absent in tables written before it was measured
         amortized = f"{r['medianSeconds'] + periodic:.2f}" if periodic is not None else "–"
         lines_.append(f"| {r['label']} | {r['medianSeconds']:.2f} | {amortized} | {r['ledgerPeakTotal'] / 2**30:.2f} | {r['peakRSS'] / 2**30:.2f} | {error:+.1f}% | "
-                      + (f"{p['medianSeconds']:.2f} | {p['peakRSS'] / 2**30:.2f} |" if p else "– | – |"))
+                      + (f"{p['medianSeconds']:.2f} | {p['peakRSS'] / 2**30:.2f} |" if p and p.get("medianSeconds") is not None
+                         else "out of memory | – |" if p and p.get("outOfMemory") else "– | – |"))
     return lines_ + ["", "![memory by category](results/memory-by-category.svg)", ""]
 
 

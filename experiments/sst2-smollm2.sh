@@ -11,16 +11,19 @@
 #   experiments/sst2-smollm2.sh lsp       LSP-Offload with d = 256, 512 and r = 4, 8 beside the lowrank runs (same
 #                                         folder, same trainable set; GaLore's rank 64 keeps about the optimizer state
 #                                         of d = 256): projectors checked every 40 steps on 2 held-out batches (issue 8)
+#   experiments/sst2-smollm2.sh precision AdamW (ADAMW_LR), MeZO (ZO_LR, ε 1e-3) and QFT (LION_LR), each in fp32 and in
+#                                         bf16 (train.precision; MeZO then keeps bf16 weights) with the same seed (issue 19)
 # Same data, steps and seed for every run; experiments/summarize_sst2.py writes OUT/summary.md (training loss, dev
-# accuracy, memory, time per step). Settings by environment: STEPS, EVERY, ADAMW_LR, LION_LR. Runs already present in
+# accuracy, memory, time per step). Settings by environment: STEPS, EVERY, ADAMW_LR, LION_LR, ZO_LR, PRECISIONS. Runs already present in
 # OUT are kept (delete to redo).
 set -euo pipefail
 suite=${1:-}
-steps=${STEPS:-100}; every=${EVERY:-100}; adamw_lr=${ADAMW_LR:-1e-5}; lion_lr=${LION_LR:-2e-6}
+steps=${STEPS:-100}; every=${EVERY:-100}; adamw_lr=${ADAMW_LR:-1e-5}; lion_lr=${LION_LR:-2e-6}; zo_lr=${ZO_LR:-1e-4}
 case "$suite" in
   qft) out=runs/qft-sst2 ;;
   lowrank|lsp) out=runs/lowrank-sst2 ;;
-  *) echo "usage: $0 qft|lowrank|lsp" >&2; exit 2 ;;
+  precision) out=runs/precision-sst2 ;;
+  *) echo "usage: $0 qft|lowrank|lsp|precision" >&2; exit 2 ;;
 esac
 bin=.build/release/leantune
 swift build -c release --product leantune >/dev/null
@@ -44,6 +47,12 @@ elif [ "$suite" = lowrank ]; then
   run adamw-fused --set method.name=adamw-fused "${frozen[@]}" --set optimizer.lr="$adamw_lr"
   run galore --set method.name=galore --set method.fused=true --set method.rank=64 --set method.scale=1 "${frozen[@]}" --set optimizer.lr="$adamw_lr"
   run adarankgrad --set method.name=adarankgrad --set method.fused=true --set method.rank=64 --set method.scale=1 "${frozen[@]}" --set optimizer.lr="$adamw_lr"
+elif [ "$suite" = precision ]; then
+  for p in ${PRECISIONS:-fp32 bf16}; do
+    run "adamw-$p" --set train.precision=$p --set method.name=adamw --set optimizer.lr="$adamw_lr"
+    run "mezo-$p" --set train.precision=$p --set method.name=mezo --set method.epsilon=1e-3 --set optimizer.lr="$zo_lr"
+    run "qft-$p" --set train.precision=$p --set method.name=qft --set optimizer.lr="$lion_lr"
+  done
 else
   for dr in "256 4" "512 8" "256 8" "512 4"; do  # the corners first
     read -r d r <<< "$dr"

@@ -9,7 +9,12 @@ merges its JSON; by hand:
         --batch 4 --seq 256 --threads 2 --repetitions 5 --methods adamw,adamw-fused,lion,sgd,mezo,galore --output peer.json
 
 Each method runs in its own child process so that its peak RSS is its own. Methods without a PyTorch
-package (DiZO, QFT, AdaRankGrad, LSP-Offload) are skipped. Settings follow LeanTune's defaults: AdamW
+package (DiZO, QFT, AdaRankGrad, LSP-Offload) are skipped. A method may carry a precision, as `bench methods
+--precisions` labels its rows ("adamw bf16"): bf16 runs the gradient methods under
+torch.autocast("cpu", dtype=torch.bfloat16) with fp32 master weights, and MeZO with the model in bf16
+(model.to(torch.bfloat16), as MeZO's own code runs fp16). Before a method is built, its weights, gradients and
+optimizer state are estimated; one that needs more than the machine's MemAvailable is reported as out of memory
+("outOfMemory": the estimate in bytes) instead of being run. Settings follow LeanTune's defaults: AdamW
 betas (0.9, 0.999) eps 1e-8, clip 1.0 where LeanTune clips; Lion betas (0.9, 0.99); SGD momentum 0.9; MeZO ε 1e-3;
 GaLore rank 128, T 200, α 0.25 on the attention and MLP matrices, updates inside backward.
 """
@@ -24,17 +29,51 @@ import time
 LR = 1e-6
 
 
-def build(shape, seq, threads):
+def parse_shape(shape):
+    return dict(kv.split("=") for kv in shape.split(","))
+
+
+def parameter_count(s):
+    d, f, layers, heads, kv, vocab = (int(s[k]) for k in ("dim", "ffn", "layers", "heads", "kv_heads", "vocab"))
+    kv_dim = d // heads * kv
+    block = 2 * d * d + 2 * d * kv_dim + 3 * d * f + 2 * d
+    return layers * block + vocab * d * (1 if s["tied"] == "1" else 2) + d
+
+
+def bytes_per_parameter(method, precision):
+    """Weights, gradients and optimizer state per parameter, as PyTorch holds them for this method (a lower bound:
+    activations and the allocator come on top)."""
+    if method == "mezo":
+        return 2 if precision == "bf16" else 4  # weights only
+    gradients = 0 if method in ("adamw-fused", "galore") else 4  # the hooks free each gradient once applied
+    state = {"adamw": 8, "adamw-fused": 8, "lion": 4, "sgd": 4}.get(method, 0)  # GaLore's low-rank moments left out
+    autocast_copies = 2 if precision == "bf16" else 0  # autocast caches a bf16 copy of each weight during forward
+    return 4 + gradients + state + autocast_copies
+
+
+def available_bytes():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return None
+
+
+def build(shape, seq, threads, precision, method):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
     torch.set_num_threads(threads)
     torch.manual_seed(1)
-    s = dict(kv.split("=") for kv in shape.split(","))
+    s = parse_shape(shape)
     config = LlamaConfig(hidden_size=int(s["dim"]), intermediate_size=int(s["ffn"]), num_hidden_layers=int(s["layers"]),
                          num_attention_heads=int(s["heads"]), num_key_value_heads=int(s["kv_heads"]),
                          vocab_size=int(s["vocab"]), tie_word_embeddings=s["tied"] == "1",
                          rope_theta=float(s["rope_theta"]), max_position_embeddings=max(seq, 2048), rms_norm_eps=1e-5)
-    return torch, LlamaForCausalLM(config).float().train(), int(s["vocab"])
+    bf16_weights = precision == "bf16" and method == "mezo"
+    if bf16_weights:  # made in bf16 directly: a 7B model made in fp32 first would need 27 GB
+        torch.set_default_dtype(torch.bfloat16)
+    model = LlamaForCausalLM(config).train()
+    return torch, (model if bf16_weights else model.float()), int(s["vocab"])
 
 
 def in_backward(model, make):
@@ -49,10 +88,13 @@ def in_backward(model, make):
         p.register_post_accumulate_grad_hook(hook)
 
 
-def step_function(method, torch, model, ids):
+def step_function(method, precision, torch, model, ids):
     params = [p for p in model.parameters()]
 
     def loss():
+        if precision == "bf16" and method != "mezo":
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return model(input_ids=ids, labels=ids).loss
         return model(input_ids=ids, labels=ids).loss
 
     def with_optimizer(optimizer, clip):
@@ -94,7 +136,7 @@ def step_function(method, torch, model, ids):
         def perturb(scale, seed):
             g = torch.Generator().manual_seed(seed)
             for p in params:
-                p.data.add_(torch.randn(p.shape, generator=g), alpha=scale)
+                p.data.add_(torch.randn(p.shape, generator=g, dtype=p.dtype), alpha=scale)
 
         @torch.no_grad()
         def step():
@@ -107,17 +149,26 @@ def step_function(method, torch, model, ids):
             perturb(eps, seed)
             projected = float(plus - minus) / (2 * eps)
             perturb(-LR * projected, seed)
-        return step, "MeZO's loop: z ~ N(0, 1) regenerated from a seed, in place, two forwards"
+        return step, "MeZO's loop: z ~ N(0, 1) regenerated from a seed, in place, two forwards" + (", model in bf16" if precision == "bf16" else "")
     return None, None
 
 
 def child(args):
-    torch, model, vocab = build(args.shape, args.seq, args.threads)
-    ids = torch.randint(0, vocab, (args.batch, args.seq), generator=torch.Generator().manual_seed(2))
-    step, implementation = step_function(args.child, torch, model, ids)
-    if step is None:
+    method, _, precision = args.child.partition(" ")
+    precision = precision or "fp32"
+    if method not in ("adamw", "adamw-fused", "lion", "sgd", "mezo", "galore"):
         print(json.dumps(None))
         return
+    need, available = parameter_count(parse_shape(args.shape)) * bytes_per_parameter(method, precision), available_bytes()
+    if available is not None and need > available:
+        print(json.dumps({"outOfMemory": need, "implementation": f"estimated {need / 2**30:.1f} GiB of weights, gradients and "
+                          f"optimizer state > {available / 2**30:.1f} GiB available: not run"}))
+        return
+    torch, model, vocab = build(args.shape, args.seq, args.threads, precision, method)
+    ids = torch.randint(0, vocab, (args.batch, args.seq), generator=torch.Generator().manual_seed(2))
+    step, implementation = step_function(method, precision, torch, model, ids)
+    if precision == "bf16" and method != "mezo":
+        implementation += ", torch.autocast(cpu, bfloat16)"
     step()  # warm-up (GaLore's first refresh happens here, as in LeanTune's benchmark)
     times = []
     for _ in range(args.repetitions):
@@ -152,6 +203,9 @@ def main():
             print(f"PyTorch {method}: no PyTorch package, skipped", file=sys.stderr)
             continue
         rows[method] = row
+        if "outOfMemory" in row:
+            print(f"PyTorch {method}: out of memory ({row['implementation']})", file=sys.stderr)
+            continue
         print(f"PyTorch {method}: median {row['medianSeconds']:.3f} s, peak RSS {row['peakRSS'] / 2**30:.2f} GiB ({row['implementation']})",
               file=sys.stderr)
     text = json.dumps({"rows": rows}, indent=2)

@@ -44,18 +44,19 @@ public enum BudgetPlanner {
         public var overhead: Int
     }
 
-    /// Plans every method of `calibration` (or of ``MethodCatalog`` without one) against `budget` bytes, starting
-    /// from `batch` × `seq`; `options` builds a method's training options for a batch, length, checkpointing and
-    /// (when not nil) a weight store.
+    /// Plans `entries` (default: every method of `calibration`, or of ``MethodCatalog`` without one) against `budget`
+    /// bytes, starting from `batch` × `seq` (and staying there when `fixedSize`); `options` builds a method's training
+    /// options for a batch, length, checkpointing and (when not nil) a weight store.
     public static func plan(_ model: LlamaConfig, budget: Int, batch: Int, seq: Int, threads: Int, calibration: MethodBenchmarkTable?,
+                            entries chosen: [MethodCatalog.Entry]? = nil, fixedSize: Bool = false,
                             options: (MethodCatalog.Entry, Int, Int, Bool, TrainingOptions.Weights?) throws -> TrainingOptions) throws -> Result {
         let overhead = calibration.map { t in t.rows.map { max(0, $0.peakRSS - $0.ledgerPeakTotal) }.max() ?? 0 } ?? 0
-        let entries = calibration.map { $0.rows.map { MethodCatalog.Entry(label: $0.label, settings: $0.settings) } } ?? MethodCatalog.entries
+        let entries = chosen ?? calibration.map { $0.rows.map { MethodCatalog.Entry(label: $0.label, settings: $0.settings) } } ?? MethodCatalog.entries
         let calibrationShape = try calibration.map { t in
             guard let shape = LlamaConfig.builtinShapes[t.shape] else { throw TrainingError(message: "calibration shape '\(t.shape)' is not a built-in shape") }
             return shape
         }
-        let lengths = halvings(seq, floor: min(seq, 64)), batches = halvings(batch, floor: 1)
+        let lengths = fixedSize ? [seq] : halvings(seq, floor: min(seq, 64)), batches = fixedSize ? [batch] : halvings(batch, floor: 1)
         var fits: [Choice] = [], misses: [Choice] = []
         for entry in entries {
             var smallest: Choice?

@@ -13,6 +13,21 @@ public struct MethodBenchmarkTable: Codable, Sendable {
     public var machine: String
     public var date: String
     public var rows: [Row]
+    /// With a budget (`bench methods --budget`): its bytes, and the methods that do not fit it at this batch, not run.
+    public var budget: Int?
+    public var misses: [Miss]?
+
+    /// A method the budget planner found too large for the budget at the table's batch: not run.
+    public struct Miss: Codable, Sendable {
+        public var label: String
+        public var settings: [String]
+        /// The plan's bytes at its smallest choice (checkpointing on, the smallest weight store), runtime included.
+        public var estimateTotal: Int
+        public var pytorch: Peer?
+        public init(label: String, settings: [String], estimateTotal: Int) {
+            (self.label, self.settings, self.estimateTotal) = (label, settings, estimateTotal)
+        }
+    }
 
     public struct Row: Codable, Sendable {
         public var label: String
@@ -59,10 +74,13 @@ public struct MethodBenchmarkTable: Codable, Sendable {
     }
 
     public struct Peer: Codable, Sendable {
-        public var medianSeconds: Double
-        public var peakRSS: Int
-        /// What PyTorch ran for this method (the package and its settings).
+        /// nil where PyTorch was not run because it would not fit (``outOfMemory``).
+        public var medianSeconds: Double?
+        public var peakRSS: Int?
+        /// What PyTorch ran for this method (the package and its settings), or why it did not.
         public var implementation: String
+        /// The peer script's estimate of PyTorch's bytes where it exceeds the machine's available memory.
+        public var outOfMemory: Int?
     }
 
     public init(shape: String, batch: Int, seq: Int, threads: Int, repetitions: Int, machine: String, date: String, rows: [Row]) {

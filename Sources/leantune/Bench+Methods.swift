@@ -22,6 +22,8 @@ extension Bench {
         var peerScript = "scripts/peer_bench.py"
         @Option(help: "Comma-separated precisions to run every method in, side by side (e.g. fp32,bf16; default: --precision).")
         var precisions = ""
+        @Option(help: "Run each method as `leantune estimate --budget` plans it at this batch and length (checkpointing, weight store), e.g. 24GiB; a method that does not fit is listed with its estimate, not run.")
+        var budget: String?
 
         func run() throws {
             let entries: [MethodCatalog.Entry]
@@ -33,7 +35,9 @@ extension Bench {
                 }
                 return p
             }
-            var rows: [MethodBenchmarkTable.Row] = []
+            let budgetBytes: Int?
+            do { budgetBytes = try budget.map(MemorySize.parse) } catch let e as TrainingError { throw ValidationError("--budget: \(e.message)") }
+            var rows: [MethodBenchmarkTable.Row] = [], misses: [MethodBenchmarkTable.Miss] = []
             for var entry in entries.flatMap({ e in list.map { (e, $0) } }).map({ e, p in
                 var entry = e
                 if list.count > 1 { entry.label += " \(p.rawValue)" }
@@ -41,6 +45,15 @@ extension Bench {
                 return entry
             }) {
                 entry.settings += sets
+                if let budgetBytes {
+                    let (fits, settings) = try planned(entry, budget: budgetBytes)
+                    guard let fits else {
+                        print("== \(entry.label): does not fit \(PassBenchmark.format(bytes: budgetBytes)) at \(options.batch) × \(options.seq) (estimate \(PassBenchmark.format(bytes: settings.bytes))): not run")
+                        misses.append(MethodBenchmarkTable.Miss(label: entry.label, settings: entry.settings + settings.settings, estimateTotal: settings.bytes))
+                        continue
+                    }
+                    entry.settings += fits
+                }
                 let planned: TrainingOptions
                 do {
                     planned = try RunConfig.load(nil, overrides: entry.settings + ["train.batch=\(options.batch)", "train.seq=\(options.seq)"])
@@ -61,12 +74,30 @@ extension Bench {
             var table = MethodBenchmarkTable(shape: options.shape, batch: options.batch, seq: options.seq, threads: options.threads,
                                              repetitions: options.repetitions, machine: Self.machine,
                                              date: ISO8601DateFormatter().string(from: Date()), rows: rows)
+            if let budgetBytes { (table.budget, table.misses) = (budgetBytes, misses) }
             if let peer { try PeerBenchmark.attach(to: &table, python: peer, script: peerScript, config: options.config) }
             let markdown = MethodBenchmarkReport.markdown(table)
             try table.json().write(to: URL(fileURLWithPath: output + ".json"))
             try Data(markdown.utf8).write(to: URL(fileURLWithPath: output + ".md"))
             print("\n" + markdown)
             print("wrote \(output).md and \(output).json")
+        }
+
+        /// The budget planner's choice for `entry` at this batch and length: the settings it adds (checkpointing,
+        /// weight store) where it fits, else nil and the smallest plan's settings and bytes.
+        func planned(_ entry: MethodCatalog.Entry, budget: Int) throws -> ([String]?, (settings: [String], bytes: Int)) {
+            let result: BudgetPlanner.Result
+            do {
+                result = try BudgetPlanner.plan(options.config, budget: budget, batch: options.batch, seq: options.seq, threads: options.threads,
+                                                calibration: nil, entries: [entry], fixedSize: true) { e, b, t, checkpointing, weights in
+                    try RunConfig.load(nil, overrides: e.settings + ["train.batch=\(b)", "train.seq=\(t)", "method.checkpointing=\(checkpointing)"]
+                                       + (weights.map { ["train.weights=\($0.rawValue)"] } ?? [])).trainingOptions()
+                }
+            } catch let e as TrainingError { throw ValidationError("\(entry.label): \(e.message)") }
+            let settings = { (c: BudgetPlanner.Choice) in ["method.checkpointing=\(c.checkpointing)"] + (c.weights == .bf16 ? ["train.weights=bf16"] : []) }
+            if let fit = result.fits.first { return (settings(fit), (settings(fit), fit.bytes)) }
+            guard let miss = result.misses.first else { throw ValidationError("\(entry.label): the budget planner returned no plan") }
+            return (nil, (settings(miss), miss.bytes))
         }
 
         /// The CPU's model name and the cores this process may use.

@@ -14,7 +14,7 @@ enum PeerBenchmark {
         defer { try? FileManager.default.removeItem(at: out) }
         let shape = "dim=\(c.dim),ffn=\(c.ffnDim),layers=\(c.layerCount),heads=\(c.headCount),kv_heads=\(c.kvHeadCount),vocab=\(c.vocabSize),tied=\(c.tiedEmbeddings ? 1 : 0),rope_theta=\(c.ropeTheta)"
         let arguments = [script, "--shape", shape, "--batch", "\(table.batch)", "--seq", "\(table.seq)", "--threads", "\(table.threads)",
-                         "--repetitions", "\(table.repetitions)", "--methods", table.rows.map(\.label).joined(separator: ","), "--output", out.path]
+                         "--repetitions", "\(table.repetitions)", "--methods", (table.rows.map(\.label) + (table.misses ?? []).map(\.label)).joined(separator: ","), "--output", out.path]
         print("== PyTorch: \(python) \(arguments.joined(separator: " "))")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: python.contains("/") ? python : "/usr/bin/env")
@@ -27,5 +27,9 @@ enum PeerBenchmark {
         let data = try Data(contentsOf: out)
         let peers = try JSONDecoder().decode(Output.self, from: data).rows
         for i in table.rows.indices { table.rows[i].pytorch = peers[table.rows[i].label] }
+        if var misses = table.misses {
+            for i in misses.indices { misses[i].pytorch = peers[misses[i].label] }
+            table.misses = misses
+        }
     }
 }
