@@ -18,6 +18,14 @@ final class Arena {
         precondition(used <= storage.count, "Arena overflow")
         return p
     }
+
+    /// A piece of `n` bf16 values (the floats of ``bf16Floats(_:)``).
+    func takeBF16(_ n: Int) -> UnsafeMutablePointer<UInt16> {
+        UnsafeMutableRawPointer(take(Arena.bf16Floats(n))).bindMemory(to: UInt16.self, capacity: n)
+    }
+
+    /// Floats that hold `n` bf16 values.
+    static func bf16Floats(_ n: Int) -> Int { (n + 1) / 2 }
 }
 
 /// Rows and sequence shape of one forward pass.
@@ -49,33 +57,44 @@ struct LayerActivations {
     /// q [N, H·E] after RoPE; k, v [N, K·E] (k after RoPE); nil when a KV cache holds them.
     var q: UnsafeMutablePointer<Float>
     var k, v: UnsafeMutablePointer<Float>?
-    /// [N, H·E] attention output before the o projection.
-    var attention: UnsafeMutablePointer<Float>
     /// [B, H, T] row log-sum-exp of the attention scores.
     var lse: UnsafeMutablePointer<Float>
     /// [N, D] residual after attention.
     var residualMid: UnsafeMutablePointer<Float>
-    /// [N, F] MLP gate and up projections.
-    var gate, up: UnsafeMutablePointer<Float>
+    /// [N, H·E] attention output before the o projection, and [N, F] the MLP gate and up projections, in fp32 as
+    /// computed. With ``kept`` these point at the workspace's fp32 scratch, which every layer shares.
+    var attention, gate, up: UnsafeMutablePointer<Float>
+    /// The bf16 bits of attention, gate and up that backward reads, where the layer keeps them in bf16 (see
+    /// ``PassBuffers/keepsBF16``); nil when it keeps the fp32 values themselves.
+    var kept: Kept?
 
-    static func counts(_ c: LlamaConfig, _ s: PassShape, withKV: Bool) -> [Int] {
-        let n = s.rows
-        return [n, n, n * c.dim] + (withKV ? [n * c.kvDim, n * c.kvDim] : [])
-            + [n * c.dim, s.batch * c.headCount * s.length, n * c.dim, n * c.ffnDim, n * c.ffnDim]
+    struct Kept {
+        let attention, gate, up: UnsafeMutablePointer<UInt16>
     }
 
-    init(_ c: LlamaConfig, _ s: PassShape, withKV: Bool, from a: Arena) {
+    /// Float counts of one layer's pieces; `bf16` keeps attention, gate and up in bf16.
+    static func counts(_ c: LlamaConfig, _ s: PassShape, withKV: Bool, bf16: Bool = false) -> [Int] {
+        let n = s.rows, large = [n * c.dim, n * c.ffnDim, n * c.ffnDim]
+        return [n, n, n * c.dim] + (withKV ? [n * c.kvDim, n * c.kvDim] : []) + [s.batch * c.headCount * s.length, n * c.dim]
+            + (bf16 ? large.map(Arena.bf16Floats) : large)
+    }
+
+    /// - Parameter shared: the fp32 scratch of attention, gate and up when the layer keeps them in bf16.
+    init(_ c: LlamaConfig, _ s: PassShape, withKV: Bool, from a: Arena, shared: Workspace.Shared? = nil) {
         let n = s.rows
         rstdAttention = a.take(n)
         rstdFFN = a.take(n)
         q = a.take(n * c.dim)
         k = withKV ? a.take(n * c.kvDim) : nil
         v = withKV ? a.take(n * c.kvDim) : nil
-        attention = a.take(n * c.dim)
         lse = a.take(s.batch * c.headCount * s.length)
         residualMid = a.take(n * c.dim)
-        gate = a.take(n * c.ffnDim)
-        up = a.take(n * c.ffnDim)
+        if let shared {
+            (attention, gate, up) = (shared.attention, shared.gate, shared.up)
+            kept = Kept(attention: a.takeBF16(n * c.dim), gate: a.takeBF16(n * c.ffnDim), up: a.takeBF16(n * c.ffnDim))
+        } else {
+            (attention, gate, up) = (a.take(n * c.dim), a.take(n * c.ffnDim), a.take(n * c.ffnDim))
+        }
     }
 }
 
@@ -94,6 +113,12 @@ struct Workspace {
     /// [N, H·E] dq, [N, K·E] dk and dv, [N, F] d(hidden) and d(gate) (apart, so the SwiGLU
     /// backward loop has no aliasing and vectorises).
     let dResidual, dNormed, dq, dk, dv, dHidden, dGate: UnsafeMutablePointer<Float>?
+    /// Layers that keep attention, gate and up in bf16 compute them here in fp32: [N, D], [N, F], [N, F].
+    let shared: Shared?
+
+    struct Shared {
+        let attention, gate, up: UnsafeMutablePointer<Float>
+    }
 
     /// Rows of one logits chunk: chunks of at most `logitsRows`, made equal.
     static func chunkRows(_ n: Int, logitsRows: Int) -> Int {
@@ -102,16 +127,19 @@ struct Workspace {
     }
 
     /// Float counts of the pieces (the memory plan uses the same numbers).
-    static func counts(_ c: LlamaConfig, _ s: PassShape, logitsRows: Int, backward: Bool) -> [Int] {
+    static func counts(_ c: LlamaConfig, _ s: PassShape, logitsRows: Int, backward: Bool, shared: Bool = false) -> [Int] {
         let n = s.rows, chunk = chunkRows(n, logitsRows: logitsRows)
         return [n * c.dim, n * c.ffnDim, chunk * c.vocabSize]
             + (backward ? [n * c.dim, n * c.dim, n * c.dim, n * c.kvDim, n * c.kvDim, n * c.ffnDim, n * c.ffnDim] : [])
+            + (shared ? [n * c.dim, n * c.ffnDim, n * c.ffnDim] : [])
     }
 
-    /// - Parameter logitsRows: the most rows of logits one chunk may hold; chunks are made equal.
-    init(_ c: LlamaConfig, _ s: PassShape, logitsRows: Int, backward: Bool, ledger: MemoryLedger) {
+    /// - Parameters:
+    ///   - logitsRows: the most rows of logits one chunk may hold; chunks are made equal.
+    ///   - shared: with the fp32 scratch of layers that keep attention, gate and up in bf16.
+    init(_ c: LlamaConfig, _ s: PassShape, logitsRows: Int, backward: Bool, shared withShared: Bool = false, ledger: MemoryLedger) {
         let n = s.rows, chunk = Workspace.chunkRows(n, logitsRows: logitsRows)
-        arena = Arena(Workspace.counts(c, s, logitsRows: logitsRows, backward: backward), category: .workspace, ledger: ledger)
+        arena = Arena(Workspace.counts(c, s, logitsRows: logitsRows, backward: backward, shared: withShared), category: .workspace, ledger: ledger)
         normed = arena.take(n * c.dim)
         hidden = arena.take(n * c.ffnDim)
         logits = arena.take(chunk * c.vocabSize)
@@ -123,6 +151,7 @@ struct Workspace {
         dv = backward ? arena.take(n * c.kvDim) : nil
         dHidden = backward ? arena.take(n * c.ffnDim) : nil
         dGate = backward ? arena.take(n * c.ffnDim) : nil
+        shared = withShared ? Shared(attention: arena.take(n * c.dim), gate: arena.take(n * c.ffnDim), up: arena.take(n * c.ffnDim)) : nil
     }
 }
 
@@ -137,6 +166,8 @@ final class PassBuffers {
     struct Key: Hashable {
         let kind: Kind
         let batch, length: Int
+        /// Computing in bf16 (see ``keepsBF16``).
+        var bf16 = false
     }
 
     let key: Key
@@ -157,20 +188,27 @@ final class PassBuffers {
         }
     }
 
+    /// Whether every layer keeps its attention output, gate and up projections in bf16 for backward: when computing
+    /// in bf16 (the GEMMs round them to bf16 anyway) and training without checkpointing, where that halves the
+    /// largest activations. With checkpointing or forward only one set is kept, which the fp32 scratch would outweigh.
+    static func keepsBF16(_ kind: Kind, bf16: Bool) -> Bool { bf16 && kind == .training(checkpointing: false) }
+
     /// Float counts of the activation arena's pieces.
-    static func activationCounts(_ kind: Kind, _ c: LlamaConfig, _ s: PassShape) -> [Int] {
-        Array(repeating: LayerActivations.counts(c, s, withKV: true), count: plan(kind, c).sets).flatMap { $0 } + [s.rows]
+    static func activationCounts(_ kind: Kind, _ c: LlamaConfig, _ s: PassShape, bf16: Bool = false) -> [Int] {
+        let layer = LayerActivations.counts(c, s, withKV: true, bf16: keepsBF16(kind, bf16: bf16))
+        return Array(repeating: layer, count: plan(kind, c).sets).flatMap { $0 } + [s.rows]
     }
 
     init(_ key: Key, config c: LlamaConfig, logitsRows: Int, ledger: MemoryLedger) {
         self.key = key
         let s = PassShape(batch: key.batch, length: key.length), n = s.rows
-        let (residualCount, sets, backward) = PassBuffers.plan(key.kind, c)
+        let (residualCount, sets, backward) = PassBuffers.plan(key.kind, c), keeps = PassBuffers.keepsBF16(key.kind, bf16: key.bf16)
         residuals = AlignedBuffer(count: residualCount * n * c.dim, category: .activations, ledger: ledger)
-        let arena = Arena(PassBuffers.activationCounts(key.kind, c, s), category: .activations, ledger: ledger)
-        layers = (0..<sets).map { _ in LayerActivations(c, s, withKV: true, from: arena) }
+        let arena = Arena(PassBuffers.activationCounts(key.kind, c, s, bf16: key.bf16), category: .activations, ledger: ledger)
+        workspace = Workspace(c, s, logitsRows: logitsRows, backward: backward, shared: keeps, ledger: ledger)
+        let shared = workspace.shared
+        layers = (0..<sets).map { _ in LayerActivations(c, s, withKV: true, from: arena, shared: shared) }
         rstdFinal = arena.take(n)
         activationArena = arena
-        workspace = Workspace(c, s, logitsRows: logitsRows, backward: backward, ledger: ledger)
     }
 }

@@ -64,6 +64,11 @@ extension LlamaModel {
         let p = layout.layers[l], c = config, n = s.rows
         let dNormed = ws.dNormed!, dHidden = ws.dHidden!, dGate = ws.dGate!, dq = ws.dq!, dk = ws.dk!, dv = ws.dv!
 
+        if let kept = a.kept {  // the fp32 scratch from the bf16 bits this layer kept
+            for (bits, floats, count) in [(kept.gate, a.gate, n * c.ffnDim), (kept.up, a.up, n * c.ffnDim), (kept.attention, a.attention, n * c.dim)] {
+                Conversions.fromBF16(UnsafeBufferPointer(start: bits, count: count), UnsafeMutableBufferPointer(start: floats, count: count))
+            }
+        }
         // MLP: out = h + down(SiLU(gate(x̂)) ⊙ up(x̂)), x̂ = norm(h).
         withFloats(p.ffnNorm) { w in RMSNorm.apply(a.residualMid, w, rstd: a.rstdFFN, ws.normed, rows: n, dim: c.dim) }
         SwiGLU.forward(gate: a.gate, up: a.up, ws.hidden, count: n * c.ffnDim)

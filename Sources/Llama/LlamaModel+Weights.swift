@@ -82,10 +82,13 @@ extension LlamaModel {
     }
 
     /// `count` activations as the A operand of the next GEMMs: as they are in fp32; in bf16 rounded once into
-    /// the workspace's slot `.a`, valid until the next call (a GEMM rounds only its fp32 operands, B into slot `.b`).
-    func activation(_ x: UnsafePointer<Float>, count: Int) -> GEMMOperand {
+    /// the workspace's slot `.a`, valid until the next call (a GEMM rounds only its fp32 operands, B into slot `.b`),
+    /// or into `keep`, where a layer keeps them for backward.
+    func activation(_ x: UnsafePointer<Float>, count: Int, keep: UnsafeMutablePointer<UInt16>? = nil) -> GEMMOperand {
         guard let bf16 else { return .f32(x) }
-        return .bf16(bf16.rounded(x, count: count, slot: .a))
+        guard let keep else { return .bf16(bf16.rounded(x, count: count, slot: .a)) }
+        Conversions.toBF16(UnsafeBufferPointer(start: x, count: count), UnsafeMutableBufferPointer(start: keep, count: count))
+        return .bf16(UnsafePointer(keep))
     }
 
     /// A GEMM in the model's precision (`a` and `b` fp32 unless computing in bf16).

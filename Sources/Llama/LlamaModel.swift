@@ -56,7 +56,7 @@ public final class LlamaModel {
 
     /// The buffers for a pass of `kind` over `batch`, reused from the last such pass when the shape matches.
     func buffers(_ kind: PassBuffers.Kind, _ batch: TokenBatch) -> PassBuffers {
-        let key = PassBuffers.Key(kind: kind, batch: batch.batchSize, length: batch.length)
+        let key = PassBuffers.Key(kind: kind, batch: batch.batchSize, length: batch.length, bf16: bf16 != nil)
         if let b = cachedBuffers[kind], b.key == key { return b }
         cachedBuffers[kind] = nil  // free the old ones before allocating
         let b = PassBuffers(key, config: config, logitsRows: logitsRows, ledger: ledger)
@@ -145,7 +145,7 @@ public final class LlamaModel {
         rope.apply(kNew, rows: n, heads: c.kvHeadCount)
         Attention.forward(q: a.q, k: kv.k, v: kv.v, out: a.attention, lse: a.lse, attentionShape(s, kv), ledger: ledger)
         a.residualMid.update(from: x, count: n * c.dim)
-        project(p.output, activation(a.attention, count: n * c.dim), rows: n, into: a.residualMid, accumulate: true)
+        project(p.output, activation(a.attention, count: n * c.dim, keep: a.kept?.attention), rows: n, into: a.residualMid, accumulate: true)
 
         withFloats(p.ffnNorm) { w in
             RMSNorm.forward(a.residualMid, w, ws.normed, rstd: a.rstdFFN, rows: n, dim: c.dim, epsilon: c.normEpsilon)
@@ -154,6 +154,10 @@ public final class LlamaModel {
         project(p.gate, normedMid, rows: n, into: a.gate)
         project(p.up, normedMid, rows: n, into: a.up)
         SwiGLU.forward(gate: a.gate, up: a.up, ws.hidden, count: n * c.ffnDim)
+        if let kept = a.kept {
+            Conversions.toBF16(UnsafeBufferPointer(start: a.gate, count: n * c.ffnDim), UnsafeMutableBufferPointer(start: kept.gate, count: n * c.ffnDim))
+            Conversions.toBF16(UnsafeBufferPointer(start: a.up, count: n * c.ffnDim), UnsafeMutableBufferPointer(start: kept.up, count: n * c.ffnDim))
+        }
         out.update(from: a.residualMid, count: n * c.dim)
         project(p.down, activation(ws.hidden, count: n * c.ffnDim), rows: n, into: out, accumulate: true)
     }

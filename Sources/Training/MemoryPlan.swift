@@ -22,7 +22,7 @@ public enum MemoryPlan {
         format == .bf16 ? BF16ParameterStore.bytes(layout) : [.weights: 4 * layout.totalCount]
     }
 
-    /// The method's bytes with fp32 GEMMs.
+    /// The method's bytes besides the bf16 GEMMs' operand scratch (activations as the precision keeps them).
     static func methodEstimate(_ c: LlamaConfig, options o: TrainingOptions, threads: Int) -> [MemoryCategory: Int] {
         let layout = ParameterLayout(c), params = layout.totalCount, weights = weightBytes(layout, o.weightFormat)
         if o.method.isZerothOrder {  // the forward-only path: weights, one layer's buffers, DiZO's anchors
@@ -36,7 +36,8 @@ public enum MemoryPlan {
             plan[.optimizerState] = 4 * layout.parameters.filter { set.contains($0.role) && !o.groups.isFrozen($0.role) }.reduce(0) { $0 + $1.count }
             return plan
         }
-        var plan = LlamaModel.passMemory(c, batch: o.batchSize, length: o.maxLength, training: o.checkpointing, threads: threads)
+        var plan = LlamaModel.passMemory(c, batch: o.batchSize, length: o.maxLength, training: o.checkpointing,
+                                         bf16: o.precision.kernel.kernel != nil, threads: threads)
         if o.method == .qft {
             let state = QFT.stateBytes(layout, settings: o.qft, fusedGradientFloats: fusedGradientPeak(layout, tied: c.tiedEmbeddings))
             return plan.merging(state, uniquingKeysWith: +)

@@ -81,6 +81,29 @@ struct BF16ComputeTests {
         }
     }
 
+    @Test("bf16 training keeps attention, gate and up in bf16: activations as planned, smaller by half of those three",
+          arguments: [false, true])
+    func keptActivations(checkpointing: Bool) throws {
+        let c = TinyConfigs.all[0], batch = TinyConfigs.batch(c)
+        func peak(_ kernel: BF16Kernel?) throws -> [MemoryCategory: Int] {
+            let ledger = MemoryLedger()
+            let model = try LlamaModel(config: c, store: try TinyConfigs.model(c).store, ledger: ledger)
+            model.bf16 = kernel.map { BF16Workspace(kernel: $0, ledger: MemoryLedger()) }  // its scratch is planned apart
+            let grads = GradientSlab(layout: model.layout, ledger: MemoryLedger())
+            _ = try model.lossAndGradients(batch, into: grads, checkpointing: checkpointing)
+            let plan = LlamaModel.passMemory(c, batch: batch.batchSize, length: batch.length, training: checkpointing, bf16: kernel != nil)
+            let seen = ledger.snapshot().peak
+            // The workspace plan counts one attention scratch per thread: an upper bound when fewer tasks overlap.
+            #expect(seen[.activations] == plan[.activations] && (seen[.workspace] ?? 0) <= (plan[.workspace] ?? 0), "ledger \(seen) vs plan \(plan)")
+            return seen
+        }
+        let fp32 = try peak(nil), bf16 = try peak(.emulated)
+        let n = batch.batchSize * batch.length, layers = checkpointing ? 0 : c.layerCount
+        let halved = layers * (Arena.padded(n * c.dim) + 2 * Arena.padded(n * c.ffnDim) - Arena.padded(Arena.bf16Floats(n * c.dim))
+                               - 2 * Arena.padded(Arena.bf16Floats(n * c.ffnDim)))
+        #expect((fp32[.activations] ?? 0) - (bf16[.activations] ?? 0) == 4 * halved)
+    }
+
     @Test("a perturbation applied as weights are read equals the same perturbation made in place, and changes nothing stored")
     func readTimePerturbation() throws {
         let c = TinyConfigs.gqaUntiedRotateHalf, batch = TinyConfigs.batch(c)
