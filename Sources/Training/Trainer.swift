@@ -28,7 +28,7 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     }
 
     /// What a run stores its weights in, once `auto` is resolved.
-    public enum WeightFormat: String, Sendable {
+    public enum WeightFormat: String, Sendable, CaseIterable {
         case fp32, bf16, int8
     }
 

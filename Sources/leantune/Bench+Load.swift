@@ -15,7 +15,7 @@ extension Bench {
         @Option(help: "Write a model of this built-in shape with random weights to the directory first.")
         var shape: String?
         @Option(help: "The store to load into: fp32, bf16 (int8: QFT's, with default settings).")
-        var weights = "bf16"
+        var weights: TrainingOptions.WeightFormat = .bf16
         @Option(help: "Threads for the conversions.")
         var threads = 2
 
@@ -34,10 +34,9 @@ extension Bench {
             let rssBefore = ProcessMemory.peakResidentBytes, start = monotonicNanoseconds()
             var options = TrainingOptions()
             switch weights {
-            case "fp32": options.weights = .fp32
-            case "bf16": options.weights = .bf16
-            case "int8": options.method = .qft
-            default: throw ValidationError("--weights: '\(weights)' is not fp32, bf16 or int8")
+            case .fp32: options.weights = .fp32
+            case .bf16: options.weights = .bf16
+            case .int8: options.method = .qft
             }
             let loaded = try HFDirectory.load(directory, lazy: true)
             let model = try Trainer.model(loaded.model, for: options)

@@ -17,6 +17,7 @@ private let stopRequested = Atomic<Bool>(false)
 extension TrainingOptions.Method: ExpressibleByArgument {}
 extension LRSchedule.Shape: ExpressibleByArgument {}
 extension TrainingOptions.Weights: ExpressibleByArgument {}
+extension TrainingOptions.WeightFormat: ExpressibleByArgument {}
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
