@@ -7,6 +7,7 @@ import json, os, re, statistics, sys
 
 RUNS = ["adamw", "adamw-fused", "lion", "qft", "qft-stack", "qft-fp32-embedding", "galore", "adarankgrad"]
 RUNS += [f"lsp-d{d}-r{r}" for d in (256, 512) for r in (4, 8)]
+RUNS += [f"{m}-{p}" for m in ("adamw", "mezo", "qft") for p in ("fp32", "bf16")]  # the precision suite
 
 # The training log's memory line: the plan, the ledger's peak and the process's peak RSS (GiB).
 MEMORY = re.compile(r"plan ([\d.]+) GiB, ledger peak ([\d.]+) GiB \([^)]*\), process peak RSS ([\d.]+) GiB")
@@ -25,14 +26,18 @@ def main():
     data = {n: load(out, n) for n in names}
     print(f"# Gradient methods on SST-2 with SmolLM2-135M ({out})\n")
     print("Training loss is the gold label word's loss; 'final' is the mean over the last 20 steps (one step's batch is 16 sentences).\n")
+    if not names:
+        sys.exit(f"summarize_sst2.py: no finished runs in {out}")
     reference = "lion" if "lion" in data else names[0]
-    lion = statistics.mean(r["loss"] for r in data[reference][0][-20:])
-    print(f"| run | final training loss | vs {reference} | dev accuracy by eval step | ledger peak (GiB) | process peak RSS (GiB) | seconds per step (median) |")
+    final = lambda n: statistics.mean(r["loss"] for r in data[n][0][-20:])
+    # A bf16 run is compared with the fp32 run of the same method, any other with the suite's reference.
+    against = lambda n: n[:-5] + "-fp32" if n.endswith("-bf16") and n[:-5] + "-fp32" in data else reference
+    print(f"| run | final training loss | vs {reference} (bf16 runs: vs their fp32 run) | dev accuracy by eval step | ledger peak (GiB) | process peak RSS (GiB) | seconds per step (median) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for n in names:
         steps, evals, memory = data[n]
-        loss = statistics.mean(r["loss"] for r in steps[-20:])
-        versus = f"{100 * (loss - lion) / lion:+.1f}%"
+        loss, base = final(n), final(against(n))
+        versus = f"{100 * (loss - base) / base:+.1f}%"
         accuracy = ", ".join(f"{s}: {a:.3f}" for s, a in sorted(evals.items()))
         seconds = statistics.median(r["seconds"] for r in steps)
         ledger, rss = (memory.group(2), memory.group(3)) if memory else ("–", "–")
