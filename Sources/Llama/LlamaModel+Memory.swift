@@ -6,7 +6,8 @@ extension LlamaModel {
     /// the attention tasks' score scratch.
     /// - Parameters:
     ///   - training: nil for the forward-only loss, otherwise whether checkpointing is on.
-    ///   - bf16: computing in bf16 (layers may keep activations in bf16; ``PassBuffers/keepsBF16(_:bf16:)``).
+    ///   - bf16: computing in bf16: layers may keep activations in bf16 (``PassBuffers/keepsBF16(_:bf16:)``), and
+    ///     attention rounds its operands (``Attention/bf16Bytes(_:backward:threads:)``).
     public static func passMemory(_ c: LlamaConfig, batch: Int, length: Int, training checkpointing: Bool?, bf16: Bool = false,
                                   logitsChunkBytes: Int = 64 << 20, threads: Int = Parallel.threadCount) -> [MemoryCategory: Int] {
         let s = PassShape(batch: batch, length: length)
@@ -15,9 +16,12 @@ extension LlamaModel {
         func bytes(_ counts: [Int]) -> Int { 4 * counts.reduce(0) { $0 + Arena.padded($1) } }
         let attentionScratch = min(threads, batch * c.kvHeadCount) * (plan.backward ? 2 : 1) * min(Attention.queryBlock, length) * length
         let shared = PassBuffers.keepsBF16(kind, bf16: bf16)
+        let attentionShape = AttentionShape(batch: batch, queries: length, keys: length, heads: c.headCount, kvHeads: c.kvHeadCount,
+                                            headDim: c.headDim, queryOffset: 0)
+        let attentionBF16 = bf16 ? Attention.bf16Bytes(attentionShape, backward: plan.backward, threads: threads) : 0
         return [
             .activations: 4 * plan.residuals * s.rows * c.dim + bytes(PassBuffers.activationCounts(kind, c, s, bf16: bf16)),
-            .workspace: bytes(Workspace.counts(c, s, logitsRows: logitsRows, backward: plan.backward, shared: shared)) + 4 * attentionScratch,
+            .workspace: bytes(Workspace.counts(c, s, logitsRows: logitsRows, backward: plan.backward, shared: shared)) + 4 * attentionScratch + attentionBF16,
         ]
     }
 

@@ -143,7 +143,7 @@ public final class LlamaModel {
         project(p.value, normed, rows: n, into: vNew)
         rope.apply(a.q, rows: n, heads: c.headCount)
         rope.apply(kNew, rows: n, heads: c.kvHeadCount)
-        Attention.forward(q: a.q, k: kv.k, v: kv.v, out: a.attention, lse: a.lse, attentionShape(s, kv), ledger: ledger)
+        Attention.forward(q: a.q, k: kv.k, v: kv.v, out: a.attention, lse: a.lse, attentionShape(s, kv), bf16: bf16?.kernel, ledger: ledger)
         a.residualMid.update(from: x, count: n * c.dim)
         project(p.output, activation(a.attention, count: n * c.dim, keep: a.kept?.attention), rows: n, into: a.residualMid, accumulate: true)
 

@@ -77,7 +77,7 @@ public enum BF16Kernel: Sendable {
              alpha: Float, beta: Float, widened: (Int, Int) -> UnsafeMutablePointer<Float>) {
         switch self {
         case .oneDNN(let gemm):
-            OneDNN.matchThreads()
+            OneDNN.setThreads(GEMM.inParallelRegion ? 1 : Parallel.threadCount)
             var status: Int32 = 0
             GEMM.timed(flops: 2 * m * n * k) {
                 status = gemm(CChar(UInt8(ascii: transA ? "T" : "N")), CChar(UInt8(ascii: transB ? "T" : "N")),
@@ -99,7 +99,7 @@ public enum BF16Kernel: Sendable {
 /// Elements from the first to the last of a row-major matrix stored with row stride `stride`.
 func storedCount(rows: Int, columns: Int, stride: Int) -> Int { (rows - 1) * stride + columns }
 
-/// oneDNN opened at run time, with its OpenMP thread count kept equal to ``Parallel/threadCount``.
+/// oneDNN opened at run time.
 enum OneDNN {
     /// The bf16 GEMM entry point, nil where the library or the symbol is missing.
     static let gemm: BF16Kernel.Entry? = {
@@ -109,19 +109,14 @@ enum OneDNN {
         guard let handle = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_GLOBAL) ?? dlopen("libdnnl.so", RTLD_NOW | RTLD_GLOBAL),
               let symbol = dlsym(handle, "dnnl_gemm_bf16bf16f32") else { return nil }
         if let set = dlsym(handle, "omp_set_num_threads") ?? dlsym(nil, "omp_set_num_threads") {
-            setThreads = unsafeBitCast(set, to: (@convention(c) (Int32) -> Void).self)
+            setNumThreads = unsafeBitCast(set, to: (@convention(c) (Int32) -> Void).self)
         }
         return unsafeBitCast(symbol, to: BF16Kernel.Entry.self)
     }()
 
-    nonisolated(unsafe) private static var setThreads: (@convention(c) (Int32) -> Void)?
-    nonisolated(unsafe) private static var threads = 0
+    nonisolated(unsafe) private static var setNumThreads: (@convention(c) (Int32) -> Void)?
 
-    /// Sets OpenMP's thread count to ``Parallel/threadCount`` when it changed (GEMMs run on one thread at a time).
-    static func matchThreads() {
-        let n = Parallel.threadCount
-        guard n != threads, let setThreads else { return }
-        setThreads(Int32(n))
-        threads = n
-    }
+    /// Sets the calling thread's OpenMP thread count before a GEMM: OpenMP keeps it per thread, so tasks that run
+    /// GEMMs side by side ask for one while the caller of a whole-machine GEMM asks for ``Parallel/threadCount``.
+    static func setThreads(_ n: Int) { setNumThreads?(Int32(n)) }
 }

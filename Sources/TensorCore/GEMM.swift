@@ -105,6 +105,9 @@ public enum GEMM {
         return try body()
     }
 
+    /// Whether GEMMs are being issued from several tasks at once (inside ``withSingleThreadedBLAS(_:)``).
+    static var inParallelRegion: Bool { counters.parallelRegion.load(ordering: .relaxed) }
+
     /// FLOPs and time spent in GEMM since the last ``resetCounters()``.
     public static var statistics: (flops: Int, seconds: Double) {
         (counters.flops.load(ordering: .relaxed), Double(counters.nanos.load(ordering: .relaxed)) * 1e-9)

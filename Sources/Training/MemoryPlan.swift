@@ -26,7 +26,8 @@ public enum MemoryPlan {
     static func methodEstimate(_ c: LlamaConfig, options o: TrainingOptions, threads: Int) -> [MemoryCategory: Int] {
         let layout = ParameterLayout(c), params = layout.totalCount, weights = weightBytes(layout, o.weightFormat)
         if o.method.isZerothOrder {  // the forward-only path: weights, one layer's buffers, DiZO's anchors
-            var plan = LlamaModel.passMemory(c, batch: o.batchSize * o.objective.sequencesPerExample, length: o.maxLength, training: nil, threads: threads)
+            var plan = LlamaModel.passMemory(c, batch: o.batchSize * o.objective.sequencesPerExample, length: o.maxLength, training: nil,
+                                             bf16: o.precision.kernel.kernel != nil, threads: threads)
             plan.merge(weights, uniquingKeysWith: +)
             if o.weightFormat != .fp32 {  // perturbed as read: the fp32 copy of a perturbed tensor read as floats
                 let floats = o.precision.kernel.kernel != nil ? c.dim : BF16ParameterStore.workspaceCount(layout)

@@ -12,6 +12,8 @@ extension Bench {
 
         func run() throws {
             GEMM.setThreads(options.threads)
+            let (kernel, note) = options.precision.kernel
+            if let note { print("note: \(note)") }
             let c = options.config, n = options.batch * options.seq
             let s = AttentionShape(batch: options.batch, queries: options.seq, keys: options.seq, heads: c.headCount,
                                    kvHeads: c.kvHeadCount, headDim: c.headDim, queryOffset: 0)
@@ -27,17 +29,17 @@ extension Bench {
             var forward: [Double] = [], backward: [Double] = []
             for _ in 0..<(options.repetitions * 10 + 1) {
                 let t0 = monotonicNanoseconds()
-                Attention.forward(q: q.pointer, k: k.pointer, v: v.pointer, out: out.pointer, lse: lse.pointer, s)
+                Attention.forward(q: q.pointer, k: k.pointer, v: v.pointer, out: out.pointer, lse: lse.pointer, s, bf16: kernel)
                 let t1 = monotonicNanoseconds()
                 Attention.backward(dOut: dOut.pointer, q: q.pointer, k: k.pointer, v: v.pointer, lse: lse.pointer,
-                                   dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, s)
+                                   dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, s, bf16: kernel)
                 forward.append(Double(t1 - t0) * 1e-6)
                 backward.append(Double(monotonicNanoseconds() - t1) * 1e-6)
             }
             forward.removeFirst()
             backward.removeFirst()
-            print(String(format: "attention of one layer (%@, batch %d × %d): forward median %.2f ms (min %.2f), backward median %.2f ms (min %.2f); × %d layers = %.3f s per step",
-                         options.shape, options.batch, options.seq, forward.sorted()[forward.count / 2], forward.min()!,
+            print(String(format: "attention of one layer (%@, batch %d × %d, %@): forward median %.2f ms (min %.2f), backward median %.2f ms (min %.2f); × %d layers = %.3f s per step",
+                         options.shape, options.batch, options.seq, kernel == nil ? "fp32" : "bf16", forward.sorted()[forward.count / 2], forward.min()!,
                          backward.sorted()[backward.count / 2], backward.min()!, c.layerCount,
                          Double(c.layerCount) * (forward.sorted()[forward.count / 2] + backward.sorted()[backward.count / 2]) / 1000))
         }

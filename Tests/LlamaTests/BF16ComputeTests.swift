@@ -53,6 +53,34 @@ struct BF16ComputeTests {
         #expect(cpu.reason.contains("AVX512-BF16"))
     }
 
+    /// The stated tolerance of bf16 attention: out, dq, dk and dv within 1% (relative L2; measured 0.2–0.3%) of fp32 attention (which
+    /// matches finite differences of the Double reference), with grouped-query heads, two query blocks and packed samples.
+    @Test("attention with bf16 operands tracks fp32: out, dq, dk, dv within 1%; oneDNN equals the emulation")
+    func attention() throws {
+        let (b, t, h, kv, e) = (2, Attention.queryBlock + 6, 4, 2, 16)
+        let firstKeys = (0..<b).flatMap { _ in (0..<t).map { Int32($0 < 30 ? 0 : 30) } }
+        let s = AttentionShape(batch: b, queries: t, keys: t, heads: h, kvHeads: kv, headDim: e, queryOffset: 0, firstKeys: firstKeys)
+        let q = randomFloats(b * t * h * e, seed: 9), k = randomFloats(b * t * kv * e, seed: 10)
+        let v = randomFloats(b * t * kv * e, seed: 11), dOut = randomFloats(b * t * h * e, seed: 12)
+        func run(_ kernel: BF16Kernel?) -> [[Float]] {
+            var out = [Float](repeating: 0, count: q.count), lse = [Float](repeating: 0, count: b * h * t)
+            Attention.forward(q: q, k: k, v: v, out: &out, lse: &lse, s, bf16: kernel, ledger: MemoryLedger())
+            var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
+            Attention.backward(dOut: dOut, q: q, k: k, v: v, lse: lse, dq: &dq, dk: &dk, dv: &dv, s, bf16: kernel, ledger: MemoryLedger())
+            return [out, dq, dk, dv]
+        }
+        let fp32 = run(nil), emulated = run(.emulated)
+        for (name, (x, y)) in zip(["out", "dq", "dk", "dv"], zip(emulated, fp32)) {
+            let error = relativeError(x.map(Double.init), y.map(Double.init))
+            #expect(error > 0 && error < 1e-2, "\(name): bf16 vs fp32 relative error \(error)")
+        }
+        if case .success(let fast) = BF16Kernel.detected {
+            for (name, (x, y)) in zip(["out", "dq", "dk", "dv"], zip(run(fast), emulated)) {
+                #expect(relativeError(x.map(Double.init), y.map(Double.init)) < 1e-5, "\(name): oneDNN vs emulated")
+            }
+        }
+    }
+
     /// Loss and full gradient of `model` on its tiny batch.
     static func lossAndGradient(_ model: LlamaModel, checkpointing: Bool = false) throws -> (Double, GradientSlab) {
         let grads = GradientSlab(layout: model.layout, ledger: MemoryLedger())
@@ -60,9 +88,12 @@ struct BF16ComputeTests {
         return (loss.mean, grads)
     }
 
-    /// The stated tolerance of the bf16 backward: each tensor's gradient within 3% (relative L2) of the fp32
-    /// gradient (which itself matches finite differences to 1e-4), the loss within 0.5%.
-    @Test("bf16 forward and backward track fp32: loss within 0.5%, every tensor's gradient within 3%",
+    /// The stated tolerance of the bf16 backward: each tensor's gradient within 4% (relative L2) of the fp32
+    /// gradient (which itself matches finite differences to 1e-4), the loss within 0.5%. Every GEMM rounds its
+    /// operands (0.2–0.3% per attention product, see ``attention()``); these tiny models with N(0, 0.3²) weights
+    /// amplify that through two layers, most in the first layer's k projection (3.1–3.3% measured, 2.6% before
+    /// attention's own GEMMs took bf16 operands).
+    @Test("bf16 forward and backward track fp32: loss within 0.5%, every tensor's gradient within 4%",
           arguments: TinyConfigs.all.indices, [false, true])
     func modelGradients(index: Int, checkpointing: Bool) throws {
         let c = TinyConfigs.all[index]
@@ -76,7 +107,7 @@ struct BF16ComputeTests {
             #expect(loss16 != loss32, "bf16 compute gave the fp32 loss bit for bit: it did not run")
             for (id, info) in model.layout.parameters.enumerated() {
                 let e = relativeError(g16.view(id).map(Double.init), g32.view(id).map(Double.init))
-                #expect(e < 3e-2, "\(info.name): relative error \(e)")
+                #expect(e < 4e-2, "\(info.name): relative error \(e)")
             }
         }
     }
@@ -93,8 +124,8 @@ struct BF16ComputeTests {
             _ = try model.lossAndGradients(batch, into: grads, checkpointing: checkpointing)
             let plan = LlamaModel.passMemory(c, batch: batch.batchSize, length: batch.length, training: checkpointing, bf16: kernel != nil)
             let seen = ledger.snapshot().peak
-            // The workspace plan counts one attention scratch per thread: an upper bound when fewer tasks overlap.
-            #expect(seen[.activations] == plan[.activations] && (seen[.workspace] ?? 0) <= (plan[.workspace] ?? 0), "ledger \(seen) vs plan \(plan)")
+            // (The workspace is checked against the plan with the kernel training uses, in TrainerTests.)
+            #expect(seen[.activations] == plan[.activations], "ledger \(seen) vs plan \(plan)")
             return seen
         }
         let fp32 = try peak(nil), bf16 = try peak(.emulated)

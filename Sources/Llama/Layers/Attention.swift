@@ -41,6 +41,10 @@ public struct AttentionShape: Sendable {
 /// running single-threaded GEMMs on its own Tq×Tk score matrices; the probabilities are never kept:
 /// backward recomputes them from the saved log-sum-exp of each row (as FlashAttention does), so
 /// saved memory is O(T) per head, not O(T²).
+///
+/// With a bf16 kernel every GEMM takes bf16 operands (fp32 accumulation): q, k, v (and dOut) are rounded once
+/// per call, each task rounds its probabilities and score gradients into its own ``BF16Workspace``; softmax,
+/// its backward and the log-sum-exp stay fp32.
 public enum Attention {
     /// Query rows per block: a block of rows only multiplies the keys its last row can see, which
     /// skips most of the masked upper triangle.
@@ -51,21 +55,21 @@ public enum Attention {
     public static func forward(
         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>?, _ s: AttentionShape,
-        ledger: MemoryLedger = .shared
+        bf16: BF16Kernel? = nil, ledger: MemoryLedger = .shared
     ) {
         let (tq, tk, e) = (s.queries, s.keys, s.headDim)
         let (qStride, kvStride) = (s.heads * e, s.kvHeads * e)
-        nonisolated(unsafe) let (q, k, v, out, lse) = (q, k, v, out, lse)  // each (b, h) writes its own out columns and lse rows
-        forEachHead(s, scratchMatrices: 1, ledger: ledger) { b, h, scores in
-            let kvh = h / (s.heads / s.kvHeads)
-            let kh = k + b * tk * kvStride + kvh * e, vh = v + b * tk * kvStride + kvh * e
+        let x = Operands([(q, s.batch * tq * qStride), (k, s.batch * tk * kvStride), (v, s.batch * tk * kvStride)], bf16: bf16, ledger: ledger)
+        nonisolated(unsafe) let (out, lse) = (out, lse)  // each (b, h) writes its own out columns and lse rows
+        forEachHead(s, scratchMatrices: 1, bf16: bf16, ledger: ledger) { b, h, scores, ws in
+            let kvh = h / (s.heads / s.kvHeads), kvh0 = b * tk * kvStride + kvh * e
             for rows in blocks(s) {  // the block reads keys k0 ..< k0 + n
                 let m = rows.count, k0 = s.firstKey(b, rows.lowerBound), n = s.visibleKeys(rows.upperBound - 1) - k0
-                let qOff = (b * tq + rows.lowerBound) * qStride + h * e
-                GEMM.multiply(m: m, n: n, k: e, q + qOff, lda: qStride, kh + k0 * kvStride, ldb: kvStride, transB: true,
-                              scores, ldc: n, alpha: s.scale)
+                let qOff = (b * tq + rows.lowerBound) * qStride + h * e, kvOff = kvh0 + k0 * kvStride
+                GEMM.multiply(m: m, n: n, k: e, x[0, qOff], lda: qStride, x[1, kvOff], ldb: kvStride, transB: true,
+                              scores, ldc: n, alpha: s.scale, workspace: ws)
                 softmaxRows(scores, s, b, rows: rows, firstKey: k0, width: n, lse: lse.map { $0 + (b * s.heads + h) * tq })
-                GEMM.multiply(m: m, n: e, k: n, scores, lda: n, vh + k0 * kvStride, ldb: kvStride, out + qOff, ldc: qStride)
+                GEMM.multiply(m: m, n: e, k: n, .f32(scores), lda: n, x[2, kvOff], ldb: kvStride, out + qOff, ldc: qStride, workspace: ws)
             }
         }
     }
@@ -76,33 +80,68 @@ public enum Attention {
     public static func backward(
         dOut: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         lse: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
-        dv: UnsafeMutablePointer<Float>, _ s: AttentionShape, ledger: MemoryLedger = .shared
+        dv: UnsafeMutablePointer<Float>, _ s: AttentionShape, bf16: BF16Kernel? = nil, ledger: MemoryLedger = .shared
     ) {
         let (tq, tk, e) = (s.queries, s.keys, s.headDim)
         let (qStride, kvStride) = (s.heads * e, s.kvHeads * e)
+        let (qCount, kvCount) = (s.batch * tq * qStride, s.batch * tk * kvStride)
+        let x = Operands([(q, qCount), (k, kvCount), (v, kvCount), (dOut, qCount)], bf16: bf16, ledger: ledger)
         // Query heads that share a kv head add into the same dk, dv columns: the tasks are split
         // by kv head so that no two tasks write the same columns.
-        nonisolated(unsafe) let (dOut, q, k, v, lse, dq, dk, dv) = (dOut, q, k, v, lse, dq, dk, dv)
-        forEachHead(s, scratchMatrices: 2, ledger: ledger) { b, h, scratch in
+        nonisolated(unsafe) let (lse, dq, dk, dv) = (lse, dq, dk, dv)
+        forEachHead(s, scratchMatrices: 2, bf16: bf16, ledger: ledger) { b, h, scratch, ws in
             let kvh = h / (s.heads / s.kvHeads)
             for rows in blocks(s) {  // the block reads keys k0 ..< k0 + n
                 let m = rows.count, k0 = s.firstKey(b, rows.lowerBound), n = s.visibleKeys(rows.upperBound - 1) - k0
                 let kvOff = (b * tk + k0) * kvStride + kvh * e
                 let p = scratch, dp = scratch + m * n
                 let qOff = (b * tq + rows.lowerBound) * qStride + h * e
-                GEMM.multiply(m: m, n: n, k: e, q + qOff, lda: qStride, k + kvOff, ldb: kvStride, transB: true,
-                              p, ldc: n, alpha: s.scale)
+                GEMM.multiply(m: m, n: n, k: e, x[0, qOff], lda: qStride, x[1, kvOff], ldb: kvStride, transB: true,
+                              p, ldc: n, alpha: s.scale, workspace: ws)
                 exponentiate(p, s, b, rows: rows, firstKey: k0, width: n, lse: lse + (b * s.heads + h) * tq)
-                GEMM.multiply(m: m, n: n, k: e, dOut + qOff, lda: qStride, v + kvOff, ldb: kvStride, transB: true,
-                              dp, ldc: n)
-                GEMM.multiply(m: n, n: e, k: m, p, lda: n, transA: true, dOut + qOff, ldb: qStride,
-                              dv + kvOff, ldc: kvStride, beta: 1)
+                GEMM.multiply(m: m, n: n, k: e, x[3, qOff], lda: qStride, x[2, kvOff], ldb: kvStride, transB: true,
+                              dp, ldc: n, workspace: ws)
+                GEMM.multiply(m: n, n: e, k: m, .f32(p), lda: n, transA: true, x[3, qOff], ldb: qStride,
+                              dv + kvOff, ldc: kvStride, beta: 1, workspace: ws)
                 softmaxBackwardRows(p, dp, s, b, rows: rows, firstKey: k0, width: n)
-                GEMM.multiply(m: m, n: e, k: n, dp, lda: n, k + kvOff, ldb: kvStride,
-                              dq + qOff, ldc: qStride, alpha: s.scale)
-                GEMM.multiply(m: n, n: e, k: m, dp, lda: n, transA: true, q + qOff, ldb: qStride,
-                              dk + kvOff, ldc: kvStride, alpha: s.scale, beta: 1)
+                GEMM.multiply(m: m, n: e, k: n, .f32(dp), lda: n, x[1, kvOff], ldb: kvStride,
+                              dq + qOff, ldc: qStride, alpha: s.scale, workspace: ws)
+                GEMM.multiply(m: n, n: e, k: m, .f32(dp), lda: n, transA: true, x[0, qOff], ldb: qStride,
+                              dk + kvOff, ldc: kvStride, alpha: s.scale, beta: 1, workspace: ws)
             }
+        }
+    }
+
+    /// Bytes a bf16 attention call allocates besides its fp32 score scratch: q, k, v (and dOut in backward) rounded
+    /// once, and each task's rounded probabilities or score gradients (one query block's).
+    public static func bf16Bytes(_ s: AttentionShape, backward: Bool, threads: Int) -> Int {
+        let (q, kv) = (s.batch * s.queries * s.heads * s.headDim, s.batch * s.keys * s.kvHeads * s.headDim)
+        let tasks = min(threads, s.batch * s.kvHeads), block = min(queryBlock, s.queries) * s.keys
+        return 2 * (q * (backward ? 2 : 1) + 2 * kv) + 2 * tasks * block
+    }
+
+    /// The GEMM operands a call reads from its tensors: the fp32 values, or their bf16 bits rounded once.
+    private struct Operands: @unchecked Sendable {  // read-only while the tasks run
+        let floats: [UnsafePointer<Float>]
+        let bits: [UnsafePointer<UInt16>]
+        let storage: AlignedBuffer<UInt16>?
+
+        init(_ tensors: [(UnsafePointer<Float>, Int)], bf16: BF16Kernel?, ledger: MemoryLedger) {
+            floats = tensors.map(\.0)
+            guard bf16 != nil else { (bits, storage) = ([], nil); return }
+            let all = AlignedBuffer<UInt16>(count: tensors.reduce(0) { $0 + $1.1 }, category: .workspace, ledger: ledger)
+            var at = 0, starts: [UnsafePointer<UInt16>] = []
+            for (x, count) in tensors {
+                Conversions.toBF16(UnsafeBufferPointer(start: x, count: count), UnsafeMutableBufferPointer(start: all.pointer + at, count: count))
+                starts.append(UnsafePointer(all.pointer + at))
+                at += count
+            }
+            (bits, storage) = (starts, all)
+        }
+
+        /// Tensor `i` from element `offset` on.
+        subscript(_ i: Int, _ offset: Int) -> GEMMOperand {
+            bits.isEmpty ? .f32(floats[i] + offset) : .bf16(bits[i] + offset)
         }
     }
 
@@ -114,16 +153,19 @@ public enum Attention {
     /// Runs `body(b, h, scratch)` for every (sequence, query head), in parallel over
     /// (sequence, kv head) groups, with BLAS single-threaded inside. Each task owns a scratch of
     /// `scratchMatrices` matrices of one query block's scores.
+    /// With `bf16`, each task also owns a ``BF16Workspace`` for its rounded operands.
     private static func forEachHead(
-        _ s: AttentionShape, scratchMatrices: Int, ledger: MemoryLedger, _ body: (Int, Int, UnsafeMutablePointer<Float>) -> Void
+        _ s: AttentionShape, scratchMatrices: Int, bf16: BF16Kernel?, ledger: MemoryLedger,
+        _ body: (Int, Int, UnsafeMutablePointer<Float>, BF16Workspace?) -> Void
     ) {
         let groups = s.batch * s.kvHeads, perGroup = s.heads / s.kvHeads
         GEMM.withSingleThreadedBLAS {
             Parallel.forEachChunk(groups, grain: 1) { range in
                 let scratch = AlignedBuffer<Float>(count: scratchMatrices * min(queryBlock, s.queries) * s.keys, category: .workspace, ledger: ledger)
+                let ws = bf16.map { BF16Workspace(kernel: $0, ledger: ledger) }
                 for g in range {
                     let b = g / s.kvHeads, kvh = g % s.kvHeads
-                    for h in kvh * perGroup..<(kvh + 1) * perGroup { body(b, h, scratch.pointer) }
+                    for h in kvh * perGroup..<(kvh + 1) * perGroup { body(b, h, scratch.pointer, ws) }
                 }
             }
         }
