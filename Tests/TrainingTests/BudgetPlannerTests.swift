@@ -35,6 +35,21 @@ struct BudgetPlannerTests {
         #expect(fp32.fits.map(\.label) == ["qft"])
     }
 
+    @Test("fixed size (bench methods --budget): only the asked batch and length are tried; a method that fits only smaller is a miss at that size")
+    func fixedSize() throws {
+        let budget = 3 << 29, entries = try MethodCatalog.select(["adamw", "mezo"])
+        let result = try BudgetPlanner.plan(Self.shape, budget: budget, batch: 4, seq: 256, threads: 2, calibration: nil, entries: entries,
+                                            fixedSize: true) { try Self.options($0, $1, $2, $3, $4) }
+        #expect(result.fits.map(\.label) == ["mezo"] && result.fits.allSatisfy { $0.batch == 4 && $0.seq == 256 })
+        let miss = try #require(result.misses.first)
+        #expect(result.misses.count == 1 && miss.label == "adamw" && miss.batch == 4 && miss.seq == 256 && miss.bytes > budget)
+        // Without fixedSize the planner goes down to smaller batches and lengths (adamw's smallest plan is one of them).
+        let free = try BudgetPlanner.plan(Self.shape, budget: budget, batch: 4, seq: 256, threads: 2, calibration: nil, entries: entries) {
+            try Self.options($0, $1, $2, $3, $4)
+        }
+        #expect(free.misses.contains { $0.label == "adamw" && $0.batch * $0.seq < 4 * 256 })
+    }
+
     static func bytes(_ entry: MethodCatalog.Entry, _ batch: Int, _ seq: Int, _ checkpointing: Bool,
                       _ weights: TrainingOptions.Weights? = nil) throws -> Int {
         MemoryPlan.estimate(shape, options: try options(entry, batch, seq, checkpointing, weights), threads: 2).values.reduce(0, +)
