@@ -1,31 +1,30 @@
 import TensorCore
 
 /// One allocation handed out as consecutive 64-byte-aligned pieces.
-final class Arena {
-    let storage: AlignedBuffer<Float>
+final class Arena<Element: BitwiseCopyable> {
+    let storage: AlignedBuffer<Element>
     private var used = 0
 
-    /// An arena for pieces of the given float counts.
+    /// An arena for pieces of the given element counts.
     init(_ counts: [Int], category: MemoryCategory, ledger: MemoryLedger) {
         storage = AlignedBuffer(count: counts.reduce(0) { $0 + Arena.padded($1) }, category: category, ledger: ledger)
     }
 
-    static func padded(_ n: Int) -> Int { (n + 15) / 16 * 16 }
+    /// `n` rounded up to whole 64-byte lines of elements.
+    static func padded(_ n: Int) -> Int {
+        let line = 64 / MemoryLayout<Element>.stride
+        return (n + line - 1) / line * line
+    }
 
-    func take(_ n: Int) -> UnsafeMutablePointer<Float> {
+    /// Bytes of an arena with pieces of these counts.
+    static func bytes(_ counts: [Int]) -> Int { MemoryLayout<Element>.stride * counts.reduce(0) { $0 + padded($1) } }
+
+    func take(_ n: Int) -> UnsafeMutablePointer<Element> {
         let p = storage.pointer + used
         used += Arena.padded(n)
         precondition(used <= storage.count, "Arena overflow")
         return p
     }
-
-    /// A piece of `n` bf16 values (the floats of ``bf16Floats(_:)``).
-    func takeBF16(_ n: Int) -> UnsafeMutablePointer<UInt16> {
-        UnsafeMutableRawPointer(take(Arena.bf16Floats(n))).bindMemory(to: UInt16.self, capacity: n)
-    }
-
-    /// Floats that hold `n` bf16 values.
-    static func bf16Floats(_ n: Int) -> Int { (n + 1) / 2 }
 }
 
 /// Rows and sequence shape of one forward pass.
@@ -72,15 +71,18 @@ struct LayerActivations {
         let attention, gate, up: UnsafeMutablePointer<UInt16>
     }
 
-    /// Float counts of one layer's pieces; `bf16` keeps attention, gate and up in bf16.
+    /// Float counts of one layer's fp32 pieces; `bf16`: attention, gate and up are kept in bf16 (``keptCounts(_:_:)``).
     static func counts(_ c: LlamaConfig, _ s: PassShape, withKV: Bool, bf16: Bool = false) -> [Int] {
-        let n = s.rows, large = [n * c.dim, n * c.ffnDim, n * c.ffnDim]
+        let n = s.rows
         return [n, n, n * c.dim] + (withKV ? [n * c.kvDim, n * c.kvDim] : []) + [s.batch * c.headCount * s.length, n * c.dim]
-            + (bf16 ? large.map(Arena.bf16Floats) : large)
+            + (bf16 ? [] : keptCounts(c, s))
     }
 
-    /// - Parameter shared: the fp32 scratch of attention, gate and up when the layer keeps them in bf16.
-    init(_ c: LlamaConfig, _ s: PassShape, withKV: Bool, from a: Arena, shared: Workspace.Shared? = nil) {
+    /// Element counts of attention, gate and up.
+    static func keptCounts(_ c: LlamaConfig, _ s: PassShape) -> [Int] { [s.rows * c.dim, s.rows * c.ffnDim, s.rows * c.ffnDim] }
+
+    /// - Parameter kept: the bf16 arena and the fp32 scratch of attention, gate and up when the layer keeps them in bf16.
+    init(_ c: LlamaConfig, _ s: PassShape, withKV: Bool, from a: Arena<Float>, kept: (Arena<UInt16>, Workspace.Shared)? = nil) {
         let n = s.rows
         rstdAttention = a.take(n)
         rstdFFN = a.take(n)
@@ -89,9 +91,9 @@ struct LayerActivations {
         v = withKV ? a.take(n * c.kvDim) : nil
         lse = a.take(s.batch * c.headCount * s.length)
         residualMid = a.take(n * c.dim)
-        if let shared {
+        if let (bits, shared) = kept {
             (attention, gate, up) = (shared.attention, shared.gate, shared.up)
-            kept = Kept(attention: a.takeBF16(n * c.dim), gate: a.takeBF16(n * c.ffnDim), up: a.takeBF16(n * c.ffnDim))
+            self.kept = Kept(attention: bits.take(n * c.dim), gate: bits.take(n * c.ffnDim), up: bits.take(n * c.ffnDim))
         } else {
             (attention, gate, up) = (a.take(n * c.dim), a.take(n * c.ffnDim), a.take(n * c.ffnDim))
         }
@@ -101,7 +103,7 @@ struct LayerActivations {
 /// Scratch that no pass keeps: recomputed norms, the MLP activation, the logits chunk and (for
 /// backward) the activation gradients of one layer.
 struct Workspace {
-    let arena: Arena
+    let arena: Arena<Float>
     /// [N, D] normalised layer input (recomputed in backward).
     let normed: UnsafeMutablePointer<Float>
     /// [N, F] SiLU(gate)·up; in backward reused for d(up).
@@ -139,7 +141,7 @@ struct Workspace {
     ///   - shared: with the fp32 scratch of layers that keep attention, gate and up in bf16.
     init(_ c: LlamaConfig, _ s: PassShape, logitsRows: Int, backward: Bool, shared withShared: Bool = false, ledger: MemoryLedger) {
         let n = s.rows, chunk = Workspace.chunkRows(n, logitsRows: logitsRows)
-        arena = Arena(Workspace.counts(c, s, logitsRows: logitsRows, backward: backward, shared: withShared), category: .workspace, ledger: ledger)
+        arena = Arena<Float>(Workspace.counts(c, s, logitsRows: logitsRows, backward: backward, shared: withShared), category: .workspace, ledger: ledger)
         normed = arena.take(n * c.dim)
         hidden = arena.take(n * c.ffnDim)
         logits = arena.take(chunk * c.vocabSize)
@@ -173,7 +175,9 @@ final class PassBuffers {
     let key: Key
     /// Training: the input of every layer, then the final output ((L+1)·N·D). Forward-only: one [N, D].
     let residuals: AlignedBuffer<Float>
-    let activationArena: Arena
+    let activationArena: Arena<Float>
+    /// The bf16 activations layers keep (``keepsBF16(_:bf16:)``), nil otherwise.
+    let keptArena: Arena<UInt16>?
     /// One set per layer in training without checkpointing, otherwise one shared set.
     let layers: [LayerActivations]
     /// [N] rstd of the final norm (training).
@@ -199,15 +203,22 @@ final class PassBuffers {
         return Array(repeating: layer, count: plan(kind, c).sets).flatMap { $0 } + [s.rows]
     }
 
+    /// Element counts of the kept bf16 activations' pieces (none unless ``keepsBF16(_:bf16:)``).
+    static func keptCounts(_ kind: Kind, _ c: LlamaConfig, _ s: PassShape, bf16: Bool) -> [Int] {
+        keepsBF16(kind, bf16: bf16) ? Array(repeating: LayerActivations.keptCounts(c, s), count: plan(kind, c).sets).flatMap { $0 } : []
+    }
+
     init(_ key: Key, config c: LlamaConfig, logitsRows: Int, ledger: MemoryLedger) {
         self.key = key
         let s = PassShape(batch: key.batch, length: key.length), n = s.rows
         let (residualCount, sets, backward) = PassBuffers.plan(key.kind, c), keeps = PassBuffers.keepsBF16(key.kind, bf16: key.bf16)
         residuals = AlignedBuffer(count: residualCount * n * c.dim, category: .activations, ledger: ledger)
-        let arena = Arena(PassBuffers.activationCounts(key.kind, c, s, bf16: key.bf16), category: .activations, ledger: ledger)
+        let arena = Arena<Float>(PassBuffers.activationCounts(key.kind, c, s, bf16: key.bf16), category: .activations, ledger: ledger)
         workspace = Workspace(c, s, logitsRows: logitsRows, backward: backward, shared: keeps, ledger: ledger)
+        let kept = keeps ? Arena<UInt16>(PassBuffers.keptCounts(key.kind, c, s, bf16: key.bf16), category: .activations, ledger: ledger) : nil
         let shared = workspace.shared
-        layers = (0..<sets).map { _ in LayerActivations(c, s, withKV: true, from: arena, shared: shared) }
+        layers = (0..<sets).map { _ in LayerActivations(c, s, withKV: true, from: arena, kept: kept.flatMap { k in shared.map { (k, $0) } }) }
+        keptArena = kept
         rstdFinal = arena.take(n)
         activationArena = arena
     }

@@ -38,7 +38,7 @@ extension LlamaModel {
         }
         let s = PassShape(batch: 1, length: n)
         let keys = cache.length + n
-        let arena = Arena(LayerActivations.counts(c, s, withKV: false) + [n * c.dim], category: .activations, ledger: ledger)
+        let arena = Arena<Float>(LayerActivations.counts(c, s, withKV: false) + [n * c.dim], category: .activations, ledger: ledger)
         let a = LayerActivations(c, s, withKV: false, from: arena)
         let x = arena.take(n * c.dim)
         let ws = Workspace(c, s, logitsRows: 1, backward: false, ledger: ledger)

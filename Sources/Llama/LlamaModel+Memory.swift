@@ -13,14 +13,15 @@ extension LlamaModel {
         let s = PassShape(batch: batch, length: length)
         let kind: PassBuffers.Kind = checkpointing.map { .training(checkpointing: $0) } ?? .forwardOnly
         let plan = PassBuffers.plan(kind, c), logitsRows = max(1, logitsChunkBytes / (4 * c.vocabSize))
-        func bytes(_ counts: [Int]) -> Int { 4 * counts.reduce(0) { $0 + Arena.padded($1) } }
+        let bytes = Arena<Float>.bytes
         let attentionScratch = min(threads, batch * c.kvHeadCount) * (plan.backward ? 2 : 1) * min(Attention.queryBlock, length) * length
         let shared = PassBuffers.keepsBF16(kind, bf16: bf16)
         let attentionShape = AttentionShape(batch: batch, queries: length, keys: length, heads: c.headCount, kvHeads: c.kvHeadCount,
                                             headDim: c.headDim, queryOffset: 0)
         let attentionBF16 = bf16 ? Attention.bf16Bytes(attentionShape, backward: plan.backward, threads: threads) : 0
         return [
-            .activations: 4 * plan.residuals * s.rows * c.dim + bytes(PassBuffers.activationCounts(kind, c, s, bf16: bf16)),
+            .activations: 4 * plan.residuals * s.rows * c.dim + bytes(PassBuffers.activationCounts(kind, c, s, bf16: bf16))
+                + Arena<UInt16>.bytes(PassBuffers.keptCounts(kind, c, s, bf16: bf16)),
             .workspace: bytes(Workspace.counts(c, s, logitsRows: logitsRows, backward: plan.backward, shared: shared)) + 4 * attentionScratch + attentionBF16,
         ]
     }

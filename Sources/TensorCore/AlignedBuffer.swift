@@ -20,11 +20,14 @@ public final class AlignedBuffer<Element: BitwiseCopyable>: @unchecked Sendable 
         let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: Self.alignment)
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
         pointer = raw.bindMemory(to: Element.self, capacity: max(count, 1))
-        ledger.allocate(byteCount, category)
+        ledger.allocate(byteCount, category, bf16: Self.holdsBF16)
     }
 
+    /// 16-bit elements are bf16 bits: the only 16-bit format a ledger sees (fp16 exists only while exporting).
+    static var holdsBF16: Bool { Element.self == UInt16.self }
+
     deinit {
-        ledger.free(byteCount, category)
+        ledger.free(byteCount, category, bf16: Self.holdsBF16)
         UnsafeMutableRawPointer(pointer).deallocate()
     }
 

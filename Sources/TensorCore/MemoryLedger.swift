@@ -22,12 +22,16 @@ public final class MemoryLedger: Sendable {
         public var peak: [MemoryCategory: Int]
         /// Peak of the sum over categories (not the sum of per-category peaks).
         public var peakTotal: Int
+        /// The bf16 bytes among each category's ``peak`` (at the moment of that peak); the rest is fp32, INT8 or indices.
+        public var peakBF16: [MemoryCategory: Int] = [:]
         public var currentTotal: Int { current.values.reduce(0, +) }
     }
 
     private struct State {
         var current: [MemoryCategory: Int] = [:]
         var peak: [MemoryCategory: Int] = [:]
+        var currentBF16: [MemoryCategory: Int] = [:]
+        var peakBF16: [MemoryCategory: Int] = [:]
         var total = 0
         var peakTotal = 0
     }
@@ -39,19 +43,22 @@ public final class MemoryLedger: Sendable {
     /// The ledger every buffer uses unless told otherwise.
     public static let shared = MemoryLedger()
 
-    public func allocate(_ bytes: Int, _ category: MemoryCategory) {
+    /// Registers `bytes` under `category`; `bf16` when they hold bf16 values.
+    public func allocate(_ bytes: Int, _ category: MemoryCategory, bf16: Bool = false) {
         state.withLock { s in
             let now = s.current[category, default: 0] + bytes
             s.current[category] = now
-            s.peak[category] = max(s.peak[category, default: 0], now)
+            if bf16 { s.currentBF16[category, default: 0] += bytes }
+            if now > s.peak[category, default: 0] { (s.peak[category], s.peakBF16[category]) = (now, s.currentBF16[category] ?? 0) }
             s.total += bytes
             s.peakTotal = max(s.peakTotal, s.total)
         }
     }
 
-    public func free(_ bytes: Int, _ category: MemoryCategory) {
+    public func free(_ bytes: Int, _ category: MemoryCategory, bf16: Bool = false) {
         state.withLock { s in
             s.current[category, default: 0] -= bytes
+            if bf16 { s.currentBF16[category, default: 0] -= bytes }
             s.total -= bytes
         }
     }
@@ -60,12 +67,12 @@ public final class MemoryLedger: Sendable {
     /// evaluation that ran before it).
     public func resetPeak() {
         state.withLock { s in
-            s.peak = s.current
+            (s.peak, s.peakBF16) = (s.current, s.currentBF16)
             s.peakTotal = s.total
         }
     }
 
     public func snapshot() -> Snapshot {
-        state.withLock { s in Snapshot(current: s.current, peak: s.peak, peakTotal: s.peakTotal) }
+        state.withLock { s in Snapshot(current: s.current, peak: s.peak, peakTotal: s.peakTotal, peakBF16: s.peakBF16) }
     }
 }

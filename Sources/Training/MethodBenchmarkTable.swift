@@ -43,6 +43,8 @@ public struct MethodBenchmarkTable: Codable, Sendable {
         /// The memory ledger's peak per category during the timed steps, and the peak of the total.
         public var ledgerPeak: [String: Int]
         public var ledgerPeakTotal: Int
+        /// The bf16 bytes among each category's peak (absent in tables written before it was measured).
+        public var ledgerPeakBF16: [String: Int]?
         /// `leantune estimate`'s plan per category, and its total.
         public var estimate: [String: Int]
         public var estimateTotal: Int

@@ -44,7 +44,7 @@ extension Bench {
             let snap = MemoryLedger.shared.snapshot(), format = PassBenchmark.format(bytes:)
             print(String(format: "loaded %@ parameters into a %@ store in %.1f s", PassBenchmark.format(count: model.layout.parameterCount),
                          options.weightFormat.rawValue, seconds))
-            print("ledger peak \(format(snap.peakTotal)) (weights \(format(snap.peak[.weights] ?? 0)), workspace \(format(snap.peak[.workspace] ?? 0))); store now \(format(snap.currentTotal))")
+            print("ledger peak \(format(snap.peakTotal)) (\(PassBenchmark.categories(snap))); store now \(format(snap.currentTotal))")
             print("process peak RSS \(format(ProcessMemory.peakResidentBytes)) (\(format(rssBefore)) before loading)")
         }
     }

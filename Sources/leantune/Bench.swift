@@ -85,6 +85,15 @@ enum PassBenchmark {
         return (model, TokenBatch(sequences: sequences))
     }
 
+    /// Each category's peak, with the bf16 bytes among it where there are any: "weights 0.25 GiB (bf16 0.25 GiB), …".
+    static func categories(_ snap: MemoryLedger.Snapshot) -> String {
+        MemoryCategory.allCases.compactMap { cat in
+            snap.peak[cat].map { bytes in
+                "\(cat.rawValue) \(format(bytes: bytes))" + ((snap.peakBF16[cat] ?? 0) > 0 ? " (bf16 \(format(bytes: snap.peakBF16[cat] ?? 0)))" : "")
+            }
+        }.joined(separator: ", ")
+    }
+
     /// sgemm rate on the MLP up-projection shape of this batch (M = B·T, N = F, K = D).
     /// (Its buffers stay out of the shared ledger, which measures the model.)
     static func sgemmRate(_ c: LlamaConfig, rows: Int) -> Double {
@@ -149,8 +158,7 @@ enum PassBenchmark {
                      Double(gemmFlops) / 1e9, gemmMedian, 100 * gemmMedian / median, Double(gemmFlops) / gemmMedian / 1e9,
                      Double(gemmFlops) / median / 1e9, sgemm))
         let snap = MemoryLedger.shared.snapshot()
-        let parts = MemoryCategory.allCases.compactMap { cat in snap.peak[cat].map { "\(cat.rawValue) \(format(bytes: $0))" } }
-        print("ledger peak: \(format(bytes: snap.peakTotal)) (\(parts.joined(separator: ", ")))")
+        print("ledger peak: \(format(bytes: snap.peakTotal)) (\(categories(snap)))")
         let rss = ProcessMemory.peakResidentBytes
         print("process peak RSS: \(format(bytes: rss))")
         return Result(seconds: times, gemmFlops: gemmFlops, gemmSeconds: gemmMedian, sgemm: sgemm, ledger: snap, peakRSS: rss)

@@ -20,7 +20,7 @@ enum MethodBenchmarkReport {
             "",
             "\(t.machine); \(t.date). Step time is the median of \(t.repetitions) steps after one warm-up, all methods in one process one after the other; "
                 + "'with periodic work' adds what a run pays every so many steps, timed once (DiZO's projection round / κ, GaLore's refresh of every matrix / its interval), and the ratio uses it. "
-                + "Memory in GiB: the ledger's peak per category during the steps and the peak of the total; the estimate is `leantune estimate` for the same settings; "
+                + "Memory in GiB: the ledger's peak per category during the steps (in brackets the bf16 bytes among it) and the peak of the total; the estimate is `leantune estimate` for the same settings; "
                 + "peak RSS is the process's from the method's first step on\(peer ? "; PyTorch columns: `scripts/peer_bench.py` in the same run" : "")"
                 + (t.budget.map { ". Budget \(gib($0)) GiB: each method runs as `leantune estimate --budget` plans it at this batch (checkpointing, weight store)" } ?? "") + ".",
             "",
@@ -36,7 +36,9 @@ enum MethodBenchmarkReport {
                          String(format: "%.0f", r.tokensPerSecond),
                          reference.map { String(format: "%.2f×", r.amortizedSeconds / $0.amortizedSeconds) } ?? "",
                          String(format: "%.0f%%", 100 * r.gemmSeconds / r.medianSeconds)]
-            cells += categories.map { gib(r.ledgerPeak[$0] ?? 0) }
+            cells += categories.map { c in
+                gib(r.ledgerPeak[c] ?? 0) + ((r.ledgerPeakBF16?[c] ?? 0) > 0 ? " (bf16 \(gib(r.ledgerPeakBF16?[c] ?? 0)))" : "")
+            }
             cells += [gib(r.ledgerPeakTotal), String(format: "%@ (%+.1f%%)", gib(r.estimateTotal), 100 * r.estimateError), gib(r.peakRSS)]
             if peer {
                 cells += peerCells(r.pytorch)

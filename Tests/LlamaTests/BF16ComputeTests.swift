@@ -116,6 +116,7 @@ struct BF16ComputeTests {
           arguments: [false, true])
     func keptActivations(checkpointing: Bool) throws {
         let c = TinyConfigs.all[0], batch = TinyConfigs.batch(c)
+        var bf16BytesAmongActivations: Int?
         func peak(_ kernel: BF16Kernel?) throws -> [MemoryCategory: Int] {
             let ledger = MemoryLedger()
             let model = try LlamaModel(config: c, store: try TinyConfigs.model(c).store, ledger: ledger)
@@ -124,15 +125,16 @@ struct BF16ComputeTests {
             _ = try model.lossAndGradients(batch, into: grads, checkpointing: checkpointing)
             let plan = LlamaModel.passMemory(c, batch: batch.batchSize, length: batch.length, training: checkpointing, bf16: kernel != nil)
             let seen = ledger.snapshot().peak
+            if kernel != nil { bf16BytesAmongActivations = ledger.snapshot().peakBF16[.activations] ?? 0 }
             // (The workspace is checked against the plan with the kernel training uses, in TrainerTests.)
             #expect(seen[.activations] == plan[.activations], "ledger \(seen) vs plan \(plan)")
             return seen
         }
         let fp32 = try peak(nil), bf16 = try peak(.emulated)
         let n = batch.batchSize * batch.length, layers = checkpointing ? 0 : c.layerCount
-        let halved = layers * (Arena.padded(n * c.dim) + 2 * Arena.padded(n * c.ffnDim) - Arena.padded(Arena.bf16Floats(n * c.dim))
-                               - 2 * Arena.padded(Arena.bf16Floats(n * c.ffnDim)))
-        #expect((fp32[.activations] ?? 0) - (bf16[.activations] ?? 0) == 4 * halved)
+        let kept = [n * c.dim, n * c.ffnDim, n * c.ffnDim]
+        #expect((fp32[.activations] ?? 0) - (bf16[.activations] ?? 0) == layers * (Arena<Float>.bytes(kept) - Arena<UInt16>.bytes(kept)))
+        #expect((bf16BytesAmongActivations ?? -1) == layers * Arena<UInt16>.bytes(kept), "the ledger shows the kept activations as bf16")
     }
 
     @Test("a perturbation applied as weights are read equals the same perturbation made in place, and changes nothing stored")
