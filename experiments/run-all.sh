@@ -20,6 +20,8 @@ if [ -z "${PAGE_ONLY:-}" ]; then
   experiments/sst2-smollm2.sh qft
   experiments/sst2-smollm2.sh lowrank
   experiments/sst2-smollm2.sh lsp
+  # bf16 against fp32: AdamW, MeZO, QFT (issue 19)
+  experiments/sst2-smollm2.sh precision
   # AdamW vs GaLore vs AdaRankGrad pre-training (issue 7 a): two queues side by side, one thread each (≈ 1 h)
   ABLATION_STEPS=500 JOBS=2 experiments/lowrank-pretrain.sh
   # Every method's step side by side (issue 9), with PyTorch beside it where torch is installed
