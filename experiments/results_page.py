@@ -72,8 +72,8 @@ SECTIONS = [
     },
     {
         "key": "precision", "title": "bf16 against fp32 on SST-2, SmolLM2-135M: AdamW, MeZO, QFT",
-        "folder": "precision-sst2", "runs": {f"{m} {p}": f"{d}-{p}" for m, d in (("AdamW", "adamw"), ("MeZO", "mezo"), ("QFT", "qft"))
-                                              for p in ("fp32", "bf16")},
+        "folder": "precision-sst2", "runs": {f"{m} {p}{label}": f"{d}-{p}{suffix}" for label, suffix in (("", ""), (" seed 1", "-seed1"))
+                                              for m, d in (("AdamW", "adamw"), ("MeZO", "mezo"), ("QFT", "qft")) for p in ("fp32", "bf16")},
         "eval": "accuracy", "eval_set": "dev (500 sentences)",
         "setting": "train.precision fp32 vs bf16 (bf16 GEMMs; MeZO then keeps bf16 weights, QFT its INT8 ones decoded to bf16, AdamW fp32 "
                    "master weights), the same seed 0 and data; batch 16, 100 constant-rate steps, AdamW at 1e-5 and QFT at 2e-6 on the gold "

@@ -15,7 +15,8 @@
 #                                         experiments/zo-sst2.sh: at 1e-4 the gold word's loss diverges) and QFT (LION_LR), each in fp32 and in
 #                                         bf16 (train.precision; MeZO then keeps bf16 weights) with the same seed (issue 19)
 # Same data, steps and seed for every run; experiments/summarize_sst2.py writes OUT/summary.md (training loss, dev
-# accuracy, memory, time per step). Settings by environment: STEPS, EVERY, ADAMW_LR, LION_LR, ZO_LR, PRECISIONS. Runs already present in
+# accuracy, memory, time per step). Settings by environment: STEPS, EVERY, ADAMW_LR, LION_LR, ZO_LR, and for the precision suite
+# PRECISIONS, METHODS, SEEDS (seed 0 runs keep the plain names, others end in -seedN). Runs already present in
 # OUT are kept (delete to redo).
 set -euo pipefail
 suite=${1:-}
@@ -49,10 +50,18 @@ elif [ "$suite" = lowrank ]; then
   run galore --set method.name=galore --set method.fused=true --set method.rank=64 --set method.scale=1 "${frozen[@]}" --set optimizer.lr="$adamw_lr"
   run adarankgrad --set method.name=adarankgrad --set method.fused=true --set method.rank=64 --set method.scale=1 "${frozen[@]}" --set optimizer.lr="$adamw_lr"
 elif [ "$suite" = precision ]; then
-  for p in ${PRECISIONS:-fp32 bf16}; do
-    run "adamw-$p" --set train.precision=$p --set method.name=adamw --set optimizer.lr="$adamw_lr"
-    run "mezo-$p" --set train.precision=$p --set method.name=mezo --set method.epsilon=1e-3 --set train.loss=classification --set optimizer.lr="$zo_lr"
-    run "qft-$p" --set train.precision=$p --set method.name=qft --set optimizer.lr="$lion_lr"
+  for seed in ${SEEDS:-0}; do
+    s=$([ "$seed" = 0 ] || echo "-seed$seed")  # seed 0 keeps the plain names
+    for p in ${PRECISIONS:-fp32 bf16}; do
+      for m in ${METHODS:-adamw mezo qft}; do
+        case $m in
+          adamw) run "adamw-$p$s" --set train.seed="$seed" --set train.precision=$p --set method.name=adamw --set optimizer.lr="$adamw_lr" ;;
+          mezo) run "mezo-$p$s" --set train.seed="$seed" --set train.precision=$p --set method.name=mezo --set method.epsilon=1e-3 \
+                  --set train.loss=classification --set optimizer.lr="$zo_lr" ;;
+          qft) run "qft-$p$s" --set train.seed="$seed" --set train.precision=$p --set method.name=qft --set optimizer.lr="$lion_lr" ;;
+        esac
+      done
+    done
   done
 else
   for dr in "256 4" "512 8" "256 8" "512 4"; do  # the corners first

@@ -7,7 +7,7 @@ import json, os, re, statistics, sys
 
 RUNS = ["adamw", "adamw-fused", "lion", "qft", "qft-stack", "qft-fp32-embedding", "galore", "adarankgrad"]
 RUNS += [f"lsp-d{d}-r{r}" for d in (256, 512) for r in (4, 8)]
-RUNS += [f"{m}-{p}" for m in ("adamw", "mezo", "qft") for p in ("fp32", "bf16")]  # the precision suite
+RUNS += [f"{m}-{p}{s}" for s in ("", "-seed1", "-seed2") for m in ("adamw", "mezo", "qft") for p in ("fp32", "bf16")]  # the precision suite
 
 # The training log's memory line: the plan, the ledger's peak and the process's peak RSS (GiB).
 MEMORY = re.compile(r"plan ([\d.]+) GiB, ledger peak ([\d.]+) GiB \([^)]*\), process peak RSS ([\d.]+) GiB")
@@ -31,7 +31,7 @@ def main():
     reference = "lion" if "lion" in data else names[0]
     final = lambda n: statistics.mean(r["loss"] for r in data[n][0][-20:])
     # A bf16 run is compared with the fp32 run of the same method, any other with the suite's reference.
-    against = lambda n: n[:-5] + "-fp32" if n.endswith("-bf16") and n[:-5] + "-fp32" in data else reference
+    against = lambda n: n.replace("-bf16", "-fp32") if "-bf16" in n and n.replace("-bf16", "-fp32") in data else reference
     print(f"| run | final training loss | vs {reference} (bf16 runs: vs their fp32 run) | dev accuracy by eval step | ledger peak (GiB) | process peak RSS (GiB) | seconds per step (median) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for n in names:
