@@ -64,9 +64,9 @@ extension LlamaModel {
         let p = layout.layers[l], c = config, n = s.rows
         let dNormed = ws.dNormed!, dHidden = ws.dHidden!, dGate = ws.dGate!, dq = ws.dq!, dk = ws.dk!, dv = ws.dv!
 
-        if let kept = a.kept {  // the fp32 scratch from the bf16 bits this layer kept
+        if let kept = a.kept {  // the fp32 scratch from the bf16 bits this layer kept (attention's for a sink that reads x)
             for (bits, floats, count) in [(kept.gate, a.gate, n * c.ffnDim), (kept.up, a.up, n * c.ffnDim), (kept.attention, a.attention, n * c.dim)] {
-                Conversions.fromBF16(UnsafeBufferPointer(start: bits, count: count), UnsafeMutableBufferPointer(start: floats, count: count))
+                Conversions.fromBF16(bits, floats, count: count)
             }
         }
         // MLP: out = h + down(SiLU(gate(x̂)) ⊙ up(x̂)), x̂ = norm(h).
@@ -82,7 +82,7 @@ extension LlamaModel {
         }
 
         // Attention: h = x + o(Attn(rope(q(x̂)), rope(k(x̂)), v(x̂))), x̂ = norm(x).
-        projectBackward(p.output, dy: dx, x: a.attention, rows: n, dx: dNormed, accumulate: false, sink)
+        projectBackward(p.output, dy: dx, x: a.attention, bits: a.kept?.attention, rows: n, dx: dNormed, accumulate: false, sink)
         dk.update(repeating: 0, count: n * c.kvDim)
         dv.update(repeating: 0, count: n * c.kvDim)
         Attention.backward(dOut: dNormed, q: a.q, k: a.k!, v: a.v!, lse: a.lse, dq: dq, dk: dk, dv: dv,
@@ -100,9 +100,10 @@ extension LlamaModel {
         for id in p.all { sink.finish(id) }
     }
 
-    /// For y = x·Wᵀ: dx (+)= dy·W and dW += dyᵀ·x (into the sink). dy [n, out], x [n, in].
+    /// For y = x·Wᵀ: dx (+)= dy·W and dW += dyᵀ·x (into the sink). dy [n, out], x [n, in]; `bits`: x's bf16 bits where
+    /// they are kept, the dW product's operand then (x itself is not rounded again).
     func projectBackward(
-        _ id: ParameterID, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, rows n: Int,
+        _ id: ParameterID, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, bits: UnsafePointer<UInt16>? = nil, rows n: Int,
         dx: UnsafeMutablePointer<Float>, accumulate: Bool, _ sink: any GradientSink
     ) {
         let shape = layout.parameters[id].shape, (out, inp) = (shape[0], shape[1])
@@ -111,7 +112,7 @@ extension LlamaModel {
             multiply(m: n, n: inp, k: out, dyOperand, lda: out, w, ldb: inp, dx, ldc: inp, beta: accumulate ? 1 : 0)
         }
         guard sink.wants(id), !sink.absorbFactors(id, dy: dy, x: x, rows: n) else { return }
-        multiply(m: out, n: inp, k: n, dyOperand, lda: out, transA: true, .f32(x), ldb: inp,
+        multiply(m: out, n: inp, k: n, dyOperand, lda: out, transA: true, bits.map { .bf16($0) } ?? .f32(x), ldb: inp,
                  sink.accumulator(for: id), ldc: inp, beta: 1)
     }
 }

@@ -87,7 +87,7 @@ extension LlamaModel {
     func activation(_ x: UnsafePointer<Float>, count: Int, keep: UnsafeMutablePointer<UInt16>? = nil) -> GEMMOperand {
         guard let bf16 else { return .f32(x) }
         guard let keep else { return .bf16(bf16.rounded(x, count: count, slot: .a)) }
-        Conversions.toBF16(UnsafeBufferPointer(start: x, count: count), UnsafeMutableBufferPointer(start: keep, count: count))
+        Conversions.toBF16(x, keep, count: count)
         return .bf16(UnsafePointer(keep))
     }
 

@@ -155,8 +155,8 @@ public final class LlamaModel {
         project(p.up, normedMid, rows: n, into: a.up)
         SwiGLU.forward(gate: a.gate, up: a.up, ws.hidden, count: n * c.ffnDim)
         if let kept = a.kept {
-            Conversions.toBF16(UnsafeBufferPointer(start: a.gate, count: n * c.ffnDim), UnsafeMutableBufferPointer(start: kept.gate, count: n * c.ffnDim))
-            Conversions.toBF16(UnsafeBufferPointer(start: a.up, count: n * c.ffnDim), UnsafeMutableBufferPointer(start: kept.up, count: n * c.ffnDim))
+            Conversions.toBF16(a.gate, kept.gate, count: n * c.ffnDim)
+            Conversions.toBF16(a.up, kept.up, count: n * c.ffnDim)
         }
         out.update(from: a.residualMid, count: n * c.dim)
         project(p.down, activation(ws.hidden, count: n * c.ffnDim), rows: n, into: out, accumulate: true)

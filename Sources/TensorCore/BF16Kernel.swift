@@ -88,8 +88,8 @@ public enum BF16Kernel: Sendable {
             let countA = storedCount(rows: transA ? k : m, columns: transA ? m : k, stride: lda)
             let countB = storedCount(rows: transB ? n : k, columns: transB ? k : n, stride: ldb)
             let wa = widened(0, countA), wb = widened(1, countB)
-            Conversions.fromBF16(UnsafeBufferPointer(start: a, count: countA), UnsafeMutableBufferPointer(start: wa, count: countA))
-            Conversions.fromBF16(UnsafeBufferPointer(start: b, count: countB), UnsafeMutableBufferPointer(start: wb, count: countB))
+            Conversions.fromBF16(a, wa, count: countA)
+            Conversions.fromBF16(b, wb, count: countB)
             GEMM.multiply(m: m, n: n, k: k, wa, lda: lda, transA: transA, wb, ldb: ldb, transB: transB, c, ldc: ldc,
                           alpha: alpha, beta: beta)
         }

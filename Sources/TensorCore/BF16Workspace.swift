@@ -40,7 +40,7 @@ public final class BF16Workspace {
     /// `count` values rounded to nearest even into slot `slot` (valid until that slot is written again).
     public func rounded(_ x: UnsafePointer<Float>, count: Int, slot: Slot) -> UnsafePointer<UInt16> {
         let out = buffer(slot, count: count)
-        Conversions.toBF16(UnsafeBufferPointer(start: x, count: count), UnsafeMutableBufferPointer(start: out, count: count))
+        Conversions.toBF16(x, out, count: count)
         return UnsafePointer(out)
     }
 

@@ -68,6 +68,16 @@ public enum Conversions {
         }
     }
 
+    /// `count` values of `source` to bf16 bits (nearest even) in `destination`, in parallel.
+    public static func toBF16(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointer<UInt16>, count: Int) {
+        toBF16(UnsafeBufferPointer(start: source, count: count), UnsafeMutableBufferPointer(start: destination, count: count))
+    }
+
+    /// `count` bf16 values of `source` widened to fp32 in `destination`, in parallel.
+    public static func fromBF16(_ source: UnsafePointer<UInt16>, _ destination: UnsafeMutablePointer<Float>, count: Int) {
+        fromBF16(UnsafeBufferPointer(start: source, count: count), UnsafeMutableBufferPointer(start: destination, count: count))
+    }
+
     /// Stochastic bf16 rounding of elements `range`. Element e = offset + i takes its random word from the
     /// 64-element tile e / 64, whose 64 words are one ``Philox/blocks16(stream:block0:)`` call (blocks 16·tile …):
     /// position p = e % 64 reads vector (p % 32) / 8 of group p / 32, lane p % 8. One generator call per 64

@@ -132,7 +132,7 @@ public enum Attention {
             let all = AlignedBuffer<UInt16>(count: tensors.reduce(0) { $0 + $1.1 }, category: .workspace, ledger: ledger)
             var at = 0, starts: [UnsafePointer<UInt16>] = []
             for (x, count) in tensors {
-                Conversions.toBF16(UnsafeBufferPointer(start: x, count: count), UnsafeMutableBufferPointer(start: all.pointer + at, count: count))
+                Conversions.toBF16(x, all.pointer + at, count: count)
                 starts.append(UnsafePointer(all.pointer + at))
                 at += count
             }
