@@ -61,11 +61,12 @@ public struct MethodBenchmarkTable: Codable, Sendable {
 
         public init(label: String, settings: [String], stepSeconds: [Double], medianSeconds: Double, tokensPerSecond: Double,
                     gemmSeconds: Double, gemmFlops: Int, ledgerPeak: [String: Int], ledgerPeakTotal: Int, estimate: [String: Int],
-                    estimateTotal: Int, peakRSS: Int, details: [String: Double], periodicSeconds: Double? = nil, pytorch: Peer? = nil) {
+                    estimateTotal: Int, peakRSS: Int, details: [String: Double], periodicSeconds: Double? = nil, pytorch: Peer? = nil,
+                    ledgerPeakBF16: [String: Int]? = nil) {
             (self.label, self.settings, self.stepSeconds, self.medianSeconds, self.tokensPerSecond) = (label, settings, stepSeconds, medianSeconds, tokensPerSecond)
             (self.gemmSeconds, self.gemmFlops, self.ledgerPeak, self.ledgerPeakTotal) = (gemmSeconds, gemmFlops, ledgerPeak, ledgerPeakTotal)
             (self.estimate, self.estimateTotal, self.peakRSS, self.details, self.pytorch) = (estimate, estimateTotal, peakRSS, details, pytorch)
-            self.periodicSeconds = periodicSeconds
+            (self.periodicSeconds, self.ledgerPeakBF16) = (periodicSeconds, ledgerPeakBF16)
         }
 
         /// What a step costs over a run: the median step plus the periodic work per step.

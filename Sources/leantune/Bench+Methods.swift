@@ -69,8 +69,7 @@ extension Bench {
                     tokensPerSecond: Double(options.batch * options.seq) / (r.pass.median + (r.periodicSeconds ?? 0)), gemmSeconds: r.pass.gemmSeconds,
                     gemmFlops: r.pass.gemmFlops, ledgerPeak: bytes(r.pass.ledger.peak), ledgerPeakTotal: r.pass.ledger.peakTotal,
                     estimate: bytes(r.estimate), estimateTotal: r.estimate.values.reduce(0, +), peakRSS: r.pass.peakRSS, details: r.details,
-                    periodicSeconds: r.periodicSeconds))
-                rows[rows.count - 1].ledgerPeakBF16 = bytes(r.pass.ledger.peakBF16)
+                    periodicSeconds: r.periodicSeconds, ledgerPeakBF16: bytes(r.pass.ledger.peakBF16)))
             }
             var table = MethodBenchmarkTable(shape: options.shape, batch: options.batch, seq: options.seq, threads: options.threads,
                                              repetitions: options.repetitions, machine: Self.machine,
