@@ -52,12 +52,12 @@ public final class GGUFFile {
         guard version == 2 || version == 3 else {
             throw FormatError(file: path, problem: "GGUF version \(version)", fix: "Versions 2 and 3 are supported; convert the file with a current llama.cpp.")
         }
-        let tensorCount = Int(try r.read(UInt64.self, "the tensor count"))
-        let kvCount = Int(try r.read(UInt64.self, "the metadata count"))
-        guard tensorCount < 1 << 20, kvCount < 1 << 20 else {
-            throw FormatError(file: path, problem: "implausible counts: \(tensorCount) tensors, \(kvCount) metadata entries",
+        let tensorCount64 = try r.read(UInt64.self, "the tensor count"), kvCount64 = try r.read(UInt64.self, "the metadata count")
+        guard tensorCount64 < 1 << 20, kvCount64 < 1 << 20 else {
+            throw FormatError(file: path, problem: "implausible counts at byte 8: \(tensorCount64) tensors, \(kvCount64) metadata entries (at most 2²⁰ each)",
                               fix: "The header is corrupted.")
         }
+        let tensorCount = Int(tensorCount64), kvCount = Int(kvCount64)
         var metadata: [String: GGUFValue] = [:]
         for i in 0..<kvCount {
             let key = try Self.string(&r, "the key of metadata entry \(i)")
@@ -79,10 +79,13 @@ public final class GGUFFile {
                 }
                 dims.append(Int(v))
             }
+            guard elementCount(dims) != nil else {
+                throw FormatError(file: path, problem: "tensor '\(name)' has dimensions \(dims), more than 2⁴⁰ values", fix: "The header is corrupted.")
+            }
             infos.append((name, dims, try r.read(UInt32.self, "the type of '\(name)'"), try r.read(UInt64.self, "the offset of '\(name)'")))
         }
         let alignment = metadata["general.alignment"]?.int ?? 32
-        guard alignment > 0, alignment.nonzeroBitCount == 1 else {
+        guard alignment > 0, alignment <= 1 << 20, alignment.nonzeroBitCount == 1 else {
             throw FormatError(file: path, problem: "general.alignment is \(alignment)", fix: "It must be a power of two.")
         }
         let dataStart = (r.position + alignment - 1) / alignment * alignment
@@ -93,16 +96,16 @@ public final class GGUFFile {
                     file: path, problem: "tensor '\(info.name)' has ggml type \(info.type), which LeanTune does not read",
                     fix: "Supported: \(GGMLType.allCases.map(\.name).joined(separator: ", ")); re-quantize the file to one of them.")
             }
-            let count = info.dims.reduce(1, *)
+            let count = info.dims.reduce(1, *)  // at most 2⁴⁰ (checked above)
             guard count % type.blockSize == 0, info.dims[0] % type.blockSize == 0 else {
                 throw FormatError(file: path, problem: "tensor '\(info.name)' (\(info.dims)) is not a whole number of \(type.name) blocks",
                                   fix: "The file is corrupted.")
             }
-            let tensor = GGUFTensor(name: info.name, dims: info.dims, type: type, offset: dataStart + Int(clamping: info.offset))
-            guard info.offset < UInt64(r.count), tensor.offset + tensor.byteCount <= r.count else {
-                throw FormatError(file: path, problem: "tensor '\(info.name)' lies at \(tensor.offset)..<\(tensor.offset + tensor.byteCount), past the end of the file (\(r.count) bytes)",
+            guard info.offset < UInt64(r.count), dataStart + Int(info.offset) + type.byteCount(count) <= r.count else {
+                throw FormatError(file: path, problem: "tensor '\(info.name)' (\(type.byteCount(count)) bytes at data offset \(info.offset)) lies past the end of the file (\(r.count) bytes)",
                                   fix: "The file is truncated; download it again.")
             }
+            let tensor = GGUFTensor(name: info.name, dims: info.dims, type: type, offset: dataStart + Int(info.offset))
             tensors[info.name] = tensor
         }
         let sorted = tensors.values.sorted { $0.offset < $1.offset }
@@ -125,7 +128,8 @@ public final class GGUFFile {
         return String(decoding: try r.bytes(Int(n), what()), as: UTF8.self)
     }
 
-    private static func value(_ r: inout BinaryReader, type: UInt32, key: String) throws -> GGUFValue {
+    /// A metadata value of `type`; arrays may hold arrays `depth` levels deep at most (GGUF writers use one).
+    private static func value(_ r: inout BinaryReader, type: UInt32, key: String, depth: Int = 0) throws -> GGUFValue {
         let what = "the value of '\(key)'"
         switch type {
         case 0: return .uint(UInt64(try r.read(UInt8.self, what)))
@@ -139,11 +143,14 @@ public final class GGUFFile {
         case 8: return .string(try string(&r, what))
         case 9:
             let elementType = try r.read(UInt32.self, "the element type of '\(key)'")
+            guard elementType != 9 || depth < 2 else {
+                throw FormatError(file: r.path, problem: "metadata '\(key)' nests arrays more than 2 deep (at byte \(r.position))", fix: "The file is corrupted.")
+            }
             let n = try r.read(UInt64.self, "the length of '\(key)'")
             guard n <= UInt64(r.remaining) else { try r.need(Int(clamping: n), what); return .array([]) }
             var items: [GGUFValue] = []
             items.reserveCapacity(Int(n))
-            for _ in 0..<n { items.append(try value(&r, type: elementType, key: key)) }
+            for _ in 0..<n { items.append(try value(&r, type: elementType, key: key, depth: depth + 1)) }
             return .array(items)
         case 10: return .uint(try r.read(UInt64.self, what))
         case 11: return .int(try r.read(Int64.self, what))

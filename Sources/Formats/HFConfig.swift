@@ -26,7 +26,7 @@ public enum HFConfig {
             throw fail("'\(key)' is true", "Projections with biases are not supported.")
         }
         let dim = try int("hidden_size"), heads = try int("num_attention_heads")
-        if let headDim = j["head_dim"] as? Int, headDim * heads != dim {
+        if let headDim = j["head_dim"] as? Int, headDim.multipliedReportingOverflow(by: heads) != (dim, false) {
             throw fail("head_dim \(headDim) × \(heads) heads ≠ hidden_size \(dim)", "Only head_dim = hidden_size / num_attention_heads is supported.")
         }
         let config = LlamaConfig(

@@ -35,6 +35,17 @@ func typeCounts(_ names: [String]) -> String {
 
 /// Chooses the reader for a model path.
 public enum ModelFile {
+    /// Refuses weights that hold NaN or infinite values, naming the first such tensor: nothing can train from them.
+    static func checkFinite(_ store: any ParameterStore, _ layout: ParameterLayout, file: String) throws {
+        for (id, info) in layout.parameters.enumerated() {
+            let bad = store.withFloats(id) { Vector.nonFiniteCount($0.baseAddress!, $0.count) }
+            if bad > 0 {
+                throw FormatError(file: file, problem: "tensor '\(info.name)' holds \(bad) NaN or infinite values",
+                                  fix: "The checkpoint is damaged (or was saved from a diverged run); use an earlier one.")
+            }
+        }
+    }
+
     /// The shape of the model at `path`, reading headers and metadata only (no weights).
     public static func config(_ path: String) throws -> LlamaConfig {
         var isDirectory: ObjCBool = false
@@ -72,12 +83,14 @@ public enum ModelFile {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
             var loaded = try HFDirectory.load(path, lazy: lazy, ledger: ledger)
+            try checkFinite(loaded.model.store, loaded.model.layout, file: path)
             loaded.source = "Hugging Face directory: " + typeCounts(try HFDirectory.weightFiles(path).flatMap { $0.tensors.values.map { "\($0.dtype)".uppercased() } })
             return loaded
         }
         if path.hasSuffix(".gguf") {
             let gguf = try GGUFFile(path: path)
             let (config, store) = try GGUFModel.load(gguf, ledger: ledger)
+            try checkFinite(store, store.layout, file: path)
             let tokenizer = try GGUFTokenizer.load(gguf)
             guard tokenizer.vocabularySize == config.vocabSize else {
                 throw FormatError(file: path, problem: "the tokenizer has \(tokenizer.vocabularySize) tokens but the model's vocabulary is \(config.vocabSize)",
@@ -98,6 +111,7 @@ public enum ModelFile {
                               fix: "Pass its tokenizer.bin with --tokenizer.")
         }
         let (config, store) = try Llama2cCheckpoint.load(path, ledger: ledger)
+        try checkFinite(store, store.layout, file: path)
         let tokenizer = try ScoredPieceTokenizer.llama2c(path: tokenizerPath, vocabularySize: config.vocabSize)
         return LoadedModel(model: try LlamaModel(config: config, store: store, ledger: ledger), tokenizer: tokenizer, chatTemplate: nil, chatTemplateSource: nil,
                            source: "llama2.c checkpoint: F32")

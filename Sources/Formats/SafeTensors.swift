@@ -52,11 +52,15 @@ public final class SafeTensorsFile {
                 throw FormatError(file: path, problem: "tensor '\(name)' has dtype \(dtypeName)",
                                   fix: "Supported: \(Self.dtypes.keys.sorted().joined(separator: ", ")); convert the checkpoint.")
             }
-            guard shape.allSatisfy({ $0 >= 0 }), offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= dataLength else {
+            guard let count = elementCount(shape) else {
+                throw FormatError(file: path, problem: "tensor '\(name)' has shape \(shape): a negative dimension or more than 2⁴⁰ values",
+                                  fix: "The header is corrupted.")
+            }
+            guard offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= dataLength else {
                 throw FormatError(file: path, problem: "tensor '\(name)' has data_offsets \(offsets) outside the \(dataLength) data bytes",
                                   fix: "The file is truncated or corrupted.")
             }
-            let expected = shape.reduce(1, *) * dtype.byteSize
+            let expected = count * dtype.byteSize
             guard offsets[1] - offsets[0] == expected else {
                 throw FormatError(file: path, problem: "tensor '\(name)' (\(dtypeName) \(shape)) needs \(expected) bytes but data_offsets give \(offsets[1] - offsets[0])",
                                   fix: "The header is corrupted.")
@@ -154,23 +158,23 @@ public enum SafeTensorsWriter {
         json.append(contentsOf: [UInt8](repeating: 0x20, count: (8 - json.count % 8) % 8))  // data starts 8-aligned
         try AtomicFile.write(to: path) { out in
             var length = UInt64(json.count).littleEndian
-            out.write(Data(bytes: &length, count: 8))
-            out.write(json)
+            try out.write(contentsOf: Data(bytes: &length, count: 8))
+            try out.write(contentsOf: json)
             for e in entries {
                 let values: [Float]
                 switch e.source {
                 case .state(let t):
-                    out.write(Data(bytesNoCopy: t.pointer, count: t.byteCount, deallocator: .none))
+                    try out.write(contentsOf: Data(bytesNoCopy: t.pointer, count: t.byteCount, deallocator: .none))
                     continue
                 case .floats(let produce): values = produce()
                 }
                 precondition(values.count == e.shape.reduce(1, *), "SafeTensorsWriter: \(e.name) has \(values.count) values for shape \(e.shape)")
                 if dtype == .f32 {
-                    values.withUnsafeBytes { out.write(Data($0)) }
+                    try values.withUnsafeBytes { try out.write(contentsOf: Data($0)) }
                 } else {
                     var bits = [UInt16](repeating: 0, count: values.count)
                     values.withUnsafeBufferPointer { v in bits.withUnsafeMutableBufferPointer { Conversions.toBF16(v, $0) } }
-                    bits.withUnsafeBytes { out.write(Data($0)) }
+                    try bits.withUnsafeBytes { try out.write(contentsOf: Data($0)) }
                 }
             }
         }
@@ -181,7 +185,7 @@ public enum SafeTensorsWriter {
 /// Writes a file through a temporary sibling and a rename, so a reader never sees half a file.
 enum AtomicFile {
     static func write(_ data: Data, to path: String) throws {
-        try write(to: path) { $0.write(data) }
+        try write(to: path) { try $0.write(contentsOf: data) }
     }
 
     static func write(to path: String, _ body: (FileHandle) throws -> Void) throws {

@@ -20,6 +20,14 @@ public enum Vector {
         return s
     }
 
+    /// The number of NaN and infinite values (exponent bits all ones), branch-free so that it vectorises.
+    @inlinable
+    public static func nonFiniteCount(_ x: UnsafePointer<Float>, _ n: Int) -> Int {
+        var count = 0
+        for i in 0..<n { count &+= Int((x[i].bitPattern & 0x7F80_0000) == 0x7F80_0000 ? 1 : 0) }
+        return count
+    }
+
     /// max xᵢ (−∞ for n = 0).
     @inlinable
     public static func max(_ x: UnsafePointer<Float>, _ n: Int) -> Float {

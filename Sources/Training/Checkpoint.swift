@@ -29,17 +29,36 @@ public enum Checkpoint {
             throw TrainingError(message: "\(partial): cannot create the checkpoint folder (\(error.localizedDescription)); check the output location")
         }
         let model = trainer.model, layout = model.layout
-        try SafeTensorsWriter.write(model.store.nativeState?.map(SafeTensorsWriter.Entry.init) ?? layout.parameters.enumerated().map { id, info in
-            SafeTensorsWriter.Entry(name: info.name, shape: info.shape) { model.store.withFloats(id) { Array($0) } }
-        }, to: partial + "/weights.safetensors", dtype: .f32)
-        try SafeTensorsWriter.write(trainer.method.state.map(SafeTensorsWriter.Entry.init), to: partial + "/optimizer.safetensors", dtype: .f32)
-        let state = TrainerState(step: trainer.step, options: trainer.options, nonFiniteSkipped: trainer.guardian.skipped,
-                                 parameterCount: layout.parameterCount)
-        try JSONEncoder().encode(state).write(to: URL(fileURLWithPath: partial + "/trainer.json"))
-        if let resolvedConfig { try Data(resolvedConfig.utf8).write(to: URL(fileURLWithPath: partial + "/config.yaml")) }
-        try? fm.removeItem(atPath: final)
-        try fm.moveItem(atPath: partial, toPath: final)
+        do {
+            try SafeTensorsWriter.write(model.store.nativeState?.map(SafeTensorsWriter.Entry.init) ?? layout.parameters.enumerated().map { id, info in
+                SafeTensorsWriter.Entry(name: info.name, shape: info.shape) { model.store.withFloats(id) { Array($0) } }
+            }, to: partial + "/weights.safetensors", dtype: .f32)
+            try SafeTensorsWriter.write(trainer.method.state.map(SafeTensorsWriter.Entry.init), to: partial + "/optimizer.safetensors", dtype: .f32)
+            let state = TrainerState(step: trainer.step, options: trainer.options, nonFiniteSkipped: trainer.guardian.skipped,
+                                     parameterCount: layout.parameterCount)
+            try JSONEncoder().encode(state).write(to: URL(fileURLWithPath: partial + "/trainer.json"))
+            if let resolvedConfig { try Data(resolvedConfig.utf8).write(to: URL(fileURLWithPath: partial + "/config.yaml")) }
+        } catch {
+            try? fm.removeItem(atPath: partial)  // the earlier checkpoints are untouched
+            throw TrainingError(message: "\(final): the checkpoint could not be written, and earlier checkpoints are kept (\(error)); free disk space and resume with --resume auto")
+        }
+        // An older folder of this step (a run resumed from an earlier checkpoint) is renamed away before the new one
+        // takes its name, so that at every moment each complete folder is whole.
+        let replaced = final + ".replaced"
+        try? fm.removeItem(atPath: replaced)
+        if fm.fileExists(atPath: final) { try fm.moveItem(atPath: final, toPath: replaced) }
+        do { try fm.moveItem(atPath: partial, toPath: final) } catch {
+            throw TrainingError(message: "\(final): cannot rename the finished checkpoint into place (\(error.localizedDescription))")
+        }
+        try? fm.removeItem(atPath: replaced)
         return final
+    }
+
+    /// The names of the complete checkpoint folders in `directory` (`step-NNNNNN`, made only by the final rename of
+    /// ``save(_:in:resolvedConfig:)``), oldest first; folders being written or replaced are not among them.
+    public static func complete(in directory: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            .filter { $0.count >= 11 && $0.hasPrefix("step-") && $0.dropFirst(5).allSatisfy { ("0"..."9").contains($0) } }.sorted()
     }
 
     /// Restores weights, optimizer state and the step of `trainer` (built with the same model shape and

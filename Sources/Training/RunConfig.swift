@@ -16,7 +16,7 @@ public struct RunConfig: Equatable {
         "model": ["path": .none, "tokenizer": .none, "shape": .none],
         "data": ["train": .none, "eval": .none, "packing": .bool(false), "task": .string("lm"), "template": .string("{text}"),
                  "label_words": .strings([]), "limit": .int(0), "skip": .int(0), "eval_limit": .int(0), "eval_skip": .int(0),
-                 "sample_seed": .int(0)],
+                 "sample_seed": .int(0), "on_error": .string("fail")],
         "method": ["name": .string("adamw"), "checkpointing": .bool(false), "epsilon": .double(1e-3), "perturbations": .int(1),
                    "projected": .string("kv"), "interval": .int(50), "iterations": .int(10), "clip_range": .double(0.2),
                    "projection_epsilon": .double(0.1), "projection_step": .double(2.0),
@@ -63,17 +63,7 @@ public struct RunConfig: Equatable {
                                explicit: [(path: String, value: Any)] = []) throws -> RunConfig {
         var config = RunConfig()
         if let yaml {
-            let parsed: Any?
-            do { parsed = try Yams.load(yaml: yaml) } catch {
-                throw TrainingError(message: "\(file): not valid YAML (\(error))")
-            }
-            guard let sections = (parsed ?? [String: Any]()) as? [String: Any] else {
-                throw TrainingError(message: "\(file): the top level must be a mapping of sections (\(defaults.keys.sorted().joined(separator: ", ")))")
-            }
-            for (section, body) in sections {
-                guard let keys = body as? [String: Any] else {
-                    throw TrainingError(message: "\(file): section '\(section)' must be a mapping of keys")
-                }
+            for (section, keys) in try ConfigYAML.sections(yaml, file: file) {
                 for (key, value) in keys { try config.set("\(section).\(key)", yamlValue: value, source: file) }
             }
         }
@@ -82,7 +72,7 @@ public struct RunConfig: Equatable {
                 throw TrainingError(message: "--set \(override): expected section.key=value")
             }
             let path = String(override[..<eq]), text = String(override[override.index(after: eq)...])
-            try config.set(path, yamlValue: (try? Yams.load(yaml: text)) ?? text, source: "--set")
+            try config.set(path, yamlValue: ConfigYAML.value(text) ?? text, source: "--set")
         }
         for (path, value) in explicit { try config.set(path, yamlValue: value, source: "command line") }
         return config

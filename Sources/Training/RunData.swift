@@ -11,6 +11,8 @@ public struct RunData {
     /// Records with the line of their file.
     public let train: [(line: Int, record: Record)]
     public let eval: [(line: Int, record: Record)]
+    /// With `data.on_error: skip`, the invalid records left out of each file (train, then eval).
+    public let skipped: [(file: String, errors: [DataError])]
 
     /// Reads `data.train` and `data.eval` with their subsets (`data.skip`, `data.limit`, `data.eval_skip`,
     /// `data.eval_limit`, shuffled by `data.sample_seed`).
@@ -19,14 +21,26 @@ public struct RunData {
         trainPath = try settings.required("data.train")
         evalPath = settings.string("data.eval")
         let seed = UInt64(max(0, settings.int("data.sample_seed")))
-        train = try DataReader.subset(DataReader.readNumbered(trainPath, task: task), skip: settings.int("data.skip"),
-                                      limit: settings.int("data.limit"), seed: seed, file: trainPath)
+        let policy = settings.string("data.on_error") ?? "fail"
+        guard let onError = DataReader.OnError(rawValue: policy) else {
+            throw TrainingError(message: "data.on_error is '\(policy)'; choose fail (refuse a file with an invalid record) or skip (leave such records out, counted)")
+        }
+        let trainFile = try DataReader.readNumbered(trainPath, task: task, onError: onError)
+        train = try DataReader.subset(trainFile.records, skip: settings.int("data.skip"), limit: settings.int("data.limit"), seed: seed, file: trainPath)
+        var skipped = [(file: trainPath, errors: trainFile.skipped)]
         if let path = evalPath {
-            eval = try DataReader.subset(DataReader.readNumbered(path, task: task), skip: settings.int("data.eval_skip"),
-                                         limit: settings.int("data.eval_limit"), seed: seed, file: path)
+            let evalFile = try DataReader.readNumbered(path, task: task, onError: onError)
+            eval = try DataReader.subset(evalFile.records, skip: settings.int("data.eval_skip"), limit: settings.int("data.eval_limit"), seed: seed, file: path)
+            skipped.append((path, evalFile.skipped))
         } else {
             eval = []
         }
+        self.skipped = skipped.filter { !$0.errors.isEmpty }
+    }
+
+    /// One line per file with skipped records: how many, and the first one's error.
+    public var skipReport: [String] {
+        skipped.map { "warning: skipped \($0.errors.count) invalid record\($0.errors.count == 1 ? "" : "s") of \($0.file) (data.on_error: skip); the first: \($0.errors[0])" }
     }
 
     /// The encoder for `loaded`'s tokenizer and chat template, with this data's task.

@@ -46,7 +46,7 @@ struct Evaluation {
                 loss = l
                 text += String(format: "  loss %.4f  perplexity %.3f", l, Foundation.exp(l))
             }
-            log.record(["step": step, "eval_loss": loss, "eval_accuracy": accuracy])
+            try log.record(["step": step, "eval_loss": loss, "eval_accuracy": accuracy])
             log.note(text)
         }
         if sampling { try samples(at: step) }

@@ -30,6 +30,7 @@ struct Export: ParsableCommand {
     }
 
     func run() throws {
+        signal(SIGXFSZ, SIG_IGN)  // a file-size limit gives a write error, reported, instead of killing the export
         let loaded = try source.load()
         let notes = try HFDirectory.export(loaded, to: output, dtype: dtype, shardBytes: shardMib << 20)
         for note in notes { print("not written: \(note)") }

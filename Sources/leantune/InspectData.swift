@@ -27,6 +27,7 @@ struct InspectData: ParsableCommand {
             options = try settings.trainingOptions()
             data = try RunData(settings)
         } catch let e as TrainingError { throw ValidationError(e.message) }
+        for line in data.skipReport { print(line) }
         let loaded = try ModelFile.load(try settings.required("model.path"), tokenizer: settings.string("model.tokenizer"))
         let encoder = data.encoder(for: loaded), tok = loaded.tokenizer
         let examples = try data.train.map { try encoder.encode($0.record) }

@@ -99,6 +99,7 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        signal(SIGXFSZ, SIG_IGN)  // a file-size limit makes writes fail with an error, reported, instead of killing the run
         let settings = try resolved()
         if dryRun {
             print(settings.yaml, terminator: "")
@@ -111,16 +112,20 @@ struct Train: ParsableCommand {
             modelPath = try settings.string("model.shape").map { "random \($0)" } ?? settings.required("model.path")
             data = try RunData(settings)  // data errors before any weight loads
         } catch let e as TrainingError { throw ValidationError(e.message) }
+        for line in data.skipReport { print(line) }
         let steps = options.schedule.total, threads = settings.int("train.threads")
-        let existing = (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []
-        guard existing.isEmpty || resume != nil else {
-            throw ValidationError("\(output) already holds files; choose a new or empty directory, or pass --resume auto to continue its run")
-        }
         GEMM.setThreads(threads)
         do { try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true) } catch {
             throw ValidationError("\(output): cannot create the output folder (\(error.localizedDescription)); choose a writable location")
         }
         guard FileManager.default.isWritableFile(atPath: output) else { throw ValidationError("\(output): the output folder is not writable") }
+        let lock: OutputLock
+        do { lock = try OutputLock(folder: output) } catch let e as TrainingError { throw ValidationError(e.message) }
+        defer { withExtendedLifetime(lock) {} }  // held until the run ends
+        let existing = ((try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []).filter { $0 != OutputLock.fileName }
+        guard existing.isEmpty || resume != nil else {
+            throw ValidationError("\(output) already holds files; choose a new or empty directory, or pass --resume auto to continue its run")
+        }
         try Data(settings.yaml.utf8).write(to: URL(fileURLWithPath: output + "/config.yaml"), options: .atomic)
         var loaded = try settings.string("model.shape").map { shape in  // pre-training from scratch
             try ModelFile.random(shape: shape, tokenizer: try settings.required("model.tokenizer"), seed: options.seed)
@@ -148,7 +153,7 @@ struct Train: ParsableCommand {
         var reportedMemory = false
         while trainer.step < steps {
             let r = try trainer.runStep()
-            log.record(["step": r.step, "loss": r.loss, "lr": r.learningRate, "grad_norm": r.gradientNorm, "tokens": r.tokens,
+            try log.record(["step": r.step, "loss": r.loss, "lr": r.learningRate, "grad_norm": r.gradientNorm, "tokens": r.tokens,
                         "seconds": r.seconds, "skipped": r.skipped].merging(r.details.mapValues { $0 as Any? }) { a, _ in a })
             log.progress(r)
             if !reportedMemory {  // after the first step of this process, when every buffer exists
@@ -156,13 +161,14 @@ struct Train: ParsableCommand {
                 log.note(Self.memoryReport(loaded.model.config, options: options, threads: threads, length: r.length))
             }
             try evaluation.run(at: r.step)
-            let checkpointEvery = settings.int("checkpoint.every")
-            if checkpointEvery > 0, r.step % checkpointEvery == 0 || r.step == steps {
+            let checkpointEvery = settings.int("checkpoint.every"), periodic = checkpointEvery > 0 && (r.step % checkpointEvery == 0 || r.step == steps)
+            if periodic {
                 try Checkpoint.save(trainer, in: checkpoints, resolvedConfig: settings.yaml)
                 try Self.pruneCheckpoints(in: checkpoints, keep: settings.int("checkpoint.keep"))
             }
-            if stopRequested.load(ordering: .relaxed) {
-                let path = try Checkpoint.save(trainer, in: checkpoints, resolvedConfig: settings.yaml)
+            if stopRequested.load(ordering: .relaxed) {  // a stop asked for during the step or its checkpoint
+                let path = periodic ? checkpoints + String(format: "/step-%06d", trainer.step)
+                    : try Checkpoint.save(trainer, in: checkpoints, resolvedConfig: settings.yaml)
                 try log.finish()
                 log.note("interrupted at step \(trainer.step): saved \(path); continue with --resume auto")
                 throw ExitCode(130)
@@ -189,17 +195,15 @@ struct Train: ParsableCommand {
 
     /// The checkpoint with the highest step in `directory`.
     func latestCheckpoint(in directory: String) throws -> String {
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
-            .filter { $0.hasPrefix("step-") && !$0.hasSuffix(".partial") }.sorted()
-        guard let last = names.last else { throw ValidationError("--resume auto: no checkpoint in \(directory)") }
+        guard let last = Checkpoint.complete(in: directory).last else { throw ValidationError("--resume auto: no checkpoint in \(directory)") }
         return directory + "/" + last
     }
 
     /// Deletes all but the newest `keep` checkpoints (0 keeps all).
     static func pruneCheckpoints(in directory: String, keep keepCheckpoints: Int) throws {
         guard keepCheckpoints > 0 else { return }
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
-            .filter { $0.hasPrefix("step-") && !$0.hasSuffix(".partial") }.sorted()
-        for name in names.dropLast(keepCheckpoints) { try FileManager.default.removeItem(atPath: directory + "/" + name) }
+        for name in Checkpoint.complete(in: directory).dropLast(keepCheckpoints) {
+            try FileManager.default.removeItem(atPath: directory + "/" + name)
+        }
     }
 }

@@ -32,7 +32,7 @@ final class TrainingLog {
     }
 
     /// Appends one metrics line (nil values are written as null): the known columns, then a method's own keys.
-    func record(_ values: [String: Any?]) {
+    func record(_ values: [String: Any?]) throws {
         let keys = Self.columns + values.keys.filter { !Self.columns.contains($0) }.sorted()
         let fields = keys.compactMap { key -> String? in
             guard let entry = values[key] else { return nil }
@@ -44,7 +44,7 @@ final class TrainingLog {
             }
             return "\"\(key)\":\(text)"
         }
-        metrics.write(Data(("{" + fields.joined(separator: ",") + "}\n").utf8))
+        try metrics.write(contentsOf: Data(("{" + fields.joined(separator: ",") + "}\n").utf8))
     }
 
     /// The progress line of a finished step: rewritten in place on a terminal, every tenth of the run otherwise.
@@ -78,7 +78,7 @@ final class TrainingLog {
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         try handle.seekToEnd()
         let line = try JSONSerialization.data(withJSONObject: ["step": step, "prompt": prompt, "completion": completion], options: [.sortedKeys])
-        handle.write(line + Data("\n".utf8))
+        try handle.write(contentsOf: line + Data("\n".utf8))
         try handle.close()
     }
 

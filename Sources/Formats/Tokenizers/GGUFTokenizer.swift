@@ -20,9 +20,16 @@ enum GGUFTokenizer {
         // Token types: 3 control, 4 user-defined; both are matched verbatim in text.
         let types = m["tokenizer.ggml.token_type"]?.array?.compactMap(\.int) ?? []
         let special = Set(types.enumerated().filter { $0.element == 3 || $0.element == 4 }.map { Int32($0.offset) })
-        func id(_ key: String) -> Int32? { m["tokenizer.ggml.\(key)"]?.int.map(Int32.init) }
+        func id(_ key: String) throws -> Int32? {
+            guard let value = m["tokenizer.ggml.\(key)"] else { return nil }
+            guard let v = value.int, v >= 0, v < tokens.count else {
+                throw FormatError(file: path, problem: "metadata 'tokenizer.ggml.\(key)' is \(value), not a token id below \(tokens.count)",
+                                  fix: "The file is inconsistent; convert it again.")
+            }
+            return Int32(v)
+        }
         func flag(_ key: String, default d: Bool) -> Bool { m["tokenizer.ggml.\(key)"].map { $0 == .bool(true) } ?? d }
-        let stop = Set([id("eos_token_id"), id("eot_token_id")].compactMap { $0 })
+        let stop = Set([try id("eos_token_id"), try id("eot_token_id")].compactMap { $0 })
         if model == "llama" {
             let scores = m["tokenizer.ggml.scores"]?.array?.compactMap { $0.double.map(Float.init) } ?? []
             guard scores.count == tokens.count else {
@@ -31,7 +38,7 @@ enum GGUFTokenizer {
             }
             return try ScoredPieceTokenizer(
                 pieces: tokens.map { Array($0.replacingOccurrences(of: "\u{2581}", with: " ").utf8) }, scores: scores,
-                bos: flag("add_bos_token", default: true) ? id("bos_token_id") : nil, stop: stop, special: special,
+                bos: flag("add_bos_token", default: true) ? try id("bos_token_id") : nil, stop: stop, special: special,
                 addsSpacePrefix: flag("add_space_prefix", default: true), file: path)
         }
         let merges = m["tokenizer.ggml.merges"]?.array?.compactMap(\.string) ?? []
@@ -41,7 +48,7 @@ enum GGUFTokenizer {
                               fix: "Supported: \(preTokenizers.keys.sorted().joined(separator: ", ")).")
         }
         return try ByteLevelBPETokenizer(tokens: tokens, merges: merges, special: special,
-                                         bos: flag("add_bos_token", default: false) ? id("bos_token_id") : nil, stop: stop,
+                                         bos: flag("add_bos_token", default: false) ? try id("bos_token_id") : nil, stop: stop,
                                          split: pattern, isolateDigits: isolateDigits, file: path)
     }
 

@@ -15,6 +15,13 @@ enum HFTokenizer {
             ($0 as? String) ?? (($0 as? [String]).map { $0.joined(separator: " ") })
         }
         let added = (j["added_tokens"] as? [[String: Any]]) ?? []
+        let limit = 1 << 22  // LlamaConfig's vocabulary limit
+        if let (token, id) = vocab.first(where: { !(0..<limit).contains($0.value) }) {
+            throw fail("model.vocab gives token '\(token.prefix(40))' the id \(id), outside 0..<\(limit)")
+        }
+        if let bad = added.first(where: { ($0["id"] as? Int).map { !(0..<limit).contains($0) } ?? false }) {
+            throw fail("added_tokens has an id \(bad["id"] ?? "?") outside 0..<\(limit)")
+        }
         let size = max(vocab.values.max() ?? -1, added.compactMap { $0["id"] as? Int }.max() ?? -1) + 1
         var tokens = [String](repeating: "", count: size)
         for (t, id) in vocab where id >= 0 { tokens[id] = t }
@@ -34,8 +41,12 @@ enum HFTokenizer {
         let templateBOS = ((single?["SpecialToken"] as? [String: Any])?["id"] as? String).flatMap { ids[$0] }
         let bos = (tokenizerConfig["add_bos_token"] as? Bool) == true ? tokenID(tokenizerConfig["bos_token"]) : templateBOS
         var stop = Set([tokenID(tokenizerConfig["eos_token"])].compactMap { $0 })
-        if let e = generationConfig["eos_token_id"] as? Int { stop.insert(Int32(e)) }
-        if let e = generationConfig["eos_token_id"] as? [Int] { stop.formUnion(e.map(Int32.init)) }
+        let eos = (generationConfig["eos_token_id"] as? Int).map { [$0] } ?? (generationConfig["eos_token_id"] as? [Int]) ?? []
+        if let bad = eos.first(where: { !(0..<size).contains($0) }) {
+            throw FormatError(file: (path as NSString).deletingLastPathComponent + "/generation_config.json",
+                              problem: "eos_token_id \(bad) is not a token id below \(size)", fix: "Use the generation_config.json that came with the model.")
+        }
+        stop.formUnion(eos.map { Int32($0) })
         if sentencePiece {
             return try SentencePieceBPETokenizer(tokens: tokens, merges: merges, special: special, bos: bos, stop: stop,
                                                  prependsSpace: try prependsSpace(j, fail), file: path)
