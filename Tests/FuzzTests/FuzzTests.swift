@@ -70,9 +70,9 @@ struct FuzzTests {
         }
     }
 
-    /// Every input that once crashed or hung, under Tests/Fixtures/fuzz/TARGET/SEEDFILE.SUFFIX: each is refused with
-    /// an error now.
-    @Test("inputs that once crashed or hung are refused with an error")
+    /// Every input that once crashed or hung, under Tests/Fixtures/fuzz/TARGET/SEEDFILE.SUFFIX: each ends now, with an
+    /// error or (a valid but slow input) a result, well within the hang limit.
+    @Test("inputs that once crashed or hung end, quickly")
     func regressions() throws {
         CrashReport.install(hangSeconds: Self.hangSeconds)
         let root = fixtureURL("fuzz").path, fm = FileManager.default
@@ -90,8 +90,9 @@ struct FuzzTests {
                 try fm.removeItem(atPath: folder + "/" + replaced)
                 try fm.copyItem(atPath: root + "/" + target.name + "/" + name, toPath: folder + "/" + replaced)
                 CrashReport.begin("regression fuzz/\(target.name)/\(name)")
-                #expect(throws: (any Error).self, "fuzz/\(target.name)/\(name)") { try target.run(folder) }
-                CrashReport.end()
+                _ = try? target.run(folder)  // refused or (a slow input) accepted: it must end, and quickly
+                let seconds = CrashReport.end()
+                #expect(seconds < 2, "fuzz/\(target.name)/\(name) took \(seconds) s")
                 checked += 1
             }
         }

@@ -25,14 +25,6 @@ struct BPEMerges: Sendable {
 
     /// Merges the adjacent pair of lowest rank (leftmost on ties) until no pair has a merge.
     func apply(_ symbols: inout [Int32]) {
-        while symbols.count > 1 {
-            var best: (rank: Int32, index: Int, id: Int32)?
-            for i in 0..<symbols.count - 1 {
-                if let m = table[Self.key(symbols[i], symbols[i + 1])], best == nil || m.rank < best!.rank { best = (m.rank, i, m.id) }
-            }
-            guard let b = best else { return }
-            symbols[b.index] = b.id
-            symbols.remove(at: b.index + 1)
-        }
+        PairMerge.apply(&symbols) { a, b in table[Self.key(a, b)].map { (Double($0.rank), $0.id) } }
     }
 }

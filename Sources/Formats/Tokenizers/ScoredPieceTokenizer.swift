@@ -112,22 +112,9 @@ public struct ScoredPieceTokenizer: Tokenizer {
                 tokens += utf8.map { byteIDs[Int($0)] }
             }
         }
-        // Merge the adjacent pair with the best score (the first such pair on ties) until no pair is in
-        // the vocabulary. merged[i] is the merge of tokens i and i + 1 (-1: none); a merge changes two.
-        func merge(_ i: Int) -> Int32 { merges[Self.pairKey(tokens[i], tokens[i + 1])] ?? -1 }
-        var merged = (0..<max(0, tokens.count - 1)).map(merge)
-        while true {
-            var best = -1
-            for (i, id) in merged.enumerated() where id >= 0 && (best < 0 || scores[Int(id)] > scores[Int(merged[best])]) {
-                best = i
-            }
-            guard best >= 0 else { return tokens }
-            tokens[best] = merged[best]
-            tokens.remove(at: best + 1)
-            merged.remove(at: best)
-            if best > 0 { merged[best - 1] = merge(best - 1) }
-            if best < merged.count { merged[best] = merge(best) }
-        }
+        // Merge the adjacent pair with the best score (the first such pair on ties) until no pair is in the vocabulary.
+        PairMerge.apply(&tokens) { a, b in merges[Self.pairKey(a, b)].map { (-Double(scores[Int($0)]), $0) } }
+        return tokens
     }
 
     public func decode(_ id: Int32, after previous: Int32?) -> [UInt8] {
