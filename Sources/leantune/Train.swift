@@ -149,7 +149,14 @@ struct Train: ParsableCommand {
         let evaluation = Evaluation(settings: settings, encoded: encoded, encoder: encoder, trainer: trainer, log: log)
         if trainer.step == 0 { try evaluation.run(at: 0) }
         MemoryLedger.shared.resetPeak()  // the first step's report is about training
-        for sig in [SIGINT, SIGTERM] { signal(sig) { _ in stopRequested.store(true, ordering: .relaxed) } }
+        // A parent may start us with these blocked (the mask is inherited): unblock them, or a stop would never arrive.
+        var stops = sigset_t()
+        sigemptyset(&stops)
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig) { _ in stopRequested.store(true, ordering: .relaxed) }
+            sigaddset(&stops, sig)
+        }
+        pthread_sigmask(SIG_UNBLOCK, &stops, nil)
         var reportedMemory = false
         while trainer.step < steps {
             let r = try trainer.runStep()
