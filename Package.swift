@@ -52,7 +52,7 @@ let package = Package(
         .testTarget(
             name: "TrainingTests", dependencies: ["Training", "Datasets", "Formats", "Methods", "Llama", "TestSupport"], swiftSettings: kernelSettings),
         .testTarget(
-            name: "FuzzTests", dependencies: ["Training", "Datasets", "Formats", "Llama", "TensorCore", "TestSupport"],
+            name: "FuzzTests", dependencies: ["Training", "Methods", "Datasets", "Formats", "Llama", "TensorCore", "TestSupport"],
             swiftSettings: kernelSettings),
         .testTarget(
             name: "MethodsTests", dependencies: ["Methods", "Formats", "Llama", "TensorCore", "TestSupport"], swiftSettings: kernelSettings),

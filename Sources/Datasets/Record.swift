@@ -128,6 +128,11 @@ public enum DataReader {
             }
             return .classified(text: try string("text"), label: try task.label(label, file: file, line: n))
         }
+        let shapes = [["text"], ["prompt", "completion"], ["messages"], ["instruction", "input", "output"]]
+            .filter { $0.contains { object[$0] != nil } }
+        if shapes.count > 1 {
+            throw fail("the record mixes the fields of \(shapes.map { $0.filter { object[$0] != nil }.joined(separator: "/") }.joined(separator: " and ")); use one shape per record")
+        }
         if object["messages"] != nil {
             guard let turns = object["messages"] as? [[String: Any]], !turns.isEmpty else {
                 throw fail("field \"messages\" must be a non-empty list of {\"role\", \"content\"} objects")

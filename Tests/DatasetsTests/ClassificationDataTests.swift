@@ -33,6 +33,12 @@ struct ClassificationDataTests {
         let header = try #require(throws: DataError.self) { try DataReader.read(try file("c.tsv", "review\tstars\nok\t1\n"), task: task) }
         #expect(header.line == 1 && header.problem.contains("sentence"))
         #expect(throws: DataError.self) { try DataReader.read(try file("d.tsv", "sentence\tlabel\nok\t1\n")) }
+        let fields = try #require(throws: DataError.self) { try DataReader.read(try file("e.tsv", "sentence\tlabel\nok\t1\textra\n"), task: task) }
+        #expect(fields.line == 2 && fields.problem.contains("3 tab-separated fields"), "\(fields)")
+        let empty = try #require(throws: DataError.self) { try DataReader.read(try file("f.tsv", "sentence\tlabel\n \t1\n"), task: task) }
+        #expect(empty.line == 2 && empty.problem.contains("empty"), "\(empty)")
+        let fractional = try #require(throws: DataError.self) { try DataReader.read(try file("g.jsonl", #"{"text": "x", "label": 1.5}"#), task: task) }
+        #expect(fractional.problem.contains("\"label\""), "\(fractional)")
         #expect(throws: DataError.self) { try ClassificationTask(template: "no placeholder", labelWords: ["a", "b"]) }
         #expect(throws: DataError.self) { try ClassificationTask(template: "{text}", labelWords: ["a", "a"]) }
     }

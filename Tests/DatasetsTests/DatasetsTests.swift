@@ -41,11 +41,31 @@ struct DatasetsTests {
         (#"{"prompt": "only a prompt"}"#, 1, #"field "completion" must be a string"#),
         (#"{"messages": [{"role": "user"}]}"#, 1, #"messages[0] needs string fields "role" and "content""#),
         (#"{"question": "?", "answer": "!"}"#, 1, "unknown record shape"),
+        (#"{"messages": [{"role": "usr", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}"#, 1, "roles are system, user and assistant"),
+        (#"{"messages": [{"role": "user", "content": "Hi"}]}"#, 1, "no assistant turn"),
+        (#"{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": ""}]}"#, 1, "empty assistant turn"),
+        (#"{"prompt": "Q?", "completion": ""}"#, 1, #"field "completion" is empty"#),
+        (#"{"instruction": "Add", "output": ""}"#, 1, #"field "output" is empty"#),
+        (#"{"instruction": "", "output": "4"}"#, 1, #"field "instruction" is empty"#),
+        (#"{"text": ""}"#, 1, #"field "text" is empty"#),
+        (#"{"text": "a", "prompt": "b", "completion": "c"}"#, 1, "mixes the fields of text and prompt/completion"),
     ])
     func badLines(content: String, line: Int, problem: String) throws {
         let path = try jsonl("bad-\(line)-\(abs(content.hashValue))", content.components(separatedBy: "\\n"))
         let error = try #require(throws: DataError.self) { try DataReader.read(path) }
         #expect(error.file == path && error.line == line && error.problem.contains(problem), "\(error)")
+    }
+
+    @Test("data.on_error: skip leaves invalid records out and reports each; a file of only invalid records is still refused")
+    func skipInvalid() throws {
+        let path = try jsonl("skip", [#"{"text": "one"}"#, #"{"text": ""}"#, "not json", #"{"text": "two"}"#])
+        #expect(throws: DataError.self) { try DataReader.readNumbered(path) }
+        let read = try DataReader.readNumbered(path, onError: .skip)
+        #expect(read.records.map(\.line) == [1, 4] && read.records.map(\.record) == [.text("one"), .text("two")])
+        #expect(read.skipped.map(\.line) == [2, 3])
+        let bad = try jsonl("skip-all", [#"{"text": ""}"#])
+        let error = try #require(throws: DataError.self) { try DataReader.readNumbered(bad, onError: .skip) }
+        #expect(error.problem.contains("every record is invalid (1 skipped)"), "\(error)")
     }
 
     @Test("an empty dataset is refused")

@@ -94,6 +94,32 @@ struct ExportTests {
         #expect(e3.problem.contains("hidden_size"))
     }
 
+    @Test("shapes beyond the limits are refused before anything is allocated, naming the key and the limit", arguments: [
+        ("num_hidden_layers", Int.max, "layers is 9223372036854775807, above LeanTune's limit of 1024"),
+        ("vocab_size", 1 << 30, "vocab_size is 1073741824, above LeanTune's limit of 4194304"),
+        ("hidden_size", 1 << 17, "dim is 131072"),
+        ("intermediate_size", 1 << 20, "parameters, above LeanTune's limit of 1099511627776"),
+    ])
+    func shapeLimits(key: String, value: Int, message: String) throws {
+        var j: [String: Any] = ["architectures": ["LlamaForCausalLM"], "hidden_size": 65536, "intermediate_size": 24,
+                                "num_hidden_layers": 1024, "num_attention_heads": 512, "vocab_size": 10]
+        j[key] = value
+        if key != "intermediate_size" { j["hidden_size"] = key == "hidden_size" ? value : 16; j["num_attention_heads"] = 4 }
+        let e = try #require(throws: FormatError.self) { try HFConfig.parse(j, file: "c") }
+        #expect(e.problem.contains(message), "\(e)")
+    }
+
+    @Test("weights holding NaN or infinity are refused, naming the tensor")
+    func nonFiniteWeights() throws {
+        let original = try Self.tinyModel(.rotateHalf), dir = Self.directory("nan")
+        let store = original.model.store as! FP32ParameterStore, id = original.model.layout.layers[1].up
+        store.view(id)[5] = .nan
+        store.view(id)[6] = -.infinity
+        try HFDirectory.export(original, to: dir)
+        let e = try #require(throws: FormatError.self) { try ModelFile.load(dir, tokenizer: nil, ledger: MemoryLedger()) }
+        #expect(e.problem == "tensor 'model.layers.1.mlp.up_proj.weight' holds 2 NaN or infinite values", "\(e)")
+    }
+
     @Test("a missing shard is named", .enabled(if: true))
     func missingShard() throws {
         let original = try Self.tinyModel(.rotateHalf), dir = Self.directory("shard")

@@ -2,6 +2,7 @@ import Datasets
 import Foundation
 @testable import Formats
 import Llama
+import Methods
 import TensorCore
 import TestSupport
 import Training
@@ -113,7 +114,42 @@ extension FuzzTarget {
 
         targets += try dataTargets(tiny)
         targets.append(configTarget())
+        for method in [TrainingOptions.Method.adamw, .qft, .adarankgrad] {
+            targets.append(try checkpointTarget(method, scratch: scratch))
+        }
         return targets
+    }
+
+    /// A checkpoint of `method` after two steps of a tiny model, restored into a fresh trainer as `--resume` does.
+    static func checkpointTarget(_ method: TrainingOptions.Method, scratch: String) throws -> FuzzTarget {
+        func trainer() throws -> Trainer {
+            let c = LlamaConfig(dim: 16, ffnDim: 32, layerCount: 1, headCount: 4, kvHeadCount: 2, vocabSize: 24, maxSequenceLength: 32)
+            var o = TrainingOptions()
+            o.method = method
+            o.schedule = LRSchedule(.constant, peak: 1e-2, warmup: 0, total: 10)
+            o.maxLength = 16
+            o.clipNorm = method == .qft ? nil : 1
+            var lowRank = LowRankAdam.Settings()
+            lowRank.policy = .adaptive(minRank: 1, maxRank: 4, energy: 0.9, capture: 0.5, minInterval: 2, maxInterval: 5)
+            o.lowRank = lowRank
+            let examples = (0..<4).map { i in TokenizedExample(ids: (0..<12).map { Int32(($0 * 3 + i) % 24) }, trained: (0..<12).map { $0 > 0 }) }
+            let model = try Trainer.model(try LlamaModel(randomWeights: c, seed: 3, std: 0.1, ledger: MemoryLedger()), for: o)
+            return try Trainer(model: model, examples: examples, options: o)
+        }
+        let first = try trainer()
+        for _ in 0..<2 { _ = try first.runStep() }
+        let folder = try Checkpoint.save(first, in: scratch + "/checkpoint-\(method.rawValue)")
+        let files = try FuzzSeeds.contents(folder)
+        return FuzzTarget(
+            name: "checkpoint-\(method.rawValue)", files: files,
+            mutable: files.keys.sorted().map { f in
+                f.hasSuffix(".safetensors") ? (f, FuzzSeeds.safetensorsHeader(files[f]!), false) : (f, files[f]!.count, true)
+            },
+            run: { folder in
+                let resumed = try trainer()
+                try Checkpoint.restore(resumed, from: folder)
+                _ = try resumed.runStep()
+            })
     }
 
     /// JSONL in each record shape and SST-2-style TSV, read and encoded as `leantune inspect-data` does.

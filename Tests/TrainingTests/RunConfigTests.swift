@@ -62,6 +62,25 @@ struct RunConfigTests {
         #expect(throws: TrainingError.self) { try RunConfig.resolve(yaml: "- a\n- b") }
     }
 
+    @Test("YAML the configuration cannot mean is refused by line: complex keys, repeats, nesting, deep or huge text", arguments: [
+        ("schedule:\n  ? warmup: 20\n  steps: 5\n", "a key of section 'schedule' must be plain text (line 2)"),
+        ("train:\n  batch: 2\ntrain:\n  seq: 64\n", "duplicated key(s): 'train'"),
+        ("train:\n  batch: 2\n  batch: 4\n", "duplicated key(s): 'batch'"),
+        ("optimizer:\n  lr: {a: 1}\n", "'optimizer.lr' must be a value or a list of values"),
+        ("data:\n  label_words: [[a], b]\n", "'data.label_words' must be a value or a list of values"),
+        ("train:\n  batch: " + String(repeating: "[", count: 200) + "\n", "line 2 nests 202 levels deep, above the limit of 128"),
+        ("train:\n  batch: 99999999999999999999999\n", "'train.batch' must be an integer"),
+        (String(repeating: "# padding\n", count: 110_000), "above the limit of 1048576"),
+    ])
+    func yamlStructure(yaml: String, message: String) {
+        do {
+            _ = try RunConfig.resolve(yaml: yaml, file: "c.yaml")
+            Issue.record("accepted: \(yaml.prefix(80))")
+        } catch let e as TrainingError {
+            #expect(e.message.contains(message), "\(e.message)")
+        } catch { Issue.record("\(error)") }
+    }
+
     @Test("parameter groups: no-decay, frozen and learning-rate scales by group name; a wrong name lists the groups")
     func groups() throws {
         let c = try RunConfig.resolve(yaml: Self.yaml, overrides: ["optimizer.weight_decay=0.1", "optimizer.no_decay=[norms, embedding]",
