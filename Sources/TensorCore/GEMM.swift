@@ -67,11 +67,15 @@ public enum GEMM {
     }
 
     /// Sets the number of OpenBLAS threads (and ``Parallel/threadCount`` with it).
-    public static func setThreads(_ n: Int) {
+    public static func setThreads(_ requested: Int) {
         _ = quietIdleWorkers
-        openblas_set_num_threads(Int32(max(1, n)))
+        let n = min(max(1, requested), maxThreads)
+        openblas_set_num_threads(Int32(n))
         Parallel.threadCount = n
     }
+
+    /// The most threads `setThreads` uses (callers refuse more; it clamps).
+    public static let maxThreads = 1024
 
     /// OpenBLAS's idle workers spin for 2²⁸ cycles (≈ 0.1 s) after every threaded call, taking a
     /// core from the Dispatch tasks that run our kernels and the per-head attention GEMMs in

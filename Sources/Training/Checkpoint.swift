@@ -68,6 +68,9 @@ public enum Checkpoint {
               let state = try? JSONDecoder().decode(TrainerState.self, from: data) else {
             throw TrainingError(message: "\(path): no readable trainer.json; pass a step-NNNNNN folder written by leantune train")
         }
+        guard (0...trainer.options.schedule.total).contains(state.step), (0...max(0, state.step)).contains(state.nonFiniteSkipped) else {
+            throw TrainingError(message: "\(path)/trainer.json: step \(state.step) (with \(state.nonFiniteSkipped) skipped) is outside this run's \(trainer.options.schedule.total) steps; the file is damaged")
+        }
         let layout = trainer.model.layout
         guard state.parameterCount == layout.parameterCount, state.options.method == trainer.options.method else {
             throw TrainingError(message: "\(path): the checkpoint is for \(state.options.method.rawValue) on \(state.parameterCount) parameters; this run is \(trainer.options.method.rawValue) on \(layout.parameterCount)")

@@ -168,6 +168,7 @@ public struct RunConfig: Equatable {
 
     /// The training options these settings describe (validated).
     public func trainingOptions() throws -> TrainingOptions {
+        try checkRanges()
         var o = TrainingOptions()
         let methodName = string("method.name") ?? ""
         guard let method = TrainingOptions.Method(rawValue: methodName) else {
@@ -283,6 +284,27 @@ public struct RunConfig: Equatable {
     }
 
     /// The classification task of the data settings, nil for language modelling.
+    /// Counts, intervals and rates no run can mean (a negative interval, a learning rate ≤ 0) are refused by key, not
+    /// clamped or ignored. The method-specific settings are checked where each method's options are made.
+    func checkRanges() throws {
+        for key in ["eval.batch", "eval.sample_tokens"] where int(key) < 1 {
+            throw TrainingError(message: "\(key) must be at least 1, got \(int(key))")
+        }
+        guard (1...GEMM.maxThreads).contains(int("train.threads")) else {
+            throw TrainingError(message: "train.threads must be in 1...\(GEMM.maxThreads), got \(int("train.threads"))")
+        }
+        for key in ["schedule.warmup", "eval.every", "eval.sample_every", "checkpoint.every", "checkpoint.keep", "train.seed",
+                    "data.limit", "data.skip", "data.eval_limit", "data.eval_skip", "data.sample_seed"] where int(key) < 0 {
+            throw TrainingError(message: "\(key) must be 0 or more, got \(int(key))")
+        }
+        if let lr = double("optimizer.lr"), !(lr > 0 && lr.isFinite) {
+            throw TrainingError(message: "optimizer.lr must be a positive number, got \(lr)")
+        }
+        for key in ["optimizer.weight_decay", "optimizer.clip"] {
+            if let v = double(key), !(v >= 0 && v.isFinite) { throw TrainingError(message: "\(key) must be 0 or more, got \(v)") }
+        }
+    }
+
     public func classificationTask() throws -> ClassificationTask? {
         switch string("data.task") {
         case "lm": return nil

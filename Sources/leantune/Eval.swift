@@ -21,6 +21,11 @@ struct Eval: ParsableCommand {
     @Option(help: "Threads for GEMM and kernels.")
     var threads = 2
 
+    func validate() throws {
+        guard seq >= 1 else { throw ValidationError("--seq must be at least 1 (tokens per scored window)") }
+        guard (1...GEMM.maxThreads).contains(threads) else { throw ValidationError("--threads must be in 1...\(GEMM.maxThreads)") }
+    }
+
     func run() throws {
         GEMM.setThreads(threads)
         let start = monotonicNanoseconds()

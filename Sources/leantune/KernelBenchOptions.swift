@@ -8,6 +8,12 @@ struct KernelBenchOptions: ParsableArguments {
     @Option(help: "Timed repetitions (after one warm-up).")
     var repetitions = 5
 
+    func validate() throws {
+        guard (1...GEMM.maxThreads).contains(threads), repetitions >= 1 else {
+            throw ValidationError("--threads must be in 1...\(GEMM.maxThreads) and --repetitions at least 1")
+        }
+    }
+
     /// Median seconds of `body` over the repetitions, after one warm-up run.
     func median(_ body: () -> Void) -> Double {
         body()

@@ -55,6 +55,10 @@ public struct ScoredPieceTokenizer: Tokenizer {
     /// len bytes`, vocab-size times (the count comes from the model, and the file must hold exactly that
     /// many). Ids 3…258 are the byte pieces; run.c ends generation at BOS (id 1), which starts the next story.
     public static func llama2c(path: String, vocabularySize: Int) throws -> ScoredPieceTokenizer {
+        guard vocabularySize > 2 else {  // ids 0, 1, 2 are <unk>, <s> (BOS) and </s>
+            throw FormatError(file: path, problem: "the model's vocabulary has \(vocabularySize) tokens; a llama2.c vocabulary has at least <unk>, <s> and </s>",
+                              fix: "The checkpoint's header is corrupted.")
+        }
         var r = try BinaryReader(path: path)
         let maxLength = Int(try r.int32("max_token_length"))
         var pieces: [[UInt8]] = [], scores: [Float] = []
