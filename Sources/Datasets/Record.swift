@@ -123,7 +123,7 @@ public enum DataReader {
             let label: String
             switch object["label"] {
             case let s as String: label = s
-            case let i as Int: label = String(i)
+            case let value where JSONNumber.integer(value) != nil: label = String(JSONNumber.integer(value)!)
             default: throw fail("a classification record needs a \"label\" field: a class index or a label word")
             }
             return .classified(text: try string("text"), label: try task.label(label, file: file, line: n))

@@ -12,7 +12,7 @@ public enum HFConfig {
             throw fail("architecture '\(arch)' is not supported", "Supported: \(architectures.joined(separator: ", ")) (Llama 2/3/3.2, TinyLlama, SmolLM, Mistral without sliding window).")
         }
         func int(_ key: String) throws -> Int {
-            guard let v = j[key] as? Int else { throw fail("key '\(key)' is missing or not an integer", "Add it to config.json.") }
+            guard let v = JSONNumber.integer(j[key]) else { throw fail("key '\(key)' is missing or not an integer (got \(j[key].map { "\($0)" } ?? "nothing"))", "Set it to a whole number in config.json.") }
             return v
         }
         func double(_ key: String, default d: Double) -> Double { (j[key] as? Double) ?? (j[key] as? Int).map(Double.init) ?? d }
@@ -31,8 +31,8 @@ public enum HFConfig {
         }
         let config = LlamaConfig(
             dim: dim, ffnDim: try int("intermediate_size"), layerCount: try int("num_hidden_layers"), headCount: heads,
-            kvHeadCount: (j["num_key_value_heads"] as? Int) ?? heads, vocabSize: try int("vocab_size"),
-            maxSequenceLength: (j["max_position_embeddings"] as? Int) ?? 2048,
+            kvHeadCount: j["num_key_value_heads"] == nil ? heads : try int("num_key_value_heads"), vocabSize: try int("vocab_size"),
+            maxSequenceLength: j["max_position_embeddings"] == nil ? 2048 : try int("max_position_embeddings"),
             normEpsilon: Float(double("rms_norm_eps", default: 1e-6)), ropeTheta: Float(double("rope_theta", default: 10000)),
             ropeLayout: .rotateHalf, ropeScaling: try scaling(j["rope_scaling"], fail),
             tiedEmbeddings: (j["tie_word_embeddings"] as? Bool) ?? false)
@@ -43,10 +43,11 @@ public enum HFConfig {
     private static func scaling(_ value: Any?, _ fail: (String, String) -> FormatError) throws -> RoPEScaling? {
         guard let s = value as? [String: Any] else { return nil }
         let type = (s["rope_type"] as? String) ?? (s["type"] as? String) ?? "default"
-        func number(_ key: String) throws -> Double {
-            guard let v = (s[key] as? Double) ?? (s[key] as? Int).map(Double.init) else {
-                throw fail("rope_scaling.\(key) is missing", "Complete rope_scaling in config.json.")
+        func number(_ key: String) throws -> Double {  // every rope_scaling number is a positive factor or length
+            guard let v = s[key] as? Double, !JSONNumber.isBoolean(s[key]) else {
+                throw fail("rope_scaling.\(key) is missing or not a number", "Complete rope_scaling in config.json.")
             }
+            guard v > 0, v.isFinite else { throw fail("rope_scaling.\(key) is \(v)", "It must be a positive number.") }
             return v
         }
         switch type {
@@ -55,7 +56,12 @@ public enum HFConfig {
         case "llama3":
             return .llama3(factor: try number("factor"), lowFrequencyFactor: try number("low_freq_factor"),
                            highFrequencyFactor: try number("high_freq_factor"),
-                           originalContextLength: Int(try number("original_max_position_embeddings")))
+                           originalContextLength: try {
+                               guard let n = JSONNumber.integer(s["original_max_position_embeddings"]), n > 0, n <= 1 << 24 else {
+                                   throw fail("rope_scaling.original_max_position_embeddings must be a whole number in 1...\(1 << 24)", "Fix rope_scaling in config.json.")
+                               }
+                               return n
+                           }())
         default: throw fail("rope_scaling type '\(type)' is not supported", "Supported: linear, llama3.")
         }
     }

@@ -37,8 +37,11 @@ struct ClassificationDataTests {
         #expect(fields.line == 2 && fields.problem.contains("3 tab-separated fields"), "\(fields)")
         let empty = try #require(throws: DataError.self) { try DataReader.read(try file("f.tsv", "sentence\tlabel\n \t1\n"), task: task) }
         #expect(empty.line == 2 && empty.problem.contains("empty"), "\(empty)")
-        let fractional = try #require(throws: DataError.self) { try DataReader.read(try file("g.jsonl", #"{"text": "x", "label": 1.5}"#), task: task) }
-        #expect(fractional.problem.contains("\"label\""), "\(fractional)")
+        for (n, label) in ["1.5", "true", "false", "[1]"].enumerated() {
+            let e = try #require(throws: DataError.self) { try DataReader.read(try file("g\(n).jsonl", #"{"text": "x", "label": "# + label + "}"), task: task) }
+            #expect(e.problem.contains("\"label\""), "label \(label): \(e)")
+        }
+        #expect(try DataReader.read(try file("h.jsonl", #"{"text": "x", "label": 1.0}"#), task: task) == [.classified(text: "x", label: 1)])
         #expect(throws: DataError.self) { try ClassificationTask(template: "no placeholder", labelWords: ["a", "b"]) }
         #expect(throws: DataError.self) { try ClassificationTask(template: "{text}", labelWords: ["a", "a"]) }
     }

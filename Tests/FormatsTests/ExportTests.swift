@@ -88,6 +88,13 @@ struct ExportTests {
         yarn["rope_scaling"] = ["rope_type": "yarn", "factor": 4]
         let e2 = try #require(throws: FormatError.self) { try HFConfig.parse(yarn, file: "c") }
         #expect(e2.problem.contains("yarn"))
+        for (key, value) in [("num_hidden_layers", true as Any), ("hidden_size", 16.5), ("vocab_size", "10")] {
+            var wrong = base
+            wrong[key] = value
+            let read = try JSONSerialization.jsonObject(with: JSONSerialization.data(withJSONObject: wrong)) as! [String: Any]  // as from a file
+            let e = try #require(throws: FormatError.self) { try HFConfig.parse(read, file: "c") }
+            #expect(e.problem.contains("'\(key)' is missing or not an integer"), "\(e)")
+        }
         var missing = base
         missing["hidden_size"] = nil
         let e3 = try #require(throws: FormatError.self) { try HFConfig.parse(missing, file: "c") }
