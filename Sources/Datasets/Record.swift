@@ -101,7 +101,7 @@ public enum DataReader {
     /// both are 0). Two subsets of one file with the same seed and disjoint ranges share no record.
     public static func subset<T>(_ records: [T], skip: Int, limit: Int, seed: UInt64, file: String) throws -> [T] {
         guard skip > 0 || limit > 0 else { return records }
-        guard skip >= 0, limit >= 0, skip + max(limit, 1) <= records.count else {
+        guard skip >= 0, limit >= 0, max(limit, 1) <= records.count, skip <= records.count - max(limit, 1) else {
             throw DataError(file: file, line: nil, problem: "skip \(skip) + limit \(limit) records, but the file has \(records.count)")
         }
         let order = Batcher.shuffled(records.count, seed: seed, epoch: 0)

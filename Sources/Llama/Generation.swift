@@ -73,7 +73,7 @@ extension LlamaModel {
         guard prompt.count <= config.maxSequenceLength else {
             throw LlamaInputError(message: "the prompt has \(prompt.count) tokens; the model allows \(config.maxSequenceLength)")
         }
-        let capacity = min(config.maxSequenceLength, prompt.count + maxNewTokens - 1)
+        let capacity = min(config.maxSequenceLength, prompt.count + min(maxNewTokens, config.maxSequenceLength) - 1)
         let budget = capacity - prompt.count + 1
         let cache = KVCache(config: config, capacity: max(capacity, prompt.count), ledger: ledger)
         var logits = try nextTokenLogits(prompt, cache: cache)

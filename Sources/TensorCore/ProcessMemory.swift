@@ -14,6 +14,9 @@ public enum ProcessMemory {
         return usage.ru_maxrss * 1024
     }
 
+    /// The machine's physical memory in bytes.
+    public static var physicalBytes: Int { Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE))) }
+
     /// The number on the line of `/proc/self/status` that starts with `key` (a size in KiB there).
     static func statusField(_ key: String) -> Int? {
         guard let file = fopen("/proc/self/status", "r") else { return nil }

@@ -8,11 +8,11 @@ public enum MemorySize {
         ]
         let lower = text.lowercased().filter { $0 != " " }
         for (suffix, factor) in units where lower.hasSuffix(suffix) {
-            if let value = Double(lower.dropLast(suffix.count)), value > 0, value.isFinite {
+            if let value = Double(lower.dropLast(suffix.count)), value > 0, value * factor < 0x1p62 {
                 return Int(value * factor)
             }
             break
         }
-        throw TrainingError(message: "'\(text)' is not a memory size; write it like 4GiB, 512MiB, 4GB or a number of bytes")
+        throw TrainingError(message: "'\(text)' is not a memory size (below 4 EiB); write it like 4GiB, 512MiB, 4GB or a number of bytes")
     }
 }

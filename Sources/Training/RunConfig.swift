@@ -297,6 +297,11 @@ public struct RunConfig: Equatable {
                     "data.limit", "data.skip", "data.eval_limit", "data.eval_skip", "data.sample_seed"] where int(key) < 0 {
             throw TrainingError(message: "\(key) must be 0 or more, got \(int(key))")
         }
+        // Upper bounds far beyond any run, so that sizes derived from them (sequence + 1, batch × accumulation) never overflow.
+        for (key, limit) in [("train.seq", 1 << 24), ("train.batch", 1 << 20), ("train.accumulate", 1 << 20), ("eval.batch", 1 << 20),
+                             ("eval.sample_tokens", 1 << 24), ("schedule.steps", 2_000_000_000)] where int(key) > limit {
+            throw TrainingError(message: "\(key) is \(int(key)), above the limit of \(limit)")
+        }
         if let lr = double("optimizer.lr"), !(lr > 0 && lr.isFinite) {
             throw TrainingError(message: "optimizer.lr must be a positive number, got \(lr)")
         }

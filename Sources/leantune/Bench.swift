@@ -32,8 +32,8 @@ struct PassOptions: ParsableArguments {
         guard batch > 0, seq > 0, threads > 0, repetitions >= 1 else {
             throw ValidationError("batch, seq, threads and repetitions must be positive")
         }
-        guard seq <= config.maxSequenceLength, batch <= 4096, threads <= GEMM.maxThreads else {
-            throw ValidationError("--seq is at most \(config.maxSequenceLength) for \(shape), --batch at most 4096, --threads at most \(GEMM.maxThreads)")
+        guard seq <= config.maxSequenceLength, batch * seq <= 1 << 17, threads <= GEMM.maxThreads else {
+            throw ValidationError("--seq is at most \(config.maxSequenceLength) for \(shape), --batch × --seq at most \(1 << 17) tokens, --threads at most \(GEMM.maxThreads)")
         }
     }
 

@@ -113,6 +113,13 @@ struct Train: ParsableCommand {
             data = try RunData(settings)  // data errors before any weight loads
         } catch let e as TrainingError { throw ValidationError(e.message) }
         for line in data.skipReport { print(line) }
+        // From shapes alone, before anything is allocated: a run that cannot fit in this machine is refused, not crashed.
+        let shape: LlamaConfig?  // an unknown shape name is refused below, by ModelFile.random
+        if let name = settings.string("model.shape") { shape = LlamaConfig.builtinShapes[name] } else { shape = try ModelFile.config(modelPath) }
+        let needed = shape.map { MemoryPlan.estimate($0, options: options, threads: settings.int("train.threads")).values.reduce(0, +) } ?? 0
+        guard needed <= ProcessMemory.physicalBytes else {
+            throw ValidationError("the run needs about \(PassBenchmark.format(bytes: needed)) (memory plan at \(options.batchSize) × \(options.maxLength)) but this machine has \(PassBenchmark.format(bytes: ProcessMemory.physicalBytes)); lower train.batch or train.seq, set method.checkpointing: true, or see leantune estimate CONFIG --budget")
+        }
         let steps = options.schedule.total, threads = settings.int("train.threads")
         GEMM.setThreads(threads)
         do { try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true) } catch {

@@ -69,5 +69,7 @@ struct ClassificationDataTests {
         #expect(a.count == 30 && b.count == 20 && Set(a).isDisjoint(with: b) && a != Array(0..<30))
         #expect(try DataReader.subset(all, skip: 0, limit: 0, seed: 4, file: "f") == all)
         #expect(throws: DataError.self) { try DataReader.subset(all, skip: 90, limit: 20, seed: 4, file: "f") }
+        #expect(throws: DataError.self) { try DataReader.subset(all, skip: .max, limit: 0, seed: 4, file: "f") }  // no overflow
+        #expect(throws: DataError.self) { try DataReader.subset(all, skip: 1, limit: .max, seed: 4, file: "f") }
     }
 }

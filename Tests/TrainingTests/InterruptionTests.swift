@@ -145,6 +145,15 @@ struct InterruptionTests {
         #expect(try Self.exported(output) == Self.exported(reference))
     }
 
+    @Test("a run that cannot fit in this machine's memory is refused from its plan, before anything is allocated")
+    func runTooLargeForTheMachine() throws {
+        let output = Self.folder("too-large")
+        let r = try Self.run(Self.arguments("adamw", output: output) + ["--set", "model.shape=llama-3.1-8b", "--set", "train.batch=1024",
+                                                                        "--set", "train.seq=8192"])
+        #expect(r.status != 0 && r.output.contains("but this machine has"), "\(r.output)")
+        #expect(!FileManager.default.fileExists(atPath: output), "nothing is written")
+    }
+
     @Test("an export that cannot be written is a clear error and leaves no partial file")
     func failedExport() throws {
         let output = Self.folder("export")

@@ -62,6 +62,19 @@ struct RunConfigTests {
         #expect(throws: TrainingError.self) { try RunConfig.resolve(yaml: "- a\n- b") }
     }
 
+    @Test("settings out of range are refused by key: negative intervals and counts, rates ≤ 0, sizes that would overflow", arguments: [
+        ("train.threads=0", "train.threads must be in 1...1024, got 0"), ("checkpoint.every=-1", "checkpoint.every must be 0 or more"),
+        ("data.skip=-2", "data.skip must be 0 or more"), ("optimizer.lr=-1e-3", "optimizer.lr must be a positive number"),
+        ("optimizer.weight_decay=-0.1", "optimizer.weight_decay must be 0 or more"),
+        ("train.seq=9223372036854775807", "train.seq is 9223372036854775807, above the limit of 16777216"),
+        ("train.accumulate=9223372036854775807", "train.accumulate is 9223372036854775807, above the limit"),
+        ("schedule.steps=9223372036854775807", "schedule.steps is 9223372036854775807, above the limit"),
+    ])
+    func ranges(override: String, message: String) throws {
+        let e = try #require(throws: TrainingError.self) { try RunConfig.resolve(yaml: Self.yaml, overrides: [override]).trainingOptions() }
+        #expect(e.message.contains(message), "\(e.message)")
+    }
+
     @Test("YAML the configuration cannot mean is refused by line: complex keys, repeats, nesting, deep or huge text", arguments: [
         ("schedule:\n  ? warmup: 20\n  steps: 5\n", "a key of section 'schedule' must be plain text (line 2)"),
         ("train:\n  batch: 2\ntrain:\n  seq: 64\n", "duplicated key(s): 'train'"),
