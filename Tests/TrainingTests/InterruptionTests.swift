@@ -93,7 +93,7 @@ struct InterruptionTests {
         var rng = SystemRandomNumberGenerator(), tried = 0, exact = 0, lost = 0
         for (trial, sig) in [SIGTERM, SIGKILL, SIGTERM, SIGKILL].enumerated() {
             let output = Self.folder("\(method)-\(trial)"), args = Self.arguments(method, output: output)
-            let r = try Self.interrupt(args, output: output, after: Int.random(in: 1...(Self.steps - 3), using: &rng), signal: sig, rng: &rng)
+            let r = try Self.interrupt(args, output: output, after: Int.random(in: 1...(Self.steps / 2), using: &rng), signal: sig, rng: &rng)
             guard r.status != 0 else { continue }  // finished before the signal: nothing was interrupted
             tried += 1
             if sig == SIGTERM {
