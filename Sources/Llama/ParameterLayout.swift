@@ -3,12 +3,44 @@ import TensorCore
 /// Index of one parameter tensor in a ``ParameterLayout``.
 public typealias ParameterID = Int
 
+/// The form of a parameter, which decides how it is initialised, quantized and projected.
+public enum ParameterKind: String, Sendable, Codable {
+    /// A 2-D weight: a projection, the embedding or the head (initialised N(0, σ²)).
+    case matrix
+    /// A 1-D multiplicative scale, e.g. an RMSNorm weight (initialised to ones).
+    case scale
+    /// A 1-D additive bias (initialised to zeros); none of the current architectures has one.
+    case bias
+}
+
 /// What a parameter is; methods choose treatment by role (e.g. no weight decay on norms).
 public enum ParameterRole: String, Sendable, Codable {
     case embedding, attentionNorm, query, key, value, output, ffnNorm, gate, up, down, finalNorm, head
 
-    /// 1-D scale vectors.
-    public var isNorm: Bool { self == .attentionNorm || self == .ffnNorm || self == .finalNorm }
+    public var kind: ParameterKind {
+        switch self {
+        case .attentionNorm, .ffnNorm, .finalNorm: .scale
+        case .embedding, .query, .key, .value, .output, .gate, .up, .down, .head: .matrix
+        }
+    }
+
+    /// A decoder block's linear map (q, k, v, o, gate, up, down): what GaLore, AdaRankGrad and LSP-Offload project
+    /// and DiZO's all-linear set perturbs; the embedding and head are matrices but not block matrices.
+    public var isBlockMatrix: Bool {
+        switch self {
+        case .query, .key, .value, .output, .gate, .up, .down: true
+        case .embedding, .head, .attentionNorm, .ffnNorm, .finalNorm: false
+        }
+    }
+
+    /// The value every entry starts from when not drawn at random: 1 for scales, 0 for biases (nil for matrices).
+    public var constantInitialValue: Float? {
+        switch kind {
+        case .matrix: nil
+        case .scale: 1
+        case .bias: 0
+        }
+    }
 }
 
 /// Name, shape and place of one parameter in the slab.

@@ -73,12 +73,13 @@ public final class FP32ParameterStore: ParameterStore {
 }
 
 extension ParameterStore {
-    /// Fills every matrix with N(0, std²) from `rng` (stream = parameter id) and every norm with ones.
+    /// Fills every matrix with N(0, std²) from `rng` (stream = parameter id), every scale with ones and every bias
+    /// with zeros.
     public func initializeRandomly(_ rng: Philox, std: Float = 0.02) {
         for (id, info) in layout.parameters.enumerated() {
             update(id) { w in
-                if info.role.isNorm {
-                    w.update(repeating: 1)
+                if let constant = info.role.constantInitialValue {
+                    w.update(repeating: constant)
                 } else {
                     rng.fillNormal(w, stream: UInt64(id), scale: std)
                 }

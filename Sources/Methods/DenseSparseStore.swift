@@ -30,7 +30,7 @@ public final class DenseSparseStore: ParameterStore {
             }
         }
 
-        func isQuantized(_ info: ParameterInfo) -> Bool { !info.role.isNorm && !fp32Groups.contains(ParameterGroup(info.role)) }
+        func isQuantized(_ info: ParameterInfo) -> Bool { info.role.kind == .matrix && !fp32Groups.contains(ParameterGroup(info.role)) }
         func block(_ info: ParameterInfo) -> Int { blockSize == 0 ? info.shape[1] : blockSize }
         func outliers(_ info: ParameterInfo) -> Int { Int(Double(info.count) * outlierFraction) }
     }

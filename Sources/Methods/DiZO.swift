@@ -25,7 +25,7 @@ public final class DiZO: FineTuningMethod {
             case .kv: role == .key || role == .value
             case .qv: role == .query || role == .value
             case .attention: [.query, .key, .value, .output].contains(role)
-            case .allLinear: [.query, .key, .value, .output, .gate, .up, .down].contains(role)
+            case .allLinear: role.isBlockMatrix
             case .none: false
             }
         }

@@ -40,7 +40,7 @@ public final class LSPOffload: FineTuningMethod {
             guard nonzeros >= 1, nonzeros <= size else {
                 throw MethodError(message: "method.nonzeros (r) must be in 1...method.size (d = \(size)), got \(nonzeros)")
             }
-            for info in layout.parameters where LowRankAdam.isProjected(info.role) && size > info.shape.max()! {
+            for info in layout.parameters where info.role.isBlockMatrix && size > info.shape.max()! {
                 throw MethodError(message: "method.size (d) \(size) exceeds the larger side of \(info.name) \(info.shape); choose d ≤ \(info.shape.max()!)")
             }
         }
@@ -66,7 +66,7 @@ public final class LSPOffload: FineTuningMethod {
                 ledger: MemoryLedger = .shared) throws {
         try settings.check(layout)
         (self.layout, self.settings, self.groups, self.checkpointing, self.ledger) = (layout, settings, groups, checkpointing, ledger)
-        matrices = layout.parameters.indices.filter { LowRankAdam.isProjected(layout.parameters[$0].role) && !groups.isFrozen(layout.parameters[$0].role) }
+        matrices = layout.parameters.indices.filter { layout.parameters[$0].role.isBlockMatrix && !groups.isFrozen(layout.parameters[$0].role) }
         let rng = Philox(seed: seed &+ 0x15_0000)
         sketches = matrices.map { id in
             let shape = layout.parameters[id].shape
@@ -77,7 +77,7 @@ public final class LSPOffload: FineTuningMethod {
                           queueCapacity: max(1, matrices.count), ledger: ledger)
         let trained = layout.parameters.indices.filter { id in
             let role = layout.parameters[id].role
-            return !LowRankAdam.isProjected(role) && !groups.isFrozen(role) && (role.isNorm || settings.trainEmbeddings)
+            return !role.isBlockMatrix && !groups.isFrozen(role) && (role.kind != .matrix || settings.trainEmbeddings)
         }
         rest = TensorAdamW(layout, tensors: trained, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, ledger: ledger)
         sink = Sink(layout: layout, ledger: ledger)
@@ -93,8 +93,8 @@ public final class LSPOffload: FineTuningMethod {
     /// M and V, and scratch (the factors of one matrix for `tokens` rows, or its compression intermediates).
     public static func memory(_ layout: ParameterLayout, settings: Settings, groups: ParameterGroups, tokens: Int) -> [MemoryCategory: Int] {
         let d = settings.size, r = settings.nonzeros
-        let matrices = layout.parameters.filter { LowRankAdam.isProjected($0.role) && !groups.isFrozen($0.role) }
-        let rest = layout.parameters.filter { !LowRankAdam.isProjected($0.role) && !groups.isFrozen($0.role) && ($0.role.isNorm || settings.trainEmbeddings) }
+        let matrices = layout.parameters.filter { $0.role.isBlockMatrix && !groups.isFrozen($0.role) }
+        let rest = layout.parameters.filter { !$0.role.isBlockMatrix && !groups.isFrozen($0.role) && ($0.role.kind != .matrix || settings.trainEmbeddings) }
         let scratch = matrices.map { info -> Int in
             let (m, n) = (info.shape[0], info.shape[1])
             let compress = settings.compression == .factors ? 2 * tokens * d : m * n + d * n

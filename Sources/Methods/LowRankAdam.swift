@@ -79,17 +79,9 @@ public final class LowRankAdam: Optimizer {
 
         /// A rank larger than a block matrix of `layout` allows.
         func check(_ layout: ParameterLayout) throws {
-            for info in layout.parameters where LowRankAdam.isProjected(info.role) && maxRank > info.shape.min()! {
+            for info in layout.parameters where info.role.isBlockMatrix && maxRank > info.shape.min()! {
                 throw MethodError(message: "method.rank \(maxRank) exceeds the smaller side of \(info.name) \(info.shape); choose a rank ≤ \(info.shape.min()!)")
             }
-        }
-    }
-
-    /// The block matrices get a subspace; everything else plain AdamW.
-    public static func isProjected(_ role: ParameterRole) -> Bool {
-        switch role {
-        case .query, .key, .value, .output, .gate, .up, .down: true
-        default: false
         }
     }
 
@@ -111,10 +103,10 @@ public final class LowRankAdam: Optimizer {
         self.groups = groups
         self.ledger = ledger
         rng = Philox(seed: seed &+ 0x6A_10_0000)
-        for (id, info) in layout.parameters.enumerated() where Self.isProjected(info.role) && !groups.isFrozen(info.role) {
+        for (id, info) in layout.parameters.enumerated() where info.role.isBlockMatrix && !groups.isFrozen(info.role) {
             subspaces[id] = Subspace(rows: info.shape[0], columns: info.shape[1], ledger: ledger)
         }
-        rest = TensorAdamW(layout, tensors: layout.parameters.indices.filter { !Self.isProjected(layout.parameters[$0].role) && !groups.isFrozen(layout.parameters[$0].role) },
+        rest = TensorAdamW(layout, tensors: layout.parameters.indices.filter { !layout.parameters[$0].role.isBlockMatrix && !groups.isFrozen(layout.parameters[$0].role) },
                            beta1: settings.beta1, beta2: settings.beta2, epsilon: settings.epsilon, ledger: ledger)
     }
 
@@ -129,7 +121,7 @@ public final class LowRankAdam: Optimizer {
     public static func stateBytes(_ layout: ParameterLayout, rank: Int, groups: ParameterGroups) -> Int {
         4 * layout.parameters.reduce(0) { total, info in
             total + (groups.isFrozen(info.role) ? 0
-                : isProjected(info.role) ? projectedFloats(rows: info.shape[0], columns: info.shape[1], rank: rank) : 2 * info.count)
+                : info.role.isBlockMatrix ? projectedFloats(rows: info.shape[0], columns: info.shape[1], rank: rank) : 2 * info.count)
         }
     }
 
@@ -138,7 +130,7 @@ public final class LowRankAdam: Optimizer {
     /// before the old one is freed).
     public static func workspaceBytes(_ layout: ParameterLayout, settings: Settings) -> Int {
         let r = settings.maxRank
-        return 4 * (layout.parameters.filter { isProjected($0.role) }.map { info -> Int in
+        return 4 * (layout.parameters.filter { $0.role.isBlockMatrix }.map { info -> Int in
             let (m, n) = (info.shape[0], info.shape[1]), projected = r * max(m, n)
             let decomposition = settings.decomposition == .full
                 ? SVD.fullScratchFloats(rows: m, columns: n) : SVD.randomizedScratchFloats(rows: m, columns: n, rank: r)

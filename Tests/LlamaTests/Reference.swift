@@ -163,7 +163,7 @@ enum TinyConfigs {
     static func model(_ c: LlamaConfig, seed: UInt64 = 7) throws -> LlamaModel {
         let store = FP32ParameterStore(layout: ParameterLayout(c), ledger: MemoryLedger())
         store.initializeRandomly(Philox(seed: seed), std: 0.3)
-        for (id, info) in store.layout.parameters.enumerated() where info.role.isNorm {
+        for (id, info) in store.layout.parameters.enumerated() where info.role.kind == .scale {
             store.update(id) { w in for i in w.indices { w[i] = 1 + 0.2 * Float(i % 5) - 0.4 } }
         }
         return try LlamaModel(config: c, store: store, ledger: MemoryLedger())

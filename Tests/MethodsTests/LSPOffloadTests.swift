@@ -47,8 +47,8 @@ struct LSPOffloadTests {
             _ = try reference.lossAndGradients(Self.batch(step), into: g)
             for (id, info) in layout.parameters.enumerated() {
                 let grad = g.view(id), n = info.count
-                let isMatrix = LowRankAdam.isProjected(info.role)
-                guard isMatrix || info.role.isNorm else { continue }
+                let isMatrix = info.role.isBlockMatrix
+                guard isMatrix || info.role.kind == .scale else { continue }
                 let (b1, b2, eps): (Float, Float, Float) = isMatrix ? (0.9, 0.999, 1e-4) : (0.9, 0.999, 1e-8)
                 let c1 = 1 / (1 - Float.pow(b1, step)), c2 = 1 / (1 - Float.pow(b2, step))
                 reference.store.update(id) { w in
@@ -188,8 +188,8 @@ struct LSPOffloadTests {
         let before = ledger.snapshot().current
         let method = try Self.method(model, settings)
         let after = ledger.snapshot().current
-        let matrices = model.layout.parameters.filter { LowRankAdam.isProjected($0.role) }
-        let norms = model.layout.parameters.filter { $0.role.isNorm }.reduce(0) { $0 + $1.count }
+        let matrices = model.layout.parameters.filter { $0.role.isBlockMatrix }
+        let norms = model.layout.parameters.filter { $0.role.kind == .scale }.reduce(0) { $0 + $1.count }
         #expect(method.matrices.count == matrices.count)
         #expect(after[.host, default: 0] - before[.host, default: 0] == matrices.count * (8 * 8 * 8 + 4))  // M, V and a step count each
         #expect(after[.optimizerState, default: 0] - before[.optimizerState, default: 0]

@@ -40,7 +40,7 @@ struct LowRankTests {
         let groups = ParameterGroups(weightDecay: 0.1)
         let adam = AdamW(layout: layout, epsilon: 1e-6, groups: groups, ledger: MemoryLedger())
         let galore = try LowRankAdam(layout: layout, settings: Self.settings(.fixed(rank: 16, interval: 1000)), groups: groups, seed: 1, ledger: MemoryLedger())
-        for (id, info) in layout.parameters.enumerated() where LowRankAdam.isProjected(info.role) {
+        for (id, info) in layout.parameters.enumerated() where info.role.isBlockMatrix {
             galore.install(Self.identity(rows: info.shape[0], columns: info.shape[1]), rank: info.shape.min()!, for: id)
         }
         func values(_ seed: UInt64) -> [[Float]] {
@@ -74,7 +74,7 @@ struct LowRankTests {
             for id in layout.parameters.indices { w[id].withUnsafeMutableBufferPointer { galore.update(id, weights: $0, gradient: g[id], learningRate: 1e-3, step: step) } }
         }
         var sides = Set<Bool>()
-        for (id, info) in layout.parameters.enumerated() where LowRankAdam.isProjected(info.role) {
+        for (id, info) in layout.parameters.enumerated() where info.role.isBlockMatrix {
             let s = try #require(galore.subspace(id)), r = s.rank, side = s.side
             sides.insert(s.left)
             #expect(r == 6)
@@ -148,8 +148,8 @@ struct LowRankTests {
         var w = Self.gradients(seed: 4)
         let g = Self.gradients(seed: 5)
         for id in layout.parameters.indices { w[id].withUnsafeMutableBufferPointer { galore.update(id, weights: $0, gradient: g[id], learningRate: 1e-3, step: 1) } }
-        let projected = layout.parameters.filter { LowRankAdam.isProjected($0.role) && !groups.isFrozen($0.role) }
-        #expect(projected.count < layout.parameters.filter { LowRankAdam.isProjected($0.role) }.count || frozen.isEmpty)
+        let projected = layout.parameters.filter { $0.role.isBlockMatrix && !groups.isFrozen($0.role) }
+        #expect(projected.count < layout.parameters.filter { $0.role.isBlockMatrix }.count || frozen.isEmpty)
         let counters = 8 * projected.count  // steps and steps since refresh
         #expect(ledger.snapshot().current[.optimizerState] == LowRankAdam.stateBytes(layout, rank: 6, groups: groups) + counters)
         #expect(galore.diagnostics["state_bytes"] == Double(LowRankAdam.stateBytes(layout, rank: 6, groups: groups)))

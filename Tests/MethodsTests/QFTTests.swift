@@ -23,7 +23,7 @@ struct QFTTests {
         for (id, info) in fp32.layout.parameters.enumerated() {
             let w = Array(fp32.view(id)), d = store.withFloats(id) { Array($0) }
             guard store.isQuantized(id) else {
-                #expect(info.role.isNorm && d == w)
+                #expect(info.role.kind == .scale && d == w)
                 continue
             }
             let k = Int(Double(info.count) * 0.01)
@@ -80,7 +80,7 @@ struct QFTTests {
         let text = try String(contentsOfFile: SharedReal.tinyStories, encoding: .utf8)
         let ids = loaded.tokenizer.encode(text).map { Int32($0) }
         let batches = (0..<5).map { b in TokenBatch(sequences: (0..<4).map { s in Array(ids[(b * 4 + s) * 40..<(b * 4 + s) * 40 + 41]) }) }
-        let quantized = { (id: ParameterID) in !layout.parameters[id].role.isNorm }, block = QFT.Settings().stateBlock
+        let quantized = { (id: ParameterID) in layout.parameters[id].role.kind == .matrix }, block = QFT.Settings().stateBlock
         let fp32 = Lion(layout: layout, groups: ParameterGroups(weightDecay: 0), ledger: MemoryLedger())
         let int8 = QuantizedLion(layout: layout, quantized: quantized, blockSize: block, groups: ParameterGroups(weightDecay: 0), seed: 1, ledger: MemoryLedger())
         let both = QuantizedLion(layout: layout, quantized: quantized, blockSize: block, groups: ParameterGroups(weightDecay: 0), seed: 1, ledger: MemoryLedger())
