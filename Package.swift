@@ -2,11 +2,12 @@
 import PackageDescription
 
 /// Kernels must vectorise: no errno on sqrt, AVX2+FMA at most (other hosts of this kind may lack AVX-512),
-/// and `-O` even in debug builds so `swift test` runs the same code at a usable speed.
+/// and `-O` even in debug builds so `swift test` runs the same code at a usable speed. With
+/// LEANTUNE_WARNINGS_AS_ERRORS=1 (as `.ci/run` sets it) a warning in our own targets fails the build.
 let kernelSettings: [SwiftSetting] = [
     .unsafeFlags(["-Xcc", "-fno-math-errno", "-target-cpu", "haswell"]),
     .unsafeFlags(["-O"], .when(configuration: .debug)),
-]
+] + (Context.environment["LEANTUNE_WARNINGS_AS_ERRORS"] == "1" ? [.unsafeFlags(["-warnings-as-errors"])] : [])
 
 let package = Package(
     name: "LeanTune",

@@ -35,7 +35,8 @@ extension LlamaModel {
                 perturbedFloats = nil
                 perturbedFloats = AlignedBuffer(count: w.count, category: .workspace, ledger: ledger)
             }
-            nonisolated(unsafe) let (src, out, s) = (w.baseAddress!, perturbedFloats!.pointer, p.scale)
+            nonisolated(unsafe) let (src, out) = (w.baseAddress!, perturbedFloats!.pointer)
+            let s = p.scale
             p.forEachTile(w.count, stream: stream) { r, z in
                 let (a, o) = (src + r.lowerBound, out + r.lowerBound)
                 for i in 0..<r.count { o[i] = a[i] + s * z[i] }
@@ -52,7 +53,8 @@ extension LlamaModel {
             return store.withBF16(id, workspace: bf16) { body(.bf16($0)) }
         }
         let count = layout.parameters[id].count
-        nonisolated(unsafe) let (out, s) = (bf16.buffer(.weights, count: count), p.scale)
+        nonisolated(unsafe) let out = bf16.buffer(.weights, count: count)
+        let s = p.scale
         if let stored = store.storedBF16(id) {  // straight from the bits: no widened copy
             nonisolated(unsafe) let src = stored
             p.forEachTile(count, stream: stream) { r, z in

@@ -95,7 +95,7 @@ public final class AccumulatedGradientMethod: FineTuningMethod {
         }
         if batches.count > 1 { Vector.scale(gradients.slab.pointer, count: gradients.slab.count, by: 1 / Float(batches.count)) }
         for (id, info) in optimizer.layout.parameters.enumerated() where optimizer.groups.isFrozen(info.role) {
-            _ = gradients.view(id).initialize(repeating: 0)  // frozen: out of the norm and the step
+            gradients.view(id).initialize(repeating: 0)  // frozen: out of the norm and the step
         }
         let norm = clipNorm.map { GradientClipping.clip(gradients, maxNorm: $0) } ?? GradientClipping.norm(gradients)
         guard try nonFinite.admit(loss: loss.mean, gradientNorm: norm, step: step) else {

@@ -9,7 +9,8 @@ public enum GradientClipping {
         let slab = gradients.slab, chunks = max(1, min(64, slab.count / (1 << 16)))
         var partial = [Double](repeating: 0, count: chunks)
         partial.withUnsafeMutableBufferPointer { p in
-            nonisolated(unsafe) let (x, out, n) = (slab.pointer, p.baseAddress!, slab.count)  // one slot per chunk
+            nonisolated(unsafe) let (x, out) = (slab.pointer, p.baseAddress!)  // one slot per chunk
+            let n = slab.count
             Parallel.forEachChunk(chunks, grain: 1) { r in
                 for c in r {
                     let lo = n * c / chunks, hi = n * (c + 1) / chunks

@@ -74,7 +74,9 @@ final class TrainingLog {
     /// Appends a generated sample to OUTPUT/samples.jsonl.
     func sample(step: Int, prompt: String, completion: String) throws {
         let path = output + "/samples.jsonl"
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: path), !FileManager.default.createFile(atPath: path, contents: nil) {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+        }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         try handle.seekToEnd()
         let line = try JSONSerialization.data(withJSONObject: ["step": step, "prompt": prompt, "completion": completion], options: [.sortedKeys])
