@@ -171,10 +171,11 @@ public enum Batcher {
         return rows
     }
 
-    /// A permutation of 0..<count that depends only on `seed` and `epoch` (Fisher–Yates over Philox draws).
-    public static func shuffled(_ count: Int, seed: UInt64, epoch: Int) -> [Int] {
+    /// A permutation of 0..<count that depends only on `seed`, the data `stream` and `epoch` (Fisher–Yates over
+    /// Philox draws of ``RNGDomain/dataOrder``).
+    public static func shuffled(_ count: Int, seed: UInt64, stream: Int = 0, epoch: Int) -> [Int] {
         var order = Array(0..<count)
-        let rng = Philox(seed: seed)
+        let rng = Philox(seed: seed, dataStream: stream)
         for i in stride(from: count - 1, to: 0, by: -1) {
             let j = Int(rng.bits(stream: UInt64(epoch), index: UInt64(i)) % UInt32(i + 1))
             order.swapAt(i, j)

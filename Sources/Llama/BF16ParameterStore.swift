@@ -22,7 +22,7 @@ public final class BF16ParameterStore: ParameterStore {
         slab = AlignedBuffer(count: layout.totalCount, category: .weights, ledger: ledger)
         updates = AlignedBuffer(count: layout.parameters.count, category: .weights, ledger: ledger)
         workspace = AlignedBuffer(count: BF16ParameterStore.workspaceCount(layout), category: .workspace, ledger: ledger)
-        rng = Philox(seed: seed &+ 0xBF16_0000)
+        rng = Philox(seed: seed, domain: .bf16Rounding)
     }
 
     /// Rounds every tensor of `source` to nearest even, one tensor at a time.

@@ -13,7 +13,7 @@ public final class RandomParameterStore: ParameterStore {
 
     public init(layout: ParameterLayout, seed: UInt64, std: Float = 0.02, ledger: MemoryLedger = .shared) {
         self.layout = layout
-        rng = Philox(seed: seed)
+        rng = Philox(seed: seed, domain: .initialization)
         self.std = std
         self.ledger = ledger
     }

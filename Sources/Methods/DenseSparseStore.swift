@@ -57,7 +57,7 @@ public final class DenseSparseStore: ParameterStore {
         try settings.validate()
         layout = source.layout
         self.settings = settings
-        rng = Philox(seed: seed &+ 0x0F7_0000)
+        rng = Philox(seed: seed, domain: .qftWeights)
         updates = AlignedBuffer(count: layout.parameters.count, category: .weights, ledger: ledger)
         refreshes = AlignedBuffer(count: 1, category: .weights, ledger: ledger)
         let quantized = layout.parameters.filter(settings.isQuantized)

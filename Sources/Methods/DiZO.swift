@@ -62,7 +62,7 @@ public final class DiZO: FineTuningMethod {
             store.withFloats(id) { w in b.pointer.update(from: w.baseAddress!, count: w.count) }
             return b
         }
-        rng = Philox(seed: seed &+ 0xD1_20_0000)
+        rng = Philox(seed: seed, domain: .dizo)
     }
 
     public var state: [StateTensor] {

@@ -67,7 +67,7 @@ public final class LSPOffload: FineTuningMethod {
         try settings.check(layout)
         (self.layout, self.settings, self.groups, self.checkpointing, self.ledger) = (layout, settings, groups, checkpointing, ledger)
         matrices = layout.parameters.indices.filter { layout.parameters[$0].role.isBlockMatrix && !groups.isFrozen(layout.parameters[$0].role) }
-        let rng = Philox(seed: seed &+ 0x15_0000)
+        let rng = Philox(seed: seed, domain: .lspProjectors)
         sketches = matrices.map { id in
             let shape = layout.parameters[id].shape
             return SketchPair(left: CountSketch(count: shape[0], size: settings.size, nonzeros: settings.nonzeros, generator: rng, stream: UInt64(id) << 8, ledger: ledger),

@@ -102,7 +102,7 @@ public final class LowRankAdam: Optimizer {
         self.settings = settings
         self.groups = groups
         self.ledger = ledger
-        rng = Philox(seed: seed &+ 0x6A_10_0000)
+        rng = Philox(seed: seed, domain: .lowRankSketch)
         for (id, info) in layout.parameters.enumerated() where info.role.isBlockMatrix && !groups.isFrozen(info.role) {
             subspaces[id] = Subspace(rows: info.shape[0], columns: info.shape[1], ledger: ledger)
         }

@@ -25,7 +25,7 @@ public final class MeZO: FineTuningMethod {
         self.perturbations = perturbations
         self.groups = groups
         trainable = layout.parameters.indices.filter { !groups.isFrozen(layout.parameters[$0].role) }
-        rng = Philox(seed: seed &+ 0x9E37_79B9_7F4A_7C15)  // a key apart from the data order's
+        rng = Philox(seed: seed, domain: .mezo)
     }
 
     public var state: [StateTensor] { [] }

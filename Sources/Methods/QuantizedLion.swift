@@ -26,7 +26,7 @@ public final class QuantizedLion: Optimizer {
         self.layout = layout
         self.groups = groups
         (self.beta1, self.beta2, self.blockSize) = (beta1, beta2, blockSize)
-        rng = Philox(seed: seed &+ 0x11_0000)
+        rng = Philox(seed: seed, domain: .quantizedLion)
         moments = layout.parameters.indices.map { id in
             let n = layout.parameters[id].count
             guard quantized(id) else { return .fp32(AlignedBuffer(count: n, category: .optimizerState, ledger: ledger)) }

@@ -284,7 +284,7 @@ public final class Trainer {
     }
 
     static func sequences(_ examples: [TokenizedExample], _ options: TrainingOptions, epoch: Int, stream: Int) -> [[Int]] {
-        let order = Batcher.shuffled(examples.count, seed: options.seed &+ UInt64(stream) &* 0x9E37_79B9_7F4A_7C15, epoch: epoch)
+        let order = Batcher.shuffled(examples.count, seed: options.seed, stream: stream, epoch: epoch)
         return options.packing
             ? Batcher.packRows(order.map { examples[$0].ids.count }, maxLength: options.maxLength).map { Array(order[$0]) }
             : order.map { [$0] }

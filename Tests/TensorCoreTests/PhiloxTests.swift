@@ -80,4 +80,14 @@ struct PhiloxTests {
         }
         #expect(worst < 2e-6, "max error \(worst)")
     }
+
+    @Test("every RNG domain has its own key, and none is the key of one of the first 2¹⁶ data streams")
+    func domainsAreDistinct() {
+        let offsets = RNGDomain.allCases.map(\.rawValue)
+        #expect(Set(offsets).count == offsets.count)
+        let others = Set(offsets.filter { $0 != RNGDomain.dataOrder.rawValue })
+        for k in UInt64(1)..<(1 << 16) { #expect(!others.contains(k &* RNGDomain.dataStreamSpacing)) }
+        #expect(Philox(seed: 7, dataStream: 0) == Philox(seed: 7, domain: .dataOrder))
+        #expect(Philox(seed: 7, dataStream: 1) != Philox(seed: 7, domain: .mezo))
+    }
 }
