@@ -14,7 +14,7 @@ struct ClassificationDataTests {
         return path
     }
 
-    @Test("SST-2 TSV and JSONL records read as labelled texts; labels by index or by label word")
+    @Test("SST-2 TSV and JSONL records read as labelled texts; labels by index or by label word", .enabled(if: SharedReal.available))
     func reads() throws {
         let tsv = try file("a.tsv", "sentence\tlabel\na charming journey \t1\nbleak and desperate \t0\n")
         #expect(try DataReader.read(tsv, task: task) == [.classified(text: "a charming journey", label: 1), .classified(text: "bleak and desperate", label: 0)])
@@ -46,7 +46,7 @@ struct ClassificationDataTests {
         #expect(throws: DataError.self) { try ClassificationTask(template: "{text}", labelWords: ["a", "a"]) }
     }
 
-    @Test("each class is the masked prompt followed by its trained label word, without an end of sequence")
+    @Test("each class is the masked prompt followed by its trained label word, without an end of sequence", .enabled(if: SharedReal.available))
     func candidates() throws {
         var encoder = try storiesEncoder()
         encoder.task = task

@@ -5,7 +5,7 @@ import Formats
 import Llama
 import TestSupport
 
-/// stories260K's tokenizer from ../shared/real (always there), with ChatML for the chat cases.
+/// stories260K's tokenizer from ../shared/real, with ChatML for the chat cases (tests using it need SharedReal.available).
 func storiesEncoder() throws -> ExampleEncoder {
     let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("shared/real/model/stories260K/tok512.bin").path
@@ -79,7 +79,7 @@ struct DatasetsTests {
         tok.decode(zip(e.ids, e.trained).filter { $0.1 == trained }.map(\.0))
     }
 
-    @Test("prompt/completion trains the completion and the end of sequence, not the prompt")
+    @Test("prompt/completion trains the completion and the end of sequence, not the prompt", .enabled(if: SharedReal.available))
     func promptMasking() throws {
         let encoder = try storiesEncoder(), tok = encoder.tokenizer
         let e = try encoder.encode(.promptCompletion(prompt: "Once upon a time", completion: " there was a cat."))
@@ -89,7 +89,7 @@ struct DatasetsTests {
         #expect(text(e, trained: true, tok).hasPrefix(" there was a cat."))
     }
 
-    @Test("messages train assistant turns with their end-of-turn marker; the rest is masked")
+    @Test("messages train assistant turns with their end-of-turn marker; the rest is masked", .enabled(if: SharedReal.available))
     func messageMasking() throws {
         let encoder = try storiesEncoder(), tok = encoder.tokenizer
         let e = try encoder.encode(.messages([
@@ -129,7 +129,7 @@ struct DatasetsTests {
 
 @Suite("Stop-token warning")
 struct StopTokenWarningTests {
-    @Test("data that never trains a stop token gets a warning; text records (which end in one) do not")
+    @Test("data that never trains a stop token gets a warning; text records (which end in one) do not", .enabled(if: SharedReal.available))
     func warning() throws {
         let encoder = try storiesEncoder()
         let trainedStop = try encoder.encode(.text("Once upon a time."))

@@ -16,7 +16,7 @@ func scratchFile(_ name: String, _ bytes: [UInt8]) throws -> String {
 
 @Suite("llama2.c checkpoints, tokenizer and the greedy oracle")
 struct Llama2cTests {
-    @Test("stories260K greedy decoding reproduces run.c byte for byte")
+    @Test("stories260K greedy decoding reproduces run.c byte for byte", .enabled(if: SharedReal.available))
     func greedyOracle() throws {
         let loaded = try ModelFile.load(SharedReal.model, tokenizer: SharedReal.tokenizer, ledger: MemoryLedger())
         var sampler = Sampler(temperature: 0, seed: 0)
@@ -29,7 +29,7 @@ struct Llama2cTests {
         #expect(loaded.tokenizer.decode(ids, after: 1) == expectedText)
     }
 
-    @Test("the KV cache gives the same logits as a full forward pass")
+    @Test("the KV cache gives the same logits as a full forward pass", .enabled(if: SharedReal.available))
     func cacheMatchesFullForward() throws {
         let loaded = try ModelFile.load(SharedReal.model, tokenizer: SharedReal.tokenizer, ledger: MemoryLedger())
         let m = loaded.model, v = m.config.vocabSize
@@ -47,7 +47,7 @@ struct Llama2cTests {
         }
     }
 
-    @Test("the tokenizer encodes run.c's way and decodes back")
+    @Test("the tokenizer encodes run.c's way and decodes back", .enabled(if: SharedReal.available))
     func tokenizerRoundTrip() throws {
         let tok = try ScoredPieceTokenizer.llama2c(path: SharedReal.tokenizer, vocabularySize: 512)
         let text = "Once upon a time, there was a little girl named Lily."
@@ -58,7 +58,7 @@ struct Llama2cTests {
         #expect(tok.decode(tok.encode("naïve café ✓"), after: 1) == "naïve café ✓")
     }
 
-    @Test("the merge table gives run.c's ids: its string-concatenation loop as the oracle, on TinyStories text")
+    @Test("the merge table gives run.c's ids: its string-concatenation loop as the oracle, on TinyStories text", .enabled(if: SharedReal.available))
     func mergesMatchRunC() throws {
         let tok = try ScoredPieceTokenizer.llama2c(path: SharedReal.tokenizer, vocabularySize: 512)
         var ids: [[UInt8]: Int32] = [:]
@@ -88,7 +88,7 @@ struct Llama2cTests {
         }
     }
 
-    @Test("a truncated checkpoint names the file and the byte counts")
+    @Test("a truncated checkpoint names the file and the byte counts", .enabled(if: SharedReal.available))
     func truncated() throws {
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: SharedReal.model)))
         let path = try scratchFile("truncated.bin", Array(bytes.prefix(bytes.count - 100)))
@@ -98,7 +98,7 @@ struct Llama2cTests {
         #expect(error.fix.contains("truncated"))
     }
 
-    @Test("a checkpoint with extra bytes is refused")
+    @Test("a checkpoint with extra bytes is refused", .enabled(if: SharedReal.available))
     func extraBytes() throws {
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: SharedReal.model)))
         let path = try scratchFile("long.bin", bytes + [0, 0, 0, 0])
@@ -115,7 +115,7 @@ struct Llama2cTests {
         #expect(error.problem.contains("not divisible by heads 7"))
     }
 
-    @Test("a tokenizer whose size disagrees with the model is refused")
+    @Test("a tokenizer whose size disagrees with the model is refused", .enabled(if: SharedReal.available))
     func tokenizerSizeMismatch() throws {
         let small = try #require(throws: FormatError.self) { try ScoredPieceTokenizer.llama2c(path: SharedReal.tokenizer, vocabularySize: 600) }
         #expect(small.problem.contains("holds 512 tokens but the model's vocabulary has 600"))
@@ -123,7 +123,7 @@ struct Llama2cTests {
         #expect(large.problem.contains("larger than the model's vocabulary"))
     }
 
-    @Test("a missing file and a missing tokenizer are clear errors")
+    @Test("a missing file and a missing tokenizer are clear errors", .enabled(if: SharedReal.available))
     func missing() throws {
         let error = try #require(throws: FormatError.self) {
             try ModelFile.load("/nonexistent/model.bin", tokenizer: SharedReal.tokenizer, ledger: MemoryLedger())
@@ -135,7 +135,7 @@ struct Llama2cTests {
         #expect(noTokenizer.fix.contains("--tokenizer"))
     }
 
-    @Test("token ids outside the vocabulary and over-long sequences are refused before running")
+    @Test("token ids outside the vocabulary and over-long sequences are refused before running", .enabled(if: SharedReal.available))
     func badBatch() throws {
         let loaded = try ModelFile.load(SharedReal.model, tokenizer: SharedReal.tokenizer, ledger: MemoryLedger())
         #expect(throws: LlamaInputError.self) {

@@ -11,6 +11,8 @@ public func fixtureURL(_ name: String) -> URL {
 public enum SharedReal {
     public static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/real").path
+    /// Whether ../shared/real is beside the repository (tests that read it are skipped, and say so, when it is not).
+    public static let available = FileManager.default.fileExists(atPath: root)
     public static let stories = root + "/model/stories260K"
     public static let model = stories + "/stories260K.bin"
     public static let tokenizer = stories + "/tok512.bin"

@@ -7,7 +7,7 @@ import Training
 /// SIGKILL at random moments (during steps and checkpoint writes), a second training into the same folder, and
 /// writes that fail (a file-size limit stands in for a full disk). Each interrupted run is resumed with
 /// `--resume auto`; its exported weights must equal an uninterrupted run's byte for byte.
-@Suite("Interruptions and faults of leantune train", .serialized)
+@Suite("Interruptions and faults of leantune train", .serialized, .enabled(if: SharedReal.available))
 struct InterruptionTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     /// The leantune executable built beside the test bundle.
@@ -154,7 +154,7 @@ struct InterruptionTests {
         #expect(!FileManager.default.fileExists(atPath: output), "nothing is written")
     }
 
-    @Test("an export that cannot be written is a clear error and leaves no partial file")
+    @Test("an export that cannot be written is a clear error and leaves no partial file", .enabled(if: SharedReal.available))
     func failedExport() throws {
         let output = Self.folder("export")
         let r = try Self.run(["export", "--model", SharedReal.model, "--tokenizer", SharedReal.tokenizer, "--output", output], fileBlocks: 256)
