@@ -4,10 +4,11 @@ import PackageDescription
 /// Kernels must vectorise: no errno on sqrt, AVX2+FMA at most (other hosts of this kind may lack AVX-512),
 /// and `-O` even in debug builds so `swift test` runs the same code at a usable speed. With
 /// LEANTUNE_WARNINGS_AS_ERRORS=1 (as `.ci/run` sets it) a warning in our own targets fails the build.
-let kernelSettings: [SwiftSetting] = [
-    .unsafeFlags(["-Xcc", "-fno-math-errno", "-target-cpu", "haswell"]),
-    .unsafeFlags(["-O"], .when(configuration: .debug)),
-] + (Context.environment["LEANTUNE_WARNINGS_AS_ERRORS"] == "1" ? [.unsafeFlags(["-warnings-as-errors"])] : [])
+let kernelSettings: [SwiftSetting] =
+    [
+        .unsafeFlags(["-Xcc", "-fno-math-errno", "-target-cpu", "haswell"]),
+        .unsafeFlags(["-O"], .when(configuration: .debug)),
+    ] + (Context.environment["LEANTUNE_WARNINGS_AS_ERRORS"] == "1" ? [.unsafeFlags(["-warnings-as-errors"])] : [])
 
 let package = Package(
     name: "LeanTune",
@@ -33,7 +34,10 @@ let package = Package(
         .target(name: "Methods", dependencies: ["Llama", "TensorCore"], swiftSettings: kernelSettings),
         .target(name: "Datasets", dependencies: ["Formats", "Llama", "TensorCore"], swiftSettings: kernelSettings),
         .target(
-            name: "Training", dependencies: ["Datasets", "Methods", "Formats", "Llama", "TensorCore", .product(name: "Yams", package: "Yams")],
+            name: "Training",
+            dependencies: [
+                "Datasets", "Methods", "Formats", "Llama", "TensorCore", .product(name: "Yams", package: "Yams"),
+            ],
             swiftSettings: kernelSettings),
         .executableTarget(
             name: "leantune",
@@ -44,18 +48,24 @@ let package = Package(
             swiftSettings: kernelSettings),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore"], swiftSettings: kernelSettings),
         .target(name: "TestSupport", dependencies: ["Llama", "TensorCore"], path: "Tests/TestSupport"),
-        .testTarget(name: "LlamaTests", dependencies: ["Llama", "TensorCore", "TestSupport"], swiftSettings: kernelSettings),
+        .testTarget(
+            name: "LlamaTests", dependencies: ["Llama", "TensorCore", "TestSupport"], swiftSettings: kernelSettings),
         .testTarget(
             name: "FormatsTests", dependencies: ["Formats", "Llama", "TensorCore", "TestSupport"],
             swiftSettings: kernelSettings),
         .testTarget(
-            name: "DatasetsTests", dependencies: ["Datasets", "Formats", "Llama", "TestSupport"], swiftSettings: kernelSettings),
-        .testTarget(
-            name: "TrainingTests", dependencies: ["Training", "Datasets", "Formats", "Methods", "Llama", "TestSupport"], swiftSettings: kernelSettings),
-        .testTarget(
-            name: "FuzzTests", dependencies: ["Training", "Methods", "Datasets", "Formats", "Llama", "TensorCore", "TestSupport"],
+            name: "DatasetsTests", dependencies: ["Datasets", "Formats", "Llama", "TestSupport"],
             swiftSettings: kernelSettings),
         .testTarget(
-            name: "MethodsTests", dependencies: ["Methods", "Formats", "Llama", "TensorCore", "TestSupport"], swiftSettings: kernelSettings),
+            name: "TrainingTests",
+            dependencies: ["Training", "Datasets", "Formats", "Methods", "Llama", "TestSupport"],
+            swiftSettings: kernelSettings),
+        .testTarget(
+            name: "FuzzTests",
+            dependencies: ["Training", "Methods", "Datasets", "Formats", "Llama", "TensorCore", "TestSupport"],
+            swiftSettings: kernelSettings),
+        .testTarget(
+            name: "MethodsTests", dependencies: ["Methods", "Formats", "Llama", "TensorCore", "TestSupport"],
+            swiftSettings: kernelSettings),
     ]
 )

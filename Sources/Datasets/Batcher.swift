@@ -14,10 +14,14 @@ public enum Batcher {
     /// than one, the batch carries segment starts so that no example attends to another and positions
     /// restart per example. Each example contributes its own next-token pairs, so a packed batch has the
     /// same loss terms as the examples batched alone.
-    public static func batch(packed rows: [[TokenizedExample]], maxLength: Int, padding: Int32 = 0) throws -> TokenBatch {
+    public static func batch(packed rows: [[TokenizedExample]], maxLength: Int, padding: Int32 = 0) throws -> TokenBatch
+    {
         for (i, e) in rows.joined().enumerated() where e.ids.count - 1 > maxLength {
-            throw DataError(file: "(batch)", line: nil,
-                            problem: "example \(i) has \(e.ids.count) tokens; the model allows \(maxLength + 1). Shorten it or raise the sequence length")
+            throw DataError(
+                file: "(batch)", line: nil,
+                problem:
+                    "example \(i) has \(e.ids.count) tokens; the model allows \(maxLength + 1). Shorten it or raise the sequence length"
+            )
         }
         let lengths = rows.map { $0.reduce(0) { $0 + $1.ids.count - 1 } }
         let length = lengths.max() ?? 0
@@ -25,7 +29,8 @@ public enum Batcher {
             throw DataError(file: "(batch)", line: nil, problem: "examples need at least two tokens")
         }
         guard length <= maxLength else {
-            throw DataError(file: "(batch)", line: nil, problem: "a packed row has \(length) positions, more than \(maxLength)")
+            throw DataError(
+                file: "(batch)", line: nil, problem: "a packed row has \(length) positions, more than \(maxLength)")
         }
         let isPacked = rows.contains { $0.count > 1 }
         var inputs: [Int32] = [], targets: [Int32] = [], starts: [Int32] = []
@@ -40,8 +45,9 @@ public enum Batcher {
             inputs += Array(repeating: padding, count: length - used)
             targets += Array(repeating: -1, count: length - used)
         }
-        return TokenBatch(batchSize: rows.count, length: length, inputs: inputs, targets: targets,
-                          segmentStarts: isPacked ? starts : nil)
+        return TokenBatch(
+            batchSize: rows.count, length: length, inputs: inputs, targets: targets,
+            segmentStarts: isPacked ? starts : nil)
     }
 
     /// Packs examples of the given lengths (tokens), in order, into rows of at most `maxLength` predicted

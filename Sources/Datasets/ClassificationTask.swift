@@ -11,10 +11,14 @@ public struct ClassificationTask: Sendable, Equatable, Codable {
 
     public init(template: String, labelWords: [String]) throws {
         guard template.contains("{text}") else {
-            throw DataError(file: "data.template", line: nil, problem: "the template '\(template)' has no {text} placeholder")
+            throw DataError(
+                file: "data.template", line: nil, problem: "the template '\(template)' has no {text} placeholder")
         }
-        guard labelWords.count >= 2, Set(labelWords).count == labelWords.count, !labelWords.contains(where: \.isEmpty) else {
-            throw DataError(file: "data.label_words", line: nil, problem: "a classification task needs two or more distinct, non-empty label words, got \(labelWords)")
+        guard labelWords.count >= 2, Set(labelWords).count == labelWords.count, !labelWords.contains(where: \.isEmpty)
+        else {
+            throw DataError(
+                file: "data.label_words", line: nil,
+                problem: "a classification task needs two or more distinct, non-empty label words, got \(labelWords)")
         }
         self.template = template
         self.labelWords = labelWords
@@ -27,9 +31,16 @@ public struct ClassificationTask: Sendable, Equatable, Codable {
     public func label(_ raw: String, file: String, line: Int) throws -> Int {
         let text = raw.trimmingCharacters(in: .whitespaces)
         if let i = Int(text), labelWords.indices.contains(i) { return i }
-        if let i = labelWords.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces).lowercased() == text.lowercased() }) { return i }
-        throw DataError(file: file, line: line,
-                        problem: "field \"label\": '\(text)' is not a class; use 0..<\(labelWords.count) or one of \(labelWords.map { $0.trimmingCharacters(in: .whitespaces) })")
+        if let i = labelWords.firstIndex(where: {
+            $0.trimmingCharacters(in: .whitespaces).lowercased() == text.lowercased()
+        }) {
+            return i
+        }
+        throw DataError(
+            file: file, line: line,
+            problem:
+                "field \"label\": '\(text)' is not a class; use 0..<\(labelWords.count) or one of \(labelWords.map { $0.trimmingCharacters(in: .whitespaces) })"
+        )
     }
 }
 

@@ -33,7 +33,9 @@ public struct ExampleEncoder {
     /// The task of ``Record/classified(text:label:)`` records.
     public var task: ClassificationTask?
 
-    public init(tokenizer: any Tokenizer, template: ChatTemplate?, templateTokens: (bos: String, eos: String) = ("", "")) {
+    public init(
+        tokenizer: any Tokenizer, template: ChatTemplate?, templateTokens: (bos: String, eos: String) = ("", "")
+    ) {
         self.tokenizer = tokenizer
         self.template = template
         self.templateTokens = templateTokens
@@ -47,7 +49,9 @@ public struct ExampleEncoder {
         guard task == nil else { return nil }  // a classifier is trained on label words and need not stop
         let stops = tokenizer.stopTokens
         let trained = examples.contains { e in zip(e.ids, e.trained).contains { $0.1 && stops.contains($0.0) } }
-        return trained ? nil : "no example trains a stop token \(stops.sorted()): the model will not learn where to stop (check the chat template or add end-of-sequence tokens)"
+        return trained
+            ? nil
+            : "no example trains a stop token \(stops.sorted()): the model will not learn where to stop (check the chat template or add end-of-sequence tokens)"
     }
 
     public func encode(_ record: Record) throws -> TokenizedExample {
@@ -65,27 +69,41 @@ public struct ExampleEncoder {
         case .alpaca(let instruction, let input, let output):
             let user = input.isEmpty ? instruction : instruction + "\n\n" + input
             if template == nil { return try encode(.promptCompletion(prompt: user + "\n\n", completion: output)) }
-            return try encode(.messages([ChatMessage(role: "user", content: user), ChatMessage(role: "assistant", content: output)]))
+            return try encode(
+                .messages([ChatMessage(role: "user", content: user), ChatMessage(role: "assistant", content: output)]))
         case .messages(let messages):
             guard let template else {
-                throw ChatTemplateError(message: "the data has chat messages but the model names no chat template; choose one of \(ChatTemplate.supportedNames)")
+                throw ChatTemplateError(
+                    message:
+                        "the data has chat messages but the model names no chat template; choose one of \(ChatTemplate.supportedNames)"
+                )
             }
             // Each assistant turn is the difference between the conversation rendered up to it with a
             // generation prompt and rendered through it; everything before is prompt.
             var rendered = ""
             for (i, m) in messages.enumerated() where m.role == "assistant" {
-                let prompt = try template.render(Array(messages[..<i]), addGenerationPrompt: true, bos: templateTokens.bos, eos: templateTokens.eos)
-                let through = try template.render(Array(messages[...i]), addGenerationPrompt: false, bos: templateTokens.bos, eos: templateTokens.eos)
+                let prompt = try template.render(
+                    Array(messages[..<i]), addGenerationPrompt: true, bos: templateTokens.bos, eos: templateTokens.eos)
+                let through = try template.render(
+                    Array(messages[...i]), addGenerationPrompt: false, bos: templateTokens.bos, eos: templateTokens.eos)
                 guard prompt.hasPrefix(rendered), through.hasPrefix(prompt) else {
-                    throw ChatTemplateError(message: "\(template): turn \(i + 1) does not extend the rendered conversation; masking needs a template whose rendering grows turn by turn")
+                    throw ChatTemplateError(
+                        message:
+                            "\(template): turn \(i + 1) does not extend the rendered conversation; masking needs a template whose rendering grows turn by turn"
+                    )
                 }
                 let head = String(prompt.dropFirst(rendered.count)), reply = String(through.dropFirst(prompt.count))
-                out.append(rendered.isEmpty ? tokenizer.encode(head) : tokenizer.encodeContinuation(head), trained: trainOnPrompt)
+                out.append(
+                    rendered.isEmpty ? tokenizer.encode(head) : tokenizer.encodeContinuation(head),
+                    trained: trainOnPrompt)
                 out.append(tokenizer.encodeContinuation(reply), trained: true)
                 rendered = through
             }
-            let all = try template.render(messages, addGenerationPrompt: false, bos: templateTokens.bos, eos: templateTokens.eos)
-            if all.count > rendered.count { out.append(tokenizer.encodeContinuation(String(all.dropFirst(rendered.count))), trained: trainOnPrompt) }
+            let all = try template.render(
+                messages, addGenerationPrompt: false, bos: templateTokens.bos, eos: templateTokens.eos)
+            if all.count > rendered.count {
+                out.append(tokenizer.encodeContinuation(String(all.dropFirst(rendered.count))), trained: trainOnPrompt)
+            }
         case .classified(let text, let label):
             return try candidates(text)[label]
         }
@@ -101,7 +119,11 @@ public struct ExampleEncoder {
     /// One example per class of the task: the prompt made from `text` (masked) followed by that class's
     /// label word (trained), with no end of sequence, as MeZO scores candidates.
     public func candidates(_ text: String) throws -> [TokenizedExample] {
-        guard let task else { throw DataError(file: "data.task", line: nil, problem: "labelled records need a classification task (data.task: classification)") }
+        guard let task else {
+            throw DataError(
+                file: "data.task", line: nil,
+                problem: "labelled records need a classification task (data.task: classification)")
+        }
         var prompt = TokenizedExample(ids: [], trained: [])
         if let bos = tokenizer.bos { prompt.append([bos], trained: false) }
         prompt.append(tokenizer.encode(task.prompt(text)), trained: false)

@@ -53,36 +53,63 @@ public enum DataReader {
 
     /// The records of `path` with the line each came from (1-based), and with `onError: .skip` the errors of the
     /// records left out. The file's structure (its TSV header, over-long lines) is never skipped.
-    public static func readNumbered(_ path: String, task: ClassificationTask? = nil, onError: OnError = .fail) throws
-        -> (records: [(line: Int, record: Record)], skipped: [DataError]) {
+    public static func readNumbered(
+        _ path: String, task: ClassificationTask? = nil, onError: OnError = .fail
+    ) throws
+        -> (records: [(line: Int, record: Record)], skipped: [DataError])
+    {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw DataError(file: path, line: nil, problem: "cannot read the file; check the path")
         }
         let lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
         if let long = lines.firstIndex(where: { $0.utf8.count > lineLimit }) {
-            throw DataError(file: path, line: long + 1, problem: "the line has \(lines[long].utf8.count) bytes, above the limit of \(lineLimit); records are one per line")
+            throw DataError(
+                file: path, line: long + 1,
+                problem:
+                    "the line has \(lines[long].utf8.count) bytes, above the limit of \(lineLimit); records are one per line"
+            )
         }
         var records: [(line: Int, record: Record)] = [], skipped: [DataError] = []
         func add(_ line: Int, _ make: () throws -> Record) throws {
-            do { records.append((line, try make())) } catch let e as DataError where onError == .skip { skipped.append(e) }
+            do { records.append((line, try make())) } catch let e as DataError where onError == .skip {
+                skipped.append(e)
+            }
         }
         if path.hasSuffix(".tsv") {
             guard let task else {
-                throw DataError(file: path, line: nil, problem: "a TSV file is read as a classification task; set data.task: classification with data.label_words")
+                throw DataError(
+                    file: path, line: nil,
+                    problem:
+                        "a TSV file is read as a classification task; set data.task: classification with data.label_words"
+                )
             }
-            let header = lines.first.map { $0.split(separator: "\t", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) } } ?? []
-            guard let textColumn = header.firstIndex(where: { $0 == "sentence" || $0 == "text" }), let labelColumn = header.firstIndex(of: "label") else {
-                throw DataError(file: path, line: 1, problem: "the header must name a 'sentence' (or 'text') column and a 'label' column, got \(header)")
+            let header =
+                lines.first.map {
+                    $0.split(separator: "\t", omittingEmptySubsequences: false).map {
+                        $0.trimmingCharacters(in: .whitespaces)
+                    }
+                } ?? []
+            guard let textColumn = header.firstIndex(where: { $0 == "sentence" || $0 == "text" }),
+                let labelColumn = header.firstIndex(of: "label")
+            else {
+                throw DataError(
+                    file: path, line: 1,
+                    problem: "the header must name a 'sentence' (or 'text') column and a 'label' column, got \(header)")
             }
             for (n, line) in lines.enumerated().dropFirst() where !line.allSatisfy(\.isWhitespace) {
                 let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
                 try add(n + 1) {
                     guard fields.count == header.count else {
-                        throw DataError(file: path, line: n + 1, problem: "\(fields.count) tab-separated fields; the header has \(header.count)")
+                        throw DataError(
+                            file: path, line: n + 1,
+                            problem: "\(fields.count) tab-separated fields; the header has \(header.count)")
                     }
                     let text = fields[textColumn].trimmingCharacters(in: .whitespaces)
-                    guard !text.isEmpty else { throw DataError(file: path, line: n + 1, problem: "the '\(header[textColumn])' field is empty") }
-                    return .classified(text: text, label: try task.label(String(fields[labelColumn]), file: path, line: n + 1))
+                    guard !text.isEmpty else {
+                        throw DataError(file: path, line: n + 1, problem: "the '\(header[textColumn])' field is empty")
+                    }
+                    return .classified(
+                        text: text, label: try task.label(String(fields[labelColumn]), file: path, line: n + 1))
                 }
             }
         } else {
@@ -91,8 +118,11 @@ public enum DataReader {
             }
         }
         if records.isEmpty {
-            throw DataError(file: path, line: nil, problem: skipped.isEmpty ? "the dataset is empty"
-                                : "every record is invalid (\(skipped.count) skipped); the first: \(skipped[0])")
+            throw DataError(
+                file: path, line: nil,
+                problem: skipped.isEmpty
+                    ? "the dataset is empty"
+                    : "every record is invalid (\(skipped.count) skipped); the first: \(skipped[0])")
         }
         return (records, skipped)
     }
@@ -102,7 +132,9 @@ public enum DataReader {
     public static func subset<T>(_ records: [T], skip: Int, limit: Int, seed: UInt64, file: String) throws -> [T] {
         guard skip > 0 || limit > 0 else { return records }
         guard skip >= 0, limit >= 0, max(limit, 1) <= records.count, skip <= records.count - max(limit, 1) else {
-            throw DataError(file: file, line: nil, problem: "skip \(skip) + limit \(limit) records, but the file has \(records.count)")
+            throw DataError(
+                file: file, line: nil,
+                problem: "skip \(skip) + limit \(limit) records, but the file has \(records.count)")
         }
         let order = Batcher.shuffled(records.count, seed: seed, epoch: 0)
         return order[skip..<(limit > 0 ? skip + limit : records.count)].map { records[$0] }
@@ -131,7 +163,9 @@ public enum DataReader {
         let shapes = [["text"], ["prompt", "completion"], ["messages"], ["instruction", "input", "output"]]
             .filter { $0.contains { object[$0] != nil } }
         if shapes.count > 1 {
-            throw fail("the record mixes the fields of \(shapes.map { $0.filter { object[$0] != nil }.joined(separator: "/") }.joined(separator: " and ")); use one shape per record")
+            throw fail(
+                "the record mixes the fields of \(shapes.map { $0.filter { object[$0] != nil }.joined(separator: "/") }.joined(separator: " and ")); use one shape per record"
+            )
         }
         if object["messages"] != nil {
             guard let turns = object["messages"] as? [[String: Any]], !turns.isEmpty else {
@@ -147,16 +181,23 @@ public enum DataReader {
                 if role == "assistant", content.isEmpty { throw fail("messages[\(i)] is an empty assistant turn") }
                 return ChatMessage(role: role, content: content)
             }
-            guard messages.contains(where: { $0.role == "assistant" }) else { throw fail("no assistant turn: nothing to train") }
+            guard messages.contains(where: { $0.role == "assistant" }) else {
+                throw fail("no assistant turn: nothing to train")
+            }
             return .messages(messages)
         }
         if object["prompt"] != nil || object["completion"] != nil {
-            return .promptCompletion(prompt: try string("prompt", nonEmpty: false), completion: try string("completion"))
+            return .promptCompletion(
+                prompt: try string("prompt", nonEmpty: false), completion: try string("completion"))
         }
         if object["instruction"] != nil || object["output"] != nil {
-            return .alpaca(instruction: try string("instruction"), input: (object["input"] as? String) ?? "", output: try string("output"))
+            return .alpaca(
+                instruction: try string("instruction"), input: (object["input"] as? String) ?? "",
+                output: try string("output"))
         }
         if object["text"] != nil { return .text(try string("text")) }
-        throw fail("unknown record shape (fields: \(object.keys.sorted())); expected text, prompt/completion, messages, or instruction/input/output")
+        throw fail(
+            "unknown record shape (fields: \(object.keys.sorted())); expected text, prompt/completion, messages, or instruction/input/output"
+        )
     }
 }

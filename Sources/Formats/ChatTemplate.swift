@@ -60,19 +60,25 @@ public enum ChatTemplate: Sendable, Equatable {
     private static func defaultSystem(_ template: String) -> String? {
         let text = template.replacingOccurrences(of: "\\n", with: "\n")
         guard let start = text.range(of: "<|im_start|>system\n"),
-              let end = text.range(of: "<|im_end|>", range: start.upperBound..<text.endIndex),
-              !text[start.upperBound..<end.lowerBound].contains("{") else { return nil }
+            let end = text.range(of: "<|im_end|>", range: start.upperBound..<text.endIndex),
+            !text[start.upperBound..<end.lowerBound].contains("{")
+        else { return nil }
         return String(text[start.upperBound..<end.lowerBound])
     }
 
     /// The conversation as text; with `addGenerationPrompt` it ends where the assistant's reply starts
     /// (Llama 2 and Mistral templates have no such prompt: the text ends with " [/INST]").
     /// `bos` and `eos` are the tokenizer's texts for those tokens.
-    public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool, bos: String = "", eos: String = "") throws -> String {
+    public func render(
+        _ messages: [ChatMessage], addGenerationPrompt: Bool, bos: String = "", eos: String = ""
+    ) throws -> String {
         func trimmed(_ s: String) -> String { s.trimmingCharacters(in: .whitespacesAndNewlines) }
         func alternating(_ turns: ArraySlice<ChatMessage>) throws {
             for (i, m) in turns.enumerated() where (m.role == "user") != (i % 2 == 0) {
-                throw ChatTemplateError(message: "\(self): conversation roles must alternate user/assistant/user/…; turn \(i + 1) is '\(m.role)'")
+                throw ChatTemplateError(
+                    message:
+                        "\(self): conversation roles must alternate user/assistant/user/…; turn \(i + 1) is '\(m.role)'"
+                )
             }
         }
         switch self {
@@ -85,7 +91,8 @@ public enum ChatTemplate: Sendable, Equatable {
                 + (addGenerationPrompt ? "<|im_start|>assistant\n" : "")
         case .llama3:
             return messages.enumerated().map { i, m in
-                (i == 0 ? bos : "") + "<|start_header_id|>\(m.role)<|end_header_id|>\n\n" + trimmed(m.content) + "<|eot_id|>"
+                (i == 0 ? bos : "") + "<|start_header_id|>\(m.role)<|end_header_id|>\n\n" + trimmed(m.content)
+                    + "<|eot_id|>"
             }.joined() + (addGenerationPrompt ? "<|start_header_id|>assistant<|end_header_id|>\n\n" : "")
         case .llama2:
             let system = messages.first?.role == "system" ? messages.first!.content : nil
@@ -93,18 +100,22 @@ public enum ChatTemplate: Sendable, Equatable {
             try alternating(turns)
             return turns.enumerated().map { i, m in
                 let content = (i == 0 && system != nil) ? "<<SYS>>\n\(system!)\n<</SYS>>\n\n" + m.content : m.content
-                return m.role == "user" ? bos + "[INST] " + trimmed(content) + " [/INST]"
+                return m.role == "user"
+                    ? bos + "[INST] " + trimmed(content) + " [/INST]"
                     : m.role == "assistant" ? " " + trimmed(content) + " " + eos : ""
             }.joined()
         case .mistral:
             try alternating(messages[...])
             if let other = messages.first(where: { $0.role != "user" && $0.role != "assistant" }) {
-                throw ChatTemplateError(message: "mistral: only user and assistant roles are supported, not '\(other.role)'")
+                throw ChatTemplateError(
+                    message: "mistral: only user and assistant roles are supported, not '\(other.role)'")
             }
-            return bos + messages.map { $0.role == "user" ? "[INST] " + $0.content + " [/INST]" : $0.content + eos }.joined()
+            return bos
+                + messages.map { $0.role == "user" ? "[INST] " + $0.content + " [/INST]" : $0.content + eos }.joined()
         case .zephyr:
             return messages.filter { ["user", "system", "assistant"].contains($0.role) }
-                .map { "<|\($0.role)|>\n" + $0.content + eos + "\n" }.joined() + (addGenerationPrompt && !messages.isEmpty ? "<|assistant|>\n" : "")
+                .map { "<|\($0.role)|>\n" + $0.content + eos + "\n" }.joined()
+                + (addGenerationPrompt && !messages.isEmpty ? "<|assistant|>\n" : "")
         }
     }
 }

@@ -58,7 +58,9 @@ struct BinaryReader {
     func need(_ n: Int, _ what: String) throws {
         if n < 0 || n > remaining {
             throw FormatError(
-                file: path, problem: "the file ends at byte \(count) while reading \(what) (needs \(n) bytes at offset \(position))",
+                file: path,
+                problem:
+                    "the file ends at byte \(count) while reading \(what) (needs \(n) bytes at offset \(position))",
                 fix: "The file is truncated or not in this format; download or export it again.")
         }
     }

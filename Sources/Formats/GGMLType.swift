@@ -37,17 +37,18 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
     public func dequantize(_ src: UnsafeRawPointer, _ dst: UnsafeMutablePointer<Float>, count: Int) {
         let blocks = count / blockSize, (size, bytes) = (blockSize, blockBytes)
         nonisolated(unsafe) let (src, dst) = (src, dst)  // tasks own disjoint blocks
-        let decode: (UnsafeRawPointer, UnsafeMutablePointer<Float>) -> Void = switch self {
-        case .f32: { $1[0] = $0.loadUnaligned(as: Float.self) }
-        case .f16: { $1[0] = half($0, 0) }
-        case .bf16: { $1[0] = Conversions.float(bf16: $0.loadUnaligned(as: UInt16.self)) }
-        case .q4_0: Self.q4_0
-        case .q4_1: Self.q4_1
-        case .q8_0: Self.q8_0
-        case .q4_K: Self.q4_K
-        case .q5_K: Self.q5_K
-        case .q6_K: Self.q6_K
-        }
+        let decode: (UnsafeRawPointer, UnsafeMutablePointer<Float>) -> Void =
+            switch self {
+            case .f32: { $1[0] = $0.loadUnaligned(as: Float.self) }
+            case .f16: { $1[0] = half($0, 0) }
+            case .bf16: { $1[0] = Conversions.float(bf16: $0.loadUnaligned(as: UInt16.self)) }
+            case .q4_0: Self.q4_0
+            case .q4_1: Self.q4_1
+            case .q8_0: Self.q8_0
+            case .q4_K: Self.q4_K
+            case .q5_K: Self.q5_K
+            case .q6_K: Self.q6_K
+            }
         Parallel.forEachChunk(blocks, grain: max(1, 16384 / size)) { r in
             for b in r { decode(src + b * bytes, dst + b * size) }
         }

@@ -45,17 +45,24 @@ public final class GGUFFile {
         self.path = path
         let magic = try r.read(UInt32.self, "the magic number")
         guard magic == 0x4655_4747 else {  // "GGUF"
-            throw FormatError(file: path, problem: "not a GGUF file (magic \(String(magic, radix: 16)))",
-                              fix: "Pass a .gguf file, a Hugging Face directory or a llama2.c .bin with --tokenizer.")
+            throw FormatError(
+                file: path, problem: "not a GGUF file (magic \(String(magic, radix: 16)))",
+                fix: "Pass a .gguf file, a Hugging Face directory or a llama2.c .bin with --tokenizer.")
         }
         version = try r.read(UInt32.self, "the version")
         guard version == 2 || version == 3 else {
-            throw FormatError(file: path, problem: "GGUF version \(version)", fix: "Versions 2 and 3 are supported; convert the file with a current llama.cpp.")
+            throw FormatError(
+                file: path, problem: "GGUF version \(version)",
+                fix: "Versions 2 and 3 are supported; convert the file with a current llama.cpp.")
         }
-        let tensorCount64 = try r.read(UInt64.self, "the tensor count"), kvCount64 = try r.read(UInt64.self, "the metadata count")
+        let tensorCount64 = try r.read(UInt64.self, "the tensor count"),
+            kvCount64 = try r.read(UInt64.self, "the metadata count")
         guard tensorCount64 < 1 << 20, kvCount64 < 1 << 20 else {
-            throw FormatError(file: path, problem: "implausible counts at byte 8: \(tensorCount64) tensors, \(kvCount64) metadata entries (at most 2²⁰ each)",
-                              fix: "The header is corrupted.")
+            throw FormatError(
+                file: path,
+                problem:
+                    "implausible counts at byte 8: \(tensorCount64) tensors, \(kvCount64) metadata entries (at most 2²⁰ each)",
+                fix: "The header is corrupted.")
         }
         let tensorCount = Int(tensorCount64), kvCount = Int(kvCount64)
         var metadata: [String: GGUFValue] = [:]
@@ -69,48 +76,66 @@ public final class GGUFFile {
             let name = try Self.string(&r, "the name of tensor \(i)")
             let nDims = Int(try r.read(UInt32.self, "the rank of '\(name)'"))
             guard (1...4).contains(nDims) else {
-                throw FormatError(file: path, problem: "tensor '\(name)' has rank \(nDims)", fix: "The header is corrupted.")
+                throw FormatError(
+                    file: path, problem: "tensor '\(name)' has rank \(nDims)", fix: "The header is corrupted.")
             }
             var dims: [Int] = []
             for d in 0..<nDims {
                 let v = try r.read(UInt64.self, "dimension \(d) of '\(name)'")
                 guard v > 0, v < 1 << 32 else {
-                    throw FormatError(file: path, problem: "tensor '\(name)' has dimension \(v)", fix: "The header is corrupted.")
+                    throw FormatError(
+                        file: path, problem: "tensor '\(name)' has dimension \(v)", fix: "The header is corrupted.")
                 }
                 dims.append(Int(v))
             }
             guard elementCount(dims) != nil else {
-                throw FormatError(file: path, problem: "tensor '\(name)' has dimensions \(dims), more than 2⁴⁰ values", fix: "The header is corrupted.")
+                throw FormatError(
+                    file: path, problem: "tensor '\(name)' has dimensions \(dims), more than 2⁴⁰ values",
+                    fix: "The header is corrupted.")
             }
-            infos.append((name, dims, try r.read(UInt32.self, "the type of '\(name)'"), try r.read(UInt64.self, "the offset of '\(name)'")))
+            infos.append(
+                (
+                    name, dims, try r.read(UInt32.self, "the type of '\(name)'"),
+                    try r.read(UInt64.self, "the offset of '\(name)'")
+                ))
         }
         let alignment = metadata["general.alignment"]?.int ?? 32
         guard alignment > 0, alignment <= 1 << 20, alignment.nonzeroBitCount == 1 else {
-            throw FormatError(file: path, problem: "general.alignment is \(alignment)", fix: "It must be a power of two.")
+            throw FormatError(
+                file: path, problem: "general.alignment is \(alignment)", fix: "It must be a power of two.")
         }
         let dataStart = (r.position + alignment - 1) / alignment * alignment
         var tensors: [String: GGUFTensor] = [:]
         for info in infos {
             guard let type = GGMLType(rawValue: info.type) else {
                 throw FormatError(
-                    file: path, problem: "tensor '\(info.name)' has ggml type \(info.type), which LeanTune does not read",
-                    fix: "Supported: \(GGMLType.allCases.map(\.name).joined(separator: ", ")); re-quantize the file to one of them.")
+                    file: path,
+                    problem: "tensor '\(info.name)' has ggml type \(info.type), which LeanTune does not read",
+                    fix:
+                        "Supported: \(GGMLType.allCases.map(\.name).joined(separator: ", ")); re-quantize the file to one of them."
+                )
             }
             let count = info.dims.reduce(1, *)  // at most 2⁴⁰ (checked above)
             guard count % type.blockSize == 0, info.dims[0] % type.blockSize == 0 else {
-                throw FormatError(file: path, problem: "tensor '\(info.name)' (\(info.dims)) is not a whole number of \(type.name) blocks",
-                                  fix: "The file is corrupted.")
+                throw FormatError(
+                    file: path,
+                    problem: "tensor '\(info.name)' (\(info.dims)) is not a whole number of \(type.name) blocks",
+                    fix: "The file is corrupted.")
             }
             guard info.offset < UInt64(r.count), dataStart + Int(info.offset) + type.byteCount(count) <= r.count else {
-                throw FormatError(file: path, problem: "tensor '\(info.name)' (\(type.byteCount(count)) bytes at data offset \(info.offset)) lies past the end of the file (\(r.count) bytes)",
-                                  fix: "The file is truncated; download it again.")
+                throw FormatError(
+                    file: path,
+                    problem:
+                        "tensor '\(info.name)' (\(type.byteCount(count)) bytes at data offset \(info.offset)) lies past the end of the file (\(r.count) bytes)",
+                    fix: "The file is truncated; download it again.")
             }
             let tensor = GGUFTensor(name: info.name, dims: info.dims, type: type, offset: dataStart + Int(info.offset))
             tensors[info.name] = tensor
         }
         let sorted = tensors.values.sorted { $0.offset < $1.offset }
         for (a, b) in zip(sorted, sorted.dropFirst()) where a.offset + a.byteCount > b.offset {
-            throw FormatError(file: path, problem: "tensors '\(a.name)' and '\(b.name)' overlap", fix: "The file is corrupted.")
+            throw FormatError(
+                file: path, problem: "tensors '\(a.name)' and '\(b.name)' overlap", fix: "The file is corrupted.")
         }
         self.metadata = metadata
         self.tensors = tensors
@@ -144,7 +169,9 @@ public final class GGUFFile {
         case 9:
             let elementType = try r.read(UInt32.self, "the element type of '\(key)'")
             guard elementType != 9 || depth < 2 else {
-                throw FormatError(file: r.path, problem: "metadata '\(key)' nests arrays more than 2 deep (at byte \(r.position))", fix: "The file is corrupted.")
+                throw FormatError(
+                    file: r.path, problem: "metadata '\(key)' nests arrays more than 2 deep (at byte \(r.position))",
+                    fix: "The file is corrupted.")
             }
             let n = try r.read(UInt64.self, "the length of '\(key)'")
             guard n <= UInt64(r.remaining) else { try r.need(Int(clamping: n), what); return .array([]) }
@@ -156,7 +183,9 @@ public final class GGUFFile {
         case 11: return .int(try r.read(Int64.self, what))
         case 12: return .float(Double(bitPattern: try r.read(UInt64.self, what)))
         default:
-            throw FormatError(file: r.path, problem: "metadata '\(key)' has unknown value type \(type)", fix: "The file is corrupted or newer than GGUF v3.")
+            throw FormatError(
+                file: r.path, problem: "metadata '\(key)' has unknown value type \(type)",
+                fix: "The file is corrupted or newer than GGUF v3.")
         }
     }
 }

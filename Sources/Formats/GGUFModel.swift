@@ -11,20 +11,25 @@ public enum GGUFModel {
         let m = gguf.metadata
         let arch = m["general.architecture"]?.string ?? "(none)"
         guard supportedArchitectures.contains(arch) else {
-            throw FormatError(file: gguf.path, problem: "architecture '\(arch)' is not supported",
-                              fix: "Supported GGUF architectures: \(supportedArchitectures.joined(separator: ", ")).")
+            throw FormatError(
+                file: gguf.path, problem: "architecture '\(arch)' is not supported",
+                fix: "Supported GGUF architectures: \(supportedArchitectures.joined(separator: ", ")).")
         }
         func int(_ key: String) throws -> Int {
             guard let v = m["\(arch).\(key)"]?.int else {
-                throw FormatError(file: gguf.path, problem: "metadata '\(arch).\(key)' is missing", fix: "The file is incomplete; convert it again.")
+                throw FormatError(
+                    file: gguf.path, problem: "metadata '\(arch).\(key)' is missing",
+                    fix: "The file is incomplete; convert it again.")
             }
             return v
         }
         let heads = try int("attention.head_count")
-        let vocab = m["\(arch).vocab_size"]?.int ?? m["tokenizer.ggml.tokens"]?.array?.count
+        let vocab =
+            m["\(arch).vocab_size"]?.int ?? m["tokenizer.ggml.tokens"]?.array?.count
             ?? gguf.tensors["token_embd.weight"]?.dims.last ?? 0
         let config = LlamaConfig(
-            dim: try int("embedding_length"), ffnDim: try int("feed_forward_length"), layerCount: try int("block_count"),
+            dim: try int("embedding_length"), ffnDim: try int("feed_forward_length"),
+            layerCount: try int("block_count"),
             headCount: heads, kvHeadCount: m["\(arch).attention.head_count_kv"]?.int ?? heads, vocabSize: vocab,
             maxSequenceLength: try int("context_length"),
             normEpsilon: Float(m["\(arch).attention.layer_norm_rms_epsilon"]?.double ?? 1e-5),
@@ -39,36 +44,44 @@ public enum GGUFModel {
     /// The GGUF name of each parameter of `layout`.
     static func tensorName(_ info: ParameterInfo) -> String {
         let block = info.layer.map { "blk.\($0)." } ?? ""
-        let name = switch info.role {
-        case .embedding: "token_embd"
-        case .attentionNorm: "attn_norm"
-        case .query: "attn_q"
-        case .key: "attn_k"
-        case .value: "attn_v"
-        case .output: "attn_output"
-        case .ffnNorm: "ffn_norm"
-        case .gate: "ffn_gate"
-        case .up: "ffn_up"
-        case .down: "ffn_down"
-        case .finalNorm: "output_norm"
-        case .head: "output"
-        }
+        let name =
+            switch info.role {
+            case .embedding: "token_embd"
+            case .attentionNorm: "attn_norm"
+            case .query: "attn_q"
+            case .key: "attn_k"
+            case .value: "attn_v"
+            case .output: "attn_output"
+            case .ffnNorm: "ffn_norm"
+            case .gate: "ffn_gate"
+            case .up: "ffn_up"
+            case .down: "ffn_down"
+            case .finalNorm: "output_norm"
+            case .head: "output"
+            }
         return block + name + ".weight"
     }
 
     /// Dequantizes every tensor into an fp32 store.
-    public static func load(_ gguf: GGUFFile, ledger: MemoryLedger = .shared) throws -> (LlamaConfig, FP32ParameterStore) {
+    public static func load(
+        _ gguf: GGUFFile, ledger: MemoryLedger = .shared
+    ) throws -> (LlamaConfig, FP32ParameterStore) {
         let config = try config(gguf)
         let layout = ParameterLayout(config)
         let store = FP32ParameterStore(layout: layout, ledger: ledger)
         for (id, info) in layout.parameters.enumerated() {
             let name = tensorName(info)
             guard let t = gguf.tensors[name] else {
-                throw FormatError(file: gguf.path, problem: "tensor '\(name)' is missing", fix: "The file is incomplete; convert it again.")
+                throw FormatError(
+                    file: gguf.path, problem: "tensor '\(name)' is missing",
+                    fix: "The file is incomplete; convert it again.")
             }
             guard Array(t.dims.reversed()) == info.shape else {
-                throw FormatError(file: gguf.path, problem: "tensor '\(name)' has ggml dims \(t.dims); the configuration needs \(Array(info.shape.reversed()))",
-                                  fix: "The metadata and the tensors disagree; convert the model again.")
+                throw FormatError(
+                    file: gguf.path,
+                    problem:
+                        "tensor '\(name)' has ggml dims \(t.dims); the configuration needs \(Array(info.shape.reversed()))",
+                    fix: "The metadata and the tensors disagree; convert the model again.")
             }
             gguf.read(t, into: store.view(id).baseAddress!)
         }

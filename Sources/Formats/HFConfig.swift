@@ -6,18 +6,32 @@ public enum HFConfig {
 
     /// Reads a parsed config.json; anything LeanTune's Llama cannot represent is refused by name.
     public static func parse(_ j: [String: Any], file: String) throws -> LlamaConfig {
-        func fail(_ problem: String, _ fix: String) -> FormatError { FormatError(file: file, problem: problem, fix: fix) }
+        func fail(_ problem: String, _ fix: String) -> FormatError {
+            FormatError(file: file, problem: problem, fix: fix)
+        }
         let arch = (j["architectures"] as? [String])?.first ?? "(none)"
         guard architectures.contains(arch) else {
-            throw fail("architecture '\(arch)' is not supported", "Supported: \(architectures.joined(separator: ", ")) (Llama 2/3/3.2, TinyLlama, SmolLM, Mistral without sliding window).")
+            throw fail(
+                "architecture '\(arch)' is not supported",
+                "Supported: \(architectures.joined(separator: ", ")) (Llama 2/3/3.2, TinyLlama, SmolLM, Mistral without sliding window)."
+            )
         }
         func int(_ key: String) throws -> Int {
-            guard let v = JSONNumber.integer(j[key]) else { throw fail("key '\(key)' is missing or not an integer (got \(j[key].map { "\($0)" } ?? "nothing"))", "Set it to a whole number in config.json.") }
+            guard let v = JSONNumber.integer(j[key]) else {
+                throw fail(
+                    "key '\(key)' is missing or not an integer (got \(j[key].map { "\($0)" } ?? "nothing"))",
+                    "Set it to a whole number in config.json.")
+            }
             return v
         }
-        func double(_ key: String, default d: Double) -> Double { (j[key] as? Double) ?? (j[key] as? Int).map(Double.init) ?? d }
+        func double(_ key: String, default d: Double) -> Double {
+            (j[key] as? Double) ?? (j[key] as? Int).map(Double.init) ?? d
+        }
         if let window = j["sliding_window"] as? Int {
-            throw fail("sliding_window \(window) is set", "Sliding-window attention is not supported; set \"sliding_window\": null if the model does not need it.")
+            throw fail(
+                "sliding_window \(window) is set",
+                "Sliding-window attention is not supported; set \"sliding_window\": null if the model does not need it."
+            )
         }
         if let act = j["hidden_act"] as? String, act != "silu" {
             throw fail("hidden_act '\(act)' is not supported", "Only SwiGLU with silu is supported.")
@@ -27,13 +41,17 @@ public enum HFConfig {
         }
         let dim = try int("hidden_size"), heads = try int("num_attention_heads")
         if let headDim = j["head_dim"] as? Int, headDim.multipliedReportingOverflow(by: heads) != (dim, false) {
-            throw fail("head_dim \(headDim) × \(heads) heads ≠ hidden_size \(dim)", "Only head_dim = hidden_size / num_attention_heads is supported.")
+            throw fail(
+                "head_dim \(headDim) × \(heads) heads ≠ hidden_size \(dim)",
+                "Only head_dim = hidden_size / num_attention_heads is supported.")
         }
         let config = LlamaConfig(
             dim: dim, ffnDim: try int("intermediate_size"), layerCount: try int("num_hidden_layers"), headCount: heads,
-            kvHeadCount: j["num_key_value_heads"] == nil ? heads : try int("num_key_value_heads"), vocabSize: try int("vocab_size"),
+            kvHeadCount: j["num_key_value_heads"] == nil ? heads : try int("num_key_value_heads"),
+            vocabSize: try int("vocab_size"),
             maxSequenceLength: j["max_position_embeddings"] == nil ? 2048 : try int("max_position_embeddings"),
-            normEpsilon: Float(double("rms_norm_eps", default: 1e-6)), ropeTheta: Float(double("rope_theta", default: 10000)),
+            normEpsilon: Float(double("rms_norm_eps", default: 1e-6)),
+            ropeTheta: Float(double("rope_theta", default: 10000)),
             ropeLayout: .rotateHalf, ropeScaling: try scaling(j["rope_scaling"], fail),
             tiedEmbeddings: (j["tie_word_embeddings"] as? Bool) ?? false)
         do { try config.validate() } catch let e as LlamaConfigError { throw fail(e.description, "Fix config.json.") }
@@ -54,14 +72,17 @@ public enum HFConfig {
         case "default": return nil
         case "linear": return .linear(factor: try number("factor"))
         case "llama3":
-            return .llama3(factor: try number("factor"), lowFrequencyFactor: try number("low_freq_factor"),
-                           highFrequencyFactor: try number("high_freq_factor"),
-                           originalContextLength: try {
-                               guard let n = JSONNumber.integer(s["original_max_position_embeddings"]), n > 0, n <= 1 << 24 else {
-                                   throw fail("rope_scaling.original_max_position_embeddings must be a whole number in 1...\(1 << 24)", "Fix rope_scaling in config.json.")
-                               }
-                               return n
-                           }())
+            return .llama3(
+                factor: try number("factor"), lowFrequencyFactor: try number("low_freq_factor"),
+                highFrequencyFactor: try number("high_freq_factor"),
+                originalContextLength: try {
+                    guard let n = JSONNumber.integer(s["original_max_position_embeddings"]), n > 0, n <= 1 << 24 else {
+                        throw fail(
+                            "rope_scaling.original_max_position_embeddings must be a whole number in 1...\(1 << 24)",
+                            "Fix rope_scaling in config.json.")
+                    }
+                    return n
+                }())
         default: throw fail("rope_scaling type '\(type)' is not supported", "Supported: linear, llama3.")
         }
     }
@@ -82,8 +103,10 @@ public enum HFConfig {
         case nil: break
         case .linear(let factor): j["rope_scaling"] = ["rope_type": "linear", "factor": factor]
         case .llama3(let factor, let low, let high, let original):
-            j["rope_scaling"] = ["rope_type": "llama3", "factor": factor, "low_freq_factor": low, "high_freq_factor": high,
-                                 "original_max_position_embeddings": original]
+            j["rope_scaling"] = [
+                "rope_type": "llama3", "factor": factor, "low_freq_factor": low, "high_freq_factor": high,
+                "original_max_position_embeddings": original,
+            ]
         }
         return j
     }

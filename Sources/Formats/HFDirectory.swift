@@ -18,49 +18,61 @@ public enum HFDirectory {
         var sources: [(file: SafeTensorsFile, tensor: SafeTensor)] = []
         for info in layout.parameters {
             guard let (file, tensor) = files.lazy.compactMap({ f in f.tensors[info.name].map { (f, $0) } }).first else {
-                throw FormatError(file: dir, problem: "tensor '\(info.name)' is in no safetensors file",
-                                  fix: "The checkpoint is incomplete or not a Llama model.")
+                throw FormatError(
+                    file: dir, problem: "tensor '\(info.name)' is in no safetensors file",
+                    fix: "The checkpoint is incomplete or not a Llama model.")
             }
             guard tensor.shape == info.shape else {
-                throw FormatError(file: file.path, problem: "tensor '\(info.name)' has shape \(tensor.shape); config.json needs \(info.shape)",
-                                  fix: "config.json and the weights disagree.")
+                throw FormatError(
+                    file: file.path,
+                    problem: "tensor '\(info.name)' has shape \(tensor.shape); config.json needs \(info.shape)",
+                    fix: "config.json and the weights disagree.")
             }
             guard tensor.dtype.isFloatingPoint else {
-                throw FormatError(file: file.path, problem: "tensor '\(info.name)' is \(tensor.dtype) (integer)",
-                                  fix: "LeanTune loads float weights (F32, BF16, F16); dequantize the checkpoint first.")
+                throw FormatError(
+                    file: file.path, problem: "tensor '\(info.name)' is \(tensor.dtype) (integer)",
+                    fix: "LeanTune loads float weights (F32, BF16, F16); dequantize the checkpoint first.")
             }
             sources.append((file, tensor))
         }
         let mapped = SafeTensorsParameterStore(layout: layout, sources: sources, ledger: ledger)
         let store: any ParameterStore = lazy ? mapped : FP32ParameterStore(converting: mapped, ledger: ledger)
         let tokenizerConfig = (try? json(dir + "/tokenizer_config.json")) ?? [:]
-        let tokenizer = try HFTokenizer.load(dir + "/tokenizer.json", tokenizerConfig: tokenizerConfig,
-                                             generationConfig: (try? json(dir + "/generation_config.json")) ?? [:])
+        let tokenizer = try HFTokenizer.load(
+            dir + "/tokenizer.json", tokenizerConfig: tokenizerConfig,
+            generationConfig: (try? json(dir + "/generation_config.json")) ?? [:])
         guard tokenizer.vocabularySize <= config.vocabSize else {
-            throw FormatError(file: dir + "/tokenizer.json", problem: "the tokenizer has \(tokenizer.vocabularySize) tokens but the model's vocabulary is \(config.vocabSize)",
-                              fix: "Use the tokenizer that came with the model.")
+            throw FormatError(
+                file: dir + "/tokenizer.json",
+                problem:
+                    "the tokenizer has \(tokenizer.vocabularySize) tokens but the model's vocabulary is \(config.vocabSize)",
+                fix: "Use the tokenizer that came with the model.")
         }
         let template = tokenizerConfig["chat_template"] as? String
         func tokenText(_ key: String) -> String {
             (tokenizerConfig[key] as? String) ?? ((tokenizerConfig[key] as? [String: Any])?["content"] as? String) ?? ""
         }
-        return LoadedModel(model: try LlamaModel(config: config, store: store, ledger: ledger), tokenizer: tokenizer,
-                           chatTemplate: template.flatMap(ChatTemplate.recognise), chatTemplateSource: template,
-                           templateTokens: (tokenText("bos_token"), tokenText("eos_token")))
+        return LoadedModel(
+            model: try LlamaModel(config: config, store: store, ledger: ledger), tokenizer: tokenizer,
+            chatTemplate: template.flatMap(ChatTemplate.recognise), chatTemplateSource: template,
+            templateTokens: (tokenText("bos_token"), tokenText("eos_token")))
     }
 
     /// The safetensors files of `dir`: the shards named by the index, or model.safetensors.
     static func weightFiles(_ dir: String) throws -> [SafeTensorsFile] {
         let index = dir + "/model.safetensors.index.json"
-        guard FileManager.default.fileExists(atPath: index) else { return [try SafeTensorsFile(path: dir + "/model.safetensors")] }
+        guard FileManager.default.fileExists(atPath: index) else {
+            return [try SafeTensorsFile(path: dir + "/model.safetensors")]
+        }
         guard let map = try json(index)["weight_map"] as? [String: String] else {
             throw FormatError(file: index, problem: "no weight_map object", fix: "The index is corrupted.")
         }
         return try Set(map.values).sorted().map { name in
             let path = dir + "/" + name
             guard FileManager.default.fileExists(atPath: path) else {
-                throw FormatError(file: path, problem: "the shard named by model.safetensors.index.json is missing",
-                                  fix: "Download the whole checkpoint.")
+                throw FormatError(
+                    file: path, problem: "the shard named by model.safetensors.index.json is missing",
+                    fix: "Download the whole checkpoint.")
             }
             return try SafeTensorsFile(path: path)
         }
@@ -68,7 +80,9 @@ public enum HFDirectory {
 
     static func json(_ path: String) throws -> [String: Any] {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw FormatError(file: path, problem: "cannot read the file", fix: "Check that the directory holds a Hugging Face model.")
+            throw FormatError(
+                file: path, problem: "cannot read the file", fix: "Check that the directory holds a Hugging Face model."
+            )
         }
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw FormatError(file: path, problem: "not a JSON object", fix: "The file is corrupted.")
@@ -83,7 +97,9 @@ public enum HFDirectory {
     /// transformers computes the same function. Weights above `shardBytes` are split into shards.
     /// Returns what could not be written (e.g. a tokenizer format without a tokenizer.json form).
     @discardableResult
-    public static func export(_ loaded: LoadedModel, to dir: String, dtype: DType = .f32, shardBytes: Int = 5 << 30) throws -> [String] {
+    public static func export(
+        _ loaded: LoadedModel, to dir: String, dtype: DType = .f32, shardBytes: Int = 5 << 30
+    ) throws -> [String] {
         let m = loaded.model, c = m.config, layout = m.layout
         do { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) } catch {
             throw FormatError(file: dir, problem: "cannot create the directory", fix: "Choose a writable location.")
@@ -103,7 +119,9 @@ public enum HFDirectory {
             let permute = c.ropeLayout == .adjacentPairs && (info.role == .query || info.role == .key)
             let entry = SafeTensorsWriter.Entry(name: info.name, shape: info.shape) {
                 let values = m.store.withFloats(id) { Array($0) }
-                return permute ? rotateHalfOrder(values, heads: info.shape[0] / c.headDim, headDim: c.headDim, columns: info.shape[1]) : values
+                return permute
+                    ? rotateHalfOrder(
+                        values, heads: info.shape[0] / c.headDim, headDim: c.headDim, columns: info.shape[1]) : values
             }
             let bytes = info.count * dtype.byteSize
             if shardSize > 0, shardSize + bytes > shardBytes {
@@ -114,15 +132,18 @@ public enum HFDirectory {
             shards[shards.count - 1].append(entry)
         }
         if shards.count == 1 {
-            try SafeTensorsWriter.write(shards[0], to: dir + "/model.safetensors", dtype: dtype, metadata: ["format": "pt"])
+            try SafeTensorsWriter.write(
+                shards[0], to: dir + "/model.safetensors", dtype: dtype, metadata: ["format": "pt"])
         } else {
             var weightMap: [String: String] = [:], total = 0
             for (k, shard) in shards.enumerated() {
                 let name = String(format: "model-%05d-of-%05d.safetensors", k + 1, shards.count)
-                total += try SafeTensorsWriter.write(shard, to: dir + "/" + name, dtype: dtype, metadata: ["format": "pt"])
+                total += try SafeTensorsWriter.write(
+                    shard, to: dir + "/" + name, dtype: dtype, metadata: ["format": "pt"])
                 for e in shard { weightMap[e.name] = name }
             }
-            try write(["metadata": ["total_size": total], "weight_map": weightMap], to: dir + "/model.safetensors.index.json")
+            try write(
+                ["metadata": ["total_size": total], "weight_map": weightMap], to: dir + "/model.safetensors.index.json")
         }
         return try HFTokenizer.export(loaded, to: dir)
     }

@@ -22,17 +22,22 @@ public enum Llama2cCheckpoint {
             maxSequenceLength: h[6], normEpsilon: 1e-5, ropeTheta: 10000, ropeLayout: .adjacentPairs,
             tiedEmbeddings: h[5] > 0)
         do { try config.validate() } catch let e as LlamaConfigError {
-            throw FormatError(file: path, problem: "header \(h) is not a valid model: \(e.message)",
-                              fix: "This is not a llama2.c version-0 checkpoint (or it is corrupted).")
+            throw FormatError(
+                file: path, problem: "header \(h) is not a valid model: \(e.message)",
+                fix: "This is not a llama2.c version-0 checkpoint (or it is corrupted).")
         }
         return config
     }
 
     /// Reads `path` into an fp32 store, checking that the file holds exactly what the header promises.
-    public static func load(_ path: String, ledger: MemoryLedger = .shared) throws -> (LlamaConfig, FP32ParameterStore) {
+    public static func load(_ path: String, ledger: MemoryLedger = .shared) throws -> (LlamaConfig, FP32ParameterStore)
+    {
         var r = try BinaryReader(path: path)
-        let config = try header(&r), h = [config.dim, config.ffnDim, config.layerCount, config.headCount, config.kvHeadCount,
-                                          config.tiedEmbeddings ? config.vocabSize : -config.vocabSize, config.maxSequenceLength]
+        let config = try header(&r),
+            h = [
+                config.dim, config.ffnDim, config.layerCount, config.headCount, config.kvHeadCount,
+                config.tiedEmbeddings ? config.vocabSize : -config.vocabSize, config.maxSequenceLength,
+            ]
         let c = config, L = c.layerCount
         let perLayer = 2 * c.dim + 2 * c.dim * c.dim + 2 * c.kvDim * c.dim + 3 * c.ffnDim * c.dim
         let ropeTables = c.maxSequenceLength * c.headDim  // freq_cis_real + freq_cis_imag
@@ -41,8 +46,10 @@ public enum Llama2cCheckpoint {
         guard expected == r.count else {
             throw FormatError(
                 file: path, problem: "header \(h) implies \(expected) bytes but the file has \(r.count)",
-                fix: r.count < expected ? "The file is truncated; download it again."
-                    : "The file has extra bytes: it is not a version-0 llama2.c checkpoint (export it with legacy_export).")
+                fix: r.count < expected
+                    ? "The file is truncated; download it again."
+                    : "The file has extra bytes: it is not a version-0 llama2.c checkpoint (export it with legacy_export)."
+            )
         }
         let layout = ParameterLayout(config)
         let store = FP32ParameterStore(layout: layout, ledger: ledger)

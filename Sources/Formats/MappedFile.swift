@@ -12,7 +12,8 @@ final class MappedFile {
         self.path = path
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else {
-            throw FormatError(file: path, problem: "cannot open the file", fix: "Check that the path exists and is readable.")
+            throw FormatError(
+                file: path, problem: "cannot open the file", fix: "Check that the path exists and is readable.")
         }
         defer { close(fd) }
         var info = stat()
@@ -24,7 +25,9 @@ final class MappedFile {
             throw FormatError(file: path, problem: "the file is empty", fix: "Download or export it again.")
         }
         guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
-            throw FormatError(file: path, problem: "cannot map the file into memory", fix: "Check free address space and file permissions.")
+            throw FormatError(
+                file: path, problem: "cannot map the file into memory",
+                fix: "Check free address space and file permissions.")
         }
         bytes = UnsafeRawBufferPointer(start: base, count: size)
     }

@@ -21,9 +21,12 @@ extension LoadedModel {
     /// `model` with a tokenizer of the 256 byte-level tokens and no chat template: for writing models whose
     /// tokenizer does not matter (benchmarks of loading).
     public init(bytesTokenizer model: LlamaModel) throws {
-        self.init(model: model, tokenizer: try ByteLevelBPETokenizer(
-            tokens: (0..<256).map { String(ByteLevel.character(UInt8($0))) }, merges: [], special: [], bos: nil, stop: [],
-            isolateDigits: false, file: "bytes"), chatTemplate: nil, chatTemplateSource: nil)
+        self.init(
+            model: model,
+            tokenizer: try ByteLevelBPETokenizer(
+                tokens: (0..<256).map { String(ByteLevel.character(UInt8($0))) }, merges: [], special: [], bos: nil,
+                stop: [],
+                isolateDigits: false, file: "bytes"), chatTemplate: nil, chatTemplateSource: nil)
     }
 }
 
@@ -40,8 +43,9 @@ public enum ModelFile {
         for (id, info) in layout.parameters.enumerated() {
             let bad = store.withFloats(id) { Vector.nonFiniteCount($0.baseAddress!, $0.count) }
             if bad > 0 {
-                throw FormatError(file: file, problem: "tensor '\(info.name)' holds \(bad) NaN or infinite values",
-                                  fix: "The checkpoint is damaged (or was saved from a diverged run); use an earlier one.")
+                throw FormatError(
+                    file: file, problem: "tensor '\(info.name)' holds \(bad) NaN or infinite values",
+                    fix: "The checkpoint is damaged (or was saved from a diverged run); use an earlier one.")
             }
         }
     }
@@ -59,32 +63,47 @@ public enum ModelFile {
     /// A model of built-in shape `shape` with random weights (N(0, 0.02²) from `seed`, norms 1), for pre-training
     /// from scratch, with the tokenizer at `tokenizerPath` (a llama2.c tokenizer.bin or a tokenizer.json) whose
     /// vocabulary must be the shape's.
-    public static func random(shape: String, tokenizer tokenizerPath: String, seed: UInt64, ledger: MemoryLedger = .shared) throws -> LoadedModel {
+    public static func random(
+        shape: String, tokenizer tokenizerPath: String, seed: UInt64, ledger: MemoryLedger = .shared
+    ) throws -> LoadedModel {
         guard let config = LlamaConfig.builtinShapes[shape] else {
-            throw FormatError(file: shape, problem: "no built-in shape of that name", fix: "Choose one of \(LlamaConfig.builtinShapes.keys.sorted().joined(separator: ", ")).")
+            throw FormatError(
+                file: shape, problem: "no built-in shape of that name",
+                fix: "Choose one of \(LlamaConfig.builtinShapes.keys.sorted().joined(separator: ", ")).")
         }
-        let tokenizer: any Tokenizer = tokenizerPath.hasSuffix(".json")
+        let tokenizer: any Tokenizer =
+            tokenizerPath.hasSuffix(".json")
             ? try HFTokenizer.load(tokenizerPath, tokenizerConfig: [:], generationConfig: [:])
             : try ScoredPieceTokenizer.llama2c(path: tokenizerPath, vocabularySize: config.vocabSize)
         guard tokenizer.vocabularySize == config.vocabSize else {
-            throw FormatError(file: tokenizerPath, problem: "the tokenizer has \(tokenizer.vocabularySize) tokens but shape \(shape) has \(config.vocabSize)",
-                              fix: "Use a tokenizer of the shape's vocabulary.")
+            throw FormatError(
+                file: tokenizerPath,
+                problem:
+                    "the tokenizer has \(tokenizer.vocabularySize) tokens but shape \(shape) has \(config.vocabSize)",
+                fix: "Use a tokenizer of the shape's vocabulary.")
         }
         // Generated as read: the run converts them into the store it trains in, with no fp32 copy of a large model.
         let weights = RandomParameterStore(layout: ParameterLayout(config), seed: seed, ledger: ledger)
-        return LoadedModel(model: try LlamaModel(config: config, store: weights, ledger: ledger), tokenizer: tokenizer, chatTemplate: nil,
-                           chatTemplateSource: nil, source: "random weights of shape \(shape)")
+        return LoadedModel(
+            model: try LlamaModel(config: config, store: weights, ledger: ledger), tokenizer: tokenizer,
+            chatTemplate: nil,
+            chatTemplateSource: nil, source: "random weights of shape \(shape)")
     }
 
     /// Loads `path`; `tokenizerPath` is required for llama2.c checkpoints (their tokenizer is a separate file).
     /// - Parameter lazy: a Hugging Face directory's weights stay in the memory map until converted (see
     ///   ``HFDirectory/load(_:lazy:ledger:)``); other formats are always read into fp32.
-    public static func load(_ path: String, tokenizer tokenizerPath: String?, lazy: Bool = false, ledger: MemoryLedger = .shared) throws -> LoadedModel {
+    public static func load(
+        _ path: String, tokenizer tokenizerPath: String?, lazy: Bool = false, ledger: MemoryLedger = .shared
+    ) throws -> LoadedModel {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
             var loaded = try HFDirectory.load(path, lazy: lazy, ledger: ledger)
             try checkFinite(loaded.model.store, loaded.model.layout, file: path)
-            loaded.source = "Hugging Face directory: " + typeCounts(try HFDirectory.weightFiles(path).flatMap { $0.tensors.values.map { "\($0.dtype)".uppercased() } })
+            loaded.source =
+                "Hugging Face directory: "
+                + typeCounts(
+                    try HFDirectory.weightFiles(path).flatMap { $0.tensors.values.map { "\($0.dtype)".uppercased() } })
             return loaded
         }
         if path.hasSuffix(".gguf") {
@@ -93,27 +112,37 @@ public enum ModelFile {
             try checkFinite(store, store.layout, file: path)
             let tokenizer = try GGUFTokenizer.load(gguf)
             guard tokenizer.vocabularySize == config.vocabSize else {
-                throw FormatError(file: path, problem: "the tokenizer has \(tokenizer.vocabularySize) tokens but the model's vocabulary is \(config.vocabSize)",
-                                  fix: "The file is inconsistent; convert it again.")
+                throw FormatError(
+                    file: path,
+                    problem:
+                        "the tokenizer has \(tokenizer.vocabularySize) tokens but the model's vocabulary is \(config.vocabSize)",
+                    fix: "The file is inconsistent; convert it again.")
             }
             let template = gguf.metadata["tokenizer.chat_template"]?.string
-            return LoadedModel(model: try LlamaModel(config: config, store: store, ledger: ledger), tokenizer: tokenizer,
-                               chatTemplate: template.flatMap(ChatTemplate.recognise), chatTemplateSource: template,
-                               source: "GGUF v\(gguf.version): " + typeCounts(gguf.tensors.values.map(\.type.name)),
-                               templateTokens: GGUFTokenizer.templateTokens(gguf))
+            return LoadedModel(
+                model: try LlamaModel(config: config, store: store, ledger: ledger), tokenizer: tokenizer,
+                chatTemplate: template.flatMap(ChatTemplate.recognise), chatTemplateSource: template,
+                source: "GGUF v\(gguf.version): " + typeCounts(gguf.tensors.values.map(\.type.name)),
+                templateTokens: GGUFTokenizer.templateTokens(gguf))
         }
         guard path.hasSuffix(".bin") else {
-            throw FormatError(file: path, problem: "unrecognised model format",
-                              fix: "Supported: Hugging Face directories, GGUF (.gguf) and llama2.c checkpoints (.bin, with --tokenizer).")
+            throw FormatError(
+                file: path, problem: "unrecognised model format",
+                fix:
+                    "Supported: Hugging Face directories, GGUF (.gguf) and llama2.c checkpoints (.bin, with --tokenizer)."
+            )
         }
         guard let tokenizerPath else {
-            throw FormatError(file: path, problem: "a llama2.c checkpoint has no tokenizer inside",
-                              fix: "Pass its tokenizer.bin with --tokenizer.")
+            throw FormatError(
+                file: path, problem: "a llama2.c checkpoint has no tokenizer inside",
+                fix: "Pass its tokenizer.bin with --tokenizer.")
         }
         let (config, store) = try Llama2cCheckpoint.load(path, ledger: ledger)
         try checkFinite(store, store.layout, file: path)
         let tokenizer = try ScoredPieceTokenizer.llama2c(path: tokenizerPath, vocabularySize: config.vocabSize)
-        return LoadedModel(model: try LlamaModel(config: config, store: store, ledger: ledger), tokenizer: tokenizer, chatTemplate: nil, chatTemplateSource: nil,
-                           source: "llama2.c checkpoint: F32")
+        return LoadedModel(
+            model: try LlamaModel(config: config, store: store, ledger: ledger), tokenizer: tokenizer,
+            chatTemplate: nil, chatTemplateSource: nil,
+            source: "llama2.c checkpoint: F32")
     }
 }

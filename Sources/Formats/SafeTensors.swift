@@ -29,13 +29,16 @@ public final class SafeTensorsFile {
         var r = try BinaryReader(path: path)
         let headerLength = try r.read(UInt64.self, "the header length")
         guard headerLength <= UInt64(r.remaining), headerLength <= 100 << 20 else {
-            throw FormatError(file: path, problem: "the header claims \(headerLength) bytes but \(r.remaining) follow",
-                              fix: "The file is truncated or not safetensors.")
+            throw FormatError(
+                file: path, problem: "the header claims \(headerLength) bytes but \(r.remaining) follow",
+                fix: "The file is truncated or not safetensors.")
         }
         let headerBytes = try r.bytes(Int(headerLength), "the JSON header")
         let dataStart = r.position, dataLength = r.count - dataStart
         guard let header = try? JSONSerialization.jsonObject(with: Data(headerBytes)) as? [String: Any] else {
-            throw FormatError(file: path, problem: "the header is not a JSON object", fix: "The file is corrupted or not safetensors.")
+            throw FormatError(
+                file: path, problem: "the header is not a JSON object", fix: "The file is corrupted or not safetensors."
+            )
         }
         var tensors: [String: SafeTensor] = [:]
         var metadata: [String: String] = [:]
@@ -45,31 +48,44 @@ public final class SafeTensorsFile {
                 continue
             }
             guard let entry = value as? [String: Any], let dtypeName = entry["dtype"] as? String,
-                  let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
-                throw FormatError(file: path, problem: "tensor '\(name)' lacks dtype, shape or data_offsets", fix: "The header is corrupted.")
+                let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2
+            else {
+                throw FormatError(
+                    file: path, problem: "tensor '\(name)' lacks dtype, shape or data_offsets",
+                    fix: "The header is corrupted.")
             }
             guard let dtype = Self.dtypes[dtypeName] else {
-                throw FormatError(file: path, problem: "tensor '\(name)' has dtype \(dtypeName)",
-                                  fix: "Supported: \(Self.dtypes.keys.sorted().joined(separator: ", ")); convert the checkpoint.")
+                throw FormatError(
+                    file: path, problem: "tensor '\(name)' has dtype \(dtypeName)",
+                    fix: "Supported: \(Self.dtypes.keys.sorted().joined(separator: ", ")); convert the checkpoint.")
             }
             guard let count = elementCount(shape) else {
-                throw FormatError(file: path, problem: "tensor '\(name)' has shape \(shape): a negative dimension or more than 2⁴⁰ values",
-                                  fix: "The header is corrupted.")
+                throw FormatError(
+                    file: path,
+                    problem: "tensor '\(name)' has shape \(shape): a negative dimension or more than 2⁴⁰ values",
+                    fix: "The header is corrupted.")
             }
             guard offsets[0] >= 0, offsets[0] <= offsets[1], offsets[1] <= dataLength else {
-                throw FormatError(file: path, problem: "tensor '\(name)' has data_offsets \(offsets) outside the \(dataLength) data bytes",
-                                  fix: "The file is truncated or corrupted.")
+                throw FormatError(
+                    file: path,
+                    problem: "tensor '\(name)' has data_offsets \(offsets) outside the \(dataLength) data bytes",
+                    fix: "The file is truncated or corrupted.")
             }
             let expected = count * dtype.byteSize
             guard offsets[1] - offsets[0] == expected else {
-                throw FormatError(file: path, problem: "tensor '\(name)' (\(dtypeName) \(shape)) needs \(expected) bytes but data_offsets give \(offsets[1] - offsets[0])",
-                                  fix: "The header is corrupted.")
+                throw FormatError(
+                    file: path,
+                    problem:
+                        "tensor '\(name)' (\(dtypeName) \(shape)) needs \(expected) bytes but data_offsets give \(offsets[1] - offsets[0])",
+                    fix: "The header is corrupted.")
             }
-            tensors[name] = SafeTensor(name: name, dtype: dtype, shape: shape, offset: dataStart + offsets[0], byteCount: expected)
+            tensors[name] = SafeTensor(
+                name: name, dtype: dtype, shape: shape, offset: dataStart + offsets[0], byteCount: expected)
         }
         let sorted = tensors.values.sorted { $0.offset < $1.offset }
         for (a, b) in zip(sorted, sorted.dropFirst()) where a.offset + a.byteCount > b.offset {
-            throw FormatError(file: path, problem: "tensors '\(a.name)' and '\(b.name)' overlap", fix: "The file is corrupted.")
+            throw FormatError(
+                file: path, problem: "tensors '\(a.name)' and '\(b.name)' overlap", fix: "The file is corrupted.")
         }
         self.path = path
         self.tensors = tensors
@@ -92,7 +108,9 @@ public final class SafeTensorsFile {
                 convert(UnsafeBufferPointer(start: src.assumingMemoryBound(to: UInt16.self), count: tensor.count))
             } else {  // only a file that breaks the format's alignment: copy first
                 var bits = [UInt16](repeating: 0, count: tensor.count)
-                bits.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: src, count: tensor.byteCount)) }
+                bits.withUnsafeMutableBytes {
+                    $0.copyMemory(from: UnsafeRawBufferPointer(start: src, count: tensor.byteCount))
+                }
                 bits.withUnsafeBufferPointer(convert)
             }
         }
@@ -145,13 +163,18 @@ public enum SafeTensorsWriter {
 
     /// Writes `entries` to `path`, float values as `dtype` (.f32, or .bf16 rounded to nearest even). Returns the data bytes.
     @discardableResult
-    public static func write(_ entries: [Entry], to path: String, dtype: DType, metadata: [String: String] = [:]) throws -> Int {
+    public static func write(
+        _ entries: [Entry], to path: String, dtype: DType, metadata: [String: String] = [:]
+    ) throws -> Int {
         precondition(dtype == .f32 || dtype == .bf16, "SafeTensorsWriter writes F32 or BF16")
         var header: [String: Any] = ["__metadata__": metadata]
         var offset = 0
         for e in entries {
             let bytes = e.shape.reduce(1, *) * e.dtype(dtype).byteSize
-            header[e.name] = ["dtype": SafeTensorsFile.name(e.dtype(dtype)), "shape": e.shape, "data_offsets": [offset, offset + bytes]]
+            header[e.name] = [
+                "dtype": SafeTensorsFile.name(e.dtype(dtype)), "shape": e.shape,
+                "data_offsets": [offset, offset + bytes],
+            ]
             offset += bytes
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
@@ -168,12 +191,16 @@ public enum SafeTensorsWriter {
                     continue
                 case .floats(let produce): values = produce()
                 }
-                precondition(values.count == e.shape.reduce(1, *), "SafeTensorsWriter: \(e.name) has \(values.count) values for shape \(e.shape)")
+                precondition(
+                    values.count == e.shape.reduce(1, *),
+                    "SafeTensorsWriter: \(e.name) has \(values.count) values for shape \(e.shape)")
                 if dtype == .f32 {
                     try values.withUnsafeBytes { try out.write(contentsOf: Data($0)) }
                 } else {
                     var bits = [UInt16](repeating: 0, count: values.count)
-                    values.withUnsafeBufferPointer { v in bits.withUnsafeMutableBufferPointer { Conversions.toBF16(v, $0) } }
+                    values.withUnsafeBufferPointer { v in
+                        bits.withUnsafeMutableBufferPointer { Conversions.toBF16(v, $0) }
+                    }
                     try bits.withUnsafeBytes { try out.write(contentsOf: Data($0)) }
                 }
             }
@@ -192,7 +219,8 @@ enum AtomicFile {
         let temporary = path + ".partial"
         do {
             guard FileManager.default.createFile(atPath: temporary, contents: nil),
-                  let handle = FileHandle(forWritingAtPath: temporary) else {
+                let handle = FileHandle(forWritingAtPath: temporary)
+            else {
                 throw CocoaError(.fileWriteNoPermission)
             }
             do {
@@ -206,8 +234,9 @@ enum AtomicFile {
             if rename(temporary, path) != 0 { throw CocoaError(.fileWriteUnknown) }
         } catch {
             try? FileManager.default.removeItem(atPath: temporary)
-            throw FormatError(file: path, problem: "cannot write the file (\(error.localizedDescription))",
-                              fix: "Check that the folder exists, is writable and has space.")
+            throw FormatError(
+                file: path, problem: "cannot write the file (\(error.localizedDescription))",
+                fix: "Check that the folder exists, is writable and has space.")
         }
     }
 }

@@ -14,7 +14,8 @@ final class SafeTensorsParameterStore: ParameterStore {
     init(layout: ParameterLayout, sources: [(file: SafeTensorsFile, tensor: SafeTensor)], ledger: MemoryLedger) {
         self.layout = layout
         self.sources = sources
-        workspace = AlignedBuffer(count: layout.parameters.map(\.count).max() ?? 0, category: .workspace, ledger: ledger)
+        workspace = AlignedBuffer(
+            count: layout.parameters.map(\.count).max() ?? 0, category: .workspace, ledger: ledger)
     }
 
     func withFloats<R>(_ id: ParameterID, _ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {

@@ -21,7 +21,8 @@ public final class BF16ParameterStore: ParameterStore {
         self.layout = layout
         slab = AlignedBuffer(count: layout.totalCount, category: .weights, ledger: ledger)
         updates = AlignedBuffer(count: layout.parameters.count, category: .weights, ledger: ledger)
-        workspace = AlignedBuffer(count: BF16ParameterStore.workspaceCount(layout), category: .workspace, ledger: ledger)
+        workspace = AlignedBuffer(
+            count: BF16ParameterStore.workspaceCount(layout), category: .workspace, ledger: ledger)
         rng = Philox(seed: seed, domain: .bf16Rounding)
     }
 
@@ -48,7 +49,9 @@ public final class BF16ParameterStore: ParameterStore {
 
     public func storedBF16(_ id: ParameterID) -> UnsafePointer<UInt16>? { UnsafePointer(bits(id).baseAddress!) }
 
-    public func withBF16<R>(_ id: ParameterID, workspace: BF16Workspace, _ body: (UnsafePointer<UInt16>) throws -> R) rethrows -> R {
+    public func withBF16<R>(
+        _ id: ParameterID, workspace: BF16Workspace, _ body: (UnsafePointer<UInt16>) throws -> R
+    ) rethrows -> R {
         try body(UnsafePointer(bits(id).baseAddress!))
     }
 
@@ -61,8 +64,9 @@ public final class BF16ParameterStore: ParameterStore {
             let r = try body(w)
             let n = updates.pointer[id]
             updates.pointer[id] = n &+ 1
-            Conversions.toBF16(UnsafeBufferPointer(w), bits(id),
-                               rounding: .stochastic(rng, stream: UInt64(UInt32(bitPattern: n)) << 24 | UInt64(id), offset: 0))
+            Conversions.toBF16(
+                UnsafeBufferPointer(w), bits(id),
+                rounding: .stochastic(rng, stream: UInt64(UInt32(bitPattern: n)) << 24 | UInt64(id), offset: 0))
             return r
         }
     }

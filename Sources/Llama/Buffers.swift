@@ -74,15 +74,22 @@ struct LayerActivations {
     /// Float counts of one layer's fp32 pieces; `bf16`: attention, gate and up are kept in bf16 (``keptCounts(_:_:)``).
     static func counts(_ c: LlamaConfig, _ s: PassShape, withKV: Bool, bf16: Bool = false) -> [Int] {
         let n = s.rows
-        return [n, n, n * c.dim] + (withKV ? [n * c.kvDim, n * c.kvDim] : []) + [s.batch * c.headCount * s.length, n * c.dim]
+        return [n, n, n * c.dim] + (withKV ? [n * c.kvDim, n * c.kvDim] : []) + [
+            s.batch * c.headCount * s.length, n * c.dim,
+        ]
             + (bf16 ? [] : keptCounts(c, s))
     }
 
     /// Element counts of attention, gate and up.
-    static func keptCounts(_ c: LlamaConfig, _ s: PassShape) -> [Int] { [s.rows * c.dim, s.rows * c.ffnDim, s.rows * c.ffnDim] }
+    static func keptCounts(_ c: LlamaConfig, _ s: PassShape) -> [Int] {
+        [s.rows * c.dim, s.rows * c.ffnDim, s.rows * c.ffnDim]
+    }
 
     /// - Parameter kept: the bf16 arena and the fp32 scratch of attention, gate and up when the layer keeps them in bf16.
-    init(_ c: LlamaConfig, _ s: PassShape, withKV: Bool, from a: Arena<Float>, kept: (Arena<UInt16>, Workspace.Shared)? = nil) {
+    init(
+        _ c: LlamaConfig, _ s: PassShape, withKV: Bool, from a: Arena<Float>,
+        kept: (Arena<UInt16>, Workspace.Shared)? = nil
+    ) {
         let n = s.rows
         rstdAttention = a.take(n)
         rstdFFN = a.take(n)
@@ -93,7 +100,8 @@ struct LayerActivations {
         residualMid = a.take(n * c.dim)
         if let (bits, shared) = kept {
             (attention, gate, up) = (shared.attention, shared.gate, shared.up)
-            self.kept = Kept(attention: bits.take(n * c.dim), gate: bits.take(n * c.ffnDim), up: bits.take(n * c.ffnDim))
+            self.kept = Kept(
+                attention: bits.take(n * c.dim), gate: bits.take(n * c.ffnDim), up: bits.take(n * c.ffnDim))
         } else {
             (attention, gate, up) = (a.take(n * c.dim), a.take(n * c.ffnDim), a.take(n * c.ffnDim))
         }
@@ -129,7 +137,8 @@ struct Workspace {
     }
 
     /// Float counts of the pieces (the memory plan uses the same numbers).
-    static func counts(_ c: LlamaConfig, _ s: PassShape, logitsRows: Int, backward: Bool, shared: Bool = false) -> [Int] {
+    static func counts(_ c: LlamaConfig, _ s: PassShape, logitsRows: Int, backward: Bool, shared: Bool = false) -> [Int]
+    {
         let n = s.rows, chunk = chunkRows(n, logitsRows: logitsRows)
         return [n * c.dim, n * c.ffnDim, chunk * c.vocabSize]
             + (backward ? [n * c.dim, n * c.dim, n * c.dim, n * c.kvDim, n * c.kvDim, n * c.ffnDim, n * c.ffnDim] : [])
@@ -139,9 +148,14 @@ struct Workspace {
     /// - Parameters:
     ///   - logitsRows: the most rows of logits one chunk may hold; chunks are made equal.
     ///   - shared: with the fp32 scratch of layers that keep attention, gate and up in bf16.
-    init(_ c: LlamaConfig, _ s: PassShape, logitsRows: Int, backward: Bool, shared withShared: Bool = false, ledger: MemoryLedger) {
+    init(
+        _ c: LlamaConfig, _ s: PassShape, logitsRows: Int, backward: Bool, shared withShared: Bool = false,
+        ledger: MemoryLedger
+    ) {
         let n = s.rows, chunk = Workspace.chunkRows(n, logitsRows: logitsRows)
-        arena = Arena<Float>(Workspace.counts(c, s, logitsRows: logitsRows, backward: backward, shared: withShared), category: .workspace, ledger: ledger)
+        arena = Arena<Float>(
+            Workspace.counts(c, s, logitsRows: logitsRows, backward: backward, shared: withShared),
+            category: .workspace, ledger: ledger)
         normed = arena.take(n * c.dim)
         hidden = arena.take(n * c.ffnDim)
         logits = arena.take(chunk * c.vocabSize)
@@ -153,7 +167,10 @@ struct Workspace {
         dv = backward ? arena.take(n * c.kvDim) : nil
         dHidden = backward ? arena.take(n * c.ffnDim) : nil
         dGate = backward ? arena.take(n * c.ffnDim) : nil
-        shared = withShared ? Shared(attention: arena.take(n * c.dim), gate: arena.take(n * c.ffnDim), up: arena.take(n * c.ffnDim)) : nil
+        shared =
+            withShared
+            ? Shared(attention: arena.take(n * c.dim), gate: arena.take(n * c.ffnDim), up: arena.take(n * c.ffnDim))
+            : nil
     }
 }
 
@@ -205,19 +222,27 @@ final class PassBuffers {
 
     /// Element counts of the kept bf16 activations' pieces (none unless ``keepsBF16(_:bf16:)``).
     static func keptCounts(_ kind: Kind, _ c: LlamaConfig, _ s: PassShape, bf16: Bool) -> [Int] {
-        keepsBF16(kind, bf16: bf16) ? Array(repeating: LayerActivations.keptCounts(c, s), count: plan(kind, c).sets).flatMap { $0 } : []
+        keepsBF16(kind, bf16: bf16)
+            ? Array(repeating: LayerActivations.keptCounts(c, s), count: plan(kind, c).sets).flatMap { $0 } : []
     }
 
     init(_ key: Key, config c: LlamaConfig, logitsRows: Int, ledger: MemoryLedger) {
         self.key = key
         let s = PassShape(batch: key.batch, length: key.length), n = s.rows
-        let (residualCount, sets, backward) = PassBuffers.plan(key.kind, c), keeps = PassBuffers.keepsBF16(key.kind, bf16: key.bf16)
+        let (residualCount, sets, backward) = PassBuffers.plan(key.kind, c),
+            keeps = PassBuffers.keepsBF16(key.kind, bf16: key.bf16)
         residuals = AlignedBuffer(count: residualCount * n * c.dim, category: .activations, ledger: ledger)
-        let arena = Arena<Float>(PassBuffers.activationCounts(key.kind, c, s, bf16: key.bf16), category: .activations, ledger: ledger)
+        let arena = Arena<Float>(
+            PassBuffers.activationCounts(key.kind, c, s, bf16: key.bf16), category: .activations, ledger: ledger)
         workspace = Workspace(c, s, logitsRows: logitsRows, backward: backward, shared: keeps, ledger: ledger)
-        let kept = keeps ? Arena<UInt16>(PassBuffers.keptCounts(key.kind, c, s, bf16: key.bf16), category: .activations, ledger: ledger) : nil
+        let kept =
+            keeps
+            ? Arena<UInt16>(
+                PassBuffers.keptCounts(key.kind, c, s, bf16: key.bf16), category: .activations, ledger: ledger) : nil
         let shared = workspace.shared
-        layers = (0..<sets).map { _ in LayerActivations(c, s, withKV: true, from: arena, kept: kept.flatMap { k in shared.map { (k, $0) } }) }
+        layers = (0..<sets).map { _ in
+            LayerActivations(c, s, withKV: true, from: arena, kept: kept.flatMap { k in shared.map { (k, $0) } })
+        }
         keptArena = kept
         rstdFinal = arena.take(n)
         activationArena = arena

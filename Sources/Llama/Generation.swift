@@ -31,14 +31,18 @@ extension LlamaModel {
         let n = tokens.count, c = config
         guard n > 0 else { throw LlamaInputError(message: "no tokens to run") }
         guard cache.length + n <= cache.capacity else {
-            throw LlamaInputError(message: "the sequence would reach \(cache.length + n) tokens, beyond the cache's \(cache.capacity); ask for fewer tokens")
+            throw LlamaInputError(
+                message:
+                    "the sequence would reach \(cache.length + n) tokens, beyond the cache's \(cache.capacity); ask for fewer tokens"
+            )
         }
         if let bad = tokens.first(where: { $0 < 0 || Int($0) >= c.vocabSize }) {
             throw LlamaInputError(message: "token id \(bad) is outside the vocabulary [0, \(c.vocabSize))")
         }
         let s = PassShape(batch: 1, length: n)
         let keys = cache.length + n
-        let arena = Arena<Float>(LayerActivations.counts(c, s, withKV: false) + [n * c.dim], category: .activations, ledger: ledger)
+        let arena = Arena<Float>(
+            LayerActivations.counts(c, s, withKV: false) + [n * c.dim], category: .activations, ledger: ledger)
         let a = LayerActivations(c, s, withKV: false, from: arena)
         let x = arena.take(n * c.dim)
         let ws = Workspace(c, s, logitsRows: 1, backward: false, ledger: ledger)
@@ -54,7 +58,9 @@ extension LlamaModel {
             RMSNorm.forward(last, w, ws.normed, rstd: nil, rows: 1, dim: c.dim, epsilon: c.normEpsilon)
         }
         var logits = [Float](repeating: 0, count: c.vocabSize)
-        logits.withUnsafeMutableBufferPointer { project(layout.head, activation(ws.normed, count: config.dim), rows: 1, into: $0.baseAddress!) }
+        logits.withUnsafeMutableBufferPointer {
+            project(layout.head, activation(ws.normed, count: config.dim), rows: 1, into: $0.baseAddress!)
+        }
         return logits
     }
 }
@@ -71,7 +77,8 @@ extension LlamaModel {
     ) throws -> [Int32] {
         guard !prompt.isEmpty, maxNewTokens > 0 else { return [] }
         guard prompt.count <= config.maxSequenceLength else {
-            throw LlamaInputError(message: "the prompt has \(prompt.count) tokens; the model allows \(config.maxSequenceLength)")
+            throw LlamaInputError(
+                message: "the prompt has \(prompt.count) tokens; the model allows \(config.maxSequenceLength)")
         }
         let capacity = min(config.maxSequenceLength, prompt.count + min(maxNewTokens, config.maxSequenceLength) - 1)
         let budget = capacity - prompt.count + 1

@@ -22,7 +22,9 @@ public protocol GradientSink: AnyObject {
 
 extension GradientSink {
     public func wants(_ id: ParameterID) -> Bool { true }
-    public func absorbFactors(_ id: ParameterID, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int) -> Bool { false }
+    public func absorbFactors(_ id: ParameterID, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, rows: Int) -> Bool {
+        false
+    }
 }
 
 /// A full fp32 gradient slab laid out like the parameters. Accumulates across backward passes

@@ -63,11 +63,16 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
             if !ok { throw LlamaConfigError(message: message) }
         }
         for (name, value, limit) in [
-            ("dim", dim, 1 << 16), ("ffn_dim", ffnDim, 1 << 20), ("layers", layerCount, 1 << 10), ("heads", headCount, 1 << 10),
-            ("kv_heads", kvHeadCount, 1 << 10), ("vocab_size", vocabSize, 1 << 22), ("max_sequence_length", maxSequenceLength, 1 << 24),
+            ("dim", dim, 1 << 16), ("ffn_dim", ffnDim, 1 << 20), ("layers", layerCount, 1 << 10),
+            ("heads", headCount, 1 << 10),
+            ("kv_heads", kvHeadCount, 1 << 10), ("vocab_size", vocabSize, 1 << 22),
+            ("max_sequence_length", maxSequenceLength, 1 << 24),
         ] {
             try require(value > 0, "\(name) must be positive, got \(value)")
-            try require(value <= limit, "\(name) is \(value), above LeanTune's limit of \(limit) (the largest published models stay far below it)")
+            try require(
+                value <= limit,
+                "\(name) is \(value), above LeanTune's limit of \(limit) (the largest published models stay far below it)"
+            )
         }
         try require(dim % headCount == 0, "dim \(dim) is not divisible by heads \(headCount)")
         try require(headCount % kvHeadCount == 0, "heads \(headCount) is not a multiple of kv_heads \(kvHeadCount)")
@@ -77,7 +82,8 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
         // Each factor is bounded above, so this cannot overflow: at most 2⁴² + 2¹⁰ · 2⁴⁰·¹ values.
         let perLayer = 2 * dim * dim + 2 * kvDim * dim + 3 * ffnDim * dim + 2 * dim
         let total = vocabSize * dim * (tiedEmbeddings ? 1 : 2) + layerCount * perLayer + dim
-        try require(total <= Self.parameterLimit, "\(total) parameters, above LeanTune's limit of \(Self.parameterLimit)")
+        try require(
+            total <= Self.parameterLimit, "\(total) parameters, above LeanTune's limit of \(Self.parameterLimit)")
     }
 
     /// The most parameters a model may have (2⁴⁰, about 1.1 trillion).

@@ -7,7 +7,9 @@ extension LlamaModel {
     /// - Parameter checkpointing: keep only each layer's input during forward and recompute the
     ///   layer's inside during backward (one extra layer forward per layer; activations drop from
     ///   L layers' worth to one).
-    public func lossAndGradients(_ batch: TokenBatch, into sink: any GradientSink, checkpointing: Bool = false) throws -> LossResult {
+    public func lossAndGradients(
+        _ batch: TokenBatch, into sink: any GradientSink, checkpointing: Bool = false
+    ) throws -> LossResult {
         try check(batch)
         let c = config, s = PassShape(batch), n = s.rows, nd = n * c.dim
         let scored = batch.scoredCount
@@ -30,11 +32,16 @@ extension LlamaModel {
         dResidual.update(repeating: 0, count: nd)
         let sum = finalNormAndLoss(
             residual(c.layerCount), batch, s, ws,
-            gradient: (rstdFinal, dNormed, sink.wants(layout.head) ? sink.accumulator(for: layout.head) : nil, scored > 0 ? 1 / Float(scored) : 0)).reduce(0, +)
+            gradient: (
+                rstdFinal, dNormed, sink.wants(layout.head) ? sink.accumulator(for: layout.head) : nil,
+                scored > 0 ? 1 / Float(scored) : 0
+            )
+        ).reduce(0, +)
         if !c.tiedEmbeddings { sink.finish(layout.head) }
         withFloats(layout.finalNorm) { w in
-            RMSNorm.backward(dNormed, residual(c.layerCount), w, rstd: rstdFinal, dx: dResidual,
-                             dw: sink.accumulator(for: layout.finalNorm), rows: n, dim: c.dim)
+            RMSNorm.backward(
+                dNormed, residual(c.layerCount), w, rstd: rstdFinal, dx: dResidual,
+                dw: sink.accumulator(for: layout.finalNorm), rows: n, dim: c.dim)
         }
         sink.finish(layout.finalNorm)
 
@@ -65,7 +72,10 @@ extension LlamaModel {
         let dNormed = ws.dNormed!, dHidden = ws.dHidden!, dGate = ws.dGate!, dq = ws.dq!, dk = ws.dk!, dv = ws.dv!
 
         if let kept = a.kept {  // the fp32 scratch from the bf16 bits this layer kept (attention's for a sink that reads x)
-            for (bits, floats, count) in [(kept.gate, a.gate, n * c.ffnDim), (kept.up, a.up, n * c.ffnDim), (kept.attention, a.attention, n * c.dim)] {
+            for (bits, floats, count) in [
+                (kept.gate, a.gate, n * c.ffnDim), (kept.up, a.up, n * c.ffnDim),
+                (kept.attention, a.attention, n * c.dim),
+            ] {
                 Conversions.fromBF16(bits, floats, count: count)
             }
         }
@@ -77,16 +87,20 @@ extension LlamaModel {
         projectBackward(p.gate, dy: dGate, x: ws.normed, rows: n, dx: dNormed, accumulate: false, sink)
         projectBackward(p.up, dy: ws.hidden, x: ws.normed, rows: n, dx: dNormed, accumulate: true, sink)
         withFloats(p.ffnNorm) { w in
-            RMSNorm.backward(dNormed, a.residualMid, w, rstd: a.rstdFFN, dx: dx,
-                             dw: sink.accumulator(for: p.ffnNorm), rows: n, dim: c.dim)
+            RMSNorm.backward(
+                dNormed, a.residualMid, w, rstd: a.rstdFFN, dx: dx,
+                dw: sink.accumulator(for: p.ffnNorm), rows: n, dim: c.dim)
         }
 
         // Attention: h = x + o(Attn(rope(q(x̂)), rope(k(x̂)), v(x̂))), x̂ = norm(x).
-        projectBackward(p.output, dy: dx, x: a.attention, bits: a.kept?.attention, rows: n, dx: dNormed, accumulate: false, sink)
+        projectBackward(
+            p.output, dy: dx, x: a.attention, bits: a.kept?.attention, rows: n, dx: dNormed, accumulate: false, sink)
         dk.update(repeating: 0, count: n * c.kvDim)
         dv.update(repeating: 0, count: n * c.kvDim)
-        Attention.backward(dOut: dNormed, q: a.q, k: a.k!, v: a.v!, lse: a.lse, dq: dq, dk: dk, dv: dv,
-                           attentionShape(s, KVTarget(k: a.k!, v: a.v!, keys: s.length, offset: 0)), bf16: bf16?.kernel, ledger: ledger)
+        Attention.backward(
+            dOut: dNormed, q: a.q, k: a.k!, v: a.v!, lse: a.lse, dq: dq, dk: dk, dv: dv,
+            attentionShape(s, KVTarget(k: a.k!, v: a.v!, keys: s.length, offset: 0)), bf16: bf16?.kernel, ledger: ledger
+        )
         rope.apply(dq, rows: n, heads: c.headCount, inverse: true)
         rope.apply(dk, rows: n, heads: c.kvHeadCount, inverse: true)
         withFloats(p.attentionNorm) { w in RMSNorm.apply(x, w, rstd: a.rstdAttention, ws.normed, rows: n, dim: c.dim) }
@@ -94,8 +108,9 @@ extension LlamaModel {
         projectBackward(p.key, dy: dk, x: ws.normed, rows: n, dx: dNormed, accumulate: true, sink)
         projectBackward(p.value, dy: dv, x: ws.normed, rows: n, dx: dNormed, accumulate: true, sink)
         withFloats(p.attentionNorm) { w in
-            RMSNorm.backward(dNormed, x, w, rstd: a.rstdAttention, dx: dx,
-                             dw: sink.accumulator(for: p.attentionNorm), rows: n, dim: c.dim)
+            RMSNorm.backward(
+                dNormed, x, w, rstd: a.rstdAttention, dx: dx,
+                dw: sink.accumulator(for: p.attentionNorm), rows: n, dim: c.dim)
         }
         for id in p.all { sink.finish(id) }
     }
@@ -103,7 +118,8 @@ extension LlamaModel {
     /// For y = x·Wᵀ: dx (+)= dy·W and dW += dyᵀ·x (into the sink). dy [n, out], x [n, in]; `bits`: x's bf16 bits where
     /// they are kept, the dW product's operand then (x itself is not rounded again).
     func projectBackward(
-        _ id: ParameterID, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, bits: UnsafePointer<UInt16>? = nil, rows n: Int,
+        _ id: ParameterID, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, bits: UnsafePointer<UInt16>? = nil,
+        rows n: Int,
         dx: UnsafeMutablePointer<Float>, accumulate: Bool, _ sink: any GradientSink
     ) {
         let shape = layout.parameters[id].shape, (out, inp) = (shape[0], shape[1])
@@ -112,7 +128,8 @@ extension LlamaModel {
             multiply(m: n, n: inp, k: out, dyOperand, lda: out, w, ldb: inp, dx, ldc: inp, beta: accumulate ? 1 : 0)
         }
         guard sink.wants(id), !sink.absorbFactors(id, dy: dy, x: x, rows: n) else { return }
-        multiply(m: out, n: inp, k: n, dyOperand, lda: out, transA: true, bits.map { .bf16($0) } ?? .f32(x), ldb: inp,
-                 sink.accumulator(for: id), ldc: inp, beta: 1)
+        multiply(
+            m: out, n: inp, k: n, dyOperand, lda: out, transA: true, bits.map { .bf16($0) } ?? .f32(x), ldb: inp,
+            sink.accumulator(for: id), ldc: inp, beta: 1)
     }
 }

@@ -8,21 +8,27 @@ extension LlamaModel {
     ///   - training: nil for the forward-only loss, otherwise whether checkpointing is on.
     ///   - bf16: computing in bf16: layers may keep activations in bf16 (``PassBuffers/keepsBF16(_:bf16:)``), and
     ///     attention rounds its operands (``Attention/bf16Bytes(_:backward:threads:)``).
-    public static func passMemory(_ c: LlamaConfig, batch: Int, length: Int, training checkpointing: Bool?, bf16: Bool = false,
-                                  logitsChunkBytes: Int = 64 << 20, threads: Int = Parallel.threadCount) -> [MemoryCategory: Int] {
+    public static func passMemory(
+        _ c: LlamaConfig, batch: Int, length: Int, training checkpointing: Bool?, bf16: Bool = false,
+        logitsChunkBytes: Int = 64 << 20, threads: Int = Parallel.threadCount
+    ) -> [MemoryCategory: Int] {
         let s = PassShape(batch: batch, length: length)
         let kind: PassBuffers.Kind = checkpointing.map { .training(checkpointing: $0) } ?? .forwardOnly
         let plan = PassBuffers.plan(kind, c), logitsRows = max(1, logitsChunkBytes / (4 * c.vocabSize))
         let bytes = Arena<Float>.bytes
-        let attentionScratch = min(threads, batch * c.kvHeadCount) * (plan.backward ? 2 : 1) * min(Attention.queryBlock, length) * length
+        let attentionScratch =
+            min(threads, batch * c.kvHeadCount) * (plan.backward ? 2 : 1) * min(Attention.queryBlock, length) * length
         let shared = PassBuffers.keepsBF16(kind, bf16: bf16)
-        let attentionShape = AttentionShape(batch: batch, queries: length, keys: length, heads: c.headCount, kvHeads: c.kvHeadCount,
-                                            headDim: c.headDim, queryOffset: 0)
+        let attentionShape = AttentionShape(
+            batch: batch, queries: length, keys: length, heads: c.headCount, kvHeads: c.kvHeadCount,
+            headDim: c.headDim, queryOffset: 0)
         let attentionBF16 = bf16 ? Attention.bf16Bytes(attentionShape, backward: plan.backward, threads: threads) : 0
         return [
-            .activations: 4 * plan.residuals * s.rows * c.dim + bytes(PassBuffers.activationCounts(kind, c, s, bf16: bf16))
+            .activations: 4 * plan.residuals * s.rows * c.dim
+                + bytes(PassBuffers.activationCounts(kind, c, s, bf16: bf16))
                 + Arena<UInt16>.bytes(PassBuffers.keptCounts(kind, c, s, bf16: bf16)),
-            .workspace: bytes(Workspace.counts(c, s, logitsRows: logitsRows, backward: plan.backward, shared: shared)) + 4 * attentionScratch + attentionBF16,
+            .workspace: bytes(Workspace.counts(c, s, logitsRows: logitsRows, backward: plan.backward, shared: shared))
+                + 4 * attentionScratch + attentionBF16,
         ]
     }
 
@@ -33,8 +39,10 @@ extension LlamaModel {
     /// - Parameters:
     ///   - roundsWeights: the store is not bf16, or weights are perturbed as they are read.
     ///   - formsWeightGradients: backward multiplies out weight gradients (not when a sink absorbs every factor).
-    public static func bf16ScratchBytes(_ c: LlamaConfig, batch: Int, length: Int, training: Bool, roundsWeights: Bool,
-                                        formsWeightGradients: Bool = true, logitsChunkBytes: Int = 64 << 20) -> Int {
+    public static func bf16ScratchBytes(
+        _ c: LlamaConfig, batch: Int, length: Int, training: Bool, roundsWeights: Bool,
+        formsWeightGradients: Bool = true, logitsChunkBytes: Int = 64 << 20
+    ) -> Int {
         let n = batch * length, chunk = Workspace.chunkRows(n, logitsRows: max(1, logitsChunkBytes / (4 * c.vocabSize)))
         let slotA = max(n * c.ffnDim, training ? chunk * c.vocabSize : chunk * c.dim)
         let slotB = training && formsWeightGradients ? max(n * c.ffnDim, chunk * c.dim) : 0

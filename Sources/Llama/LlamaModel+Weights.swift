@@ -74,12 +74,15 @@ extension LlamaModel {
     }
 
     /// y [n, out] = x [n, in] · Wᵀ (+ y when `accumulate`); x from ``activation(_:count:)``.
-    func project(_ id: ParameterID, _ x: GEMMOperand, rows n: Int, into y: UnsafeMutablePointer<Float>,
-                 accumulate: Bool = false) {
+    func project(
+        _ id: ParameterID, _ x: GEMMOperand, rows n: Int, into y: UnsafeMutablePointer<Float>,
+        accumulate: Bool = false
+    ) {
         let shape = layout.parameters[id].shape
         withWeight(id) { w in
-            multiply(m: n, n: shape[0], k: shape[1], x, lda: shape[1], w, ldb: shape[1], transB: true,
-                     y, ldc: shape[0], beta: accumulate ? 1 : 0)
+            multiply(
+                m: n, n: shape[0], k: shape[1], x, lda: shape[1], w, ldb: shape[1], transB: true,
+                y, ldc: shape[0], beta: accumulate ? 1 : 0)
         }
     }
 
@@ -94,10 +97,13 @@ extension LlamaModel {
     }
 
     /// A GEMM in the model's precision (`a` and `b` fp32 unless computing in bf16).
-    func multiply(m: Int, n: Int, k: Int, _ a: GEMMOperand, lda: Int, transA: Bool = false, _ b: GEMMOperand, ldb: Int,
-                  transB: Bool = false, _ c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float = 0) {
-        GEMM.multiply(m: m, n: n, k: k, a, lda: lda, transA: transA, b, ldb: ldb, transB: transB, c, ldc: ldc,
-                      beta: beta, workspace: bf16)
+    func multiply(
+        m: Int, n: Int, k: Int, _ a: GEMMOperand, lda: Int, transA: Bool = false, _ b: GEMMOperand, ldb: Int,
+        transB: Bool = false, _ c: UnsafeMutablePointer<Float>, ldc: Int, beta: Float = 0
+    ) {
+        GEMM.multiply(
+            m: m, n: n, k: k, a, lda: lda, transA: transA, b, ldb: ldb, transB: transB, c, ldc: ldc,
+            beta: beta, workspace: bf16)
     }
 
     /// x[n] = embedding[tokens[n]] (+ scale·z of those rows when the perturbation names the embedding: only the

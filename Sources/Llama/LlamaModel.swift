@@ -33,7 +33,9 @@ public final class LlamaModel {
     public var layout: ParameterLayout { store.layout }
 
     /// - Parameter bf16: the kernel for bf16 compute, nil for fp32.
-    public init(config: LlamaConfig, store: any ParameterStore, bf16: BF16Kernel? = nil, ledger: MemoryLedger = .shared) throws {
+    public init(
+        config: LlamaConfig, store: any ParameterStore, bf16: BF16Kernel? = nil, ledger: MemoryLedger = .shared
+    ) throws {
         try config.validate()
         guard store.layout == ParameterLayout(config) else {
             throw LlamaConfigError(message: "the parameter store's layout does not match the configuration")
@@ -45,8 +47,10 @@ public final class LlamaModel {
     }
 
     /// A model with fp32 weights drawn from N(0, std²) (norms 1).
-    public convenience init(randomWeights config: LlamaConfig, seed: UInt64, std: Float = 0.02,
-                            ledger: MemoryLedger = .shared) throws {
+    public convenience init(
+        randomWeights config: LlamaConfig, seed: UInt64, std: Float = 0.02,
+        ledger: MemoryLedger = .shared
+    ) throws {
         try config.validate()
         let source = RandomParameterStore(layout: ParameterLayout(config), seed: seed, std: std, ledger: ledger)
         try self.init(config: config, store: FP32ParameterStore(converting: source, ledger: ledger), ledger: ledger)
@@ -89,7 +93,8 @@ public final class LlamaModel {
         let rows = finalNormAndLoss(b.residuals.pointer, batch, s, b.workspace, gradient: nil)
         return (0..<batch.batchSize).map { i in
             let span = i * batch.length..<(i + 1) * batch.length
-            return LossResult(sum: rows[span].reduce(0, +), count: batch.targets[span].reduce(0) { $0 + ($1 >= 0 ? 1 : 0) })
+            return LossResult(
+                sum: rows[span].reduce(0, +), count: batch.targets[span].reduce(0) { $0 + ($1 >= 0 ? 1 : 0) })
         }
     }
 
@@ -100,10 +105,14 @@ public final class LlamaModel {
         let b = buffers(.forwardOnly, batch), ws = b.workspace
         residualForward(batch, s, b)
         withFloats(layout.finalNorm) { w in
-            RMSNorm.forward(b.residuals.pointer, w, ws.normed, rstd: nil, rows: s.rows, dim: config.dim, epsilon: config.normEpsilon)
+            RMSNorm.forward(
+                b.residuals.pointer, w, ws.normed, rstd: nil, rows: s.rows, dim: config.dim, epsilon: config.normEpsilon
+            )
         }
         var out = [Float](repeating: 0, count: s.rows * config.vocabSize)
-        out.withUnsafeMutableBufferPointer { o in project(layout.head, activation(ws.normed, count: s.rows * config.dim), rows: s.rows, into: o.baseAddress!) }
+        out.withUnsafeMutableBufferPointer { o in
+            project(layout.head, activation(ws.normed, count: s.rows * config.dim), rows: s.rows, into: o.baseAddress!)
+        }
         return out
     }
 
@@ -113,7 +122,9 @@ public final class LlamaModel {
         let rope = RoPE(config, batch: batch)
         embed(batch.inputs, into: x)
         for l in 0..<config.layerCount {
-            layerForward(l, x: x, out: x, a, s, kv: KVTarget(k: a.k!, v: a.v!, keys: s.length, offset: 0), rope: rope, b.workspace)
+            layerForward(
+                l, x: x, out: x, a, s, kv: KVTarget(k: a.k!, v: a.v!, keys: s.length, offset: 0), rope: rope,
+                b.workspace)
         }
     }
 
@@ -143,9 +154,13 @@ public final class LlamaModel {
         project(p.value, normed, rows: n, into: vNew)
         rope.apply(a.q, rows: n, heads: c.headCount)
         rope.apply(kNew, rows: n, heads: c.kvHeadCount)
-        Attention.forward(q: a.q, k: kv.k, v: kv.v, out: a.attention, lse: a.lse, attentionShape(s, kv), bf16: bf16?.kernel, ledger: ledger)
+        Attention.forward(
+            q: a.q, k: kv.k, v: kv.v, out: a.attention, lse: a.lse, attentionShape(s, kv), bf16: bf16?.kernel,
+            ledger: ledger)
         a.residualMid.update(from: x, count: n * c.dim)
-        project(p.output, activation(a.attention, count: n * c.dim, keep: a.kept?.attention), rows: n, into: a.residualMid, accumulate: true)
+        project(
+            p.output, activation(a.attention, count: n * c.dim, keep: a.kept?.attention), rows: n, into: a.residualMid,
+            accumulate: true)
 
         withFloats(p.ffnNorm) { w in
             RMSNorm.forward(a.residualMid, w, ws.normed, rstd: a.rstdFFN, rows: n, dim: c.dim, epsilon: c.normEpsilon)
@@ -163,23 +178,29 @@ public final class LlamaModel {
     }
 
     func attentionShape(_ s: PassShape, _ kv: KVTarget) -> AttentionShape {
-        AttentionShape(batch: s.batch, queries: s.length, keys: kv.keys, heads: config.headCount,
-                       kvHeads: config.kvHeadCount, headDim: config.headDim, queryOffset: kv.offset,
-                       firstKeys: s.segmentStarts)
+        AttentionShape(
+            batch: s.batch, queries: s.length, keys: kv.keys, heads: config.headCount,
+            kvHeads: config.kvHeadCount, headDim: config.headDim, queryOffset: kv.offset,
+            firstKeys: s.segmentStarts)
     }
 
     /// Final norm of x [N, D] into the workspace, then the chunked cross-entropy. Returns each row's loss.
     func finalNormAndLoss(
         _ x: UnsafePointer<Float>, _ batch: TokenBatch, _ s: PassShape, _ ws: Workspace,
-        gradient: (rstd: UnsafeMutablePointer<Float>, dNormed: UnsafeMutablePointer<Float>, dHead: UnsafeMutablePointer<Float>?, scale: Float)?
+        gradient: (
+            rstd: UnsafeMutablePointer<Float>, dNormed: UnsafeMutablePointer<Float>,
+            dHead: UnsafeMutablePointer<Float>?, scale: Float
+        )?
     ) -> [Double] {
         withFloats(layout.finalNorm) { w in
-            RMSNorm.forward(x, w, ws.normed, rstd: gradient?.rstd, rows: s.rows, dim: config.dim, epsilon: config.normEpsilon)
+            RMSNorm.forward(
+                x, w, ws.normed, rstd: gradient?.rstd, rows: s.rows, dim: config.dim, epsilon: config.normEpsilon)
         }
         return withWeight(layout.head) { w in
             batch.targets.withUnsafeBufferPointer { t in
                 CrossEntropy.run(
-                    x: ws.normed, head: w, bf16: bf16, targets: t, rows: s.rows, dim: config.dim, vocab: config.vocabSize,
+                    x: ws.normed, head: w, bf16: bf16, targets: t, rows: s.rows, dim: config.dim,
+                    vocab: config.vocabSize,
                     logits: ws.logits, chunkRows: ws.logitsChunkRows,
                     gradient: gradient.map { CrossEntropy.Gradient(dx: $0.dNormed, dHead: $0.dHead, scale: $0.scale) })
             }
@@ -188,14 +209,19 @@ public final class LlamaModel {
 
     func check(_ batch: TokenBatch) throws {
         if batch.length > config.maxSequenceLength {
-            throw LlamaInputError(message: "sequence length \(batch.length) exceeds the model's maximum \(config.maxSequenceLength); shorten or split the sequences")
+            throw LlamaInputError(
+                message:
+                    "sequence length \(batch.length) exceeds the model's maximum \(config.maxSequenceLength); shorten or split the sequences"
+            )
         }
         let v = Int32(config.vocabSize)
         if let bad = batch.inputs.first(where: { $0 < 0 || $0 >= v }) {
-            throw LlamaInputError(message: "token id \(bad) is outside the vocabulary [0, \(v)); the tokenizer does not match the model")
+            throw LlamaInputError(
+                message: "token id \(bad) is outside the vocabulary [0, \(v)); the tokenizer does not match the model")
         }
         if let bad = batch.targets.first(where: { $0 >= v }) {
-            throw LlamaInputError(message: "target id \(bad) is outside the vocabulary [0, \(v)); the tokenizer does not match the model")
+            throw LlamaInputError(
+                message: "target id \(bad) is outside the vocabulary [0, \(v)); the tokenizer does not match the model")
         }
     }
 }

@@ -89,16 +89,17 @@ public struct ParameterLayout: Sendable, Equatable {
         var layers: [LayerParameterIDs] = []
         for l in 0..<c.layerCount {
             let p = "model.layers.\(l)."
-            layers.append(LayerParameterIDs(
-                attentionNorm: add(p + "input_layernorm.weight", [c.dim], .attentionNorm, l),
-                query: add(p + "self_attn.q_proj.weight", [c.dim, c.dim], .query, l),
-                key: add(p + "self_attn.k_proj.weight", [c.kvDim, c.dim], .key, l),
-                value: add(p + "self_attn.v_proj.weight", [c.kvDim, c.dim], .value, l),
-                output: add(p + "self_attn.o_proj.weight", [c.dim, c.dim], .output, l),
-                ffnNorm: add(p + "post_attention_layernorm.weight", [c.dim], .ffnNorm, l),
-                gate: add(p + "mlp.gate_proj.weight", [c.ffnDim, c.dim], .gate, l),
-                up: add(p + "mlp.up_proj.weight", [c.ffnDim, c.dim], .up, l),
-                down: add(p + "mlp.down_proj.weight", [c.dim, c.ffnDim], .down, l)))
+            layers.append(
+                LayerParameterIDs(
+                    attentionNorm: add(p + "input_layernorm.weight", [c.dim], .attentionNorm, l),
+                    query: add(p + "self_attn.q_proj.weight", [c.dim, c.dim], .query, l),
+                    key: add(p + "self_attn.k_proj.weight", [c.kvDim, c.dim], .key, l),
+                    value: add(p + "self_attn.v_proj.weight", [c.kvDim, c.dim], .value, l),
+                    output: add(p + "self_attn.o_proj.weight", [c.dim, c.dim], .output, l),
+                    ffnNorm: add(p + "post_attention_layernorm.weight", [c.dim], .ffnNorm, l),
+                    gate: add(p + "mlp.gate_proj.weight", [c.ffnDim, c.dim], .gate, l),
+                    up: add(p + "mlp.up_proj.weight", [c.ffnDim, c.dim], .up, l),
+                    down: add(p + "mlp.down_proj.weight", [c.dim, c.ffnDim], .down, l)))
         }
         self.layers = layers
         finalNorm = add("model.norm.weight", [c.dim], .finalNorm)

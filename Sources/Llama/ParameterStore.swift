@@ -14,7 +14,9 @@ public protocol ParameterStore: AnyObject {
 
     /// Calls `body` with parameter `id` as bf16 bits: the store's own when it holds bf16, otherwise rounded to
     /// nearest even into `workspace`'s weight slot (one tensor at a time, never the whole model).
-    func withBF16<R>(_ id: ParameterID, workspace: BF16Workspace, _ body: (UnsafePointer<UInt16>) throws -> R) rethrows -> R
+    func withBF16<R>(
+        _ id: ParameterID, workspace: BF16Workspace, _ body: (UnsafePointer<UInt16>) throws -> R
+    ) rethrows -> R
 
     /// Parameter `id`'s bf16 bits when the store holds them as such (read-only), nil otherwise.
     func storedBF16(_ id: ParameterID) -> UnsafePointer<UInt16>?
@@ -32,7 +34,9 @@ extension ParameterStore {
     public func checkNativeState() throws {}
     public func storedBF16(_ id: ParameterID) -> UnsafePointer<UInt16>? { nil }
 
-    public func withBF16<R>(_ id: ParameterID, workspace: BF16Workspace, _ body: (UnsafePointer<UInt16>) throws -> R) rethrows -> R {
+    public func withBF16<R>(
+        _ id: ParameterID, workspace: BF16Workspace, _ body: (UnsafePointer<UInt16>) throws -> R
+    ) rethrows -> R {
         try withFloats(id) { w in
             let bits = workspace.buffer(.weights, count: w.count)
             Conversions.toBF16(w, UnsafeMutableBufferPointer(start: bits, count: w.count))

@@ -15,18 +15,22 @@ public struct TokenBatch: Sendable, Equatable {
 
     public init(batchSize: Int, length: Int, inputs: [Int32], targets: [Int32], segmentStarts: [Int32]? = nil) {
         precondition(batchSize > 0 && length > 0, "TokenBatch: empty shape \(batchSize)×\(length)")
-        precondition(inputs.count == batchSize * length && targets.count == inputs.count,
-                     "TokenBatch: \(inputs.count) inputs / \(targets.count) targets for \(batchSize)×\(length)")
+        precondition(
+            inputs.count == batchSize * length && targets.count == inputs.count,
+            "TokenBatch: \(inputs.count) inputs / \(targets.count) targets for \(batchSize)×\(length)")
         self.batchSize = batchSize
         self.length = length
         self.inputs = inputs
         self.targets = targets
         if let segmentStarts {
-            precondition(segmentStarts.count == inputs.count, "TokenBatch: \(segmentStarts.count) segment starts for \(inputs.count) tokens")
-            precondition(segmentStarts.indices.allSatisfy { i in
-                let t = i % length, start = Int(segmentStarts[i])
-                return start <= t && (t == 0 || start >= Int(segmentStarts[i - 1]))
-            }, "TokenBatch: segment starts must be non-decreasing and ≤ each token's position")
+            precondition(
+                segmentStarts.count == inputs.count,
+                "TokenBatch: \(segmentStarts.count) segment starts for \(inputs.count) tokens")
+            precondition(
+                segmentStarts.indices.allSatisfy { i in
+                    let t = i % length, start = Int(segmentStarts[i])
+                    return start <= t && (t == 0 || start >= Int(segmentStarts[i - 1]))
+                }, "TokenBatch: segment starts must be non-decreasing and ≤ each token's position")
         }
         self.segmentStarts = segmentStarts
     }
@@ -35,8 +39,9 @@ public struct TokenBatch: Sendable, Equatable {
     public init(sequences: [[Int32]]) {
         let t = (sequences.first?.count ?? 1) - 1
         precondition(sequences.allSatisfy { $0.count == t + 1 }, "TokenBatch: sequences differ in length")
-        self.init(batchSize: sequences.count, length: t,
-                  inputs: sequences.flatMap { $0.dropLast() }, targets: sequences.flatMap { $0.dropFirst() })
+        self.init(
+            batchSize: sequences.count, length: t,
+            inputs: sequences.flatMap { $0.dropLast() }, targets: sequences.flatMap { $0.dropFirst() })
     }
 
     /// N = B·T

@@ -13,8 +13,10 @@ public final class AdamW: Optimizer {
     /// First and second moments of the trainable tensors (8 bytes per trainable parameter).
     public let m: AlignedBuffer<Float>, v: AlignedBuffer<Float>
 
-    public init(layout: ParameterLayout, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
-                groups: ParameterGroups = ParameterGroups(weightDecay: 0.01), ledger: MemoryLedger = .shared) {
+    public init(
+        layout: ParameterLayout, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
+        groups: ParameterGroups = ParameterGroups(weightDecay: 0.01), ledger: MemoryLedger = .shared
+    ) {
         self.layout = layout
         self.beta1 = beta1
         self.beta2 = beta2
@@ -27,12 +29,14 @@ public final class AdamW: Optimizer {
 
     public var state: [StateTensor] { [StateTensor("adamw.m", m), StateTensor("adamw.v", v)] }
 
-
     /// One fused pass per element: 4 reads, 3 writes.
-    public func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
-                       learningRate lr: Float, step: Int) {
+    public func update(
+        _ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
+        learningRate lr: Float, step: Int
+    ) {
         guard let offset = trainable.offsets[id] else { return }  // frozen: no state, no update
-        let rule = Rule(beta1: beta1, beta2: beta2, epsilon: epsilon, learningRate: lr, keep: 1 - lr * weightDecay(id), step: step)
+        let rule = Rule(
+            beta1: beta1, beta2: beta2, epsilon: epsilon, learningRate: lr, keep: 1 - lr * weightDecay(id), step: step)
         nonisolated(unsafe) let (p, g, m, v) = (weights.baseAddress!, gradient, m.pointer + offset, v.pointer + offset)
         Parallel.forEachChunk(weights.count, grain: 1 << 15) { r in rule.apply(p, g, m, v, r) }  // tasks own disjoint elements
     }
@@ -51,8 +55,10 @@ public final class AdamW: Optimizer {
 
         /// m ← β₁m + (1 − β₁)g; v ← β₂v + (1 − β₂)g²; p ← p·keep − stepSize·m/(√v·correction2 + ε), for elements `r`.
         @inline(__always)
-        func apply(_ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
-                   _ v: UnsafeMutablePointer<Float>, _ r: Range<Int>) {
+        func apply(
+            _ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
+            _ v: UnsafeMutablePointer<Float>, _ r: Range<Int>
+        ) {
             let (b1, b2, eps) = (beta1, beta2, epsilon)
             for i in r {
                 let gi = g[i]

@@ -11,7 +11,9 @@ public final class CountSketch {
 
     /// Random sketch rows for each coordinate (r distinct of d) and values N(0, 1)/√r (LSP-Offload's "gaussian" init),
     /// from `generator` at `stream`.
-    public init(count: Int, size d: Int, nonzeros r: Int, generator: Philox, stream: UInt64, ledger: MemoryLedger = .shared) {
+    public init(
+        count: Int, size d: Int, nonzeros r: Int, generator: Philox, stream: UInt64, ledger: MemoryLedger = .shared
+    ) {
         precondition(r >= 1 && r <= d, "CountSketch: r = \(r) nonzeros of d = \(d)")
         (self.count, size, nonzeros) = (count, d, r)
         indices = AlignedBuffer(count: count * r, category: .optimizerState, ledger: ledger)
@@ -72,7 +74,9 @@ public final class CountSketch {
     }
 
     /// out (count×n) += α·P·y for y (d×n), row-major. Tasks own rows.
-    public func times(_ y: UnsafePointer<Float>, columns n: Int, scale: Float = 1, into out: UnsafeMutablePointer<Float>) {
+    public func times(
+        _ y: UnsafePointer<Float>, columns n: Int, scale: Float = 1, into out: UnsafeMutablePointer<Float>
+    ) {
         nonisolated(unsafe) let (y, out, idx, val) = (y, out, indices.pointer, values.pointer)
         let r = nonzeros
         Parallel.forEachChunk(count, grain: 16) { range in
@@ -88,7 +92,9 @@ public final class CountSketch {
 
     /// out (rows×count) += α·x·Pᵀ for x (rows×d), row-major: out[a, i] += α·Σₖ value·x[a, index]. Tasks own blocks of
     /// 8 rows, gathered as SIMD lanes from the block transposed.
-    public func timesTranspose(_ x: UnsafePointer<Float>, rows: Int, scale: Float = 1, into out: UnsafeMutablePointer<Float>) {
+    public func timesTranspose(
+        _ x: UnsafePointer<Float>, rows: Int, scale: Float = 1, into out: UnsafeMutablePointer<Float>
+    ) {
         nonisolated(unsafe) let (x, out, idx, val) = (x, out, indices.pointer, values.pointer)
         let (count, d, r) = (count, size, nonzeros)
         Parallel.forEachChunk((rows + 7) / 8, grain: 1) { blocks in
@@ -126,14 +132,18 @@ public struct SketchPair {
     public var size: Int { left.size }
 
     /// Ĝ (d×d) = Pᵀ·G·Q for G (m×n), through the d×n intermediate Pᵀ·G: O(r·m·n + r·n·d).
-    public func compress(_ g: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, ledger: MemoryLedger = .shared) {
+    public func compress(
+        _ g: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, ledger: MemoryLedger = .shared
+    ) {
         let t = AlignedBuffer<Float>(count: size * right.count, category: .workspace, ledger: ledger)
         left.transposeTimes(g, columns: right.count, into: t.pointer)
         right.rightTimes(t.pointer, rows: size, into: out)
     }
 
     /// W (m×n) += α·P·Δ·Qᵀ for Δ (d×d), through the m×d intermediate P·Δ: O(r·m·d + r·m·n).
-    public func decompress(_ delta: UnsafePointer<Float>, scale: Float, into w: UnsafeMutablePointer<Float>, ledger: MemoryLedger = .shared) {
+    public func decompress(
+        _ delta: UnsafePointer<Float>, scale: Float, into w: UnsafeMutablePointer<Float>, ledger: MemoryLedger = .shared
+    ) {
         let u = AlignedBuffer<Float>(count: left.count * size, category: .workspace, ledger: ledger)
         left.times(delta, columns: size, into: u.pointer)
         right.timesTranspose(u.pointer, rows: left.count, scale: scale, into: w)

@@ -23,14 +23,20 @@ public final class DenseSparseStore: ParameterStore {
         /// Settings out of range, found before any weight is converted.
         public func validate() throws {
             guard outlierFraction >= 0, outlierFraction < 0.5 else {
-                throw MethodError(message: "method.outlier_fraction must be in [0, 0.5) (QFT keeps 0.01), got \(outlierFraction)")
+                throw MethodError(
+                    message: "method.outlier_fraction must be in [0, 0.5) (QFT keeps 0.01), got \(outlierFraction)")
             }
             guard blockSize >= 0, blockSize <= 1 << 20 else {
-                throw MethodError(message: "method.weight_block must be 0 (one scale per row) or a block size in 1...\(1 << 20), got \(blockSize)")
+                throw MethodError(
+                    message:
+                        "method.weight_block must be 0 (one scale per row) or a block size in 1...\(1 << 20), got \(blockSize)"
+                )
             }
         }
 
-        func isQuantized(_ info: ParameterInfo) -> Bool { info.role.kind == .matrix && !fp32Groups.contains(ParameterGroup(info.role)) }
+        func isQuantized(_ info: ParameterInfo) -> Bool {
+            info.role.kind == .matrix && !fp32Groups.contains(ParameterGroup(info.role))
+        }
         func block(_ info: ParameterInfo) -> Int { blockSize == 0 ? info.shape[1] : blockSize }
         func outliers(_ info: ParameterInfo) -> Int { Int(Double(info.count) * outlierFraction) }
     }
@@ -53,7 +59,9 @@ public final class DenseSparseStore: ParameterStore {
     private let rng: Philox
 
     /// Converts `source` tensor by tensor (nearest rounding, outliers chosen from the source values).
-    public init(converting source: any ParameterStore, settings: Settings, seed: UInt64, ledger: MemoryLedger = .shared) throws {
+    public init(
+        converting source: any ParameterStore, settings: Settings, seed: UInt64, ledger: MemoryLedger = .shared
+    ) throws {
         try settings.validate()
         layout = source.layout
         self.settings = settings
@@ -69,8 +77,9 @@ public final class DenseSparseStore: ParameterStore {
                 source.withFloats(id) { b.pointer.update(from: $0.baseAddress!, count: info.count) }
                 return .fp32(b)
             }
-            let t = DenseSparseTensor(rows: info.shape[0], columns: info.shape[1], blockSize: settings.block(info),
-                                      outlierCount: settings.outliers(info), ledger: ledger)
+            let t = DenseSparseTensor(
+                rows: info.shape[0], columns: info.shape[1], blockSize: settings.block(info),
+                outlierCount: settings.outliers(info), ledger: ledger)
             source.withFloats(id) { workspace.pointer.update(from: $0.baseAddress!, count: info.count) }
             t.reselect(workspace.pointer, rounding: .nearest)
             return .quantized(t)
@@ -79,15 +88,20 @@ public final class DenseSparseStore: ParameterStore {
 
     /// Bytes the store holds for `layout` under `settings`, by ledger category.
     public static func bytes(_ layout: ParameterLayout, settings: Settings) -> [MemoryCategory: Int] {
-        let weights = layout.parameters.reduce(4 * layout.parameters.count + 4) { $0 + bytes(of: $1, settings: settings) }
-        return [.weights: weights, .workspace: 4 * (layout.parameters.filter(settings.isQuantized).map(\.count).max() ?? 0)]
+        let weights = layout.parameters.reduce(4 * layout.parameters.count + 4) {
+            $0 + bytes(of: $1, settings: settings)
+        }
+        return [
+            .weights: weights, .workspace: 4 * (layout.parameters.filter(settings.isQuantized).map(\.count).max() ?? 0),
+        ]
     }
 
     /// Bytes of one parameter as stored: INT8 values, scales and outliers, or fp32.
     public static func bytes(of info: ParameterInfo, settings: Settings) -> Int {
         guard settings.isQuantized(info) else { return 4 * info.count }
-        return DenseSparseTensor.bytes(rows: info.shape[0], columns: info.shape[1], blockSize: settings.block(info),
-                                       outlierCount: settings.outliers(info))
+        return DenseSparseTensor.bytes(
+            rows: info.shape[0], columns: info.shape[1], blockSize: settings.block(info),
+            outlierCount: settings.outliers(info))
     }
 
     /// Whether parameter `id` is stored as INT8 (otherwise fp32).
@@ -115,7 +129,10 @@ public final class DenseSparseStore: ParameterStore {
                 let r = try body(x)
                 let n = updates.pointer[id]
                 updates.pointer[id] = n &+ 1
-                t.encode(x.baseAddress!, rounding: .stochastic(rng, stream: UInt64(UInt32(bitPattern: n)) << 24 | UInt64(id) << 1, offset: 0))
+                t.encode(
+                    x.baseAddress!,
+                    rounding: .stochastic(rng, stream: UInt64(UInt32(bitPattern: n)) << 24 | UInt64(id) << 1, offset: 0)
+                )
                 return r
             }
         }
@@ -130,30 +147,39 @@ public final class DenseSparseStore: ParameterStore {
             guard case .quantized(let t) = tensor else { continue }
             withWorkspace(t) { x in
                 t.decode(into: x.baseAddress!)
-                t.reselect(x.baseAddress!, rounding: .stochastic(rng, stream: UInt64(UInt32(bitPattern: n)) << 24 | UInt64(id) << 1 | 1, offset: 0))
+                t.reselect(
+                    x.baseAddress!,
+                    rounding: .stochastic(
+                        rng, stream: UInt64(UInt32(bitPattern: n)) << 24 | UInt64(id) << 1 | 1, offset: 0))
             }
         }
     }
 
     public var nativeState: [StateTensor]? {
-        [StateTensor("qft.updates", updates), StateTensor("qft.refreshes", refreshes)] + zip(layout.parameters, tensors).flatMap { info, t in
-            switch t {
-            case .fp32(let b): [StateTensor(info.name, b)]
-            case .quantized(let q): q.state(info.name)
+        [StateTensor("qft.updates", updates), StateTensor("qft.refreshes", refreshes)]
+            + zip(layout.parameters, tensors).flatMap { info, t in
+                switch t {
+                case .fp32(let b): [StateTensor(info.name, b)]
+                case .quantized(let q): q.state(info.name)
+                }
             }
-        }
     }
 
     /// After a checkpoint was read into ``nativeState``: every outlier layout is in bounds.
     public func checkNativeState() throws {
         for (info, t) in zip(layout.parameters, tensors) {
             if case .quantized(let q) = t, !q.checkLayout() {
-                throw MethodError(message: "the checkpoint's outlier layout of \(info.name) is not a valid CSR of \(info.shape); the file is corrupted")
+                throw MethodError(
+                    message:
+                        "the checkpoint's outlier layout of \(info.name) is not a valid CSR of \(info.shape); the file is corrupted"
+                )
             }
         }
     }
 
-    private func withWorkspace<R>(_ t: DenseSparseTensor, _ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+    private func withWorkspace<R>(
+        _ t: DenseSparseTensor, _ body: (UnsafeMutableBufferPointer<Float>) throws -> R
+    ) rethrows -> R {
         precondition(!workspaceInUse, "DenseSparseStore: a matrix is read while another one is open")
         workspaceInUse = true
         defer { workspaceInUse = false }

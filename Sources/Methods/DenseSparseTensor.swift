@@ -20,7 +20,8 @@ final class DenseSparseTensor {
     init(rows: Int, columns: Int, blockSize: Int, outlierCount: Int, ledger: MemoryLedger) {
         (self.rows, self.columns, self.blockSize) = (rows, columns, blockSize)
         q = AlignedBuffer(count: rows * columns, category: .weights, ledger: ledger)
-        scales = AlignedBuffer(count: Int8Blocks.blockCount(rows * columns, blockSize: blockSize), category: .weights, ledger: ledger)
+        scales = AlignedBuffer(
+            count: Int8Blocks.blockCount(rows * columns, blockSize: blockSize), category: .weights, ledger: ledger)
         rowStarts = AlignedBuffer(count: rows + 1, category: .weights, ledger: ledger)
         outlierColumns = AlignedBuffer(count: outlierCount, category: .weights, ledger: ledger)
         outlierValues = AlignedBuffer(count: outlierCount, category: .weights, ledger: ledger)
@@ -28,13 +29,18 @@ final class DenseSparseTensor {
 
     /// Bytes of a tensor of this shape: 1 per value, 4 per block scale, 8 per outlier, 4 per row start.
     static func bytes(rows: Int, columns: Int, blockSize: Int, outlierCount: Int) -> Int {
-        rows * columns + 4 * Int8Blocks.blockCount(rows * columns, blockSize: blockSize) + 8 * outlierCount + 4 * (rows + 1)
+        rows * columns + 4 * Int8Blocks.blockCount(rows * columns, blockSize: blockSize) + 8 * outlierCount + 4
+            * (rows + 1)
     }
 
     /// The tensor's buffers, named after `name`, for checkpoints.
     func state(_ name: String) -> [StateTensor] {
-        [StateTensor(name + ".q", q), StateTensor(name + ".scales", scales), StateTensor(name + ".outlier_rows", rowStarts),
-         StateTensor(name + ".outlier_columns", outlierColumns), StateTensor(name + ".outlier_values", outlierValues)]
+        [
+            StateTensor(name + ".q", q), StateTensor(name + ".scales", scales),
+            StateTensor(name + ".outlier_rows", rowStarts),
+            StateTensor(name + ".outlier_columns", outlierColumns),
+            StateTensor(name + ".outlier_values", outlierValues),
+        ]
     }
 
     /// The fp32 matrix: dense part dequantized, outliers written over their (zero) positions.
@@ -50,7 +56,8 @@ final class DenseSparseTensor {
             outlierValues.pointer[j] = x[position]
             x[position] = 0
         }
-        Int8Blocks.quantize(x, count: count, blockSize: blockSize, into: q.pointer, scales: scales.pointer, rounding: rounding)
+        Int8Blocks.quantize(
+            x, count: count, blockSize: blockSize, into: q.pointer, scales: scales.pointer, rounding: rounding)
     }
 
     /// Chooses the outlier positions anew, the largest magnitudes of `x`, then ``encode(_:rounding:)``s it.
@@ -86,7 +93,9 @@ final class DenseSparseTensor {
         let s = rowStarts.pointer
         guard s[0] == 0, Int(s[rows]) == outlierColumns.count else { return false }
         for r in 0..<rows where s[r] > s[r + 1] { return false }
-        for j in 0..<outlierColumns.count where !(0..<Int32(columns)).contains(outlierColumns.pointer[j]) { return false }
+        for j in 0..<outlierColumns.count where !(0..<Int32(columns)).contains(outlierColumns.pointer[j]) {
+            return false
+        }
         return true
     }
 }

@@ -50,15 +50,21 @@ public final class DiZO: FineTuningMethod {
     let rng: Philox
 
     /// Copies the anchors of the projected, trainable tensors from `store`. Throws when the set matches none.
-    public init(mezo: MeZO, projection: Projection, store: any ParameterStore, seed: UInt64, ledger: MemoryLedger = .shared) throws {
+    public init(
+        mezo: MeZO, projection: Projection, store: any ParameterStore, seed: UInt64, ledger: MemoryLedger = .shared
+    ) throws {
         self.mezo = mezo
         self.projection = projection
         projected = mezo.trainable.filter { projection.set.contains(mezo.layout.parameters[$0].role) }
         if projection.set != .none, projected.isEmpty {
-            throw MethodError(message: "DiZO: the projected set '\(projection.set.rawValue)' matches no trainable tensor; choose one of \(ProjectedSet.allCases.map(\.rawValue)) or unfreeze those tensors")
+            throw MethodError(
+                message:
+                    "DiZO: the projected set '\(projection.set.rawValue)' matches no trainable tensor; choose one of \(ProjectedSet.allCases.map(\.rawValue)) or unfreeze those tensors"
+            )
         }
         anchors = projected.map { id in
-            let b = AlignedBuffer<Float>(count: mezo.layout.parameters[id].count, category: .optimizerState, ledger: ledger)
+            let b = AlignedBuffer<Float>(
+                count: mezo.layout.parameters[id].count, category: .optimizerState, ledger: ledger)
             store.withFloats(id) { w in b.pointer.update(from: w.baseAddress!, count: w.count) }
             return b
         }
@@ -69,8 +75,10 @@ public final class DiZO: FineTuningMethod {
         zip(projected, anchors).map { StateTensor("dizo.anchor." + mezo.layout.parameters[$0].name, $1) }
     }
 
-    public func step(_ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
-                     nonFinite: inout NonFiniteGuard) throws -> MethodStep {
+    public func step(
+        _ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
+        nonFinite: inout NonFiniteGuard
+    ) throws -> MethodStep {
         let r = try mezo.step(model, inputs: inputs, learningRate: learningRate, step: step, nonFinite: &nonFinite)
         if !projected.isEmpty, step % projection.interval == 0 {
             try project(model.store, round: step / projection.interval, objective: inputs.auxiliaryObjective)
@@ -115,7 +123,8 @@ public final class DiZO: FineTuningMethod {
                 return min(max(Double(rng.normal(stream: UInt64(round), index: UInt64(k * n + l))), -bound), bound)
             }
             func ratios(_ sign: Double) -> [Float] {
-                (0..<n).map { l in ts[l] > 0 ? Float((gamma[l] + sign * Double(p.epsilon) * z[l]) / (ts[l] + 1e-8)) : 1 }
+                (0..<n).map { l in ts[l] > 0 ? Float((gamma[l] + sign * Double(p.epsilon) * z[l]) / (ts[l] + 1e-8)) : 1
+                }
             }
             func loss(at sign: Double) throws -> Double {
                 let a = ratios(sign)

@@ -38,8 +38,10 @@ public struct StepInputs {
     /// The i-th batch of that stream (LSP-Offload's held-out gradients for fitting its projectors); nil when none.
     public var auxiliaryBatch: ((Int) throws -> TokenBatch)?
 
-    public init(batches: [TokenBatch], objective: @escaping () throws -> LossResult,
-                auxiliaryObjective: @escaping (Int) throws -> LossResult, auxiliaryBatch: ((Int) throws -> TokenBatch)? = nil) {
+    public init(
+        batches: [TokenBatch], objective: @escaping () throws -> LossResult,
+        auxiliaryObjective: @escaping (Int) throws -> LossResult, auxiliaryBatch: ((Int) throws -> TokenBatch)? = nil
+    ) {
         self.batches = batches
         self.objective = objective
         self.auxiliaryObjective = auxiliaryObjective
@@ -53,8 +55,10 @@ public struct StepInputs {
 public protocol FineTuningMethod: AnyObject {
     /// One step on `inputs`; `step` counts from 1. `nonFinite` decides whether a step with a non-finite
     /// loss or gradient is skipped or the run stops.
-    func step(_ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
-              nonFinite: inout NonFiniteGuard) throws -> MethodStep
+    func step(
+        _ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
+        nonFinite: inout NonFiniteGuard
+    ) throws -> MethodStep
     /// The tensors to checkpoint, by name.
     var state: [StateTensor] { get }
     /// Sizes state whose size varies for a checkpoint's tensors (name → element count), before they are read.
@@ -83,8 +87,10 @@ public final class AccumulatedGradientMethod: FineTuningMethod {
     public var state: [StateTensor] { optimizer.state }
     public func prepareRestore(counts: [String: Int]) throws { try optimizer.prepareRestore(counts: counts) }
 
-    public func step(_ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
-                     nonFinite: inout NonFiniteGuard) throws -> MethodStep {
+    public func step(
+        _ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
+        nonFinite: inout NonFiniteGuard
+    ) throws -> MethodStep {
         let batches = inputs.batches
         gradients.zero()
         var loss = LossResult(sum: 0, count: 0)
@@ -93,7 +99,9 @@ public final class AccumulatedGradientMethod: FineTuningMethod {
             loss.sum += r.sum
             loss.count += r.count
         }
-        if batches.count > 1 { Vector.scale(gradients.slab.pointer, count: gradients.slab.count, by: 1 / Float(batches.count)) }
+        if batches.count > 1 {
+            Vector.scale(gradients.slab.pointer, count: gradients.slab.count, by: 1 / Float(batches.count))
+        }
         for (id, info) in optimizer.layout.parameters.enumerated() where optimizer.groups.isFrozen(info.role) {
             gradients.view(id).initialize(repeating: 0)  // frozen: out of the norm and the step
         }
@@ -123,15 +131,20 @@ public final class FusedGradientMethod: FineTuningMethod {
     public var state: [StateTensor] { optimizer.state }
     public func prepareRestore(counts: [String: Int]) throws { try optimizer.prepareRestore(counts: counts) }
 
-    public func step(_ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
-                     nonFinite: inout NonFiniteGuard) throws -> MethodStep {
+    public func step(
+        _ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
+        nonFinite: inout NonFiniteGuard
+    ) throws -> MethodStep {
         let batches = inputs.batches
         precondition(batches.count == 1, "fused updates take one batch per step")
         sink.learningRate = learningRate
         sink.step = step
         let loss = try model.lossAndGradients(batches[0], into: sink, checkpointing: checkpointing)
         guard loss.mean.isFinite else {  // the weights changed inside backward: nothing to skip
-            throw NonFiniteError(message: "step \(step): non-finite loss \(loss.mean) with fused updates, which change the weights inside backward and cannot skip a step. Lower the learning rate or use adamw (full gradient, skips such steps).")
+            throw NonFiniteError(
+                message:
+                    "step \(step): non-finite loss \(loss.mean) with fused updates, which change the weights inside backward and cannot skip a step. Lower the learning rate or use adamw (full gradient, skips such steps)."
+            )
         }
         return MethodStep(loss: loss, details: optimizer.diagnostics)
     }

@@ -26,7 +26,9 @@ public enum GradientClipping {
     public static func clip(_ gradients: GradientSlab, maxNorm: Double) -> Double {
         let total = norm(gradients)
         let coefficient = maxNorm / (total + 1e-6)
-        if total.isFinite, coefficient < 1 { Vector.scale(gradients.slab.pointer, count: gradients.slab.count, by: Float(coefficient)) }
+        if total.isFinite, coefficient < 1 {
+            Vector.scale(gradients.slab.pointer, count: gradients.slab.count, by: Float(coefficient))
+        }
         return total
     }
 }

@@ -15,20 +15,28 @@ public final class GradientStackMethod: FineTuningMethod {
     private let stack: GradientStack
 
     /// - Parameter quantized: which parameters' gradients are pushed as INT8 (blocks of `blockSize`).
-    public init(optimizer: any Optimizer, store: any ParameterStore, quantized: @escaping (ParameterID) -> Bool, blockSize: Int,
-                clipNorm: Double?, checkpointing: Bool, ledger: MemoryLedger) {
+    public init(
+        optimizer: any Optimizer, store: any ParameterStore, quantized: @escaping (ParameterID) -> Bool, blockSize: Int,
+        clipNorm: Double?, checkpointing: Bool, ledger: MemoryLedger
+    ) {
         self.optimizer = optimizer
         self.store = store
         self.clipNorm = clipNorm
         self.checkpointing = checkpointing
-        stack = GradientStack(layout: optimizer.layout, skip: { [groups = optimizer.groups, layout = optimizer.layout] in groups.isFrozen(layout.parameters[$0].role) },
-                              quantized: quantized, blockSize: blockSize, ledger: ledger)
+        stack = GradientStack(
+            layout: optimizer.layout,
+            skip: { [groups = optimizer.groups, layout = optimizer.layout] in
+                groups.isFrozen(layout.parameters[$0].role)
+            },
+            quantized: quantized, blockSize: blockSize, ledger: ledger)
     }
 
     public var state: [StateTensor] { optimizer.state }
 
-    public func step(_ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
-                     nonFinite: inout NonFiniteGuard) throws -> MethodStep {
+    public func step(
+        _ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
+        nonFinite: inout NonFiniteGuard
+    ) throws -> MethodStep {
         precondition(inputs.batches.count == 1, "the gradient stack takes one batch per step")
         defer { stack.clear() }
         let loss = try model.lossAndGradients(inputs.batches[0], into: stack, checkpointing: checkpointing)
@@ -62,9 +70,13 @@ final class GradientStack: GradientSink {
     /// Σ g² over the pushed gradients (fp32 values, before quantization).
     private(set) var sumOfSquares = 0.0
 
-    init(layout: ParameterLayout, skip: @escaping (ParameterID) -> Bool, quantized: @escaping (ParameterID) -> Bool,
-         blockSize: Int, ledger: MemoryLedger) {
-        (self.layout, self.skip, self.quantized, self.blockSize, self.ledger) = (layout, skip, quantized, blockSize, ledger)
+    init(
+        layout: ParameterLayout, skip: @escaping (ParameterID) -> Bool, quantized: @escaping (ParameterID) -> Bool,
+        blockSize: Int, ledger: MemoryLedger
+    ) {
+        (self.layout, self.skip, self.quantized, self.blockSize, self.ledger) = (
+            layout, skip, quantized, blockSize, ledger
+        )
         accumulators = TensorAccumulators(layout: layout, ledger: ledger)
     }
 
@@ -77,8 +89,11 @@ final class GradientStack: GradientSink {
         }
         guard quantized(id) else { return entries.append(.fp32(id, g)) }
         let q = AlignedBuffer<Int8>(count: g.count, category: .gradients, ledger: ledger)
-        let scales = AlignedBuffer<Float>(count: Int8Blocks.blockCount(g.count, blockSize: blockSize), category: .gradients, ledger: ledger)
-        Int8Blocks.quantize(g.pointer, count: g.count, blockSize: blockSize, into: q.pointer, scales: scales.pointer, rounding: .nearest)
+        let scales = AlignedBuffer<Float>(
+            count: Int8Blocks.blockCount(g.count, blockSize: blockSize), category: .gradients, ledger: ledger)
+        Int8Blocks.quantize(
+            g.pointer, count: g.count, blockSize: blockSize, into: q.pointer, scales: scales.pointer, rounding: .nearest
+        )
         entries.append(.int8(id, q: q, scales: scales))
     }
 
@@ -91,7 +106,8 @@ final class GradientStack: GradientSink {
             return (id, g)
         case .int8(let id, let q, let scales):
             let g = AlignedBuffer<Float>(count: q.count, category: .gradients, ledger: ledger)
-            Int8Blocks.dequantize(q.pointer, scales: scales.pointer, count: q.count, blockSize: blockSize, into: g.pointer)
+            Int8Blocks.dequantize(
+                q.pointer, scales: scales.pointer, count: q.count, blockSize: blockSize, into: g.pointer)
             if scale != 1 { Vector.scale(g.pointer, count: g.count, by: scale) }
             return (id, g)
         }

@@ -29,8 +29,10 @@ final class HostWorker: @unchecked Sendable {
     private let busy = Mutex(0.0)
     private var thread: Thread?
 
-    init(matrices: Int, size d: Int, beta1: Float, beta2: Float, epsilon: Float, queueCapacity: Int,
-         timeout: Double = 60, ledger: MemoryLedger) {
+    init(
+        matrices: Int, size d: Int, beta1: Float, beta2: Float, epsilon: Float, queueCapacity: Int,
+        timeout: Double = 60, ledger: MemoryLedger
+    ) {
         (self.beta1, self.beta2, self.epsilon, self.timeout) = (beta1, beta2, epsilon, timeout)
         m = (0..<matrices).map { _ in AlignedBuffer(count: d * d, category: .host, ledger: ledger) }
         v = (0..<matrices).map { _ in AlignedBuffer(count: d * d, category: .host, ledger: ledger) }
@@ -65,16 +67,21 @@ final class HostWorker: @unchecked Sendable {
     /// Hands Ĝ to the host.
     func send(_ message: Message) throws {
         do { try toHost.push(message) } catch {
-            throw MethodError(message: "LSP-Offload's host worker has stopped: matrix \(message.matrix)'s gradient cannot be sent, and this step's update is lost. Resume from the last checkpoint.")
+            throw MethodError(
+                message:
+                    "LSP-Offload's host worker has stopped: matrix \(message.matrix)'s gradient cannot be sent, and this step's update is lost. Resume from the last checkpoint."
+            )
         }
     }
 
     /// The next Δ back from the host.
     func receive() throws -> Message {
         do { return try toCompute.pop(timeout: timeout) } catch {
-            throw MethodError(message: error == .timedOut
-                ? "LSP-Offload's host worker has not answered for \(timeout) s; the run stops rather than train on stale weights. Resume from the last checkpoint."
-                : "LSP-Offload's host worker has stopped before answering; this step's update is lost. Resume from the last checkpoint.")
+            throw MethodError(
+                message: error == .timedOut
+                    ? "LSP-Offload's host worker has not answered for \(timeout) s; the run stops rather than train on stale weights. Resume from the last checkpoint."
+                    : "LSP-Offload's host worker has stopped before answering; this step's update is lost. Resume from the last checkpoint."
+            )
         }
     }
 

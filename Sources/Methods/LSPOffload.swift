@@ -12,7 +12,9 @@ import TensorCore
 /// order). Every Δ lands before the next step's forward, so weights are never stale.
 public final class LSPOffload: FineTuningMethod {
     public struct Settings: Sendable, Codable, Equatable {
-        public enum Schedule: String, Sendable, Codable, CaseIterable { case layerwise, afterBackward = "after-backward" }
+        public enum Schedule: String, Sendable, Codable, CaseIterable {
+            case layerwise, afterBackward = "after-backward"
+        }
         /// How Ĝ is formed: from the factors (Pᵀ·dyᵀ)·(x·Q) as the paper does, or by compressing the layer's gradient.
         public enum Compression: String, Sendable, Codable, CaseIterable { case factors, gradient }
 
@@ -34,14 +36,22 @@ public final class LSPOffload: FineTuningMethod {
 
         /// d or r out of range for a matrix of `layout`.
         public func check(_ layout: ParameterLayout) throws {
-            guard checkFrequency >= 0, heldOutBatches >= 1, fitIterations >= 1, fitLearningRate > 0, refitThreshold >= 0 else {
-                throw MethodError(message: "method.check_frequency must be ≥ 0 (0: never refit), method.held_out_batches and method.fit_iterations ≥ 1, method.fit_lr > 0 and method.refit_threshold ≥ 0")
+            guard checkFrequency >= 0, heldOutBatches >= 1, fitIterations >= 1, fitLearningRate > 0, refitThreshold >= 0
+            else {
+                throw MethodError(
+                    message:
+                        "method.check_frequency must be ≥ 0 (0: never refit), method.held_out_batches and method.fit_iterations ≥ 1, method.fit_lr > 0 and method.refit_threshold ≥ 0"
+                )
             }
             guard nonzeros >= 1, nonzeros <= size else {
-                throw MethodError(message: "method.nonzeros (r) must be in 1...method.size (d = \(size)), got \(nonzeros)")
+                throw MethodError(
+                    message: "method.nonzeros (r) must be in 1...method.size (d = \(size)), got \(nonzeros)")
             }
             for info in layout.parameters where info.role.isBlockMatrix && size > info.shape.max()! {
-                throw MethodError(message: "method.size (d) \(size) exceeds the larger side of \(info.name) \(info.shape); choose d ≤ \(info.shape.max()!)")
+                throw MethodError(
+                    message:
+                        "method.size (d) \(size) exceeds the larger side of \(info.name) \(info.shape); choose d ≤ \(info.shape.max()!)"
+                )
             }
         }
     }
@@ -62,19 +72,32 @@ public final class LSPOffload: FineTuningMethod {
     /// Projector fits run, fits skipped because the error was below α, and fits that failed (old values kept).
     public private(set) var fits = 0, keptProjectors = 0, failedFits = 0
 
-    public init(layout: ParameterLayout, settings: Settings, groups: ParameterGroups, checkpointing: Bool = false, seed: UInt64,
-                ledger: MemoryLedger = .shared) throws {
+    public init(
+        layout: ParameterLayout, settings: Settings, groups: ParameterGroups, checkpointing: Bool = false, seed: UInt64,
+        ledger: MemoryLedger = .shared
+    ) throws {
         try settings.check(layout)
-        (self.layout, self.settings, self.groups, self.checkpointing, self.ledger) = (layout, settings, groups, checkpointing, ledger)
-        matrices = layout.parameters.indices.filter { layout.parameters[$0].role.isBlockMatrix && !groups.isFrozen(layout.parameters[$0].role) }
+        (self.layout, self.settings, self.groups, self.checkpointing, self.ledger) = (
+            layout, settings, groups, checkpointing, ledger
+        )
+        matrices = layout.parameters.indices.filter {
+            layout.parameters[$0].role.isBlockMatrix && !groups.isFrozen(layout.parameters[$0].role)
+        }
         let rng = Philox(seed: seed, domain: .lspProjectors)
         sketches = matrices.map { id in
             let shape = layout.parameters[id].shape
-            return SketchPair(left: CountSketch(count: shape[0], size: settings.size, nonzeros: settings.nonzeros, generator: rng, stream: UInt64(id) << 8, ledger: ledger),
-                              right: CountSketch(count: shape[1], size: settings.size, nonzeros: settings.nonzeros, generator: rng, stream: UInt64(id) << 8 | 0x80, ledger: ledger))
+            return SketchPair(
+                left: CountSketch(
+                    count: shape[0], size: settings.size, nonzeros: settings.nonzeros, generator: rng,
+                    stream: UInt64(id) << 8, ledger: ledger),
+                right: CountSketch(
+                    count: shape[1], size: settings.size, nonzeros: settings.nonzeros, generator: rng,
+                    stream: UInt64(id) << 8 | 0x80, ledger: ledger))
         }
-        host = HostWorker(matrices: matrices.count, size: settings.size, beta1: settings.beta1, beta2: settings.beta2, epsilon: settings.epsilon,
-                          queueCapacity: max(1, matrices.count), ledger: ledger)
+        host = HostWorker(
+            matrices: matrices.count, size: settings.size, beta1: settings.beta1, beta2: settings.beta2,
+            epsilon: settings.epsilon,
+            queueCapacity: max(1, matrices.count), ledger: ledger)
         let trained = layout.parameters.indices.filter { id in
             let role = layout.parameters[id].role
             return !role.isBlockMatrix && !groups.isFrozen(role) && (role.kind != .matrix || settings.trainEmbeddings)
@@ -91,19 +114,25 @@ public final class LSPOffload: FineTuningMethod {
     /// gradients (every matrix's d×d Ĝ, all in flight at the end of backward, and the largest accumulator of a tensor
     /// trained on the compute side), optimizer state (projectors' indices and values, AdamW of the norms), the host's
     /// M and V, and scratch (the factors of one matrix for `tokens` rows, or its compression intermediates).
-    public static func memory(_ layout: ParameterLayout, settings: Settings, groups: ParameterGroups, tokens: Int) -> [MemoryCategory: Int] {
+    public static func memory(
+        _ layout: ParameterLayout, settings: Settings, groups: ParameterGroups, tokens: Int
+    ) -> [MemoryCategory: Int] {
         let d = settings.size, r = settings.nonzeros
         let matrices = layout.parameters.filter { $0.role.isBlockMatrix && !groups.isFrozen($0.role) }
-        let rest = layout.parameters.filter { !$0.role.isBlockMatrix && !groups.isFrozen($0.role) && ($0.role.kind != .matrix || settings.trainEmbeddings) }
-        let scratch = matrices.map { info -> Int in
-            let (m, n) = (info.shape[0], info.shape[1])
-            let compress = settings.compression == .factors ? 2 * tokens * d : m * n + d * n
-            return max(compress, m * d)
-        }.max() ?? 0
+        let rest = layout.parameters.filter {
+            !$0.role.isBlockMatrix && !groups.isFrozen($0.role) && ($0.role.kind != .matrix || settings.trainEmbeddings)
+        }
+        let scratch =
+            matrices.map { info -> Int in
+                let (m, n) = (info.shape[0], info.shape[1])
+                let compress = settings.compression == .factors ? 2 * tokens * d : m * n + d * n
+                return max(compress, m * d)
+            }.max() ?? 0
         let restLargest = rest.map(\.count).max() ?? 0
         return [
             .gradients: 4 * (matrices.count * d * d + restLargest),
-            .optimizerState: matrices.reduce(0) { $0 + 8 * r * ($1.shape[0] + $1.shape[1]) } + 8 * rest.reduce(0) { $0 + $1.count },
+            .optimizerState: matrices.reduce(0) { $0 + 8 * r * ($1.shape[0] + $1.shape[1]) } + 8
+                * rest.reduce(0) { $0 + $1.count },
             .host: 8 * matrices.count * d * d + 4 * matrices.count,
             .workspace: 4 * scratch,
         ]
@@ -113,25 +142,40 @@ public final class LSPOffload: FineTuningMethod {
         var s = [StateTensor("lsp.host.steps", host.steps)]
         for (k, id) in matrices.enumerated() {
             let name = layout.parameters[id].name, pair = sketches[k]
-            s += [StateTensor("lsp.p.indices." + name, pair.left.indices), StateTensor("lsp.p.values." + name, pair.left.values),
-                  StateTensor("lsp.q.indices." + name, pair.right.indices), StateTensor("lsp.q.values." + name, pair.right.values),
-                  StateTensor("lsp.host.m." + name, host.m[k]), StateTensor("lsp.host.v." + name, host.v[k])]
+            s += [
+                StateTensor("lsp.p.indices." + name, pair.left.indices),
+                StateTensor("lsp.p.values." + name, pair.left.values),
+                StateTensor("lsp.q.indices." + name, pair.right.indices),
+                StateTensor("lsp.q.values." + name, pair.right.values),
+                StateTensor("lsp.host.m." + name, host.m[k]), StateTensor("lsp.host.v." + name, host.v[k]),
+            ]
         }
         return s + layout.parameters.indices.flatMap { rest.state($0, name: layout.parameters[$0].name) }
     }
 
-    public func step(_ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
-                     nonFinite: inout NonFiniteGuard) throws -> MethodStep {
+    public func step(
+        _ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
+        nonFinite: inout NonFiniteGuard
+    ) throws -> MethodStep {
         precondition(inputs.batches.count == 1, "LSP-Offload takes one batch per step")
         var fitReport: [String: Double] = [:]
-        if settings.checkFrequency > 0, step > 1, (step - 1) % settings.checkFrequency == 0, let auxiliary = inputs.auxiliaryBatch {
-            fitReport = try refit(model, batches: (0..<settings.heldOutBatches).map { try auxiliary((step - 1) / settings.checkFrequency * settings.heldOutBatches + $0) })
+        if settings.checkFrequency > 0, step > 1, (step - 1) % settings.checkFrequency == 0,
+            let auxiliary = inputs.auxiliaryBatch
+        {
+            fitReport = try refit(
+                model,
+                batches: (0..<settings.heldOutBatches).map {
+                    try auxiliary((step - 1) / settings.checkFrequency * settings.heldOutBatches + $0)
+                })
         }
         let start = monotonicNanoseconds(), hostBefore = host.busySeconds
         sink.begin(store: model.store, learningRate: learningRate, step: step)
         let loss = try model.lossAndGradients(inputs.batches[0], into: sink, checkpointing: checkpointing)
         guard loss.mean.isFinite else {
-            throw NonFiniteError(message: "step \(step): non-finite loss \(loss.mean); LSP-Offload moves the norms inside backward and cannot skip a step. Lower the learning rate.")
+            throw NonFiniteError(
+                message:
+                    "step \(step): non-finite loss \(loss.mean); LSP-Offload moves the norms inside backward and cannot skip a step. Lower the learning rate."
+            )
         }
         try sink.send()
         let computed = monotonicNanoseconds()
@@ -142,7 +186,8 @@ public final class LSPOffload: FineTuningMethod {
                 return
             }
             model.store.update(matrices[message.matrix]) { w in
-                sketches[message.matrix].decompress(message.buffer.pointer, scale: 1, into: w.baseAddress!, ledger: ledger)
+                sketches[message.matrix].decompress(
+                    message.buffer.pointer, scale: 1, into: w.baseAddress!, ledger: ledger)
             }
         }
         func receive() throws -> HostWorker.Message {
@@ -156,8 +201,11 @@ public final class LSPOffload: FineTuningMethod {
             for message in try matrices.map({ _ in try receive() }) { apply(message) }
         }
         let bytes = Double(matrices.count * settings.size * settings.size * 4)
-        report = ["compute_seconds": Double(computed - start) * 1e-9, "host_wait_seconds": waited, "host_seconds": host.busySeconds - hostBefore,
-                  "bytes_to_host": bytes, "bytes_to_compute": bytes, "nonfinite_matrices": Double(notApplied)]
+        report = [
+            "compute_seconds": Double(computed - start) * 1e-9, "host_wait_seconds": waited,
+            "host_seconds": host.busySeconds - hostBefore,
+            "bytes_to_host": bytes, "bytes_to_compute": bytes, "nonfinite_matrices": Double(notApplied),
+        ]
         report["overlap"] = report["host_seconds"]! > 0 ? max(0, 1 - waited / report["host_seconds"]!) : 1
         report.merge(fitReport) { $1 }
         // A matrix whose Ĝ was not finite kept its weights and moments; the step counts as skipped (the norms, updated
@@ -174,7 +222,9 @@ public final class LSPOffload: FineTuningMethod {
         let gradients = MatrixGradients(layout: layout, matrices: matrices, ledger: ledger)
         for batch in batches { _ = try model.lossAndGradients(batch, into: gradients, checkpointing: checkpointing) }
         func meanError() -> Double {
-            zip(matrices, sketches).reduce(0.0) { $0 + ProjectorFit.error($1.1, gradients.buffers[$1.0]!.pointer, ledger: ledger) } / Double(max(1, matrices.count))
+            zip(matrices, sketches).reduce(0.0) {
+                $0 + ProjectorFit.error($1.1, gradients.buffers[$1.0]!.pointer, ledger: ledger)
+            } / Double(max(1, matrices.count))
         }
         let before = meanError()
         var out = ["projector_error": before]
@@ -184,20 +234,30 @@ public final class LSPOffload: FineTuningMethod {
         }
         fits += 1
         let d = settings.size
-        let l = AlignedBuffer<Float>(count: d * d, category: .host, ledger: ledger), r = AlignedBuffer<Float>(count: d * d, category: .host, ledger: ledger)
+        let l = AlignedBuffer<Float>(count: d * d, category: .host, ledger: ledger),
+            r = AlignedBuffer<Float>(count: d * d, category: .host, ledger: ledger)
         let t = AlignedBuffer<Float>(count: d * d, category: .host, ledger: ledger)
         for (k, id) in matrices.enumerated() {
             let pair = sketches[k], old = (Array(pair.left.values.buffer), Array(pair.right.values.buffer))
-            guard ProjectorFit.fit(pair, gradients.buffers[id]!.pointer, iterations: settings.fitIterations, learningRate: settings.fitLearningRate, ledger: ledger) else {
+            guard
+                ProjectorFit.fit(
+                    pair, gradients.buffers[id]!.pointer, iterations: settings.fitIterations,
+                    learningRate: settings.fitLearningRate, ledger: ledger)
+            else {
                 failedFits += 1
                 continue
             }
             ProjectorFit.overlap(pair.left, old: old.0, into: l.pointer)
             ProjectorFit.overlap(pair.right, old: old.1, into: r.pointer)
             for (moment, squared) in [(host.m[k], false), (host.v[k], true)] {
-                if squared { for i in 0..<d * d { (l.pointer[i], r.pointer[i]) = (l.pointer[i] * l.pointer[i], r.pointer[i] * r.pointer[i]) } }
+                if squared {
+                    for i in 0..<d * d {
+                        (l.pointer[i], r.pointer[i]) = (l.pointer[i] * l.pointer[i], r.pointer[i] * r.pointer[i])
+                    }
+                }
                 GEMM.multiply(m: d, n: d, k: d, l.pointer, lda: d, moment.pointer, ldb: d, t.pointer, ldc: d)  // L·X
-                GEMM.multiply(m: d, n: d, k: d, t.pointer, lda: d, r.pointer, ldb: d, transB: true, moment.pointer, ldc: d)  // ·Rᵀ
+                GEMM.multiply(
+                    m: d, n: d, k: d, t.pointer, lda: d, r.pointer, ldb: d, transB: true, moment.pointer, ldc: d)  // ·Rᵀ
                 for i in 0..<d * d where !moment.pointer[i].isFinite { moment.pointer[i] = 0 }
             }
         }
@@ -242,15 +302,21 @@ public final class LSPOffload: FineTuningMethod {
             pair.left.rightTimes(dy, rows: rows, into: a.pointer)  // dy·P (rows×d)
             pair.right.rightTimes(x, rows: rows, into: b.pointer)  // x·Q (rows×d)
             let g = compressedBuffer(k)
-            GEMM.multiply(m: d, n: d, k: rows, a.pointer, lda: d, transA: true, b.pointer, ldb: d, g.pointer, ldc: d, beta: 1)  // += (dy·P)ᵀ·(x·Q)
+            GEMM.multiply(
+                m: d, n: d, k: rows, a.pointer, lda: d, transA: true, b.pointer, ldb: d, g.pointer, ldc: d, beta: 1)  // += (dy·P)ᵀ·(x·Q)
             return true
         }
 
         func finish(_ id: ParameterID) {
             if let k = index[id] {
-                if let g = accumulators.take(id) { method.sketches[k].compress(g.pointer, into: compressedBuffer(k).pointer, ledger: ledger) }
+                if let g = accumulators.take(id) {
+                    method.sketches[k].compress(g.pointer, into: compressedBuffer(k).pointer, ledger: ledger)
+                }
                 guard let g = compressed.removeValue(forKey: k) else { return }
-                pending.append(HostWorker.Message(matrix: k, buffer: g, learningRate: method.groups.learningRate(learningRate, for: layout.parameters[id].role)))
+                pending.append(
+                    HostWorker.Message(
+                        matrix: k, buffer: g,
+                        learningRate: method.groups.learningRate(learningRate, for: layout.parameters[id].role)))
                 if method.settings.schedule == .layerwise, sendFailure == nil {
                     do { try send() } catch { sendFailure = error }  // finish cannot throw; step throws it after backward
                 }
@@ -259,7 +325,9 @@ public final class LSPOffload: FineTuningMethod {
             guard let g = accumulators.take(id), method.rest.contains(id), let store else { return }
             let lr = method.groups.learningRate(learningRate, for: layout.parameters[id].role)
             let keep = 1 - lr * method.groups.weightDecay(for: layout.parameters[id].role)
-            store.update(id) { w in method.rest.update(id, weights: w, gradient: g.pointer, learningRate: lr, keep: keep, step: step) }
+            store.update(id) { w in
+                method.rest.update(id, weights: w, gradient: g.pointer, learningRate: lr, keep: keep, step: step)
+            }
         }
 
         /// Sends what is pending to the host; throws the first failure of a send inside backward.
@@ -276,7 +344,8 @@ public final class LSPOffload: FineTuningMethod {
 
         private func compressedBuffer(_ k: Int) -> AlignedBuffer<Float> {
             if let g = compressed[k] { return g }
-            let g = AlignedBuffer<Float>(count: method.settings.size * method.settings.size, category: .gradients, ledger: ledger)
+            let g = AlignedBuffer<Float>(
+                count: method.settings.size * method.settings.size, category: .gradients, ledger: ledger)
             compressed[k] = g
             return g
         }

@@ -11,8 +11,10 @@ public final class Lion: Optimizer {
     public let trainable: TrainableLayout
     public let m: AlignedBuffer<Float>
 
-    public init(layout: ParameterLayout, beta1: Float = 0.9, beta2: Float = 0.99,
-                groups: ParameterGroups = ParameterGroups(weightDecay: 0.0), ledger: MemoryLedger = .shared) {
+    public init(
+        layout: ParameterLayout, beta1: Float = 0.9, beta2: Float = 0.99,
+        groups: ParameterGroups = ParameterGroups(weightDecay: 0.0), ledger: MemoryLedger = .shared
+    ) {
         self.layout = layout
         self.beta1 = beta1
         self.beta2 = beta2
@@ -23,9 +25,10 @@ public final class Lion: Optimizer {
 
     public var state: [StateTensor] { [StateTensor("lion.m", m)] }
 
-
-    public func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
-                       learningRate lr: Float, step: Int) {
+    public func update(
+        _ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
+        learningRate lr: Float, step: Int
+    ) {
         guard let offset = trainable.offsets[id] else { return }  // frozen: no state, no update
         let rule = Rule(beta1: beta1, beta2: beta2, learningRate: lr, keep: 1 - lr * weightDecay(id))
         nonisolated(unsafe) let (p, g, m) = (weights.baseAddress!, gradient, m.pointer + offset)
@@ -40,7 +43,10 @@ public final class Lion: Optimizer {
 
         /// c = β₁·m + (1 − β₁)·g; p ← p·keep − η·sign(c); m ← β₂·m + (1 − β₂)·g, for elements `r`.
         @inline(__always)
-        func apply(_ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>, _ r: Range<Int>) {
+        func apply(
+            _ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
+            _ r: Range<Int>
+        ) {
             let (b1, b2, lr) = (beta1, beta2, learningRate)
             for i in r {
                 let c = b1 * m[i] + (1 - b1) * g[i]

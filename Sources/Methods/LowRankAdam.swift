@@ -36,8 +36,10 @@ public final class LowRankAdam: Optimizer {
             /// AdaRankGrad with the defaults below rank `maxRank`.
             public static func adaRankGrad(maxRank: Int, maxInterval: Int = 200) -> Policy {
                 let d = adaptiveDefaults
-                return .adaptive(minRank: d.minRank, maxRank: maxRank, energy: Float(d.energy), capture: Float(d.capture), minInterval: d.minInterval,
-                                 maxInterval: maxInterval)
+                return .adaptive(
+                    minRank: d.minRank, maxRank: maxRank, energy: Float(d.energy), capture: Float(d.capture),
+                    minInterval: d.minInterval,
+                    maxInterval: maxInterval)
             }
         }
 
@@ -65,22 +67,37 @@ public final class LowRankAdam: Optimizer {
             switch policy {
             case .fixed(let rank, let interval):
                 guard rank >= 1 else { throw MethodError(message: "method.rank must be ≥ 1, got \(rank)") }
-                guard interval >= 1 else { throw MethodError(message: "method.update_interval (T) must be ≥ 1 step, got \(interval)") }
+                guard interval >= 1 else {
+                    throw MethodError(message: "method.update_interval (T) must be ≥ 1 step, got \(interval)")
+                }
             case .adaptive(let lo, let hi, let energy, let capture, let tMin, let tMax):
-                guard lo >= 1, lo <= hi else { throw MethodError(message: "method.min_rank must be in 1...method.rank (\(hi)), got \(lo)") }
-                guard energy > 0, energy <= 1 else { throw MethodError(message: "method.energy (η_th) must be in (0, 1], got \(energy)") }
-                guard capture > 0, capture <= 1 else { throw MethodError(message: "method.capture (ρ) must be in (0, 1], got \(capture)") }
+                guard lo >= 1, lo <= hi else {
+                    throw MethodError(message: "method.min_rank must be in 1...method.rank (\(hi)), got \(lo)")
+                }
+                guard energy > 0, energy <= 1 else {
+                    throw MethodError(message: "method.energy (η_th) must be in (0, 1], got \(energy)")
+                }
+                guard capture > 0, capture <= 1 else {
+                    throw MethodError(message: "method.capture (ρ) must be in (0, 1], got \(capture)")
+                }
                 guard tMin >= 1, tMax >= tMin else {
-                    throw MethodError(message: "method.min_interval must be ≥ 1 and method.update_interval ≥ it, got \(tMin) and \(tMax)")
+                    throw MethodError(
+                        message:
+                            "method.min_interval must be ≥ 1 and method.update_interval ≥ it, got \(tMin) and \(tMax)")
                 }
             }
-            guard scale > 0, scale.isFinite else { throw MethodError(message: "method.scale (α) must be > 0, got \(scale)") }
+            guard scale > 0, scale.isFinite else {
+                throw MethodError(message: "method.scale (α) must be > 0, got \(scale)")
+            }
         }
 
         /// A rank larger than a block matrix of `layout` allows.
         func check(_ layout: ParameterLayout) throws {
             for info in layout.parameters where info.role.isBlockMatrix && maxRank > info.shape.min()! {
-                throw MethodError(message: "method.rank \(maxRank) exceeds the smaller side of \(info.name) \(info.shape); choose a rank ≤ \(info.shape.min()!)")
+                throw MethodError(
+                    message:
+                        "method.rank \(maxRank) exceeds the smaller side of \(info.name) \(info.shape); choose a rank ≤ \(info.shape.min()!)"
+                )
             }
         }
     }
@@ -95,7 +112,10 @@ public final class LowRankAdam: Optimizer {
     /// Refreshes, failed decompositions (the old projector was kept) and seconds spent in decompositions so far.
     public private(set) var refreshes = 0, failures = 0, decompositionSeconds = 0.0
 
-    public init(layout: ParameterLayout, settings: Settings, groups: ParameterGroups, seed: UInt64, ledger: MemoryLedger = .shared) throws {
+    public init(
+        layout: ParameterLayout, settings: Settings, groups: ParameterGroups, seed: UInt64,
+        ledger: MemoryLedger = .shared
+    ) throws {
         try settings.validate()
         try settings.check(layout)
         self.layout = layout
@@ -106,8 +126,12 @@ public final class LowRankAdam: Optimizer {
         for (id, info) in layout.parameters.enumerated() where info.role.isBlockMatrix && !groups.isFrozen(info.role) {
             subspaces[id] = Subspace(rows: info.shape[0], columns: info.shape[1], ledger: ledger)
         }
-        rest = TensorAdamW(layout, tensors: layout.parameters.indices.filter { !layout.parameters[$0].role.isBlockMatrix && !groups.isFrozen(layout.parameters[$0].role) },
-                           beta1: settings.beta1, beta2: settings.beta2, epsilon: settings.epsilon, ledger: ledger)
+        rest = TensorAdamW(
+            layout,
+            tensors: layout.parameters.indices.filter {
+                !layout.parameters[$0].role.isBlockMatrix && !groups.isFrozen(layout.parameters[$0].role)
+            },
+            beta1: settings.beta1, beta2: settings.beta2, epsilon: settings.epsilon, ledger: ledger)
     }
 
     /// Optimizer-state floats of a block matrix at rank r: the projector on the smaller side and two moments on the
@@ -119,10 +143,14 @@ public final class LowRankAdam: Optimizer {
     /// Optimizer-state bytes for `layout` when every block matrix has `rank`: the formula of ``projectedFloats(rows:columns:rank:)``
     /// plus AdamW's two moments for the rest; frozen tensors hold none.
     public static func stateBytes(_ layout: ParameterLayout, rank: Int, groups: ParameterGroups) -> Int {
-        4 * layout.parameters.reduce(0) { total, info in
-            total + (groups.isFrozen(info.role) ? 0
-                : info.role.isBlockMatrix ? projectedFloats(rows: info.shape[0], columns: info.shape[1], rank: rank) : 2 * info.count)
-        }
+        4
+            * layout.parameters.reduce(0) { total, info in
+                total
+                    + (groups.isFrozen(info.role)
+                        ? 0
+                        : info.role.isBlockMatrix
+                            ? projectedFloats(rows: info.shape[0], columns: info.shape[1], rank: rank) : 2 * info.count)
+            }
     }
 
     /// Bytes beside the state at the peak of an update of a block matrix, the largest over `layout`: the projected
@@ -130,12 +158,15 @@ public final class LowRankAdam: Optimizer {
     /// before the old one is freed).
     public static func workspaceBytes(_ layout: ParameterLayout, settings: Settings) -> Int {
         let r = settings.maxRank
-        return 4 * (layout.parameters.filter { $0.role.isBlockMatrix }.map { info -> Int in
-            let (m, n) = (info.shape[0], info.shape[1]), projected = r * max(m, n)
-            let decomposition = settings.decomposition == .full
-                ? SVD.fullScratchFloats(rows: m, columns: n) : SVD.randomizedScratchFloats(rows: m, columns: n, rank: r)
-            return projected + max(projected, decomposition + r * min(m, n))
-        }.max() ?? 0)
+        return 4
+            * (layout.parameters.filter { $0.role.isBlockMatrix }.map { info -> Int in
+                let (m, n) = (info.shape[0], info.shape[1]), projected = r * max(m, n)
+                let decomposition =
+                    settings.decomposition == .full
+                    ? SVD.fullScratchFloats(rows: m, columns: n)
+                    : SVD.randomizedScratchFloats(rows: m, columns: n, rank: r)
+                return projected + max(projected, decomposition + r * min(m, n))
+            }.max() ?? 0)
     }
 
     /// Current rank of each block matrix (0 before its first step).
@@ -144,8 +175,11 @@ public final class LowRankAdam: Optimizer {
     public var state: [StateTensor] {
         layout.parameters.enumerated().flatMap { id, info -> [StateTensor] in
             guard let s = subspaces[id] else { return rest.state(id, name: info.name) }
-            return [StateTensor("lowrank.counters." + info.name, s.counters), StateTensor("lowrank.projector." + info.name, s.projector),
-                    StateTensor("lowrank.m." + info.name, s.m), StateTensor("lowrank.v." + info.name, s.v)]
+            return [
+                StateTensor("lowrank.counters." + info.name, s.counters),
+                StateTensor("lowrank.projector." + info.name, s.projector),
+                StateTensor("lowrank.m." + info.name, s.m), StateTensor("lowrank.v." + info.name, s.v),
+            ]
         }
     }
 
@@ -153,18 +187,24 @@ public final class LowRankAdam: Optimizer {
     public func prepareRestore(counts: [String: Int]) throws {
         for (id, s) in subspaces {
             let name = layout.parameters[id].name
-            guard let count = counts["lowrank.projector." + name], count % s.side == 0, count / s.side <= settings.maxRank else {
+            guard let count = counts["lowrank.projector." + name], count % s.side == 0,
+                count / s.side <= settings.maxRank
+            else {
                 throw MethodError(message: "the checkpoint has no projector of \(name) for rank ≤ \(settings.maxRank)")
             }
             s.resize(rank: count / s.side)
         }
     }
 
-    public func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
-                       learningRate lr: Float, step: Int) {
+    public func update(
+        _ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
+        learningRate lr: Float, step: Int
+    ) {
         let keep = 1 - lr * weightDecay(id)
         guard let s = subspaces[id] else {  // a tensor without state of either kind is frozen
-            if rest.contains(id) { rest.update(id, weights: weights, gradient: gradient, learningRate: lr, keep: keep, step: step) }
+            if rest.contains(id) {
+                rest.update(id, weights: weights, gradient: gradient, learningRate: lr, keep: keep, step: step)
+            }
             return
         }
         // AdaRankGrad's trigger needs this step's projection; GaLore's is a step count, so it projects once, after.
@@ -177,7 +217,9 @@ public final class LowRankAdam: Optimizer {
         guard let projected else { return }  // no subspace yet (its first decomposition failed): counted, no update
         s.sinceRefresh += 1
         s.steps += 1
-        let rule = AdamW.Rule(beta1: settings.beta1, beta2: settings.beta2, epsilon: settings.epsilon, learningRate: lr, keep: 1, step: s.steps)
+        let rule = AdamW.Rule(
+            beta1: settings.beta1, beta2: settings.beta2, epsilon: settings.epsilon, learningRate: lr, keep: 1,
+            step: s.steps)
         let direction = AlignedBuffer<Float>(count: projected.count, category: .workspace, ledger: ledger)
         nonisolated(unsafe) let (d, g, m, v) = (direction.pointer, projected.pointer, s.m.pointer, s.v.pointer)
         Parallel.forEachChunk(projected.count, grain: 1 << 15) { r in rule.apply(d, g, m, v, r) }  // d = −η̂·N
@@ -195,7 +237,8 @@ public final class LowRankAdam: Optimizer {
             guard s.sinceRefresh >= tMin else { return false }
             if s.sinceRefresh >= tMax { return true }
             let total = Double(Vector.sumOfSquares(g, s.rows * s.columns))
-            return total > 0 && Double(Vector.sumOfSquares(projected.pointer, projected.count)) < Double(capture) * total
+            return total > 0
+                && Double(Vector.sumOfSquares(projected.pointer, projected.count)) < Double(capture) * total
         }
     }
 
@@ -213,8 +256,9 @@ public final class LowRankAdam: Optimizer {
             switch settings.decomposition {
             case .full: svd = try SVD.full(g, rows: s.rows, columns: s.columns, ledger: ledger)
             case .randomized:
-                svd = try SVD.randomized(g, rows: s.rows, columns: s.columns, rank: target, generator: rng,
-                                         stream: UInt64(step) << 24 | UInt64(id), ledger: ledger)
+                svd = try SVD.randomized(
+                    g, rows: s.rows, columns: s.columns, rank: target, generator: rng,
+                    stream: UInt64(step) << 24 | UInt64(id), ledger: ledger)
             }
         } catch {
             failures += 1
@@ -249,9 +293,12 @@ public final class LowRankAdam: Optimizer {
     /// Mean rank over block matrices, refreshes, failures, decomposition seconds and state bytes, for the training log.
     public var diagnostics: [String: Double] {
         let r = subspaces.values.map(\.rank)
-        let bytes = subspaces.values.reduce(0) { $0 + 4 * ($1.projector.count + $1.m.count + $1.v.count) }
+        let bytes =
+            subspaces.values.reduce(0) { $0 + 4 * ($1.projector.count + $1.m.count + $1.v.count) }
             + rest.bytes
-        return ["mean_rank": Double(r.reduce(0, +)) / Double(max(1, r.count)), "refreshes": Double(refreshes),
-                "svd_failures": Double(failures), "svd_seconds": decompositionSeconds, "state_bytes": Double(bytes)]
+        return [
+            "mean_rank": Double(r.reduce(0, +)) / Double(max(1, r.count)), "refreshes": Double(refreshes),
+            "svd_failures": Double(failures), "svd_seconds": decompositionSeconds, "state_bytes": Double(bytes),
+        ]
     }
 }

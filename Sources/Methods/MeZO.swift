@@ -17,8 +17,10 @@ public final class MeZO: FineTuningMethod {
     public let trainable: [ParameterID]
     let rng: Philox
 
-    public init(layout: ParameterLayout, epsilon: Float, perturbations: Int = 1, seed: UInt64,
-                groups: ParameterGroups = ParameterGroups(weightDecay: 0)) {
+    public init(
+        layout: ParameterLayout, epsilon: Float, perturbations: Int = 1, seed: UInt64,
+        groups: ParameterGroups = ParameterGroups(weightDecay: 0)
+    ) {
         precondition(epsilon > 0 && perturbations >= 1 && perturbations < 4096 && layout.parameters.count < 4096)
         self.layout = layout
         self.epsilon = epsilon
@@ -35,8 +37,10 @@ public final class MeZO: FineTuningMethod {
 
     /// p ← keep(p)·p + Σ coefficient(p)·z_k over every trainable tensor, in parallel, z regenerated in tiles.
     /// `terms` gives (k, coefficient for the tensor); `keep` the tensor's factor (1 leaves p unscaled).
-    public func pass(_ store: any ParameterStore, step: Int, terms: [(k: Int, coefficient: (ParameterID) -> Float)],
-                     keep: (ParameterID) -> Float = { _ in 1 }) {
+    public func pass(
+        _ store: any ParameterStore, step: Int, terms: [(k: Int, coefficient: (ParameterID) -> Float)],
+        keep: (ParameterID) -> Float = { _ in 1 }
+    ) {
         for id in trainable {
             let factor = keep(id), streams = terms.map { (stream(step: step, k: $0.k, id: id), $0.coefficient(id)) }
             store.update(id) { w in
@@ -77,8 +81,10 @@ public final class MeZO: FineTuningMethod {
     /// On an fp32 store θ is perturbed in place (+εz, −2εz, +εz, as MeZO's code). On any other store (bf16,
     /// where rounding would not restore θ) the perturbation is formed as the weights are read for each GEMM,
     /// so the stored weights change only in the update.
-    public func step(_ model: LlamaModel, inputs: StepInputs, learningRate lr: Float, step: Int,
-                     nonFinite: inout NonFiniteGuard) throws -> MethodStep {
+    public func step(
+        _ model: LlamaModel, inputs: StepInputs, learningRate lr: Float, step: Int,
+        nonFinite: inout NonFiniteGuard
+    ) throws -> MethodStep {
         let store = model.store, inPlace = store is FP32ParameterStore
         var reported = LossResult(sum: 0, count: 0), g = [Float](repeating: 0, count: perturbations)
         defer { model.perturbation = nil }
@@ -98,7 +104,10 @@ public final class MeZO: FineTuningMethod {
             if inPlace, perturbations > 1 || !g[k].isFinite { perturb(store, step: step, k: k, scale: 1) }
         }
         let estimate = g.reduce(0) { $0 + abs(Double($1)) } / Double(perturbations)
-        guard try nonFinite.admit(loss: reported.mean, gradientNorm: g.allSatisfy(\.isFinite) ? estimate : .nan, step: step) else {
+        guard
+            try nonFinite.admit(
+                loss: reported.mean, gradientNorm: g.allSatisfy(\.isFinite) ? estimate : .nan, step: step)
+        else {
             return MethodStep(loss: reported, gradientNorm: estimate, skipped: true)  // θ restored above
         }
         let keep = { (id: ParameterID) in 1 - lr * self.groups.weightDecay(for: self.layout.parameters[id].role) }

@@ -16,7 +16,10 @@ public struct NonFiniteGuard: Sendable, Codable, Equatable {
             skipped += 1
             consecutive += 1
             if consecutive >= limit {
-                throw NonFiniteError(message: "step \(step): loss \(loss), gradient norm \(gradientNorm) — \(consecutive) non-finite steps in a row (\(skipped) in all). Lower the learning rate, enable gradient clipping, or check the data for empty or corrupt samples.")
+                throw NonFiniteError(
+                    message:
+                        "step \(step): loss \(loss), gradient norm \(gradientNorm) — \(consecutive) non-finite steps in a row (\(skipped) in all). Lower the learning rate, enable gradient clipping, or check the data for empty or corrupt samples."
+                )
             }
             return false
         }

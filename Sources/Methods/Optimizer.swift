@@ -10,8 +10,9 @@ public protocol Optimizer: AnyObject {
     /// Weight decay, learning-rate scale and freezing by parameter group.
     var groups: ParameterGroups { get }
     /// Updates `weights` of parameter `id` in place from `gradient` (same count); `step` counts from 1.
-    func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
-                learningRate: Float, step: Int)
+    func update(
+        _ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
+        learningRate: Float, step: Int)
     /// The state to checkpoint, by name.
     var state: [StateTensor] { get }
     /// Numbers worth logging each step (e.g. GaLore's mean rank); empty for most optimizers.
@@ -28,7 +29,9 @@ extension Optimizer {
     public func weightDecay(_ id: ParameterID) -> Float { groups.weightDecay(for: layout.parameters[id].role) }
 
     /// Updates parameter `id` of `store` at its group's learning rate, unless its group is frozen.
-    public func apply(_ id: ParameterID, to store: any ParameterStore, gradient: UnsafePointer<Float>, learningRate: Float, step: Int) {
+    public func apply(
+        _ id: ParameterID, to store: any ParameterStore, gradient: UnsafePointer<Float>, learningRate: Float, step: Int
+    ) {
         let role = layout.parameters[id].role
         guard !groups.isFrozen(role) else { return }
         let lr = groups.learningRate(learningRate, for: role)

@@ -14,13 +14,14 @@ public enum ParameterGroup: String, Sendable, Codable, CaseIterable, Comparable 
     case mlp
 
     public init(_ role: ParameterRole) {
-        self = switch role {
-        case .embedding: .embedding
-        case .head: .head
-        case .attentionNorm, .ffnNorm, .finalNorm: .norms
-        case .query, .key, .value, .output: .attention
-        case .gate, .up, .down: .mlp
-        }
+        self =
+            switch role {
+            case .embedding: .embedding
+            case .head: .head
+            case .attentionNorm, .ffnNorm, .finalNorm: .norms
+            case .query, .key, .value, .output: .attention
+            case .gate, .up, .down: .mlp
+            }
     }
 
     public static func < (a: Self, b: Self) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
@@ -34,17 +35,23 @@ public struct ParameterGroups: Sendable, Equatable, Codable {
     public var frozen: Set<ParameterGroup>
     public var learningRateScale: [ParameterGroup: Float]
 
-    public init(weightDecay: Float, noDecay: Set<ParameterGroup> = [.norms], frozen: Set<ParameterGroup> = [],
-                learningRateScale: [ParameterGroup: Float] = [:]) {
+    public init(
+        weightDecay: Float, noDecay: Set<ParameterGroup> = [.norms], frozen: Set<ParameterGroup> = [],
+        learningRateScale: [ParameterGroup: Float] = [:]
+    ) {
         self.weightDecay = weightDecay
         self.noDecay = noDecay
         self.frozen = frozen
         self.learningRateScale = learningRateScale
     }
 
-    public func weightDecay(for role: ParameterRole) -> Float { noDecay.contains(ParameterGroup(role)) ? 0 : weightDecay }
+    public func weightDecay(for role: ParameterRole) -> Float {
+        noDecay.contains(ParameterGroup(role)) ? 0 : weightDecay
+    }
     public func isFrozen(_ role: ParameterRole) -> Bool { frozen.contains(ParameterGroup(role)) }
-    public func learningRate(_ lr: Float, for role: ParameterRole) -> Float { lr * (learningRateScale[ParameterGroup(role)] ?? 1) }
+    public func learningRate(_ lr: Float, for role: ParameterRole) -> Float {
+        lr * (learningRateScale[ParameterGroup(role)] ?? 1)
+    }
 }
 
 /// Where each trainable tensor's per-element optimizer state sits in one compact slab: frozen tensors have

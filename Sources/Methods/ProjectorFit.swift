@@ -9,8 +9,10 @@ import TensorCore
 /// row's r sketch positions.
 enum ProjectorFit {
     /// L for `g`; with `residual` and `compressed`, E (m×n) and A = Pᵀ·G·Q (d×d) are left there.
-    static func error(_ pair: SketchPair, _ g: UnsafePointer<Float>, residual: UnsafeMutablePointer<Float>? = nil,
-                      compressed: UnsafeMutablePointer<Float>? = nil, ledger: MemoryLedger) -> Double {
+    static func error(
+        _ pair: SketchPair, _ g: UnsafePointer<Float>, residual: UnsafeMutablePointer<Float>? = nil,
+        compressed: UnsafeMutablePointer<Float>? = nil, ledger: MemoryLedger
+    ) -> Double {
         let (m, n, d) = (pair.left.count, pair.right.count, pair.size)
         let ownA = compressed == nil ? AlignedBuffer<Float>(count: d * d, category: .host, ledger: ledger) : nil
         let own = residual == nil ? AlignedBuffer<Float>(count: m * n, category: .host, ledger: ledger) : nil
@@ -29,17 +31,27 @@ enum ProjectorFit {
 
     /// `iterations` Adam steps (rate `learningRate`) on the values of `pair` for `g`. Returns false, with the values as
     /// they were, when a step makes them or the reconstruction error non-finite.
-    static func fit(_ pair: SketchPair, _ g: UnsafePointer<Float>, iterations: Int, learningRate: Float, ledger: MemoryLedger) -> Bool {
+    static func fit(
+        _ pair: SketchPair, _ g: UnsafePointer<Float>, iterations: Int, learningRate: Float, ledger: MemoryLedger
+    ) -> Bool {
         let (m, n, d) = (pair.left.count, pair.right.count, pair.size)
         let saved = (Array(pair.left.values.buffer), Array(pair.right.values.buffer))
         let sides = [pair.left, pair.right]
-        let moments = sides.map { s in (AlignedBuffer<Float>(count: s.values.count, category: .host, ledger: ledger),
-                                         AlignedBuffer<Float>(count: s.values.count, category: .host, ledger: ledger)) }
+        let moments = sides.map { s in
+            (
+                AlignedBuffer<Float>(count: s.values.count, category: .host, ledger: ledger),
+                AlignedBuffer<Float>(count: s.values.count, category: .host, ledger: ledger)
+            )
+        }
         let e = AlignedBuffer<Float>(count: m * n, category: .host, ledger: ledger)
-        let a = AlignedBuffer<Float>(count: d * d, category: .host, ledger: ledger), pteq = AlignedBuffer<Float>(count: d * d, category: .host, ledger: ledger)
-        let eq = AlignedBuffer<Float>(count: m * d, category: .host, ledger: ledger), gq = AlignedBuffer<Float>(count: m * d, category: .host, ledger: ledger)
-        let pte = AlignedBuffer<Float>(count: d * n, category: .host, ledger: ledger), ptg = AlignedBuffer<Float>(count: d * n, category: .host, ledger: ledger)
-        let gradP = AlignedBuffer<Float>(count: m * d, category: .host, ledger: ledger), gradQ = AlignedBuffer<Float>(count: n * d, category: .host, ledger: ledger)
+        let a = AlignedBuffer<Float>(count: d * d, category: .host, ledger: ledger),
+            pteq = AlignedBuffer<Float>(count: d * d, category: .host, ledger: ledger)
+        let eq = AlignedBuffer<Float>(count: m * d, category: .host, ledger: ledger),
+            gq = AlignedBuffer<Float>(count: m * d, category: .host, ledger: ledger)
+        let pte = AlignedBuffer<Float>(count: d * n, category: .host, ledger: ledger),
+            ptg = AlignedBuffer<Float>(count: d * n, category: .host, ledger: ledger)
+        let gradP = AlignedBuffer<Float>(count: m * d, category: .host, ledger: ledger),
+            gradQ = AlignedBuffer<Float>(count: n * d, category: .host, ledger: ledger)
         let gNorm = Double(Vector.sumOfSquares(g, m * n)).squareRoot()
         guard gNorm > 0 else { return true }
         var finite = true
@@ -53,9 +65,13 @@ enum ProjectorFit {
             pair.left.transposeTimes(e.pointer, columns: n, into: pte.pointer)  // Pᵀ·E
             pair.left.transposeTimes(g, columns: n, into: ptg.pointer)  // Pᵀ·G
             GEMM.multiply(m: m, n: d, k: d, eq.pointer, lda: d, a.pointer, ldb: d, transB: true, gradP.pointer, ldc: d)
-            GEMM.multiply(m: m, n: d, k: d, gq.pointer, lda: d, pteq.pointer, ldb: d, transB: true, gradP.pointer, ldc: d, beta: 1)
+            GEMM.multiply(
+                m: m, n: d, k: d, gq.pointer, lda: d, pteq.pointer, ldb: d, transB: true, gradP.pointer, ldc: d, beta: 1
+            )
             GEMM.multiply(m: n, n: d, k: d, pte.pointer, lda: n, transA: true, a.pointer, ldb: d, gradQ.pointer, ldc: d)
-            GEMM.multiply(m: n, n: d, k: d, ptg.pointer, lda: n, transA: true, pteq.pointer, ldb: d, gradQ.pointer, ldc: d, beta: 1)
+            GEMM.multiply(
+                m: n, n: d, k: d, ptg.pointer, lda: n, transA: true, pteq.pointer, ldb: d, gradQ.pointer, ldc: d,
+                beta: 1)
             let scale = Float(1 / (loss * gNorm * gNorm))  // ∂L = ∂‖E‖²/(2·‖E‖·‖G‖), ‖E‖ = L·‖G‖, and the 2s cancel
             let c1 = 1 / (1 - Float.pow(0.9, t)), c2 = 1 / (1 - Float.pow(0.999, t))
             for (s, (full, (mo, vo))) in zip(sides, zip([gradP, gradQ], moments)) {
@@ -65,12 +81,14 @@ enum ProjectorFit {
                         let j = i * r + k, grad = scale * full.pointer[i * d + Int(s.indices.pointer[j])]
                         mo.pointer[j] = 0.9 * mo.pointer[j] + 0.1 * grad
                         vo.pointer[j] = 0.999 * vo.pointer[j] + 0.001 * grad * grad
-                        s.values.pointer[j] -= learningRate * (mo.pointer[j] * c1) / ((vo.pointer[j] * c2).squareRoot() + 1e-8)
+                        s.values.pointer[j] -=
+                            learningRate * (mo.pointer[j] * c1) / ((vo.pointer[j] * c2).squareRoot() + 1e-8)
                     }
                 }
             }
         }
-        finite = finite && sides.allSatisfy { s in s.values.buffer.allSatisfy(\.isFinite) }
+        finite =
+            finite && sides.allSatisfy { s in s.values.buffer.allSatisfy(\.isFinite) }
             && error(pair, g, ledger: ledger).isFinite
         if !finite {
             _ = pair.left.values.buffer.update(from: saved.0)
@@ -100,7 +118,9 @@ final class MatrixGradients: GradientSink {
 
     init(layout: ParameterLayout, matrices: [ParameterID], ledger: MemoryLedger) {
         (self.layout, self.ledger) = (layout, ledger)
-        for id in matrices { buffers[id] = AlignedBuffer(count: layout.parameters[id].count, category: .host, ledger: ledger) }
+        for id in matrices {
+            buffers[id] = AlignedBuffer(count: layout.parameters[id].count, category: .host, ledger: ledger)
+        }
     }
 
     func wants(_ id: ParameterID) -> Bool { buffers[id] != nil }

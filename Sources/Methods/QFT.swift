@@ -29,10 +29,12 @@ public final class QFT: FineTuningMethod {
         public func validate() throws {
             try weights.validate()
             guard stateBlock >= 1, stateBlock <= 1 << 20 else {
-                throw MethodError(message: "method.state_block must be in 1...\(1 << 20) values per scale, got \(stateBlock)")
+                throw MethodError(
+                    message: "method.state_block must be in 1...\(1 << 20) values per scale, got \(stateBlock)")
             }
             guard refreshInterval >= 0 else {
-                throw MethodError(message: "method.outlier_refresh must be ≥ 0 steps (0: once per epoch), got \(refreshInterval)")
+                throw MethodError(
+                    message: "method.outlier_refresh must be ≥ 0 steps (0: once per epoch), got \(refreshInterval)")
             }
         }
     }
@@ -44,26 +46,33 @@ public final class QFT: FineTuningMethod {
     private let inner: any FineTuningMethod
 
     /// QFT on `store` (the model's store, already converted). `stepsPerEpoch` sets the default refresh.
-    public init(store: DenseSparseStore, settings: Settings, groups: ParameterGroups, clipNorm: Double?, checkpointing: Bool,
-                seed: UInt64, stepsPerEpoch: Int, ledger: MemoryLedger) throws {
+    public init(
+        store: DenseSparseStore, settings: Settings, groups: ParameterGroups, clipNorm: Double?, checkpointing: Bool,
+        seed: UInt64, stepsPerEpoch: Int, ledger: MemoryLedger
+    ) throws {
         try settings.validate()
         self.store = store
         self.settings = settings
         refreshInterval = settings.refreshInterval > 0 ? settings.refreshInterval : max(1, stepsPerEpoch)
-        let lion = QuantizedLion(layout: store.layout, quantized: store.isQuantized, blockSize: settings.stateBlock,
-                                 groups: groups, seed: seed, ledger: ledger)
+        let lion = QuantizedLion(
+            layout: store.layout, quantized: store.isQuantized, blockSize: settings.stateBlock,
+            groups: groups, seed: seed, ledger: ledger)
         switch settings.gradients {
-        case .fused: inner = FusedGradientMethod(optimizer: lion, store: store, checkpointing: checkpointing, ledger: ledger)
+        case .fused:
+            inner = FusedGradientMethod(optimizer: lion, store: store, checkpointing: checkpointing, ledger: ledger)
         case .stack:
-            inner = GradientStackMethod(optimizer: lion, store: store, quantized: store.isQuantized, blockSize: settings.stateBlock,
-                                        clipNorm: clipNorm, checkpointing: checkpointing, ledger: ledger)
+            inner = GradientStackMethod(
+                optimizer: lion, store: store, quantized: store.isQuantized, blockSize: settings.stateBlock,
+                clipNorm: clipNorm, checkpointing: checkpointing, ledger: ledger)
         }
     }
 
     public var state: [StateTensor] { inner.state }
 
-    public func step(_ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
-                     nonFinite: inout NonFiniteGuard) throws -> MethodStep {
+    public func step(
+        _ model: LlamaModel, inputs: StepInputs, learningRate: Float, step: Int,
+        nonFinite: inout NonFiniteGuard
+    ) throws -> MethodStep {
         let r = try inner.step(model, inputs: inputs, learningRate: learningRate, step: step, nonFinite: &nonFinite)
         if step % refreshInterval == 0 { store.refreshOutliers() }
         return r
@@ -71,14 +80,20 @@ public final class QFT: FineTuningMethod {
 
     /// Bytes of weights, optimizer state and gradients for `layout`, from shapes alone. Gradients: fused,
     /// the fp32 gradients alive at once (`fusedGradientFloats`); stack, every INT8 gradient plus those.
-    public static func stateBytes(_ layout: ParameterLayout, settings: Settings, fusedGradientFloats: Int) -> [MemoryCategory: Int] {
+    public static func stateBytes(
+        _ layout: ParameterLayout, settings: Settings, fusedGradientFloats: Int
+    ) -> [MemoryCategory: Int] {
         var bytes = DenseSparseStore.bytes(layout, settings: settings.weights)
         let quantized = { (id: ParameterID) in settings.weights.isQuantized(layout.parameters[id]) }
         bytes[.optimizerState] = QuantizedLion.bytes(layout, quantized: quantized, blockSize: settings.stateBlock)
-        let stack = settings.gradients == .fused ? 0 : layout.parameters.indices.reduce(0) { total, id in
-            let n = layout.parameters[id].count
-            return total + (quantized(id) ? n + 4 * Int8Blocks.blockCount(n, blockSize: settings.stateBlock) : 4 * n)
-        }
+        let stack =
+            settings.gradients == .fused
+            ? 0
+            : layout.parameters.indices.reduce(0) { total, id in
+                let n = layout.parameters[id].count
+                return total
+                    + (quantized(id) ? n + 4 * Int8Blocks.blockCount(n, blockSize: settings.stateBlock) : 4 * n)
+            }
         bytes[.gradients] = stack + 4 * fusedGradientFloats
         return bytes
     }

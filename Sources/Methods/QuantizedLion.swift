@@ -21,17 +21,24 @@ public final class QuantizedLion: Optimizer {
     private let rng: Philox
 
     /// - Parameter quantized: which parameters get an INT8 momentum.
-    public init(layout: ParameterLayout, quantized: (ParameterID) -> Bool, blockSize: Int, beta1: Float = 0.9, beta2: Float = 0.99,
-                groups: ParameterGroups, seed: UInt64, ledger: MemoryLedger = .shared) {
+    public init(
+        layout: ParameterLayout, quantized: (ParameterID) -> Bool, blockSize: Int, beta1: Float = 0.9,
+        beta2: Float = 0.99,
+        groups: ParameterGroups, seed: UInt64, ledger: MemoryLedger = .shared
+    ) {
         self.layout = layout
         self.groups = groups
         (self.beta1, self.beta2, self.blockSize) = (beta1, beta2, blockSize)
         rng = Philox(seed: seed, domain: .quantizedLion)
         moments = layout.parameters.indices.map { id in
             let n = layout.parameters[id].count
-            guard quantized(id) else { return .fp32(AlignedBuffer(count: n, category: .optimizerState, ledger: ledger)) }
-            return .int8(q: AlignedBuffer(count: n, category: .optimizerState, ledger: ledger),
-                         scales: AlignedBuffer(count: Int8Blocks.blockCount(n, blockSize: blockSize), category: .optimizerState, ledger: ledger))
+            guard quantized(id) else {
+                return .fp32(AlignedBuffer(count: n, category: .optimizerState, ledger: ledger))
+            }
+            return .int8(
+                q: AlignedBuffer(count: n, category: .optimizerState, ledger: ledger),
+                scales: AlignedBuffer(
+                    count: Int8Blocks.blockCount(n, blockSize: blockSize), category: .optimizerState, ledger: ledger))
         }
     }
 
@@ -47,13 +54,16 @@ public final class QuantizedLion: Optimizer {
         zip(layout.parameters, moments).flatMap { info, m in
             switch m {
             case .fp32(let b): [StateTensor("lion.m." + info.name, b)]
-            case .int8(let q, let s): [StateTensor("lion.m." + info.name + ".q", q), StateTensor("lion.m." + info.name + ".scales", s)]
+            case .int8(let q, let s):
+                [StateTensor("lion.m." + info.name + ".q", q), StateTensor("lion.m." + info.name + ".scales", s)]
             }
         }
     }
 
-    public func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
-                       learningRate lr: Float, step: Int) {
+    public func update(
+        _ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
+        learningRate lr: Float, step: Int
+    ) {
         let rule = Lion.Rule(beta1: beta1, beta2: beta2, learningRate: lr, keep: 1 - lr * weightDecay(id))
         nonisolated(unsafe) let (p, g) = (weights.baseAddress!, gradient)
         switch moments[id] {
@@ -72,8 +82,9 @@ public final class QuantizedLion: Optimizer {
                         let start = b * bs, n = min(min(blocks.upperBound, b + slice) * bs, count) - start
                         Int8Blocks.dequantize(q + start, scales: scales + b, count: n, blockSize: bs, into: m)
                         rule.apply(p + start, g + start, m, 0..<n)
-                        Int8Blocks.quantize(m, count: n, blockSize: bs, into: q + start, scales: scales + b,
-                                            rounding: .stochastic(rng, stream: stream, offset: UInt64(start)))
+                        Int8Blocks.quantize(
+                            m, count: n, blockSize: bs, into: q + start, scales: scales + b,
+                            rounding: .stochastic(rng, stream: stream, offset: UInt64(start)))
                     }
                 }
             }

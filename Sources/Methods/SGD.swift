@@ -12,20 +12,24 @@ public final class SGD: Optimizer {
     /// Momentum buffers (4 bytes per trainable parameter; none when momentum is 0).
     public let buffer: AlignedBuffer<Float>?
 
-    public init(layout: ParameterLayout, momentum: Float = 0.9, groups: ParameterGroups = ParameterGroups(weightDecay: 0),
-                ledger: MemoryLedger = .shared) {
+    public init(
+        layout: ParameterLayout, momentum: Float = 0.9, groups: ParameterGroups = ParameterGroups(weightDecay: 0),
+        ledger: MemoryLedger = .shared
+    ) {
         self.layout = layout
         self.momentum = momentum
         self.groups = groups
         trainable = TrainableLayout(layout, groups: groups)
-        buffer = momentum > 0 ? AlignedBuffer(count: trainable.totalCount, category: .optimizerState, ledger: ledger) : nil
+        buffer =
+            momentum > 0 ? AlignedBuffer(count: trainable.totalCount, category: .optimizerState, ledger: ledger) : nil
     }
 
     public var state: [StateTensor] { buffer.map { [StateTensor("sgd.momentum", $0)] } ?? [] }
 
-
-    public func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
-                       learningRate lr: Float, step: Int) {
+    public func update(
+        _ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
+        learningRate lr: Float, step: Int
+    ) {
         guard let offset = trainable.offsets[id] else { return }  // frozen: no state, no update
         let (mu, wd, first) = (momentum, weightDecay(id), step == 1)
         nonisolated(unsafe) let (p, g) = (weights.baseAddress!, gradient)

@@ -43,9 +43,13 @@ final class Subspace {
     func project(_ g: UnsafePointer<Float>) -> AlignedBuffer<Float> {
         let r = rank, out = AlignedBuffer<Float>(count: r * other, category: .workspace, ledger: ledger)
         if left {
-            GEMM.multiply(m: r, n: columns, k: rows, projector.pointer, lda: r, transA: true, g, ldb: columns, out.pointer, ldc: columns)
+            GEMM.multiply(
+                m: r, n: columns, k: rows, projector.pointer, lda: r, transA: true, g, ldb: columns, out.pointer,
+                ldc: columns)
         } else {
-            GEMM.multiply(m: rows, n: r, k: columns, g, lda: columns, projector.pointer, ldb: columns, transB: true, out.pointer, ldc: r)
+            GEMM.multiply(
+                m: rows, n: r, k: columns, g, lda: columns, projector.pointer, ldb: columns, transB: true, out.pointer,
+                ldc: r)
         }
         return out
     }
@@ -54,9 +58,13 @@ final class Subspace {
     func addBack(_ d: UnsafePointer<Float>, scale: Float, into w: UnsafeMutablePointer<Float>) {
         let r = rank
         if left {
-            GEMM.multiply(m: rows, n: columns, k: r, projector.pointer, lda: r, d, ldb: columns, w, ldc: columns, alpha: scale, beta: 1)
+            GEMM.multiply(
+                m: rows, n: columns, k: r, projector.pointer, lda: r, d, ldb: columns, w, ldc: columns, alpha: scale,
+                beta: 1)
         } else {
-            GEMM.multiply(m: rows, n: columns, k: r, d, lda: r, projector.pointer, ldb: columns, w, ldc: columns, alpha: scale, beta: 1)
+            GEMM.multiply(
+                m: rows, n: columns, k: r, d, lda: r, projector.pointer, ldb: columns, w, ldc: columns, alpha: scale,
+                beta: 1)
         }
     }
 
@@ -76,9 +84,13 @@ final class Subspace {
         if old.rank > 0, transfer {
             let r = AlignedBuffer<Float>(count: rank * old.rank, category: .workspace, ledger: ledger)
             if left {
-                GEMM.multiply(m: rank, n: old.rank, k: rows, p.pointer, lda: rank, transA: true, old.p.pointer, ldb: old.rank, r.pointer, ldc: old.rank)
+                GEMM.multiply(
+                    m: rank, n: old.rank, k: rows, p.pointer, lda: rank, transA: true, old.p.pointer, ldb: old.rank,
+                    r.pointer, ldc: old.rank)
             } else {
-                GEMM.multiply(m: rank, n: old.rank, k: columns, p.pointer, lda: columns, old.p.pointer, ldb: columns, transB: true, r.pointer, ldc: old.rank)
+                GEMM.multiply(
+                    m: rank, n: old.rank, k: columns, p.pointer, lda: columns, old.p.pointer, ldb: columns,
+                    transB: true, r.pointer, ldc: old.rank)
             }
             let squared = AlignedBuffer<Float>(count: r.count, category: .workspace, ledger: ledger)
             for i in 0..<r.count { squared.pointer[i] = r.pointer[i] * r.pointer[i] }
@@ -91,12 +103,16 @@ final class Subspace {
     }
 
     /// R·X (left: X is r_old×columns) or X·Rᵀ (right: X is rows×r_old), R being r_new×r_old.
-    private func rotate(_ x: AlignedBuffer<Float>, by r: AlignedBuffer<Float>, from old: Int, to new: Int) -> AlignedBuffer<Float> {
+    private func rotate(
+        _ x: AlignedBuffer<Float>, by r: AlignedBuffer<Float>, from old: Int, to new: Int
+    ) -> AlignedBuffer<Float> {
         let out = AlignedBuffer<Float>(count: new * other, category: .optimizerState, ledger: ledger)
         if left {
-            GEMM.multiply(m: new, n: columns, k: old, r.pointer, lda: old, x.pointer, ldb: columns, out.pointer, ldc: columns)
+            GEMM.multiply(
+                m: new, n: columns, k: old, r.pointer, lda: old, x.pointer, ldb: columns, out.pointer, ldc: columns)
         } else {
-            GEMM.multiply(m: rows, n: new, k: old, x.pointer, lda: old, r.pointer, ldb: old, transB: true, out.pointer, ldc: new)
+            GEMM.multiply(
+                m: rows, n: new, k: old, x.pointer, lda: old, r.pointer, ldb: old, transB: true, out.pointer, ldc: new)
         }
         return out
     }

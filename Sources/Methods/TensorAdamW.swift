@@ -7,21 +7,30 @@ final class TensorAdamW {
     let beta1: Float, beta2: Float, epsilon: Float
     private(set) var moments: [ParameterID: (m: AlignedBuffer<Float>, v: AlignedBuffer<Float>)] = [:]
 
-    init(_ layout: ParameterLayout, tensors: [ParameterID], beta1: Float, beta2: Float, epsilon: Float, ledger: MemoryLedger) {
+    init(
+        _ layout: ParameterLayout, tensors: [ParameterID], beta1: Float, beta2: Float, epsilon: Float,
+        ledger: MemoryLedger
+    ) {
         (self.beta1, self.beta2, self.epsilon) = (beta1, beta2, epsilon)
         for id in tensors {
             let n = layout.parameters[id].count
-            moments[id] = (AlignedBuffer(count: n, category: .optimizerState, ledger: ledger), AlignedBuffer(count: n, category: .optimizerState, ledger: ledger))
+            moments[id] = (
+                AlignedBuffer(count: n, category: .optimizerState, ledger: ledger),
+                AlignedBuffer(count: n, category: .optimizerState, ledger: ledger)
+            )
         }
     }
 
     func contains(_ id: ParameterID) -> Bool { moments[id] != nil }
 
     /// One AdamW step of tensor `id` (its moments must exist).
-    func update(_ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
-                learningRate: Float, keep: Float, step: Int) {
+    func update(
+        _ id: ParameterID, weights: UnsafeMutableBufferPointer<Float>, gradient: UnsafePointer<Float>,
+        learningRate: Float, keep: Float, step: Int
+    ) {
         let (m, v) = moments[id]!
-        let rule = AdamW.Rule(beta1: beta1, beta2: beta2, epsilon: epsilon, learningRate: learningRate, keep: keep, step: step)
+        let rule = AdamW.Rule(
+            beta1: beta1, beta2: beta2, epsilon: epsilon, learningRate: learningRate, keep: keep, step: step)
         nonisolated(unsafe) let (p, g, mp, vp) = (weights.baseAddress!, gradient, m.pointer, v.pointer)
         Parallel.forEachChunk(weights.count, grain: 1 << 15) { r in rule.apply(p, g, mp, vp, r) }
     }

@@ -13,7 +13,8 @@ public enum Precision: String, Sendable, Codable, CaseIterable {
         guard self == .bf16 else { return (nil, nil) }
         switch BF16Kernel.detected {
         case .success(let k): return (k, nil)
-        case .failure(let why): return (nil, "bf16 compute is not available (\(why.reason)): GEMMs run in fp32; bf16 weights stay bf16")
+        case .failure(let why):
+            return (nil, "bf16 compute is not available (\(why.reason)): GEMMs run in fp32; bf16 weights stay bf16")
         }
     }
 }
@@ -28,10 +29,11 @@ public enum Precision: String, Sendable, Codable, CaseIterable {
 public enum BF16Kernel: Sendable {
     /// `dnnl_gemm_bf16bf16f32(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)`, row-major,
     /// bf16 passed as `uint16_t`; exported by oneDNN 2.6 but not declared in its headers.
-    public typealias Entry = @convention(c) (
-        CChar, CChar, Int64, Int64, Int64, Float, UnsafePointer<UInt16>, Int64, UnsafePointer<UInt16>, Int64,
-        Float, UnsafeMutablePointer<Float>, Int64
-    ) -> Int32
+    public typealias Entry =
+        @convention(c) (
+            CChar, CChar, Int64, Int64, Int64, Float, UnsafePointer<UInt16>, Int64, UnsafePointer<UInt16>, Int64,
+            Float, UnsafeMutablePointer<Float>, Int64
+        ) -> Int32
 
     case oneDNN(Entry)
     case emulated
@@ -66,22 +68,26 @@ public enum BF16Kernel: Sendable {
     /// The flags of the first CPU in `/proc/cpuinfo` (empty where there is no such file).
     static func cpuFlags() -> Set<String> {
         guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
-              let colon = line.firstIndex(of: ":") else { return [] }
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
+            let colon = line.firstIndex(of: ":")
+        else { return [] }
         return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
     }
 
     /// C[m×n] = alpha · op(A) · op(B) + beta · C, row-major, A and B bf16 bits (A stored k×m when `transA`).
-    func run(m: Int, n: Int, k: Int, _ a: UnsafePointer<UInt16>, lda: Int, transA: Bool,
-             _ b: UnsafePointer<UInt16>, ldb: Int, transB: Bool, _ c: UnsafeMutablePointer<Float>, ldc: Int,
-             alpha: Float, beta: Float, widened: (Int, Int) -> UnsafeMutablePointer<Float>) {
+    func run(
+        m: Int, n: Int, k: Int, _ a: UnsafePointer<UInt16>, lda: Int, transA: Bool,
+        _ b: UnsafePointer<UInt16>, ldb: Int, transB: Bool, _ c: UnsafeMutablePointer<Float>, ldc: Int,
+        alpha: Float, beta: Float, widened: (Int, Int) -> UnsafeMutablePointer<Float>
+    ) {
         switch self {
         case .oneDNN(let gemm):
             OneDNN.setThreads(GEMM.inParallelRegion ? 1 : Parallel.threadCount)
             var status: Int32 = 0
             GEMM.timed(flops: 2 * m * n * k) {
-                status = gemm(CChar(UInt8(ascii: transA ? "T" : "N")), CChar(UInt8(ascii: transB ? "T" : "N")),
-                              Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
+                status = gemm(
+                    CChar(UInt8(ascii: transA ? "T" : "N")), CChar(UInt8(ascii: transB ? "T" : "N")),
+                    Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
             }
             precondition(status == 0, "dnnl_gemm_bf16bf16f32 failed with status \(status) for \(m)×\(n)×\(k)")
         case .emulated:
@@ -90,8 +96,9 @@ public enum BF16Kernel: Sendable {
             let wa = widened(0, countA), wb = widened(1, countB)
             Conversions.fromBF16(a, wa, count: countA)
             Conversions.fromBF16(b, wb, count: countB)
-            GEMM.multiply(m: m, n: n, k: k, wa, lda: lda, transA: transA, wb, ldb: ldb, transB: transB, c, ldc: ldc,
-                          alpha: alpha, beta: beta)
+            GEMM.multiply(
+                m: m, n: n, k: k, wa, lda: lda, transA: transA, wb, ldb: ldb, transB: transB, c, ldc: ldc,
+                alpha: alpha, beta: beta)
         }
     }
 }
@@ -106,8 +113,10 @@ enum OneDNN {
         // OpenMP workers that spin after each call would take a core from the Dispatch kernels that run
         // between GEMMs (as OpenBLAS's did; see GEMM.quietIdleWorkers): let them sleep unless the user chose.
         if getenv("OMP_WAIT_POLICY") == nil { setenv("OMP_WAIT_POLICY", "PASSIVE", 1) }
-        guard let handle = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_GLOBAL) ?? dlopen("libdnnl.so", RTLD_NOW | RTLD_GLOBAL),
-              let symbol = dlsym(handle, "dnnl_gemm_bf16bf16f32") else { return nil }
+        guard
+            let handle = dlopen("libdnnl.so.2", RTLD_NOW | RTLD_GLOBAL) ?? dlopen("libdnnl.so", RTLD_NOW | RTLD_GLOBAL),
+            let symbol = dlsym(handle, "dnnl_gemm_bf16bf16f32")
+        else { return nil }
         if let set = dlsym(handle, "omp_set_num_threads") ?? dlsym(nil, "omp_set_num_threads") {
             setNumThreads = unsafeBitCast(set, to: (@convention(c) (Int32) -> Void).self)
         }

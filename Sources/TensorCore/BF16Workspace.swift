@@ -48,7 +48,8 @@ public final class BF16Workspace {
     func bits(of operand: GEMMOperand, slot: Slot, rows: Int, columns: Int, stride: Int) -> UnsafePointer<UInt16> {
         switch operand {
         case .bf16(let p): return p
-        case .f32(let p): return rounded(p, count: storedCount(rows: rows, columns: columns, stride: stride), slot: slot)
+        case .f32(let p):
+            return rounded(p, count: storedCount(rows: rows, columns: columns, stride: stride), slot: slot)
         }
     }
 

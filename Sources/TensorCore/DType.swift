@@ -70,22 +70,31 @@ public enum Conversions {
 
     /// `count` values of `source` to bf16 bits (nearest even) in `destination`, in parallel.
     public static func toBF16(_ source: UnsafePointer<Float>, _ destination: UnsafeMutablePointer<UInt16>, count: Int) {
-        toBF16(UnsafeBufferPointer(start: source, count: count), UnsafeMutableBufferPointer(start: destination, count: count))
+        toBF16(
+            UnsafeBufferPointer(start: source, count: count),
+            UnsafeMutableBufferPointer(start: destination, count: count))
     }
 
     /// `count` bf16 values of `source` widened to fp32 in `destination`, in parallel.
-    public static func fromBF16(_ source: UnsafePointer<UInt16>, _ destination: UnsafeMutablePointer<Float>, count: Int) {
-        fromBF16(UnsafeBufferPointer(start: source, count: count), UnsafeMutableBufferPointer(start: destination, count: count))
+    public static func fromBF16(_ source: UnsafePointer<UInt16>, _ destination: UnsafeMutablePointer<Float>, count: Int)
+    {
+        fromBF16(
+            UnsafeBufferPointer(start: source, count: count),
+            UnsafeMutableBufferPointer(start: destination, count: count))
     }
 
     /// Stochastic bf16 rounding of elements `range`. Element e = offset + i takes its random word from the
     /// 64-element tile e / 64, whose 64 words are one ``Philox/blocks16(stream:block0:)`` call (blocks 16·tile …):
     /// position p = e % 64 reads vector (p % 32) / 8 of group p / 32, lane p % 8. One generator call per 64
     /// values, and the result depends only on (seed, stream, e), not on how the work is split.
-    static func stochasticBF16(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<UInt16>, _ range: Range<Int>,
-                               rng: Philox, stream: UInt64, offset: UInt64) {
-        var words = (SIMD8<UInt32>(), SIMD8<UInt32>(), SIMD8<UInt32>(), SIMD8<UInt32>(),
-                     SIMD8<UInt32>(), SIMD8<UInt32>(), SIMD8<UInt32>(), SIMD8<UInt32>())
+    static func stochasticBF16(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<UInt16>, _ range: Range<Int>,
+        rng: Philox, stream: UInt64, offset: UInt64
+    ) {
+        var words = (
+            SIMD8<UInt32>(), SIMD8<UInt32>(), SIMD8<UInt32>(), SIMD8<UInt32>(),
+            SIMD8<UInt32>(), SIMD8<UInt32>(), SIMD8<UInt32>(), SIMD8<UInt32>()
+        )
         var i = range.lowerBound
         while i < range.upperBound {
             let e = offset &+ UInt64(i), tile = e / 64, first = Int(e % 64)
@@ -104,7 +113,8 @@ public enum Conversions {
     }
 
     /// Converts bf16 bits to fp32, in parallel.
-    public static func fromBF16(_ source: UnsafeBufferPointer<UInt16>, _ destination: UnsafeMutableBufferPointer<Float>) {
+    public static func fromBF16(_ source: UnsafeBufferPointer<UInt16>, _ destination: UnsafeMutableBufferPointer<Float>)
+    {
         precondition(source.count == destination.count, "fromBF16: counts differ")
         guard let s = source.baseAddress, let d = destination.baseAddress else { return }
         nonisolated(unsafe) let (src, dst) = (s, d)  // chunks are disjoint
@@ -124,7 +134,8 @@ public enum Conversions {
     }
 
     /// Converts IEEE half bits to fp32, in parallel.
-    public static func fromF16(_ source: UnsafeBufferPointer<UInt16>, _ destination: UnsafeMutableBufferPointer<Float>) {
+    public static func fromF16(_ source: UnsafeBufferPointer<UInt16>, _ destination: UnsafeMutableBufferPointer<Float>)
+    {
         precondition(source.count == destination.count, "fromF16: counts differ")
         guard let s = source.baseAddress, let d = destination.baseAddress else { return }
         nonisolated(unsafe) let (src, dst) = (s, d)  // chunks are disjoint

@@ -22,7 +22,9 @@ public enum GEMM {
         guard m > 0, n > 0 else { return }
         if k == 0 {
             // BLAS semantics: beta = 0 overwrites C (NaNs included).
-            if beta != 1 { for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j] * beta } } }
+            if beta != 1 {
+                for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : c[i * ldc + j] * beta } }
+            }
             return
         }
         timed(flops: 2 * m * n * k) {
@@ -43,8 +45,12 @@ public enum GEMM {
         alpha: Float = 1, beta: Float = 0, workspace: BF16Workspace?
     ) {
         guard let workspace else {
-            guard case .f32(let pa) = a, case .f32(let pb) = b else { preconditionFailure("GEMM: bf16 operands need a BF16Workspace") }
-            multiply(m: m, n: n, k: k, pa, lda: lda, transA: transA, pb, ldb: ldb, transB: transB, c, ldc: ldc, alpha: alpha, beta: beta)
+            guard case .f32(let pa) = a, case .f32(let pb) = b else {
+                preconditionFailure("GEMM: bf16 operands need a BF16Workspace")
+            }
+            multiply(
+                m: m, n: n, k: k, pa, lda: lda, transA: transA, pb, ldb: ldb, transB: transB, c, ldc: ldc, alpha: alpha,
+                beta: beta)
             return
         }
         guard m > 0, n > 0, k > 0 else {  // nothing to multiply: the fp32 call only applies beta (it reads no operand)
@@ -53,8 +59,9 @@ public enum GEMM {
         }
         let pa = workspace.bits(of: a, slot: .a, rows: transA ? k : m, columns: transA ? m : k, stride: lda)
         let pb = workspace.bits(of: b, slot: .b, rows: transB ? n : k, columns: transB ? k : n, stride: ldb)
-        workspace.kernel.run(m: m, n: n, k: k, pa, lda: lda, transA: transA, pb, ldb: ldb, transB: transB, c, ldc: ldc,
-                             alpha: alpha, beta: beta, widened: workspace.widened)
+        workspace.kernel.run(
+            m: m, n: n, k: k, pa, lda: lda, transA: transA, pb, ldb: ldb, transB: transB, c, ldc: ldc,
+            alpha: alpha, beta: beta, widened: workspace.widened)
     }
 
     /// Runs `body`, counting its FLOPs and wall time as GEMM work.
@@ -88,7 +95,8 @@ public enum GEMM {
         setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1)
         typealias Entry = @convention(c) () -> Void
         guard let readEnvironment = dlsym(nil, "openblas_read_env"),
-              let stopWorkers = dlsym(nil, "blas_thread_shutdown_") else { return }
+            let stopWorkers = dlsym(nil, "blas_thread_shutdown_")
+        else { return }
         unsafeBitCast(readEnvironment, to: Entry.self)()
         unsafeBitCast(stopWorkers, to: Entry.self)()
     }()

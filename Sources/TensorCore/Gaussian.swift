@@ -11,8 +11,11 @@ extension Philox {
     /// block0 + 8g + j is lane j of vector w of group g. The groups' rounds are independent chains in one
     /// loop, so their multiplies overlap (one group alone is latency-bound).
     @inlinable
-    public func blocks16(stream: UInt64, block0: UInt64) -> (
-        (SIMD8<UInt32>, SIMD8<UInt32>, SIMD8<UInt32>, SIMD8<UInt32>), (SIMD8<UInt32>, SIMD8<UInt32>, SIMD8<UInt32>, SIMD8<UInt32>)
+    public func blocks16(
+        stream: UInt64, block0: UInt64
+    ) -> (
+        (SIMD8<UInt32>, SIMD8<UInt32>, SIMD8<UInt32>, SIMD8<UInt32>),
+        (SIMD8<UInt32>, SIMD8<UInt32>, SIMD8<UInt32>, SIMD8<UInt32>)
     ) {
         let lanesA = SIMD8<UInt64>(0, 1, 2, 3, 4, 5, 6, 7) &+ block0, lanesB = lanesA &+ 8
         var a0 = SIMD8<UInt32>(truncatingIfNeeded: lanesA), a1 = SIMD8<UInt32>(truncatingIfNeeded: lanesA &>> 32)
@@ -54,7 +57,9 @@ extension Philox {
     /// 32·tile + j goes to scratch[32w + j], and scratch[i] gives normals i (cosine) and 128 + i (sine).
     /// Words are laid out in plain arrays first, so that Box–Muller is a loop the compiler vectorises.
     @inlinable
-    public func normals256(stream: UInt64, tile: UInt64, scratch: UnsafeMutablePointer<UInt32>, into out: UnsafeMutablePointer<Float>) {
+    public func normals256(
+        stream: UInt64, tile: UInt64, scratch: UnsafeMutablePointer<UInt32>, into out: UnsafeMutablePointer<Float>
+    ) {
         scratch.withMemoryRebound(to: SIMD8<UInt32>.self, capacity: 16) { v in
             for g in 0..<2 {  // vector 4w + c holds word w of blocks 8c ..< 8c + 8
                 let (a, b) = blocks16(stream: stream, block0: tile &* 32 &+ UInt64(g) &* 16)
@@ -87,7 +92,8 @@ extension Philox {
             t.advanced(by: Self.tileSize).withMemoryRebound(to: UInt32.self, capacity: Self.tileSize / 2) { scratch in
                 var start = range.lowerBound
                 while start < range.upperBound {
-                    let tile = start / Self.tileSize, first = tile * Self.tileSize, end = min(range.upperBound, first + Self.tileSize)
+                    let tile = start / Self.tileSize, first = tile * Self.tileSize,
+                        end = min(range.upperBound, first + Self.tileSize)
                     normals256(stream: stream, tile: UInt64(tile), scratch: scratch, into: t)
                     body(start..<end, t + (start - first))
                     start = end
@@ -110,17 +116,20 @@ extension Philox {
     @inlinable @inline(__always)
     static func logUnit(_ u: Float) -> Float {
         let bits = Int32(bitPattern: u.bitPattern)
-        let mantissa = (bits & 0x007F_FFFF) | 0x3F00_0000                     // m in [0.5, 1)
-        let small = (mantissa &- 0x3F35_04F3) &>> 31                          // −1 where m < √½, else 0
+        let mantissa = (bits & 0x007F_FFFF) | 0x3F00_0000  // m in [0.5, 1)
+        let small = (mantissa &- 0x3F35_04F3) &>> 31  // −1 where m < √½, else 0
         let e = Float((bits &>> 23) &- 126 &+ small)
         let m0 = Float(bitPattern: UInt32(bitPattern: mantissa))
         let m = m0 + Float(bitPattern: UInt32(bitPattern: mantissa & small)) - 1  // 2m − 1 where small, else m − 1
         let z = m * m
         // p = c₀ + c₁m + … + c₈m⁸ by Estrin's scheme (pairs, then powers of m²): a short dependency chain.
         let z2 = z * z
-        let p01 = Float(3.3333331174e-1).addingProduct(-2.4999993993e-1, m), p23 = Float(2.0000714765e-1).addingProduct(-1.6668057665e-1, m)
-        let p45 = Float(1.4249322787e-1).addingProduct(-1.2420140846e-1, m), p67 = Float(1.1676998740e-1).addingProduct(-1.1514610310e-1, m)
-        let p = p01.addingProduct(p23, z).addingProduct(p45.addingProduct(p67, z), z2).addingProduct(7.0376836292e-2, z2 * z2)
+        let p01 = Float(3.3333331174e-1).addingProduct(-2.4999993993e-1, m),
+            p23 = Float(2.0000714765e-1).addingProduct(-1.6668057665e-1, m)
+        let p45 = Float(1.4249322787e-1).addingProduct(-1.2420140846e-1, m),
+            p67 = Float(1.1676998740e-1).addingProduct(-1.1514610310e-1, m)
+        let p = p01.addingProduct(p23, z).addingProduct(p45.addingProduct(p67, z), z2).addingProduct(
+            7.0376836292e-2, z2 * z2)
         let y = (-0.5 * z).addingProduct(p * m, z).addingProduct(-2.12194440e-4, e)
         return (m + y).addingProduct(0.693359375, e)
     }
@@ -130,15 +139,19 @@ extension Philox {
     @inlinable @inline(__always)
     static func sinCosTurn(_ k: UInt32) -> (Float, Float) {
         let q = Int32(truncatingIfNeeded: (k &+ (1 << 13)) &>> 14)  // 0 … 4
-        let rest = Int32(truncatingIfNeeded: k) &- (q &<< 14)        // −2¹³ … 2¹³
+        let rest = Int32(truncatingIfNeeded: k) &- (q &<< 14)  // −2¹³ … 2¹³
         let a = Float(rest) * (0x1p-16 * 2 * Float.pi), z = a * a
-        let s = a.addingProduct(Float(-1.6666654611e-1).addingProduct(Float(8.3321608736e-3).addingProduct(-1.9515295891e-4, z), z) * z, a)
+        let s = a.addingProduct(
+            Float(-1.6666654611e-1).addingProduct(Float(8.3321608736e-3).addingProduct(-1.9515295891e-4, z), z) * z, a)
         let c = Float(1).addingProduct(-0.5, z).addingProduct(
-            Float(4.166664568298827e-2).addingProduct(Float(-1.388731625493765e-3).addingProduct(2.443315711809948e-5, z), z), z * z)
+            Float(4.166664568298827e-2).addingProduct(
+                Float(-1.388731625493765e-3).addingProduct(2.443315711809948e-5, z), z), z * z)
         // Odd q swaps sin and cos; the signs are flipped by xor on the sign bit.
         let swap = 0 &- (q & 1), ci = Int32(bitPattern: c.bitPattern), si = Int32(bitPattern: s.bitPattern)
         let cc = (ci & ~swap) | (si & swap), ss = (si & ~swap) | (ci & swap)
-        return (Float(bitPattern: UInt32(bitPattern: cc ^ (((q &+ 1) & 2) &<< 30))),
-                Float(bitPattern: UInt32(bitPattern: ss ^ ((q & 2) &<< 30))))
+        return (
+            Float(bitPattern: UInt32(bitPattern: cc ^ (((q &+ 1) & 2) &<< 30))),
+            Float(bitPattern: UInt32(bitPattern: ss ^ ((q & 2) &<< 30)))
+        )
     }
 }

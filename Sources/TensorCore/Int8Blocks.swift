@@ -62,12 +62,14 @@ public enum Int8Blocks {
 
     /// x̂ = q · s for `count` values, in parallel.
     public static func dequantize(
-        _ q: UnsafePointer<Int8>, scales: UnsafePointer<Float>, count: Int, blockSize: Int, into x: UnsafeMutablePointer<Float>
+        _ q: UnsafePointer<Int8>, scales: UnsafePointer<Float>, count: Int, blockSize: Int,
+        into x: UnsafeMutablePointer<Float>
     ) {
         nonisolated(unsafe) let (x, q, scales) = (x, q, scales)
         Parallel.forEachChunk(blockCount(count, blockSize: blockSize), grain: max(1, (1 << 16) / blockSize)) { range in
             for b in range {
-                let start = b * blockSize, n = min(blockSize, count - start), s = scales[b], (xs, qs) = (x + start, q + start)
+                let start = b * blockSize, n = min(blockSize, count - start), s = scales[b],
+                    (xs, qs) = (x + start, q + start)
                 for i in 0..<n { xs[i] = Float(qs[i]) * s }
             }
         }

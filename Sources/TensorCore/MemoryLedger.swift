@@ -49,7 +49,9 @@ public final class MemoryLedger: Sendable {
             let now = s.current[category, default: 0] + bytes
             s.current[category] = now
             if bf16 { s.currentBF16[category, default: 0] += bytes }
-            if now > s.peak[category, default: 0] { (s.peak[category], s.peakBF16[category]) = (now, s.currentBF16[category] ?? 0) }
+            if now > s.peak[category, default: 0] {
+                (s.peak[category], s.peakBF16[category]) = (now, s.currentBF16[category] ?? 0)
+            }
             s.total += bytes
             s.peakTotal = max(s.peakTotal, s.total)
         }

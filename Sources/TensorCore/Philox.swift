@@ -64,7 +64,8 @@ public struct Philox: Sendable, Hashable, Codable {
     ) {
         guard let base = out.baseAddress else { return }
         Parallel.forEachChunk(out.count, grain: 1 << 14) { range in
-            withNormals(stream: stream, range: Int(offset) + range.lowerBound..<Int(offset) + range.upperBound) { r, z in
+            withNormals(stream: stream, range: Int(offset) + range.lowerBound..<Int(offset) + range.upperBound) {
+                r, z in
                 for k in 0..<r.count { base[r.lowerBound - Int(offset) + k] = scale * z[k] }
             }
         }

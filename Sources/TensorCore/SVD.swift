@@ -15,7 +15,9 @@ public struct SVDResult {
     public let vt: AlignedBuffer<Float>
 
     public init(rows: Int, columns: Int, rank: Int, u: AlignedBuffer<Float>, s: [Float], vt: AlignedBuffer<Float>) {
-        precondition(u.count == rows * rank && vt.count == rank * columns && s.count == rank, "SVDResult: factors do not match \(rows)×\(columns) at rank \(rank)")
+        precondition(
+            u.count == rows * rank && vt.count == rank * columns && s.count == rank,
+            "SVDResult: factors do not match \(rows)×\(columns) at rank \(rank)")
         (self.rows, self.columns, self.rank, self.u, self.s, self.vt) = (rows, columns, rank, u, s, vt)
     }
 }
@@ -24,7 +26,9 @@ public struct SVDResult {
 /// column-major n×m matrix Aᵀ = V·S·Uᵀ, so LAPACK's U and Vᵀ of that matrix are this matrix's Vᵀ and U as stored.
 public enum SVD {
     /// The thin SVD (rank min(m, n)) by divide and conquer (`sgesdd_`). `a` is not changed.
-    public static func full(_ a: UnsafePointer<Float>, rows m: Int, columns n: Int, ledger: MemoryLedger = .shared) throws -> SVDResult {
+    public static func full(
+        _ a: UnsafePointer<Float>, rows m: Int, columns n: Int, ledger: MemoryLedger = .shared
+    ) throws -> SVDResult {
         let k = min(m, n)
         let copy = AlignedBuffer<Float>(count: m * n, category: .workspace, ledger: ledger)
         copy.pointer.update(from: a, count: m * n)
@@ -34,12 +38,19 @@ public enum SVD {
         var jobz = Int8(UInt8(ascii: "S")), (rows, cols, ldu, ldvt) = (Int32(n), Int32(m), Int32(n), Int32(k))
         var iwork = [Int32](repeating: 0, count: 8 * k), info: Int32 = 0, lwork: Int32 = -1, query: Float = 0
         // LAPACK's M×N = n×m column-major; its U (n×k) is our Vᵀ, its Vᵀ (k×m) is our U.
-        sgesdd_(&jobz, &rows, &cols, copy.pointer, &rows, &s, vt.pointer, &ldu, u.pointer, &ldvt, &query, &lwork, &iwork, &info, 1)
+        sgesdd_(
+            &jobz, &rows, &cols, copy.pointer, &rows, &s, vt.pointer, &ldu, u.pointer, &ldvt, &query, &lwork, &iwork,
+            &info, 1)
         lwork = Int32(query)
         let work = AlignedBuffer<Float>(count: Int(lwork), category: .workspace, ledger: ledger)
-        sgesdd_(&jobz, &rows, &cols, copy.pointer, &rows, &s, vt.pointer, &ldu, u.pointer, &ldvt, work.pointer, &lwork, &iwork, &info, 1)
+        sgesdd_(
+            &jobz, &rows, &cols, copy.pointer, &rows, &s, vt.pointer, &ldu, u.pointer, &ldvt, work.pointer, &lwork,
+            &iwork, &info, 1)
         guard info == 0 else {
-            throw LinearAlgebraError(message: "sgesdd of a \(m)×\(n) matrix failed (info \(info): \(info > 0 ? "did not converge" : "bad argument \(-info)"))")
+            throw LinearAlgebraError(
+                message:
+                    "sgesdd of a \(m)×\(n) matrix failed (info \(info): \(info > 0 ? "did not converge" : "bad argument \(-info)"))"
+            )
         }
         return SVDResult(rows: m, columns: n, rank: k, u: u, s: s, vt: vt)
     }
@@ -48,7 +59,8 @@ public enum SVD {
     /// sketch Ω, `powerIterations` rounds of Y ← A·(Aᵀ·Y) with re-orthonormalisation (QR by `sgeqrf_`/`sorgqr_`), then
     /// the exact SVD of the small (rank + p)×n matrix Qᵀ·A. Cost O(m·n·(rank + p)·(2q + 2)) instead of O(m·n·min(m, n)).
     public static func randomized(
-        _ a: UnsafePointer<Float>, rows m: Int, columns n: Int, rank: Int, oversampling p: Int = 8, powerIterations q: Int = 2,
+        _ a: UnsafePointer<Float>, rows m: Int, columns n: Int, rank: Int, oversampling p: Int = 8,
+        powerIterations q: Int = 2,
         generator: Philox, stream: UInt64, ledger: MemoryLedger = .shared
     ) throws -> SVDResult {
         let k = min(rank + p, m, n)
@@ -70,7 +82,8 @@ public enum SVD {
         let small = try full(zt.pointer, rows: k, columns: n, ledger: ledger)
         let u = AlignedBuffer<Float>(count: m * rank, category: .workspace, ledger: ledger)
         // U = Q·U_B, first `rank` columns: (m×k) = (Qᵀ)ᵀ·U_B, U_B is k×k row-major.
-        GEMM.multiply(m: m, n: rank, k: k, yt.pointer, lda: m, transA: true, small.u.pointer, ldb: k, u.pointer, ldc: rank)
+        GEMM.multiply(
+            m: m, n: rank, k: k, yt.pointer, lda: m, transA: true, small.u.pointer, ldb: k, u.pointer, ldc: rank)
         let vt = AlignedBuffer<Float>(count: rank * n, category: .workspace, ledger: ledger)
         vt.pointer.update(from: small.vt.pointer, count: rank * n)
         return SVDResult(rows: m, columns: n, rank: rank, u: u, s: Array(small.s.prefix(rank)), vt: vt)
@@ -98,21 +111,30 @@ public enum SVD {
         sorgqr_(&mm, &kk, &kk, &dummy, &mm, tau, &q2, &lwork, &info)
         let sketches = 2 * k * n + k * m  // Ω, Yᵀ, Zᵀ
         let small = min(k, n)
-        return sketches + max(Int(max(q1, q2, 1)), fullScratchFloats(rows: k, columns: n), k * small + small * n + m * rank + rank * n)
+        return sketches
+            + max(
+                Int(max(q1, q2, 1)), fullScratchFloats(rows: k, columns: n), k * small + small * n + m * rank + rank * n
+            )
     }
 
     /// Replaces the column-major rows×columns matrix in `x` (row-major columns×rows) with an orthonormal basis of its
     /// column space (the Q of its QR decomposition).
     static func orthonormalize(_ x: AlignedBuffer<Float>, rows: Int, columns: Int, ledger: MemoryLedger) throws {
-        var (m, n, k, lda, info, lwork) = (Int32(rows), Int32(columns), Int32(columns), Int32(rows), Int32(0), Int32(-1))
+        var (m, n, k, lda, info, lwork) = (
+            Int32(rows), Int32(columns), Int32(columns), Int32(rows), Int32(0), Int32(-1)
+        )
         var tau = [Float](repeating: 0, count: columns), query: Float = 0, query2: Float = 0
         sgeqrf_(&m, &n, x.pointer, &lda, &tau, &query, &lwork, &info)
         sorgqr_(&m, &n, &k, x.pointer, &lda, tau, &query2, &lwork, &info)
         lwork = Int32(max(query, query2, 1))
         let work = AlignedBuffer<Float>(count: Int(lwork), category: .workspace, ledger: ledger)
         sgeqrf_(&m, &n, x.pointer, &lda, &tau, work.pointer, &lwork, &info)
-        guard info == 0 else { throw LinearAlgebraError(message: "sgeqrf of a \(rows)×\(columns) matrix failed (info \(info))") }
+        guard info == 0 else {
+            throw LinearAlgebraError(message: "sgeqrf of a \(rows)×\(columns) matrix failed (info \(info))")
+        }
         sorgqr_(&m, &n, &k, x.pointer, &lda, tau, work.pointer, &lwork, &info)
-        guard info == 0 else { throw LinearAlgebraError(message: "sorgqr of a \(rows)×\(columns) matrix failed (info \(info))") }
+        guard info == 0 else {
+            throw LinearAlgebraError(message: "sorgqr of a \(rows)×\(columns) matrix failed (info \(info))")
+        }
     }
 }

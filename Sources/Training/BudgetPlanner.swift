@@ -47,32 +47,51 @@ public enum BudgetPlanner {
     /// Plans `entries` (default: every method of `calibration`, or of ``MethodCatalog`` without one) against `budget`
     /// bytes, starting from `batch` × `seq` (and staying there when `fixedSize`); `options` builds a method's training
     /// options for a batch, length, checkpointing and (when not nil) a weight store.
-    public static func plan(_ model: LlamaConfig, budget: Int, batch: Int, seq: Int, threads: Int, calibration: MethodBenchmarkTable?,
-                            entries chosen: [MethodCatalog.Entry]? = nil, fixedSize: Bool = false,
-                            options: (MethodCatalog.Entry, Int, Int, Bool, TrainingOptions.Weights?) throws -> TrainingOptions) throws -> Result {
+    public static func plan(
+        _ model: LlamaConfig, budget: Int, batch: Int, seq: Int, threads: Int, calibration: MethodBenchmarkTable?,
+        entries chosen: [MethodCatalog.Entry]? = nil, fixedSize: Bool = false,
+        options: (MethodCatalog.Entry, Int, Int, Bool, TrainingOptions.Weights?) throws -> TrainingOptions
+    ) throws -> Result {
         let overhead = calibration.map { t in t.rows.map { max(0, $0.peakRSS - $0.ledgerPeakTotal) }.max() ?? 0 } ?? 0
-        let entries = chosen ?? calibration.map { $0.rows.map { MethodCatalog.Entry(label: $0.label, settings: $0.settings) } } ?? MethodCatalog.entries
+        let entries =
+            chosen ?? calibration.map { $0.rows.map { MethodCatalog.Entry(label: $0.label, settings: $0.settings) } }
+            ?? MethodCatalog.entries
         let calibrationShape = try calibration.map { t in
-            guard let shape = LlamaConfig.builtinShapes[t.shape] else { throw TrainingError(message: "calibration shape '\(t.shape)' is not a built-in shape") }
+            guard let shape = LlamaConfig.builtinShapes[t.shape] else {
+                throw TrainingError(message: "calibration shape '\(t.shape)' is not a built-in shape")
+            }
             return shape
         }
-        let lengths = fixedSize ? [seq] : halvings(seq, floor: min(seq, 64)), batches = fixedSize ? [batch] : halvings(batch, floor: 1)
+        let lengths = fixedSize ? [seq] : halvings(seq, floor: min(seq, 64)),
+            batches = fixedSize ? [batch] : halvings(batch, floor: 1)
         var fits: [Choice] = [], misses: [Choice] = []
         for entry in entries {
             var smallest: Choice?
             search: for t in lengths {
                 for b in batches {
-                    for (checkpointing, weights) in [(false, nil), (true, nil), (false, .bf16), (true, .bf16)] as [(Bool, TrainingOptions.Weights?)] {
+                    for (checkpointing, weights) in [(false, nil), (true, nil), (false, .bf16), (true, .bf16)]
+                        as [(Bool, TrainingOptions.Weights?)]
+                    {
                         let base = try options(entry, b, t, checkpointing, nil)
                         if weights == .bf16 && base.weightFormat != .fp32 { continue }  // already bf16 or INT8
-                        let o = try weights.map { try options(entry, b, t, checkpointing, $0) } ?? base, zeroth = o.method.isZerothOrder
+                        let o = try weights.map { try options(entry, b, t, checkpointing, $0) } ?? base,
+                            zeroth = o.method.isZerothOrder
                         if checkpointing && zeroth { continue }  // no activations are kept to drop
                         let plan = MemoryPlan.estimate(model, options: o, threads: threads)
-                        var choice = Choice(label: entry.label, settings: entry.settings, batch: b, seq: t, checkpointing: checkpointing,
-                                            weights: o.weightFormat, zerothOrder: zeroth, plan: plan, bytes: plan.values.reduce(0, +) + overhead)
-                        if let calibration, let shape = calibrationShape, let row = calibration.rows.first(where: { $0.label == entry.label }) {
-                            choice.expectedSeconds = row.amortizedSeconds * work(model, batch: b, seq: t, checkpointing: checkpointing, backward: !zeroth)
-                                / work(shape, batch: calibration.batch, seq: calibration.seq, checkpointing: false, backward: !zeroth)
+                        var choice = Choice(
+                            label: entry.label, settings: entry.settings, batch: b, seq: t,
+                            checkpointing: checkpointing,
+                            weights: o.weightFormat, zerothOrder: zeroth, plan: plan,
+                            bytes: plan.values.reduce(0, +) + overhead)
+                        if let calibration, let shape = calibrationShape,
+                            let row = calibration.rows.first(where: { $0.label == entry.label })
+                        {
+                            choice.expectedSeconds =
+                                row.amortizedSeconds
+                                * work(model, batch: b, seq: t, checkpointing: checkpointing, backward: !zeroth)
+                                / work(
+                                    shape, batch: calibration.batch, seq: calibration.seq, checkpointing: false,
+                                    backward: !zeroth)
                         }
                         if choice.bytes <= budget { fits.append(choice); smallest = nil; break search }
                         if smallest.map({ choice.bytes < $0.bytes }) ?? true { smallest = choice }
@@ -82,7 +101,9 @@ public enum BudgetPlanner {
             if let smallest { misses.append(smallest) }
         }
         fits.sort { a, b in
-            if let x = a.expectedSeconds, let y = b.expectedSeconds { return x / Double(a.batch * a.seq) < y / Double(b.batch * b.seq) }
+            if let x = a.expectedSeconds, let y = b.expectedSeconds {
+                return x / Double(a.batch * a.seq) < y / Double(b.batch * b.seq)
+            }
             return a.bytes < b.bytes
         }
         return Result(fits: fits, misses: misses.sorted { $0.bytes < $1.bytes }, overhead: overhead)
@@ -95,9 +116,11 @@ public enum BudgetPlanner {
 
     /// Floating-point work of one step, up to a constant shared by every step of the same kind.
     static func work(_ c: LlamaConfig, batch: Int, seq: Int, checkpointing: Bool, backward: Bool) -> Double {
-        let matrices = c.layerCount * (2 * c.dim * c.dim + 2 * c.dim * c.kvDim + 3 * c.dim * c.ffnDim) + c.vocabSize * c.dim
+        let matrices =
+            c.layerCount * (2 * c.dim * c.dim + 2 * c.dim * c.kvDim + 3 * c.dim * c.ffnDim) + c.vocabSize * c.dim
         let tokens = Double(batch * seq)
-        let forward = 2 * tokens * Double(matrices) + 2 * Double(batch) * Double(seq * seq) * Double(c.dim * c.layerCount)
+        let forward =
+            2 * tokens * Double(matrices) + 2 * Double(batch) * Double(seq * seq) * Double(c.dim * c.layerCount)
         return forward * (backward ? (checkpointing ? 4 : 3) : 1)
     }
 }

@@ -26,21 +26,36 @@ public enum Checkpoint {
         let fm = FileManager.default
         try? fm.removeItem(atPath: partial)
         do { try fm.createDirectory(atPath: partial, withIntermediateDirectories: true) } catch {
-            throw TrainingError(message: "\(partial): cannot create the checkpoint folder (\(error.localizedDescription)); check the output location")
+            throw TrainingError(
+                message:
+                    "\(partial): cannot create the checkpoint folder (\(error.localizedDescription)); check the output location"
+            )
         }
         let model = trainer.model, layout = model.layout
         do {
-            try SafeTensorsWriter.write(model.store.nativeState?.map(SafeTensorsWriter.Entry.init) ?? layout.parameters.enumerated().map { id, info in
-                SafeTensorsWriter.Entry(name: info.name, shape: info.shape) { model.store.withFloats(id) { Array($0) } }
-            }, to: partial + "/weights.safetensors", dtype: .f32)
-            try SafeTensorsWriter.write(trainer.method.state.map(SafeTensorsWriter.Entry.init), to: partial + "/optimizer.safetensors", dtype: .f32)
-            let state = TrainerState(step: trainer.step, options: trainer.options, nonFiniteSkipped: trainer.guardian.skipped,
-                                     parameterCount: layout.parameterCount)
+            try SafeTensorsWriter.write(
+                model.store.nativeState?.map(SafeTensorsWriter.Entry.init)
+                    ?? layout.parameters.enumerated().map { id, info in
+                        SafeTensorsWriter.Entry(name: info.name, shape: info.shape) {
+                            model.store.withFloats(id) { Array($0) }
+                        }
+                    }, to: partial + "/weights.safetensors", dtype: .f32)
+            try SafeTensorsWriter.write(
+                trainer.method.state.map(SafeTensorsWriter.Entry.init), to: partial + "/optimizer.safetensors",
+                dtype: .f32)
+            let state = TrainerState(
+                step: trainer.step, options: trainer.options, nonFiniteSkipped: trainer.guardian.skipped,
+                parameterCount: layout.parameterCount)
             try JSONEncoder().encode(state).write(to: URL(fileURLWithPath: partial + "/trainer.json"))
-            if let resolvedConfig { try Data(resolvedConfig.utf8).write(to: URL(fileURLWithPath: partial + "/config.yaml")) }
+            if let resolvedConfig {
+                try Data(resolvedConfig.utf8).write(to: URL(fileURLWithPath: partial + "/config.yaml"))
+            }
         } catch {
             try? fm.removeItem(atPath: partial)  // the earlier checkpoints are untouched
-            throw TrainingError(message: "\(final): the checkpoint could not be written, and earlier checkpoints are kept (\(error)); free disk space and resume with --resume auto")
+            throw TrainingError(
+                message:
+                    "\(final): the checkpoint could not be written, and earlier checkpoints are kept (\(error)); free disk space and resume with --resume auto"
+            )
         }
         // An older folder of this step (a run resumed from an earlier checkpoint) is renamed away before the new one
         // takes its name, so that at every moment each complete folder is whole.
@@ -48,7 +63,8 @@ public enum Checkpoint {
         try? fm.removeItem(atPath: replaced)
         if fm.fileExists(atPath: final) { try fm.moveItem(atPath: final, toPath: replaced) }
         do { try fm.moveItem(atPath: partial, toPath: final) } catch {
-            throw TrainingError(message: "\(final): cannot rename the finished checkpoint into place (\(error.localizedDescription))")
+            throw TrainingError(
+                message: "\(final): cannot rename the finished checkpoint into place (\(error.localizedDescription))")
         }
         try? fm.removeItem(atPath: replaced)
         return final
@@ -58,36 +74,56 @@ public enum Checkpoint {
     /// ``save(_:in:resolvedConfig:)``), oldest first; folders being written or replaced are not among them.
     public static func complete(in directory: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
-            .filter { $0.count >= 11 && $0.hasPrefix("step-") && $0.dropFirst(5).allSatisfy { ("0"..."9").contains($0) } }.sorted()
+            .filter {
+                $0.count >= 11 && $0.hasPrefix("step-") && $0.dropFirst(5).allSatisfy { ("0"..."9").contains($0) }
+            }.sorted()
     }
 
     /// Restores weights, optimizer state and the step of `trainer` (built with the same model shape and
     /// examples) from `path`. Nothing is changed unless the whole checkpoint reads and matches.
     public static func restore(_ trainer: Trainer, from path: String) throws {
         guard let data = FileManager.default.contents(atPath: path + "/trainer.json"),
-              let state = try? JSONDecoder().decode(TrainerState.self, from: data) else {
-            throw TrainingError(message: "\(path): no readable trainer.json; pass a step-NNNNNN folder written by leantune train")
+            let state = try? JSONDecoder().decode(TrainerState.self, from: data)
+        else {
+            throw TrainingError(
+                message: "\(path): no readable trainer.json; pass a step-NNNNNN folder written by leantune train")
         }
-        guard (0...trainer.options.schedule.total).contains(state.step), (0...max(0, state.step)).contains(state.nonFiniteSkipped) else {
-            throw TrainingError(message: "\(path)/trainer.json: step \(state.step) (with \(state.nonFiniteSkipped) skipped) is outside this run's \(trainer.options.schedule.total) steps; the file is damaged")
+        guard (0...trainer.options.schedule.total).contains(state.step),
+            (0...max(0, state.step)).contains(state.nonFiniteSkipped)
+        else {
+            throw TrainingError(
+                message:
+                    "\(path)/trainer.json: step \(state.step) (with \(state.nonFiniteSkipped) skipped) is outside this run's \(trainer.options.schedule.total) steps; the file is damaged"
+            )
         }
         let layout = trainer.model.layout
         guard state.parameterCount == layout.parameterCount, state.options.method == trainer.options.method else {
-            throw TrainingError(message: "\(path): the checkpoint is for \(state.options.method.rawValue) on \(state.parameterCount) parameters; this run is \(trainer.options.method.rawValue) on \(layout.parameterCount)")
+            throw TrainingError(
+                message:
+                    "\(path): the checkpoint is for \(state.options.method.rawValue) on \(state.parameterCount) parameters; this run is \(trainer.options.method.rawValue) on \(layout.parameterCount)"
+            )
         }
         if state.options != trainer.options {
             let differing = Mirror(reflecting: state.options).children.compactMap { saved -> String? in
                 let now = Mirror(reflecting: trainer.options).children.first { $0.label == saved.label }
-                return "\(saved.value)" == "\(now?.value ?? "")" ? nil : "\(saved.label ?? "?"): checkpoint \(saved.value), now \(now?.value ?? "–")"
+                return "\(saved.value)" == "\(now?.value ?? "")"
+                    ? nil : "\(saved.label ?? "?"): checkpoint \(saved.value), now \(now?.value ?? "–")"
             }
-            throw TrainingError(message: "\(path): this run's options differ from the checkpoint's, so it would not continue the same run (\(differing.joined(separator: "; "))). Pass the original options.")
+            throw TrainingError(
+                message:
+                    "\(path): this run's options differ from the checkpoint's, so it would not continue the same run (\(differing.joined(separator: "; "))). Pass the original options."
+            )
         }
         let weights = try SafeTensorsFile(path: path + "/weights.safetensors")
         let optimizer = try SafeTensorsFile(path: path + "/optimizer.safetensors")
         let native = trainer.model.store.nativeState
         if native == nil {
-            for info in layout.parameters where weights.tensors[info.name].map({ $0.shape != info.shape || $0.dtype != .f32 }) ?? true {
-                throw TrainingError(message: "\(path)/weights.safetensors: tensor \(info.name) is missing or is not F32 \(info.shape); the checkpoint is for another model or another weight format")
+            for info in layout.parameters
+            where weights.tensors[info.name].map({ $0.shape != info.shape || $0.dtype != .f32 }) ?? true {
+                throw TrainingError(
+                    message:
+                        "\(path)/weights.safetensors: tensor \(info.name) is missing or is not F32 \(info.shape); the checkpoint is for another model or another weight format"
+                )
             }
         }
         do { try trainer.method.prepareRestore(counts: optimizer.tensors.mapValues(\.count)) } catch {
@@ -114,10 +150,15 @@ public enum Checkpoint {
     static func check(_ state: [StateTensor], in file: SafeTensorsFile, _ path: String) throws {
         for s in state {
             guard let t = file.tensors[s.name] else {
-                throw TrainingError(message: "\(path): state \(s.name) is missing; the checkpoint was written with other method settings")
+                throw TrainingError(
+                    message:
+                        "\(path): state \(s.name) is missing; the checkpoint was written with other method settings")
             }
             guard t.dtype == s.dtype, t.count == s.count else {
-                throw TrainingError(message: "\(path): state \(s.name) is \(t.count) × \(t.dtype) but this run's configuration makes \(s.count) × \(s.dtype); resume with the settings the checkpoint was written with")
+                throw TrainingError(
+                    message:
+                        "\(path): state \(s.name) is \(t.count) × \(t.dtype) but this run's configuration makes \(s.count) × \(s.dtype); resume with the settings the checkpoint was written with"
+                )
             }
         }
     }

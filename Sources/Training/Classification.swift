@@ -15,7 +15,9 @@ public struct ClassificationResult: Sendable {
 /// label-word tokens; the prediction is the best-scoring class.
 public enum Classification {
     /// [example][class] mean log-likelihood of each candidate, forward only, `batchSize` sequences per pass.
-    public static func scores(_ model: LlamaModel, _ examples: [ClassificationExample], batchSize: Int, maxLength: Int) throws -> [[Double]] {
+    public static func scores(
+        _ model: LlamaModel, _ examples: [ClassificationExample], batchSize: Int, maxLength: Int
+    ) throws -> [[Double]] {
         let all = examples.flatMap(\.candidates)
         var losses: [LossResult] = []
         losses.reserveCapacity(all.count)
@@ -35,7 +37,9 @@ public enum Classification {
 
     /// MeZO's classification-style loss: per example, −log softmax(scores)[gold] over its candidates'
     /// scores; summed over the examples (count: examples). All candidates run in one forward pass.
-    public static func loss(_ model: LlamaModel, _ examples: [ClassificationExample], maxLength: Int) throws -> LossResult {
+    public static func loss(
+        _ model: LlamaModel, _ examples: [ClassificationExample], maxLength: Int
+    ) throws -> LossResult {
         let sequences = examples.reduce(0) { $0 + $1.candidates.count }
         let scores = try scores(model, examples, batchSize: max(1, sequences), maxLength: maxLength)
         var sum = 0.0
@@ -46,7 +50,9 @@ public enum Classification {
         return LossResult(sum: sum, count: examples.count)
     }
 
-    public static func evaluate(_ model: LlamaModel, _ examples: [ClassificationExample], batchSize: Int, maxLength: Int) throws -> ClassificationResult {
+    public static func evaluate(
+        _ model: LlamaModel, _ examples: [ClassificationExample], batchSize: Int, maxLength: Int
+    ) throws -> ClassificationResult {
         let scores = try scores(model, examples, batchSize: batchSize, maxLength: maxLength)
         var result = ClassificationResult(correct: 0, count: examples.count, loss: LossResult(sum: 0, count: 0))
         for (e, s) in zip(examples, scores) {

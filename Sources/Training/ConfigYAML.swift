@@ -10,10 +10,13 @@ enum ConfigYAML {
     static let depthLimit = 128
 
     /// The sections of `text` in file order: section → (key, value) pairs.
-    static func sections(_ text: String, file: String) throws -> [(section: String, keys: [(key: String, value: Any)])] {
+    static func sections(_ text: String, file: String) throws -> [(section: String, keys: [(key: String, value: Any)])]
+    {
         func fail(_ problem: String) -> TrainingError { TrainingError(message: "\(file): \(problem)") }
         guard text.utf8.count <= byteLimit else {
-            throw fail("the configuration has \(text.utf8.count) bytes, above the limit of \(byteLimit); a run configuration is a few sections of settings")
+            throw fail(
+                "the configuration has \(text.utf8.count) bytes, above the limit of \(byteLimit); a run configuration is a few sections of settings"
+            )
         }
         if let (line, depth) = deepest(text), depth > depthLimit {
             throw fail("line \(line) nests \(depth) levels deep, above the limit of \(depthLimit)")
@@ -22,23 +25,31 @@ enum ConfigYAML {
         do { root = try Yams.compose(yaml: text) } catch { throw fail("not valid YAML (\(error))") }
         guard let root else { return [] }
         guard case .mapping(let sections) = root else {
-            throw fail("the top level must be a mapping of sections (\(RunConfig.defaults.keys.sorted().joined(separator: ", ")))")
+            throw fail(
+                "the top level must be a mapping of sections (\(RunConfig.defaults.keys.sorted().joined(separator: ", ")))"
+            )
         }
         return try sections.map { name, body in
             let section = try key(name, where: "a section name", fail)
             guard case .mapping(let keys) = body else { throw fail("section '\(section)' must be a mapping of keys") }
-            return (section, try keys.map { k, v in
-                let key = try key(k, where: "a key of section '\(section)'", fail)
-                guard let value = value(v) else { throw fail("'\(section).\(key)' must be a value or a list of values\(line(v))") }
-                return (key, value)
-            })
+            return (
+                section,
+                try keys.map { k, v in
+                    let key = try key(k, where: "a key of section '\(section)'", fail)
+                    guard let value = value(v) else {
+                        throw fail("'\(section).\(key)' must be a value or a list of values\(line(v))")
+                    }
+                    return (key, value)
+                }
+            )
         }
     }
 
     /// A value written on the command line (`--set section.key=VALUE`); nil when it is not a value or a list of values.
     static func value(_ text: String) -> Any? {
         guard text.utf8.count <= byteLimit, (deepest(text)?.depth ?? 0) <= depthLimit,
-              let node = try? Yams.compose(yaml: text) else { return nil }
+            let node = try? Yams.compose(yaml: text)
+        else { return nil }
         return value(node)
     }
 
@@ -75,7 +86,10 @@ enum ConfigYAML {
         var best: (line: Int, depth: Int)?, flow = 0
         for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             var depth = 0, rest = Substring(line)
-            while let c = rest.first, c == " " || c == "\t" || ((c == "-" || c == "?") && rest.dropFirst().first.map { $0 == " " || $0 == "\t" } ?? true) {
+            while let c = rest.first,
+                c == " " || c == "\t"
+                    || ((c == "-" || c == "?") && rest.dropFirst().first.map { $0 == " " || $0 == "\t" } ?? true)
+            {
                 depth += 1
                 rest = rest.dropFirst()
             }

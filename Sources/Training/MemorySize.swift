@@ -13,6 +13,8 @@ public enum MemorySize {
             }
             break
         }
-        throw TrainingError(message: "'\(text)' is not a memory size (below 4 EiB); write it like 4GiB, 512MiB, 4GB or a number of bytes")
+        throw TrainingError(
+            message:
+                "'\(text)' is not a memory size (below 4 EiB); write it like 4GiB, 512MiB, 4GB or a number of bytes")
     }
 }

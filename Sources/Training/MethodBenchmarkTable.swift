@@ -59,13 +59,23 @@ public struct MethodBenchmarkTable: Codable, Sendable {
         /// The same step in PyTorch (`scripts/peer_bench.py`), where it has one.
         public var pytorch: Peer?
 
-        public init(label: String, settings: [String], stepSeconds: [Double], medianSeconds: Double, tokensPerSecond: Double,
-                    gemmSeconds: Double, gemmFlops: Int, ledgerPeak: [String: Int], ledgerPeakTotal: Int, estimate: [String: Int],
-                    estimateTotal: Int, peakRSS: Int, details: [String: Double], periodicSeconds: Double? = nil, pytorch: Peer? = nil,
-                    ledgerPeakBF16: [String: Int]? = nil) {
-            (self.label, self.settings, self.stepSeconds, self.medianSeconds, self.tokensPerSecond) = (label, settings, stepSeconds, medianSeconds, tokensPerSecond)
-            (self.gemmSeconds, self.gemmFlops, self.ledgerPeak, self.ledgerPeakTotal) = (gemmSeconds, gemmFlops, ledgerPeak, ledgerPeakTotal)
-            (self.estimate, self.estimateTotal, self.peakRSS, self.details, self.pytorch) = (estimate, estimateTotal, peakRSS, details, pytorch)
+        public init(
+            label: String, settings: [String], stepSeconds: [Double], medianSeconds: Double, tokensPerSecond: Double,
+            gemmSeconds: Double, gemmFlops: Int, ledgerPeak: [String: Int], ledgerPeakTotal: Int,
+            estimate: [String: Int],
+            estimateTotal: Int, peakRSS: Int, details: [String: Double], periodicSeconds: Double? = nil,
+            pytorch: Peer? = nil,
+            ledgerPeakBF16: [String: Int]? = nil
+        ) {
+            (self.label, self.settings, self.stepSeconds, self.medianSeconds, self.tokensPerSecond) = (
+                label, settings, stepSeconds, medianSeconds, tokensPerSecond
+            )
+            (self.gemmSeconds, self.gemmFlops, self.ledgerPeak, self.ledgerPeakTotal) = (
+                gemmSeconds, gemmFlops, ledgerPeak, ledgerPeakTotal
+            )
+            (self.estimate, self.estimateTotal, self.peakRSS, self.details, self.pytorch) = (
+                estimate, estimateTotal, peakRSS, details, pytorch
+            )
             (self.periodicSeconds, self.ledgerPeakBF16) = (periodicSeconds, ledgerPeakBF16)
         }
 
@@ -86,7 +96,9 @@ public struct MethodBenchmarkTable: Codable, Sendable {
         public var outOfMemory: Int?
     }
 
-    public init(shape: String, batch: Int, seq: Int, threads: Int, repetitions: Int, machine: String, date: String, rows: [Row]) {
+    public init(
+        shape: String, batch: Int, seq: Int, threads: Int, repetitions: Int, machine: String, date: String, rows: [Row]
+    ) {
         (self.shape, self.batch, self.seq, self.threads, self.repetitions) = (shape, batch, seq, threads, repetitions)
         (self.machine, self.date, self.rows) = (machine, date, rows)
     }
@@ -94,7 +106,10 @@ public struct MethodBenchmarkTable: Codable, Sendable {
     /// Reads a table written by `leantune bench methods`.
     public static func load(_ path: String) throws -> MethodBenchmarkTable {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw TrainingError(message: "\(path): cannot read the benchmark table; write one with `leantune bench methods --output \(path.hasSuffix(".json") ? String(path.dropLast(5)) : path)`")
+            throw TrainingError(
+                message:
+                    "\(path): cannot read the benchmark table; write one with `leantune bench methods --output \(path.hasSuffix(".json") ? String(path.dropLast(5)) : path)`"
+            )
         }
         do { return try JSONDecoder().decode(MethodBenchmarkTable.self, from: data) } catch {
             throw TrainingError(message: "\(path): not a `leantune bench methods` table (\(error))")

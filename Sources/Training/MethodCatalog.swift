@@ -24,7 +24,8 @@ public enum MethodCatalog {
     /// The entries named in `labels` (all when empty), in catalog order; an unknown label is an error.
     public static func select(_ labels: [String]) throws -> [Entry] {
         if let unknown = labels.first(where: { l in !entries.contains { $0.label == l } }) {
-            throw TrainingError(message: "unknown method '\(unknown)'; choose from \(entries.map(\.label).joined(separator: ", "))")
+            throw TrainingError(
+                message: "unknown method '\(unknown)'; choose from \(entries.map(\.label).joined(separator: ", "))")
         }
         return labels.isEmpty ? entries : entries.filter { labels.contains($0.label) }
     }

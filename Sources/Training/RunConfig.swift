@@ -14,25 +14,42 @@ public struct RunConfig: Equatable {
     /// The schema and its defaults: section → key → value (String, Int, Double, Bool, or nil for "none").
     public static let defaults: [String: [String: Value]] = [
         "model": ["path": .none, "tokenizer": .none, "shape": .none],
-        "data": ["train": .none, "eval": .none, "packing": .bool(false), "task": .string("lm"), "template": .string("{text}"),
-                 "label_words": .strings([]), "limit": .int(0), "skip": .int(0), "eval_limit": .int(0), "eval_skip": .int(0),
-                 "sample_seed": .int(0), "on_error": .string("fail")],
-        "method": ["name": .string("adamw"), "checkpointing": .bool(false), "epsilon": .double(1e-3), "perturbations": .int(1),
-                   "projected": .string("kv"), "interval": .int(50), "iterations": .int(10), "clip_range": .double(0.2),
-                   "projection_epsilon": .double(0.1), "projection_step": .double(2.0),
-                   "outlier_fraction": .double(0.01), "weight_block": .int(0), "state_block": .int(128), "gradients": .string("fused"),
-                   "outlier_refresh": .int(0), "fp32_modules": .strings(["norms"]), "fused": .bool(false),
-                   "rank": .int(128), "update_interval": .int(200), "scale": .double(0.25), "svd": .string("randomized"),
-                   "transfer_moments": .bool(false), "min_rank": .int(adaptive.minRank),
-                   "energy": .double(adaptive.energy), "capture": .double(adaptive.capture), "min_interval": .int(adaptive.minInterval), "size": .int(256), "nonzeros": .int(4), "schedule": .string("layerwise"),
-                   "compression": .string("factors"), "train_embeddings": .bool(false), "check_frequency": .int(200),
-                   "held_out_batches": .int(2), "fit_iterations": .int(10), "fit_lr": .double(0.1), "refit_threshold": .double(0.5)],
-        "optimizer": ["lr": .double(1e-4), "weight_decay": .double(0), "clip": .double(1.0), "no_decay": .strings(["norms"]),
-                      "frozen": .strings([]), "lr_scales": .strings([])],
+        "data": [
+            "train": .none, "eval": .none, "packing": .bool(false), "task": .string("lm"),
+            "template": .string("{text}"),
+            "label_words": .strings([]), "limit": .int(0), "skip": .int(0), "eval_limit": .int(0), "eval_skip": .int(0),
+            "sample_seed": .int(0), "on_error": .string("fail"),
+        ],
+        "method": [
+            "name": .string("adamw"), "checkpointing": .bool(false), "epsilon": .double(1e-3), "perturbations": .int(1),
+            "projected": .string("kv"), "interval": .int(50), "iterations": .int(10), "clip_range": .double(0.2),
+            "projection_epsilon": .double(0.1), "projection_step": .double(2.0),
+            "outlier_fraction": .double(0.01), "weight_block": .int(0), "state_block": .int(128),
+            "gradients": .string("fused"),
+            "outlier_refresh": .int(0), "fp32_modules": .strings(["norms"]), "fused": .bool(false),
+            "rank": .int(128), "update_interval": .int(200), "scale": .double(0.25), "svd": .string("randomized"),
+            "transfer_moments": .bool(false), "min_rank": .int(adaptive.minRank),
+            "energy": .double(adaptive.energy), "capture": .double(adaptive.capture),
+            "min_interval": .int(adaptive.minInterval), "size": .int(256), "nonzeros": .int(4),
+            "schedule": .string("layerwise"),
+            "compression": .string("factors"), "train_embeddings": .bool(false), "check_frequency": .int(200),
+            "held_out_batches": .int(2), "fit_iterations": .int(10), "fit_lr": .double(0.1),
+            "refit_threshold": .double(0.5),
+        ],
+        "optimizer": [
+            "lr": .double(1e-4), "weight_decay": .double(0), "clip": .double(1.0), "no_decay": .strings(["norms"]),
+            "frozen": .strings([]), "lr_scales": .strings([]),
+        ],
         "schedule": ["shape": .string("cosine"), "warmup": .int(0), "steps": .int(100)],
-        "train": ["batch": .int(4), "accumulate": .int(1), "seq": .int(256), "seed": .int(0), "threads": .int(2), "loss": .string("lm"),
-                  "precision": .string("fp32"), "weights": .string("auto")],
-        "eval": ["every": .int(0), "batch": .int(16), "sample_every": .int(0), "sample_prompts": .strings([]), "sample_tokens": .int(48)],
+        "train": [
+            "batch": .int(4), "accumulate": .int(1), "seq": .int(256), "seed": .int(0), "threads": .int(2),
+            "loss": .string("lm"),
+            "precision": .string("fp32"), "weights": .string("auto"),
+        ],
+        "eval": [
+            "every": .int(0), "batch": .int(16), "sample_every": .int(0), "sample_prompts": .strings([]),
+            "sample_tokens": .int(48),
+        ],
         "checkpoint": ["every": .int(0), "keep": .int(3)],
         "logging": ["output": .none],
     ]
@@ -59,8 +76,10 @@ public struct RunConfig: Equatable {
 
     /// Defaults, then `yaml` (from `file`, for messages), then each "section.key=value" of `overrides`, then
     /// `explicit` typed values (command-line flags).
-    public static func resolve(yaml: String?, file: String = "config", overrides: [String] = [],
-                               explicit: [(path: String, value: Any)] = []) throws -> RunConfig {
+    public static func resolve(
+        yaml: String?, file: String = "config", overrides: [String] = [],
+        explicit: [(path: String, value: Any)] = []
+    ) throws -> RunConfig {
         var config = RunConfig()
         if let yaml {
             for (section, keys) in try ConfigYAML.sections(yaml, file: file) {
@@ -79,9 +98,13 @@ public struct RunConfig: Equatable {
     }
 
     /// Resolves the YAML file at `path` (or defaults only when nil) with `overrides` and `explicit` values.
-    public static func load(_ path: String?, overrides: [String] = [], explicit: [(path: String, value: Any)] = []) throws -> RunConfig {
+    public static func load(
+        _ path: String?, overrides: [String] = [], explicit: [(path: String, value: Any)] = []
+    ) throws -> RunConfig {
         let yaml = try path.map { p -> String in
-            guard let data = FileManager.default.contents(atPath: p) else { throw TrainingError(message: "\(p): cannot read the configuration") }
+            guard let data = FileManager.default.contents(atPath: p) else {
+                throw TrainingError(message: "\(p): cannot read the configuration")
+            }
             return String(decoding: data, as: UTF8.self)
         }
         return try resolve(yaml: yaml, file: path ?? "config", overrides: overrides, explicit: explicit)
@@ -95,20 +118,22 @@ public struct RunConfig: Equatable {
             throw TrainingError(message: "\(source): unknown key '\(path)'\(suggestion)")
         }
         let raw: Any? = yamlValue.flatMap { $0 is NSNull ? nil : $0 }
-        let value: Value? = switch (current, raw) {
-        case (_, nil): Value.none
-        case (.string, let s as String), (.none, let s as String): .string(s)
-        case (.bool, let b as Bool): .bool(b)
-        case (.int, let i as Int): .int(i)
-        case (.double, let d as Double): .double(d)
-        case (.double, let i as Int): .double(Double(i))
-        case (.double, let s as String) where s == "none": Value.none
-        case (.strings, let list as [Any]): list.allSatisfy { $0 is String } ? .strings(list as! [String]) : nil
-        case (.strings, let s as String): .strings([s])
-        default: nil
-        }
+        let value: Value? =
+            switch (current, raw) {
+            case (_, nil): Value.none
+            case (.string, let s as String), (.none, let s as String): .string(s)
+            case (.bool, let b as Bool): .bool(b)
+            case (.int, let i as Int): .int(i)
+            case (.double, let d as Double): .double(d)
+            case (.double, let i as Int): .double(Double(i))
+            case (.double, let s as String) where s == "none": Value.none
+            case (.strings, let list as [Any]): list.allSatisfy { $0 is String } ? .strings(list as! [String]) : nil
+            case (.strings, let s as String): .strings([s])
+            default: nil
+            }
         guard let value else {
-            throw TrainingError(message: "\(source): '\(path)' must be \(Self.typeName(current)), got \(raw.map { "\($0)" } ?? "null")")
+            throw TrainingError(
+                message: "\(source): '\(path)' must be \(Self.typeName(current)), got \(raw.map { "\($0)" } ?? "null")")
         }
         values[parts[0], default: [:]][parts[1]] = value
     }
@@ -162,7 +187,9 @@ public struct RunConfig: Equatable {
 
     /// A required string setting.
     public func required(_ path: String) throws -> String {
-        guard let s = string(path), !s.isEmpty else { throw TrainingError(message: "'\(path)' is required (set it in the config or with --set \(path)=…)") }
+        guard let s = string(path), !s.isEmpty else {
+            throw TrainingError(message: "'\(path)' is required (set it in the config or with --set \(path)=…)")
+        }
         return s
     }
 
@@ -172,14 +199,21 @@ public struct RunConfig: Equatable {
         var o = TrainingOptions()
         let methodName = string("method.name") ?? ""
         guard let method = TrainingOptions.Method(rawValue: methodName) else {
-            throw TrainingError(message: "method.name '\(methodName)' is not a method; choose one of \(TrainingOptions.Method.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw TrainingError(
+                message:
+                    "method.name '\(methodName)' is not a method; choose one of \(TrainingOptions.Method.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         let shapeName = string("schedule.shape") ?? ""
         guard let shape = LRSchedule.Shape(rawValue: shapeName) else {
-            throw TrainingError(message: "schedule.shape '\(shapeName)' is not a schedule; choose one of \(LRSchedule.Shape.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw TrainingError(
+                message:
+                    "schedule.shape '\(shapeName)' is not a schedule; choose one of \(LRSchedule.Shape.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         o.method = method
-        o.schedule = LRSchedule(shape, peak: double("optimizer.lr") ?? 0, warmup: int("schedule.warmup"), total: int("schedule.steps"))
+        o.schedule = LRSchedule(
+            shape, peak: double("optimizer.lr") ?? 0, warmup: int("schedule.warmup"), total: int("schedule.steps"))
         o.groups = try parameterGroups()
         o.batchSize = int("train.batch")
         o.accumulation = int("train.accumulate")
@@ -192,7 +226,10 @@ public struct RunConfig: Equatable {
         o.zerothOrder.perturbations = int("method.perturbations")
         let projected = string("method.projected") ?? ""
         guard let set = DiZO.ProjectedSet(rawValue: projected) else {
-            throw TrainingError(message: "method.projected '\(projected)' is not a projected set; choose one of \(DiZO.ProjectedSet.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw TrainingError(
+                message:
+                    "method.projected '\(projected)' is not a projected set; choose one of \(DiZO.ProjectedSet.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         o.zerothOrder.projection.set = set
         o.zerothOrder.projection.interval = int("method.interval")
@@ -206,52 +243,82 @@ public struct RunConfig: Equatable {
         o.qft.refreshInterval = int("method.outlier_refresh")
         let gradients = string("method.gradients") ?? ""
         guard let mode = QFT.GradientMode(rawValue: gradients) else {
-            throw TrainingError(message: "method.gradients '\(gradients)' is not a gradient mode; choose one of \(QFT.GradientMode.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw TrainingError(
+                message:
+                    "method.gradients '\(gradients)' is not a gradient mode; choose one of \(QFT.GradientMode.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         o.qft.gradients = mode
-        o.qft.weights.fp32Groups = Set(try strings("method.fp32_modules").map { try group($0, "method.fp32_modules") }).union([.norms])
+        o.qft.weights.fp32Groups = Set(try strings("method.fp32_modules").map { try group($0, "method.fp32_modules") })
+            .union([.norms])
         o.fused = bool("method.fused")
         let rank = int("method.rank"), interval = int("method.update_interval")
-        o.lowRank.policy = method == .adarankgrad
-            ? .adaptive(minRank: int("method.min_rank"), maxRank: rank, energy: Float(double("method.energy") ?? -1),
-                        capture: Float(double("method.capture") ?? -1), minInterval: int("method.min_interval"), maxInterval: interval)
+        o.lowRank.policy =
+            method == .adarankgrad
+            ? .adaptive(
+                minRank: int("method.min_rank"), maxRank: rank, energy: Float(double("method.energy") ?? -1),
+                capture: Float(double("method.capture") ?? -1), minInterval: int("method.min_interval"),
+                maxInterval: interval)
             : .fixed(rank: rank, interval: interval)
         o.lowRank.scale = Float(double("method.scale") ?? -1)
         o.lowRank.transferMoments = bool("method.transfer_moments")
         let svd = string("method.svd") ?? ""
         guard let decomposition = LowRankAdam.Settings.Decomposition(rawValue: svd) else {
-            throw TrainingError(message: "method.svd '\(svd)' is not a decomposition; choose one of \(LowRankAdam.Settings.Decomposition.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw TrainingError(
+                message:
+                    "method.svd '\(svd)' is not a decomposition; choose one of \(LowRankAdam.Settings.Decomposition.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         o.lowRank.decomposition = decomposition
         o.lsp.size = int("method.size")
         o.lsp.nonzeros = int("method.nonzeros")
         o.lsp.trainEmbeddings = bool("method.train_embeddings")
-        (o.lsp.checkFrequency, o.lsp.heldOutBatches, o.lsp.fitIterations) = (int("method.check_frequency"), int("method.held_out_batches"), int("method.fit_iterations"))
-        (o.lsp.fitLearningRate, o.lsp.refitThreshold) = (Float(double("method.fit_lr") ?? -1), double("method.refit_threshold") ?? -1)
+        (o.lsp.checkFrequency, o.lsp.heldOutBatches, o.lsp.fitIterations) = (
+            int("method.check_frequency"), int("method.held_out_batches"), int("method.fit_iterations")
+        )
+        (o.lsp.fitLearningRate, o.lsp.refitThreshold) = (
+            Float(double("method.fit_lr") ?? -1), double("method.refit_threshold") ?? -1
+        )
         let schedule = string("method.schedule") ?? "", compression = string("method.compression") ?? ""
         guard let s = LSPOffload.Settings.Schedule(rawValue: schedule) else {
-            throw TrainingError(message: "method.schedule '\(schedule)' is not a schedule; choose one of \(LSPOffload.Settings.Schedule.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw TrainingError(
+                message:
+                    "method.schedule '\(schedule)' is not a schedule; choose one of \(LSPOffload.Settings.Schedule.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         guard let c = LSPOffload.Settings.Compression(rawValue: compression) else {
-            throw TrainingError(message: "method.compression '\(compression)' is not a compression; choose one of \(LSPOffload.Settings.Compression.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw TrainingError(
+                message:
+                    "method.compression '\(compression)' is not a compression; choose one of \(LSPOffload.Settings.Compression.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         (o.lsp.schedule, o.lsp.compression) = (s, c)
         let precision = string("train.precision") ?? "", weights = string("train.weights") ?? ""
         guard let p = Precision(rawValue: precision) else {
-            throw TrainingError(message: "train.precision '\(precision)' is not a precision; choose one of \(Precision.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw TrainingError(
+                message:
+                    "train.precision '\(precision)' is not a precision; choose one of \(Precision.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         guard let w = TrainingOptions.Weights(rawValue: weights) else {
-            throw TrainingError(message: "train.weights '\(weights)' is not a weight format; choose one of \(TrainingOptions.Weights.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw TrainingError(
+                message:
+                    "train.weights '\(weights)' is not a weight format; choose one of \(TrainingOptions.Weights.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         (o.precision, o.weights) = (p, w)
         switch string("train.loss") {
         case "lm": o.objective = .languageModel
         case "classification":
             guard let task = try classificationTask() else {
-                throw TrainingError(message: "train.loss: classification needs data.task: classification (with data.template and data.label_words)")
+                throw TrainingError(
+                    message:
+                        "train.loss: classification needs data.task: classification (with data.template and data.label_words)"
+                )
             }
             o.objective = .classification(classes: task.labelWords.count)
-        case let other: throw TrainingError(message: "train.loss '\(other ?? "none")' is not a loss; choose lm or classification")
+        case let other:
+            throw TrainingError(message: "train.loss '\(other ?? "none")' is not a loss; choose lm or classification")
         }
         try o.validate()
         return o
@@ -265,20 +332,25 @@ public struct RunConfig: Equatable {
         for entry in strings("optimizer.lr_scales") {
             let parts = entry.split(separator: "=").map(String.init)
             guard parts.count == 2, let scale = Float(parts[1].trimmingCharacters(in: .whitespaces)), scale >= 0 else {
-                throw TrainingError(message: "optimizer.lr_scales: '\(entry)' must be group=scale with a scale ≥ 0, e.g. embedding=0.1")
+                throw TrainingError(
+                    message: "optimizer.lr_scales: '\(entry)' must be group=scale with a scale ≥ 0, e.g. embedding=0.1")
             }
             scales[try group(parts[0], "lr_scales")] = scale
         }
-        return ParameterGroups(weightDecay: Float(double("optimizer.weight_decay") ?? 0),
-                               noDecay: Set(try strings("optimizer.no_decay").map { try group($0, "no_decay") }),
-                               frozen: Set(try strings("optimizer.frozen").map { try group($0, "frozen") }),
-                               learningRateScale: scales)
+        return ParameterGroups(
+            weightDecay: Float(double("optimizer.weight_decay") ?? 0),
+            noDecay: Set(try strings("optimizer.no_decay").map { try group($0, "no_decay") }),
+            frozen: Set(try strings("optimizer.frozen").map { try group($0, "frozen") }),
+            learningRateScale: scales)
     }
 
     /// The parameter group `name` given at setting `key`.
     func group(_ name: String, _ key: String) throws -> ParameterGroup {
         guard let g = ParameterGroup(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
-            throw TrainingError(message: "\(key): '\(name)' is not a parameter group; choose from \(ParameterGroup.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw TrainingError(
+                message:
+                    "\(key): '\(name)' is not a parameter group; choose from \(ParameterGroup.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         return g
     }
@@ -293,20 +365,26 @@ public struct RunConfig: Equatable {
         guard (1...GEMM.maxThreads).contains(int("train.threads")) else {
             throw TrainingError(message: "train.threads must be in 1...\(GEMM.maxThreads), got \(int("train.threads"))")
         }
-        for key in ["schedule.warmup", "eval.every", "eval.sample_every", "checkpoint.every", "checkpoint.keep", "train.seed",
-                    "data.limit", "data.skip", "data.eval_limit", "data.eval_skip", "data.sample_seed"] where int(key) < 0 {
+        for key in [
+            "schedule.warmup", "eval.every", "eval.sample_every", "checkpoint.every", "checkpoint.keep", "train.seed",
+            "data.limit", "data.skip", "data.eval_limit", "data.eval_skip", "data.sample_seed",
+        ] where int(key) < 0 {
             throw TrainingError(message: "\(key) must be 0 or more, got \(int(key))")
         }
         // Upper bounds far beyond any run, so that sizes derived from them (sequence + 1, batch × accumulation) never overflow.
-        for (key, limit) in [("train.seq", 1 << 24), ("train.batch", 1 << 20), ("train.accumulate", 1 << 20), ("eval.batch", 1 << 20),
-                             ("eval.sample_tokens", 1 << 24), ("schedule.steps", 2_000_000_000)] where int(key) > limit {
+        for (key, limit) in [
+            ("train.seq", 1 << 24), ("train.batch", 1 << 20), ("train.accumulate", 1 << 20), ("eval.batch", 1 << 20),
+            ("eval.sample_tokens", 1 << 24), ("schedule.steps", 2_000_000_000),
+        ] where int(key) > limit {
             throw TrainingError(message: "\(key) is \(int(key)), above the limit of \(limit)")
         }
         if let lr = double("optimizer.lr"), !(lr > 0 && lr.isFinite) {
             throw TrainingError(message: "optimizer.lr must be a positive number, got \(lr)")
         }
         for key in ["optimizer.weight_decay", "optimizer.clip"] {
-            if let v = double(key), !(v >= 0 && v.isFinite) { throw TrainingError(message: "\(key) must be 0 or more, got \(v)") }
+            if let v = double(key), !(v >= 0 && v.isFinite) {
+                throw TrainingError(message: "\(key) must be 0 or more, got \(v)")
+            }
         }
     }
 
@@ -314,10 +392,14 @@ public struct RunConfig: Equatable {
         switch string("data.task") {
         case "lm": return nil
         case "classification":
-            do { return try ClassificationTask(template: string("data.template") ?? "", labelWords: strings("data.label_words")) } catch let e as DataError {
+            do {
+                return try ClassificationTask(
+                    template: string("data.template") ?? "", labelWords: strings("data.label_words"))
+            } catch let e as DataError {
                 throw TrainingError(message: "\(e.file): \(e.problem)")
             }
-        case let other: throw TrainingError(message: "data.task '\(other ?? "none")' is not a task; choose lm or classification")
+        case let other:
+            throw TrainingError(message: "data.task '\(other ?? "none")' is not a task; choose lm or classification")
         }
     }
 
@@ -330,16 +412,18 @@ public struct RunConfig: Equatable {
     /// The resolved configuration as YAML (sections and keys sorted; "none" for unset).
     public var yaml: String {
         values.keys.sorted().map { section in
-            "\(section):\n" + values[section]!.keys.sorted().map { key in
-                let v = values[section]![key]!
-                let text: String = switch v {
-                case .string(let s): Self.quoted(s)
-                case .strings(let list): "[" + list.map(Self.quoted).joined(separator: ", ") + "]"
-                case .none: "null"
-                default: v.description
-                }
-                return "  \(key): \(text)\n"
-            }.joined()
+            "\(section):\n"
+                + values[section]!.keys.sorted().map { key in
+                    let v = values[section]![key]!
+                    let text: String =
+                        switch v {
+                        case .string(let s): Self.quoted(s)
+                        case .strings(let list): "[" + list.map(Self.quoted).joined(separator: ", ") + "]"
+                        case .none: "null"
+                        default: v.description
+                        }
+                    return "  \(key): \(text)\n"
+                }.joined()
         }.joined()
     }
 }

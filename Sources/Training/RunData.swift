@@ -23,14 +23,21 @@ public struct RunData {
         let seed = UInt64(max(0, settings.int("data.sample_seed")))
         let policy = settings.string("data.on_error") ?? "fail"
         guard let onError = DataReader.OnError(rawValue: policy) else {
-            throw TrainingError(message: "data.on_error is '\(policy)'; choose fail (refuse a file with an invalid record) or skip (leave such records out, counted)")
+            throw TrainingError(
+                message:
+                    "data.on_error is '\(policy)'; choose fail (refuse a file with an invalid record) or skip (leave such records out, counted)"
+            )
         }
         let trainFile = try DataReader.readNumbered(trainPath, task: task, onError: onError)
-        train = try DataReader.subset(trainFile.records, skip: settings.int("data.skip"), limit: settings.int("data.limit"), seed: seed, file: trainPath)
+        train = try DataReader.subset(
+            trainFile.records, skip: settings.int("data.skip"), limit: settings.int("data.limit"), seed: seed,
+            file: trainPath)
         var skipped = [(file: trainPath, errors: trainFile.skipped)]
         if let path = evalPath {
             let evalFile = try DataReader.readNumbered(path, task: task, onError: onError)
-            eval = try DataReader.subset(evalFile.records, skip: settings.int("data.eval_skip"), limit: settings.int("data.eval_limit"), seed: seed, file: path)
+            eval = try DataReader.subset(
+                evalFile.records, skip: settings.int("data.eval_skip"), limit: settings.int("data.eval_limit"),
+                seed: seed, file: path)
             skipped.append((path, evalFile.skipped))
         } else {
             eval = []
@@ -40,12 +47,15 @@ public struct RunData {
 
     /// One line per file with skipped records: how many, and the first one's error.
     public var skipReport: [String] {
-        skipped.map { "warning: skipped \($0.errors.count) invalid record\($0.errors.count == 1 ? "" : "s") of \($0.file) (data.on_error: skip); the first: \($0.errors[0])" }
+        skipped.map {
+            "warning: skipped \($0.errors.count) invalid record\($0.errors.count == 1 ? "" : "s") of \($0.file) (data.on_error: skip); the first: \($0.errors[0])"
+        }
     }
 
     /// The encoder for `loaded`'s tokenizer and chat template, with this data's task.
     public func encoder(for loaded: LoadedModel) -> ExampleEncoder {
-        var encoder = ExampleEncoder(tokenizer: loaded.tokenizer, template: loaded.chatTemplate, templateTokens: loaded.templateTokens)
+        var encoder = ExampleEncoder(
+            tokenizer: loaded.tokenizer, template: loaded.chatTemplate, templateTokens: loaded.templateTokens)
         encoder.task = task
         return encoder
     }
@@ -64,7 +74,11 @@ public struct RunData {
     public func encode(_ encoder: ExampleEncoder, maxLength: Int) throws -> Encoded {
         func checked(_ e: TokenizedExample, _ file: String, _ line: Int) throws -> TokenizedExample {
             guard e.ids.count - 1 <= maxLength else {
-                throw DataError(file: file, line: line, problem: "the example has \(e.ids.count) tokens; the run allows \(maxLength + 1) (train.seq + 1). Raise train.seq (up to the model's maximum) or shorten the example")
+                throw DataError(
+                    file: file, line: line,
+                    problem:
+                        "the example has \(e.ids.count) tokens; the run allows \(maxLength + 1) (train.seq + 1). Raise train.seq (up to the model's maximum) or shorten the example"
+                )
             }
             return e
         }

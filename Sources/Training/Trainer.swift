@@ -38,12 +38,17 @@ public final class Trainer {
     public private(set) var step = 0
 
     /// - Parameter candidates: for `options.objective` classification, each example's candidates (same order).
-    public init(model: LlamaModel, examples: [TokenizedExample], candidates: [ClassificationExample] = [],
-                options: TrainingOptions) throws {
+    public init(
+        model: LlamaModel, examples: [TokenizedExample], candidates: [ClassificationExample] = [],
+        options: TrainingOptions
+    ) throws {
         try options.validate()
         if case .classification(let classes) = options.objective {
             guard candidates.count == examples.count, candidates.allSatisfy({ $0.candidates.count == classes }) else {
-                throw TrainingError(message: "train.loss: classification needs a classification task (data.task: classification) whose every training record has a label")
+                throw TrainingError(
+                    message:
+                        "train.loss: classification needs a classification task (data.task: classification) whose every training record has a label"
+                )
             }
         }
         self.model = model
@@ -53,7 +58,10 @@ public final class Trainer {
         let sequences = Self.sequences(examples, options, epoch: 0, stream: 0).count
         method = try Self.method(options, model: model, stepsPerEpoch: sequences / options.batchSize)
         guard sequences >= options.batchSize * options.accumulation else {
-            throw TrainingError(message: "the dataset makes \(sequences) sequences (\(examples.count) examples\(options.packing ? ", packed" : "")), fewer than one step of \(options.accumulation) × \(options.batchSize)")
+            throw TrainingError(
+                message:
+                    "the dataset makes \(sequences) sequences (\(examples.count) examples\(options.packing ? ", packed" : "")), fewer than one step of \(options.accumulation) × \(options.batchSize)"
+            )
         }
     }
 
@@ -66,11 +74,18 @@ public final class Trainer {
         let kernel = options.precision.kernel.kernel
         let store: any ParameterStore
         switch options.weightFormat {
-        case .fp32: store = model.store is FP32ParameterStore ? model.store : FP32ParameterStore(converting: model.store, ledger: model.ledger)
-        case .bf16: store = model.store is BF16ParameterStore ? model.store : BF16ParameterStore(converting: model.store, seed: options.seed, ledger: model.ledger)
+        case .fp32:
+            store =
+                model.store is FP32ParameterStore
+                ? model.store : FP32ParameterStore(converting: model.store, ledger: model.ledger)
+        case .bf16:
+            store =
+                model.store is BF16ParameterStore
+                ? model.store : BF16ParameterStore(converting: model.store, seed: options.seed, ledger: model.ledger)
         case .int8:
             do {
-                store = try DenseSparseStore(converting: model.store, settings: options.qft.weights, seed: options.seed, ledger: model.ledger)
+                store = try DenseSparseStore(
+                    converting: model.store, settings: options.qft.weights, seed: options.seed, ledger: model.ledger)
             } catch let e as MethodError { throw TrainingError(message: e.message) }
         }
         return try LlamaModel(config: model.config, store: store, bf16: kernel, ledger: model.ledger)
@@ -78,48 +93,73 @@ public final class Trainer {
 
     /// The method that `options` name, with its state allocated for `model`; `stepsPerEpoch` sets schedules
     /// counted in epochs (QFT's outlier refresh).
-    public static func method(_ options: TrainingOptions, model: LlamaModel, stepsPerEpoch: Int = 1) throws -> any FineTuningMethod {
+    public static func method(
+        _ options: TrainingOptions, model: LlamaModel, stepsPerEpoch: Int = 1
+    ) throws -> any FineTuningMethod {
         let z = options.zerothOrder
-        let mezo = { MeZO(layout: model.layout, epsilon: z.epsilon, perturbations: z.perturbations, seed: options.seed, groups: options.groups) }
+        let mezo = {
+            MeZO(
+                layout: model.layout, epsilon: z.epsilon, perturbations: z.perturbations, seed: options.seed,
+                groups: options.groups)
+        }
         switch options.method {
         case .mezo: return mezo()
         case .dizo:
-            do { return try DiZO(mezo: mezo(), projection: z.projection, store: model.store, seed: options.seed, ledger: model.ledger) } catch let e as MethodError {
+            do {
+                return try DiZO(
+                    mezo: mezo(), projection: z.projection, store: model.store, seed: options.seed, ledger: model.ledger
+                )
+            } catch let e as MethodError {
                 throw TrainingError(message: e.message)
             }
         case .lspOffload:
             do {
-                return try LSPOffload(layout: model.layout, settings: options.lsp, groups: options.groups, checkpointing: options.checkpointing,
-                                      seed: options.seed, ledger: model.ledger)
+                return try LSPOffload(
+                    layout: model.layout, settings: options.lsp, groups: options.groups,
+                    checkpointing: options.checkpointing,
+                    seed: options.seed, ledger: model.ledger)
             } catch let e as MethodError {
                 throw TrainingError(message: e.message)
             }
         case .qft:
             guard let store = model.store as? DenseSparseStore else {
-                throw TrainingError(message: "qft needs the model's weights in INT8 dense-and-sparse form: build the model with Trainer.model(_:for:)")
+                throw TrainingError(
+                    message:
+                        "qft needs the model's weights in INT8 dense-and-sparse form: build the model with Trainer.model(_:for:)"
+                )
             }
             do {
-                return try QFT(store: store, settings: options.qft, groups: options.groups, clipNorm: options.clipNorm,
-                               checkpointing: options.checkpointing, seed: options.seed, stepsPerEpoch: stepsPerEpoch, ledger: model.ledger)
+                return try QFT(
+                    store: store, settings: options.qft, groups: options.groups, clipNorm: options.clipNorm,
+                    checkpointing: options.checkpointing, seed: options.seed, stepsPerEpoch: stepsPerEpoch,
+                    ledger: model.ledger)
             } catch let e as MethodError { throw TrainingError(message: e.message) }
         default: break
         }
         let optimizer: any Optimizer
         if options.method == .galore || options.method == .adarankgrad {
             do {
-                optimizer = try LowRankAdam(layout: model.layout, settings: options.lowRank, groups: options.groups, seed: options.seed, ledger: model.ledger)
+                optimizer = try LowRankAdam(
+                    layout: model.layout, settings: options.lowRank, groups: options.groups, seed: options.seed,
+                    ledger: model.ledger)
             } catch let e as MethodError { throw TrainingError(message: e.message) }
         } else {
-            optimizer = Self.optimizer(options.method, layout: model.layout, groups: options.groups, ledger: model.ledger)
+            optimizer = Self.optimizer(
+                options.method, layout: model.layout, groups: options.groups, ledger: model.ledger)
         }
         return options.isFused
-            ? FusedGradientMethod(optimizer: optimizer, store: model.store, checkpointing: options.checkpointing, ledger: model.ledger)
-            : AccumulatedGradientMethod(optimizer: optimizer, clipNorm: options.clipNorm, checkpointing: options.checkpointing, ledger: model.ledger)
+            ? FusedGradientMethod(
+                optimizer: optimizer, store: model.store, checkpointing: options.checkpointing, ledger: model.ledger)
+            : AccumulatedGradientMethod(
+                optimizer: optimizer, clipNorm: options.clipNorm, checkpointing: options.checkpointing,
+                ledger: model.ledger)
     }
 
     /// The optimizer of `method` with its state slabs for `layout`.
-    public static func optimizer(_ method: TrainingOptions.Method, layout: ParameterLayout,
-                                 groups: ParameterGroups = ParameterGroups(weightDecay: 0), ledger: MemoryLedger = .shared) -> any Optimizer {
+    public static func optimizer(
+        _ method: TrainingOptions.Method, layout: ParameterLayout,
+        groups: ParameterGroups = ParameterGroups(weightDecay: 0), ledger: MemoryLedger = .shared
+    ) -> any Optimizer {
         switch method {
         case .lion: Lion(layout: layout, groups: groups, ledger: ledger)
         case .sgd: SGD(layout: layout, momentum: 0.9, groups: groups, ledger: ledger)
@@ -146,16 +186,21 @@ public final class Trainer {
         return sequences
     }
 
-    static func sequences(_ examples: [TokenizedExample], _ options: TrainingOptions, epoch: Int, stream: Int) -> [[Int]] {
+    static func sequences(
+        _ examples: [TokenizedExample], _ options: TrainingOptions, epoch: Int, stream: Int
+    ) -> [[Int]] {
         let order = Batcher.shuffled(examples.count, seed: options.seed, stream: stream, epoch: epoch)
         return options.packing
-            ? Batcher.packRows(order.map { examples[$0].ids.count }, maxLength: options.maxLength).map { Array(order[$0]) }
+            ? Batcher.packRows(order.map { examples[$0].ids.count }, maxLength: options.maxLength).map {
+                Array(order[$0])
+            }
             : order.map { [$0] }
     }
 
     /// Micro-batch `index` (0-based over the run) of data stream `stream`.
     func batch(at index: Int, stream: Int = 0) throws -> TokenBatch {
-        try Batcher.batch(packed: sequences(at: index, stream: stream).map { $0.map { examples[$0] } }, maxLength: options.maxLength)
+        try Batcher.batch(
+            packed: sequences(at: index, stream: stream).map { $0.map { examples[$0] } }, maxLength: options.maxLength)
     }
 
     /// The sequences (example indices) of micro-batch `index` of `stream`: consecutive slices of its epoch's sequences.
@@ -163,14 +208,16 @@ public final class Trainer {
         var epoch = 0, position = index
         while true {
             if epoch == batchesPerEpoch[stream, default: []].count {
-                batchesPerEpoch[stream, default: []].append(sequences(ofEpoch: epoch, stream: stream).count / options.batchSize)
+                batchesPerEpoch[stream, default: []].append(
+                    sequences(ofEpoch: epoch, stream: stream).count / options.batchSize)
             }
             let count = batchesPerEpoch[stream]![epoch]
             if position < count { break }
             position -= count
             epoch += 1
         }
-        return sequences(ofEpoch: epoch, stream: stream)[position * options.batchSize..<(position + 1) * options.batchSize]
+        return sequences(ofEpoch: epoch, stream: stream)[
+            position * options.batchSize..<(position + 1) * options.batchSize]
     }
 
     /// The objective, forward only, summed over micro-batches `indices` of `stream` (their inputs are
@@ -178,10 +225,12 @@ public final class Trainer {
     func objective(_ indices: [Int], stream: Int) throws -> () throws -> LossResult {
         let model = self.model, maxLength = options.maxLength
         func sum<T>(_ parts: [T], _ loss: @escaping (T) throws -> LossResult) -> () throws -> LossResult {
-            { try parts.reduce(LossResult(sum: 0, count: 0)) { total, p in
-                let r = try loss(p)
-                return LossResult(sum: total.sum + r.sum, count: total.count + r.count)
-            } }
+            {
+                try parts.reduce(LossResult(sum: 0, count: 0)) { total, p in
+                    let r = try loss(p)
+                    return LossResult(sum: total.sum + r.sum, count: total.count + r.count)
+                }
+            }
         }
         switch options.objective {
         case .languageModel:
@@ -213,12 +262,14 @@ public final class Trainer {
         step += 1
         let indices = (0..<options.accumulation).map { (step - 1) * options.accumulation + $0 }
         let batches = try indices.map { try batch(at: $0) }
-        let inputs = StepInputs(batches: batches, objective: try objective(indices, stream: 0),
-                                auxiliaryObjective: { [unowned self] i in try objective([i], stream: 1)() },
-                                auxiliaryBatch: { [unowned self] i in try batch(at: i, stream: 1) })
+        let inputs = StepInputs(
+            batches: batches, objective: try objective(indices, stream: 0),
+            auxiliaryObjective: { [unowned self] i in try objective([i], stream: 1)() },
+            auxiliaryBatch: { [unowned self] i in try batch(at: i, stream: 1) })
         let r = try method.step(model, inputs: inputs, learningRate: Float(lr), step: step, nonFinite: &guardian)
-        return StepReport(step: step, loss: r.loss.mean, learningRate: lr, gradientNorm: r.gradientNorm, tokens: r.loss.count,
-                          length: batches.last!.length, seconds: Double(monotonicNanoseconds() - start) * 1e-9, skipped: r.skipped,
-                          details: r.details)
+        return StepReport(
+            step: step, loss: r.loss.mean, learningRate: lr, gradientNorm: r.gradientNorm, tokens: r.loss.count,
+            length: batches.last!.length, seconds: Double(monotonicNanoseconds() - start) * 1e-9, skipped: r.skipped,
+            details: r.details)
     }
 }

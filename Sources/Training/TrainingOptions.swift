@@ -6,7 +6,8 @@ import TensorCore
 /// What a training run does.
 public struct TrainingOptions: Sendable, Codable, Equatable {
     public enum Method: String, Sendable, Codable, CaseIterable {
-        case adamw, adamwFused = "adamw-fused", lion, sgd, mezo, dizo, qft, galore, adarankgrad, lspOffload = "lsp-offload"
+        case adamw, adamwFused = "adamw-fused", lion, sgd, mezo, dizo, qft, galore, adarankgrad, lspOffload =
+            "lsp-offload"
 
         /// Forward passes only: no gradient, no saved activations.
         public var isZerothOrder: Bool { self == .mezo || self == .dizo }
@@ -74,7 +75,9 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     }
 
     /// Whether updates happen inside backward.
-    public var isFused: Bool { method == .adamwFused || method == .lspOffload || (fused && !method.isZerothOrder && method != .qft) }
+    public var isFused: Bool {
+        method == .adamwFused || method == .lspOffload || (fused && !method.isZerothOrder && method != .qft)
+    }
     /// What a step minimises.
     public var objective: Objective = .languageModel
 
@@ -98,21 +101,34 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
     /// Options that cannot work together, refused before any weight is loaded.
     public func validate() throws {
         if isFused, clipNorm != nil {
-            throw TrainingError(message: "\(method.rawValue)\(method == .adamwFused ? "" : " with method.fused") updates each tensor inside backward, so the global gradient norm is never known: drop gradient clipping (clip: none) or use \(method == .adamwFused ? "adamw" : "method.fused: false"), which keeps a full gradient (+4 bytes per parameter)")
+            throw TrainingError(
+                message:
+                    "\(method.rawValue)\(method == .adamwFused ? "" : " with method.fused") updates each tensor inside backward, so the global gradient norm is never known: drop gradient clipping (clip: none) or use \(method == .adamwFused ? "adamw" : "method.fused: false"), which keeps a full gradient (+4 bytes per parameter)"
+            )
         }
         if isFused, accumulation > 1 {
-            throw TrainingError(message: "\(method.rawValue)\(method == .adamwFused ? "" : " with method.fused") updates each tensor as soon as its gradient is known, so gradients of several micro-batches never meet: set accumulation to 1, or use \(method == .adamwFused ? "adamw" : "method.fused: false") (full gradient, +4 bytes per parameter) to accumulate")
+            throw TrainingError(
+                message:
+                    "\(method.rawValue)\(method == .adamwFused ? "" : " with method.fused") updates each tensor as soon as its gradient is known, so gradients of several micro-batches never meet: set accumulation to 1, or use \(method == .adamwFused ? "adamw" : "method.fused: false") (full gradient, +4 bytes per parameter) to accumulate"
+            )
         }
         if method == .qft, weights != .auto {
-            throw TrainingError(message: "qft keeps its weights in INT8 dense-and-sparse form: drop train.weights (or set it to auto)")
+            throw TrainingError(
+                message: "qft keeps its weights in INT8 dense-and-sparse form: drop train.weights (or set it to auto)")
         }
         if method == .qft {
             do { try qft.validate() } catch let e as MethodError { throw TrainingError(message: e.message) }
             if qft.gradients == .fused, clipNorm != nil {
-                throw TrainingError(message: "qft with method.gradients: fused updates each tensor inside backward, so the global gradient norm is never known: drop gradient clipping (optimizer.clip: 0) or use method.gradients: stack (INT8 gradient stack, +1 byte per parameter)")
+                throw TrainingError(
+                    message:
+                        "qft with method.gradients: fused updates each tensor inside backward, so the global gradient norm is never known: drop gradient clipping (optimizer.clip: 0) or use method.gradients: stack (INT8 gradient stack, +1 byte per parameter)"
+                )
             }
             if accumulation > 1 {
-                throw TrainingError(message: "qft updates from one batch's gradients (fused, or one INT8 stack): set train.accumulate to 1 and raise train.batch instead")
+                throw TrainingError(
+                    message:
+                        "qft updates from one batch's gradients (fused, or one INT8 stack): set train.accumulate to 1 and raise train.batch instead"
+                )
             }
         }
         if method == .galore || method == .adarankgrad {  // ranks against shapes: when the optimizer is built
@@ -120,18 +136,30 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
         }
         if method.isZerothOrder {
             let z = zerothOrder, p = z.projection
-            guard z.epsilon > 0, z.epsilon.isFinite else { throw TrainingError(message: "method.epsilon must be > 0 (MeZO uses 1e-3), got \(z.epsilon)") }
-            guard (1..<4096).contains(z.perturbations) else { throw TrainingError(message: "method.perturbations must be in 1..<4096, got \(z.perturbations)") }
+            guard z.epsilon > 0, z.epsilon.isFinite else {
+                throw TrainingError(message: "method.epsilon must be > 0 (MeZO uses 1e-3), got \(z.epsilon)")
+            }
+            guard (1..<4096).contains(z.perturbations) else {
+                throw TrainingError(message: "method.perturbations must be in 1..<4096, got \(z.perturbations)")
+            }
             guard p.interval >= 1, p.iterations >= 1, p.clip > 0, p.clip < 1, p.epsilon > 0, p.stepSize > 0 else {
-                throw TrainingError(message: "DiZO needs method.interval ≥ 1, method.iterations ≥ 1, 0 < method.clip_range < 1, method.projection_epsilon > 0 and method.projection_step > 0")
+                throw TrainingError(
+                    message:
+                        "DiZO needs method.interval ≥ 1, method.iterations ≥ 1, 0 < method.clip_range < 1, method.projection_epsilon > 0 and method.projection_step > 0"
+                )
             }
         }
         if case .classification = objective {
             guard method.isZerothOrder else {
-                throw TrainingError(message: "train.loss: classification is differentiated by forward passes only; use method mezo or dizo, or train.loss: lm (the gold label word's loss) with \(method.rawValue)")
+                throw TrainingError(
+                    message:
+                        "train.loss: classification is differentiated by forward passes only; use method mezo or dizo, or train.loss: lm (the gold label word's loss) with \(method.rawValue)"
+                )
             }
             guard !packing else {
-                throw TrainingError(message: "train.loss: classification scores each candidate as its own sequence; set data.packing: false")
+                throw TrainingError(
+                    message:
+                        "train.loss: classification scores each candidate as its own sequence; set data.packing: false")
             }
         }
         if schedule.total <= 0 || batchSize <= 0 || maxLength <= 0 || accumulation <= 0 {

@@ -4,7 +4,8 @@ import TensorCore
 extension Bench {
     /// Throughput of the perturbation generator that zeroth-order methods regenerate in every pass.
     struct RNG: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Standard normals per second from Philox (the zeroth-order perturbation generator).")
+        static let configuration = CommandConfiguration(
+            abstract: "Standard normals per second from Philox (the zeroth-order perturbation generator).")
         @Option(help: "Normals per run.")
         var count = 100_000_000
         @OptionGroup var options: KernelBenchOptions
@@ -25,8 +26,11 @@ extension Bench {
                 checksum = sums.reduce(0, +)
                 sums.deallocate()
             }
-            print(String(format: "%d normals on %d threads: median %.3f s, %.2f ns per normal, %.0f M/s (checksum %.1f)",
-                         count, options.threads, median, median * 1e9 / Double(count), Double(count) / median / 1e6, checksum))
+            print(
+                String(
+                    format: "%d normals on %d threads: median %.3f s, %.2f ns per normal, %.0f M/s (checksum %.1f)",
+                    count, options.threads, median, median * 1e9 / Double(count), Double(count) / median / 1e6, checksum
+                ))
         }
     }
 }

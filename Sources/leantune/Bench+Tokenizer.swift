@@ -16,7 +16,9 @@ extension Bench {
 
         func run() throws {
             let tok = try source.load(ledger: MemoryLedger()).tokenizer
-            guard let bytes = FileManager.default.contents(atPath: data) else { throw ValidationError("\(data): cannot read") }
+            guard let bytes = FileManager.default.contents(atPath: data) else {
+                throw ValidationError("\(data): cannot read")
+            }
             let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
             var times: [Double] = [], tokens = 0
             for _ in 0..<repetitions {
@@ -25,9 +27,12 @@ extension Bench {
                 times.append(Double(monotonicNanoseconds() - t0) * 1e-9)
             }
             let median = times.sorted()[times.count / 2]
-            print(String(format: "%@: %.2f MB in %d lines, %d tokens; median %.3f s (first run %.3f s, cold cache) = %.2f MB/s, %.0f k tokens/s",
-                         data, Double(bytes.count) / 1e6, lines.count, tokens, median, times[0],
-                         Double(bytes.count) / median / 1e6, Double(tokens) / median / 1e3))
+            print(
+                String(
+                    format:
+                        "%@: %.2f MB in %d lines, %d tokens; median %.3f s (first run %.3f s, cold cache) = %.2f MB/s, %.0f k tokens/s",
+                    data, Double(bytes.count) / 1e6, lines.count, tokens, median, times[0],
+                    Double(bytes.count) / median / 1e6, Double(tokens) / median / 1e3))
         }
     }
 }

@@ -7,7 +7,10 @@ import TensorCore
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure speed and memory (medians of repeated runs; never a test).",
-        subcommands: [ForwardBackward.self, Forward.self, Step.self, Methods.self, Load.self, AttentionPass.self, TokenizerSpeed.self, RNG.self, Quantization.self])
+        subcommands: [
+            ForwardBackward.self, Forward.self, Step.self, Methods.self, Load.self, AttentionPass.self,
+            TokenizerSpeed.self, RNG.self, Quantization.self,
+        ])
 }
 
 /// Options shared by the model-pass benchmarks.
@@ -22,7 +25,9 @@ struct PassOptions: ParsableArguments {
     var threads = 2
     @Option(help: "Timed repetitions (after one warm-up).")
     var repetitions = 5
-    @Option(help: "GEMM precision: fp32, or bf16 (bf16 operands, fp32 accumulation; fp32 where the CPU has no AVX512-BF16).")
+    @Option(
+        help: "GEMM precision: fp32, or bf16 (bf16 operands, fp32 accumulation; fp32 where the CPU has no AVX512-BF16)."
+    )
     var precision: Precision = .fp32
 
     func validate() throws {
@@ -33,7 +38,9 @@ struct PassOptions: ParsableArguments {
             throw ValidationError("batch, seq, threads and repetitions must be positive")
         }
         guard seq <= config.maxSequenceLength, batch * seq <= 1 << 17, threads <= GEMM.maxThreads else {
-            throw ValidationError("--seq is at most \(config.maxSequenceLength) for \(shape), --batch × --seq at most \(1 << 17) tokens, --threads at most \(GEMM.maxThreads)")
+            throw ValidationError(
+                "--seq is at most \(config.maxSequenceLength) for \(shape), --batch × --seq at most \(1 << 17) tokens, --threads at most \(GEMM.maxThreads)"
+            )
         }
     }
 
@@ -51,7 +58,9 @@ extension Bench {
         func run() throws {
             let (model, batch) = try PassBenchmark.setUp(options, converted: true)
             let grads = GradientSlab(layout: model.layout)
-            PassBenchmark.report(options, model, label: "forward+backward (checkpointing \(checkpointing ? "on" : "off"))") {
+            PassBenchmark.report(
+                options, model, label: "forward+backward (checkpointing \(checkpointing ? "on" : "off"))"
+            ) {
                 grads.zero()
                 _ = try! model.lossAndGradients(batch, into: grads, checkpointing: checkpointing)
             }
@@ -78,12 +87,15 @@ enum PassBenchmark {
         c.maxSequenceLength = max(c.maxSequenceLength, o.seq)
         let random = RandomParameterStore(layout: ParameterLayout(c), seed: 1)
         // converted: fp32 weights, computing in `o.precision`
-        let model = converted
+        let model =
+            converted
             ? try LlamaModel(config: c, store: FP32ParameterStore(converting: random), bf16: o.precision.kernel.kernel)
             : try LlamaModel(config: c, store: random)
         if let note = o.precision.kernel.note { print(note) }
         let rng = Philox(seed: 2)
-        let ids = (0..<o.batch * (o.seq + 1)).map { Int32(rng.bits(stream: 0, index: UInt64($0)) % UInt32(c.vocabSize)) }
+        let ids = (0..<o.batch * (o.seq + 1)).map {
+            Int32(rng.bits(stream: 0, index: UInt64($0)) % UInt32(c.vocabSize))
+        }
         let sequences = (0..<o.batch).map { Array(ids[$0 * (o.seq + 1)..<($0 + 1) * (o.seq + 1)]) }
         return (model, TokenBatch(sequences: sequences))
     }
@@ -92,7 +104,8 @@ enum PassBenchmark {
     static func categories(_ snap: MemoryLedger.Snapshot) -> String {
         MemoryCategory.allCases.compactMap { cat in
             snap.peak[cat].map { bytes in
-                "\(cat.rawValue) \(format(bytes: bytes))" + ((snap.peakBF16[cat] ?? 0) > 0 ? " (bf16 \(format(bytes: snap.peakBF16[cat] ?? 0)))" : "")
+                "\(cat.rawValue) \(format(bytes: bytes))"
+                    + ((snap.peakBF16[cat] ?? 0) > 0 ? " (bf16 \(format(bytes: snap.peakBF16[cat] ?? 0)))" : "")
             }
         }.joined(separator: ", ")
     }
@@ -109,8 +122,9 @@ enum PassBenchmark {
         var best = Double.infinity
         for _ in 0..<8 {
             let t0 = monotonicNanoseconds()
-            GEMM.multiply(m: rows, n: c.ffnDim, k: c.dim, a.pointer, lda: c.dim, b.pointer, ldb: c.dim, transB: true,
-                          out.pointer, ldc: c.ffnDim)
+            GEMM.multiply(
+                m: rows, n: c.ffnDim, k: c.dim, a.pointer, lda: c.dim, b.pointer, ldb: c.dim, transB: true,
+                out.pointer, ldc: c.ffnDim)
             best = min(best, Double(monotonicNanoseconds() - t0) * 1e-9)
         }
         return 2 * Double(rows * c.ffnDim * c.dim) / best / 1e9
@@ -134,7 +148,9 @@ enum PassBenchmark {
     @discardableResult
     static func report(_ o: PassOptions, _ model: LlamaModel, label: String, _ body: () -> Void) -> Result {
         let c = model.config, tokens = o.batch * o.seq
-        print("shape \(o.shape): \(format(count: model.layout.parameterCount)) parameters; batch \(o.batch) × \(o.seq); \(o.threads) threads; \(model.bf16 == nil ? "fp32" : "bf16") compute")
+        print(
+            "shape \(o.shape): \(format(count: model.layout.parameterCount)) parameters; batch \(o.batch) × \(o.seq); \(o.threads) threads; \(model.bf16 == nil ? "fp32" : "bf16") compute"
+        )
         let sgemmBefore = sgemmRate(c, rows: tokens)
         body()  // warm-up: page in buffers, start BLAS threads
         var times: [Double] = [], gemmFlops = 0, gemmSeconds: [Double] = []
@@ -148,23 +164,33 @@ enum PassBenchmark {
             gemmSeconds.append(s.seconds)
         }
         let sgemmAfter = sgemmRate(c, rows: tokens), sgemm = max(sgemmBefore, sgemmAfter)
-        print(String(format: "sgemm reference (%d×%d×%d, Bᵀ): %.1f GFLOP/s before the runs, %.1f after",
-                     tokens, c.ffnDim, c.dim, sgemmBefore, sgemmAfter))
+        print(
+            String(
+                format: "sgemm reference (%d×%d×%d, Bᵀ): %.1f GFLOP/s before the runs, %.1f after",
+                tokens, c.ffnDim, c.dim, sgemmBefore, sgemmAfter))
         if min(sgemmBefore, sgemmAfter) < 0.85 * sgemm {
-            print("warning: the sgemm reference moved by more than 15% during the benchmark: the machine is busy; repeat it")
+            print(
+                "warning: the sgemm reference moved by more than 15% during the benchmark: the machine is busy; repeat it"
+            )
         }
         let median = times.sorted()[times.count / 2], best = times.min()!
         let gemmMedian = gemmSeconds.sorted()[gemmSeconds.count / 2]
-        print(String(format: "%@: median %.3f s, min %.3f s over %d runs; %.0f tokens/s", label, median, best, times.count,
-                     Double(tokens) / median))
-        print(String(format: "GEMM (attention regions included): %.1f GFLOP per run, %.3f s (%.0f%% of the run) at %.1f GFLOP/s; achieved %.1f GFLOP/s over the whole run (sgemm reference %.1f)",
-                     Double(gemmFlops) / 1e9, gemmMedian, 100 * gemmMedian / median, Double(gemmFlops) / gemmMedian / 1e9,
-                     Double(gemmFlops) / median / 1e9, sgemm))
+        print(
+            String(
+                format: "%@: median %.3f s, min %.3f s over %d runs; %.0f tokens/s", label, median, best, times.count,
+                Double(tokens) / median))
+        print(
+            String(
+                format:
+                    "GEMM (attention regions included): %.1f GFLOP per run, %.3f s (%.0f%% of the run) at %.1f GFLOP/s; achieved %.1f GFLOP/s over the whole run (sgemm reference %.1f)",
+                Double(gemmFlops) / 1e9, gemmMedian, 100 * gemmMedian / median, Double(gemmFlops) / gemmMedian / 1e9,
+                Double(gemmFlops) / median / 1e9, sgemm))
         let snap = MemoryLedger.shared.snapshot()
         print("ledger peak: \(format(bytes: snap.peakTotal)) (\(categories(snap)))")
         let rss = ProcessMemory.peakResidentBytes
         print("process peak RSS: \(format(bytes: rss))")
-        return Result(seconds: times, gemmFlops: gemmFlops, gemmSeconds: gemmMedian, sgemm: sgemm, ledger: snap, peakRSS: rss)
+        return Result(
+            seconds: times, gemmFlops: gemmFlops, gemmSeconds: gemmMedian, sgemm: sgemm, ledger: snap, peakRSS: rss)
     }
 
     static func format(bytes: Int) -> String { String(format: "%.2f GiB", Double(bytes) / Double(1 << 30)) }

@@ -13,9 +13,13 @@ struct Estimate: ParsableCommand {
     var config: String?
     @Option(name: .customLong("set"), help: "Override one setting: section.key=value (repeatable).")
     var sets: [String] = []
-    @Option(help: "A built-in shape instead of the config's model: \(LlamaConfig.builtinShapes.keys.sorted().joined(separator: ", ")).")
+    @Option(
+        help:
+            "A built-in shape instead of the config's model: \(LlamaConfig.builtinShapes.keys.sorted().joined(separator: ", "))."
+    )
     var shape: String?
-    @Option(help: "List the methods (with batch, sequence length and checkpointing) that fit this much memory, e.g. 4GiB.")
+    @Option(
+        help: "List the methods (with batch, sequence length and checkpointing) that fit this much memory, e.g. 4GiB.")
     var budget: String?
     @Option(help: "`leantune bench methods` JSON that ranks the methods by expected step time.")
     var calibration = Self.defaultCalibration
@@ -33,18 +37,26 @@ struct Estimate: ParsableCommand {
             guard let s = LlamaConfig.builtinShapes[shape] else { throw ValidationError("unknown shape '\(shape)'") }
             model = s
         } else {
-            guard let path = settings.string("model.path") else { throw ValidationError("give a config with model.path or model.shape, or --shape") }
+            guard let path = settings.string("model.path") else {
+                throw ValidationError("give a config with model.path or model.shape, or --shape")
+            }
             model = try ModelFile.config(path)
         }
         if let budget {
             return try plan(model, budget: budget, options: options, threads: settings.int("train.threads"))
         }
         let plan = MemoryPlan.estimate(model, options: options, threads: settings.int("train.threads"))
-        print("\(options.method.rawValue), batch \(options.batchSize) × \(options.maxLength)\(options.checkpointing ? ", checkpointing" : ""): \(PassBenchmark.format(count: ParameterLayout(model).parameterCount)) parameters")
+        print(
+            "\(options.method.rawValue), batch \(options.batchSize) × \(options.maxLength)\(options.checkpointing ? ", checkpointing" : ""): \(PassBenchmark.format(count: ParameterLayout(model).parameterCount)) parameters"
+        )
         for category in MemoryCategory.allCases where (plan[category] ?? 0) > 0 {
-            print("  " + category.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0) + PassBenchmark.format(bytes: plan[category]!))
+            print(
+                "  " + category.rawValue.padding(toLength: 16, withPad: " ", startingAt: 0)
+                    + PassBenchmark.format(bytes: plan[category]!))
         }
-        print("  " + "total".padding(toLength: 16, withPad: " ", startingAt: 0) + PassBenchmark.format(bytes: plan.values.reduce(0, +)))
+        print(
+            "  " + "total".padding(toLength: 16, withPad: " ", startingAt: 0)
+                + PassBenchmark.format(bytes: plan.values.reduce(0, +)))
     }
 
     /// The budget planner's table: what fits, fastest first, and what does not.
@@ -52,41 +64,64 @@ struct Estimate: ParsableCommand {
         let budget: Int, table: MethodBenchmarkTable?
         do {
             budget = try MemorySize.parse(text)
-            let fallback = calibration == Self.defaultCalibration && !FileManager.default.fileExists(atPath: calibration)
+            let fallback =
+                calibration == Self.defaultCalibration && !FileManager.default.fileExists(atPath: calibration)
             table = fallback ? nil : try MethodBenchmarkTable.load(calibration)
         } catch let e as TrainingError { throw ValidationError(e.message) }
         let result: BudgetPlanner.Result
         do {
-            result = try BudgetPlanner.plan(model, budget: budget, batch: base.batchSize, seq: base.maxLength, threads: threads, calibration: table) {
+            result = try BudgetPlanner.plan(
+                model, budget: budget, batch: base.batchSize, seq: base.maxLength, threads: threads, calibration: table
+            ) {
                 entry, batch, seq, checkpointing, weights in
-                try RunConfig.load(config, overrides: sets + entry.settings + ["train.batch=\(batch)", "train.seq=\(seq)", "method.checkpointing=\(checkpointing)"]
-                                   + (weights.map { ["train.weights=\($0.rawValue)"] } ?? []))
-                    .trainingOptions()
+                try RunConfig.load(
+                    config,
+                    overrides: sets + entry.settings + [
+                        "train.batch=\(batch)", "train.seq=\(seq)", "method.checkpointing=\(checkpointing)",
+                    ]
+                        + (weights.map { ["train.weights=\($0.rawValue)"] } ?? [])
+                )
+                .trainingOptions()
             }
         } catch let e as TrainingError { throw ValidationError(e.message) }
         let gib = PassBenchmark.format(bytes:)
-        print("budget \(gib(budget)) for \(PassBenchmark.format(count: ParameterLayout(model).parameterCount)) parameters, asked for batch \(base.batchSize) × \(base.maxLength); "
-              + "each plan + \(gib(result.overhead)) for the runtime (\(table == nil ? "no calibration" : "the calibration's largest RSS above its ledger"))")
+        print(
+            "budget \(gib(budget)) for \(PassBenchmark.format(count: ParameterLayout(model).parameterCount)) parameters, asked for batch \(base.batchSize) × \(base.maxLength); "
+                + "each plan + \(gib(result.overhead)) for the runtime (\(table == nil ? "no calibration" : "the calibration's largest RSS above its ledger"))"
+        )
         if let table {
-            print("expected times: \(calibration) (\(table.shape), batch \(table.batch) × \(table.seq), \(table.threads) threads, \(table.machine), \(table.date)) scaled by each step's work")
+            print(
+                "expected times: \(calibration) (\(table.shape), batch \(table.batch) × \(table.seq), \(table.threads) threads, \(table.machine), \(table.date)) scaled by each step's work"
+            )
         } else {
-            print("no calibration at \(calibration): ordered by memory; run `leantune bench methods --output docs/results/bench-methods` to rank by time")
+            print(
+                "no calibration at \(calibration): ordered by memory; run `leantune bench methods --output docs/results/bench-methods` to rank by time"
+            )
         }
         func row(_ c: BudgetPlanner.Choice) -> String {
             let d = c.dominant
-            let time = c.expectedSeconds.map { String(format: "%8.3g s %7.0f tok/s", $0, Double(c.batch * c.seq) / $0) } ?? ""
+            let time =
+                c.expectedSeconds.map { String(format: "%8.3g s %7.0f tok/s", $0, Double(c.batch * c.seq) / $0) } ?? ""
             return "  " + c.label.padding(toLength: 13, withPad: " ", startingAt: 0)
                 + "\(c.batch) × \(c.seq)".padding(toLength: 11, withPad: " ", startingAt: 0)
                 + (c.checkpointing ? "on " : "off").padding(toLength: 6, withPad: " ", startingAt: 0)
                 + c.weights.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0)
                 + gib(c.bytes).padding(toLength: 11, withPad: " ", startingAt: 0)
-                + String(format: "%@ %.0f%%", d.category.rawValue, 100 * d.share).padding(toLength: 22, withPad: " ", startingAt: 0) + time
+                + String(format: "%@ %.0f%%", d.category.rawValue, 100 * d.share).padding(
+                    toLength: 22, withPad: " ", startingAt: 0) + time
         }
-        let header = "  " + "method".padding(toLength: 13, withPad: " ", startingAt: 0) + "batch×seq  ckpt  weights  memory     largest category      " + (table == nil ? "" : "expected step")
-        print(result.fits.isEmpty ? "nothing fits \(gib(budget))" : "fits, \(table == nil ? "smallest" : "fastest per token") first:\n" + header)
+        let header =
+            "  " + "method".padding(toLength: 13, withPad: " ", startingAt: 0)
+            + "batch×seq  ckpt  weights  memory     largest category      " + (table == nil ? "" : "expected step")
+        print(
+            result.fits.isEmpty
+                ? "nothing fits \(gib(budget))"
+                : "fits, \(table == nil ? "smallest" : "fastest per token") first:\n" + header)
         result.fits.forEach { print(row($0)) }
         if result.fits.contains(where: \.zerothOrder) {
-            print("  (time per step, not to a result: zeroth-order methods usually need 10–100× more steps than gradient methods)")
+            print(
+                "  (time per step, not to a result: zeroth-order methods usually need 10–100× more steps than gradient methods)"
+            )
         }
         if !result.misses.isEmpty {
             print("does not fit (the smallest choice tried):\n" + header)

@@ -23,7 +23,9 @@ struct Eval: ParsableCommand {
 
     func validate() throws {
         guard seq >= 1 else { throw ValidationError("--seq must be at least 1 (tokens per scored window)") }
-        guard (1...GEMM.maxThreads).contains(threads) else { throw ValidationError("--threads must be in 1...\(GEMM.maxThreads)") }
+        guard (1...GEMM.maxThreads).contains(threads) else {
+            throw ValidationError("--threads must be in 1...\(GEMM.maxThreads)")
+        }
     }
 
     func run() throws {
@@ -46,8 +48,10 @@ struct Eval: ParsableCommand {
             }
         }
         guard total.count > 0 else { throw ValidationError("\(data): no tokens to score") }
-        print(String(format: "%@: %d tokens scored; loss %.4f nats/token, perplexity %.3f (model loaded in %.2f s)",
-                     data, total.count, total.mean, Foundation.exp(total.mean), loadSeconds))
+        print(
+            String(
+                format: "%@: %d tokens scored; loss %.4f nats/token, perplexity %.3f (model loaded in %.2f s)",
+                data, total.count, total.mean, Foundation.exp(total.mean), loadSeconds))
     }
 
     /// The documents of a text or JSONL file; errors name the file and line.

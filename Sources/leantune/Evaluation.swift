@@ -37,9 +37,12 @@ struct Evaluation {
             var loss: Double?, accuracy: Double?
             var text = String(format: "step %4d  eval", step)
             if !encoded.evalClassification.isEmpty {
-                let r = try Classification.evaluate(trainer.model, encoded.evalClassification, batchSize: batch, maxLength: trainer.options.maxLength)
+                let r = try Classification.evaluate(
+                    trainer.model, encoded.evalClassification, batchSize: batch, maxLength: trainer.options.maxLength)
                 (loss, accuracy) = (r.loss.mean, r.accuracy)
-                text += String(format: "  accuracy %.4f (%d/%d)  label-word loss %.4f", r.accuracy, r.correct, r.count, r.loss.mean)
+                text += String(
+                    format: "  accuracy %.4f (%d/%d)  label-word loss %.4f", r.accuracy, r.correct, r.count, r.loss.mean
+                )
             }
             if !encoded.eval.isEmpty {
                 let l = try trainer.evaluate(encoded.eval).mean
@@ -59,7 +62,8 @@ struct Evaluation {
             let ids = (tok.bos.map { [$0] } ?? []) + tok.encode(prompt)
             guard !ids.isEmpty else { continue }
             var sampler = Sampler(temperature: 0, seed: 0)
-            let new = try model.generate(prompt: ids, maxNewTokens: sampleTokens, sampler: &sampler, stop: tok.stopTokens)
+            let new = try model.generate(
+                prompt: ids, maxNewTokens: sampleTokens, sampler: &sampler, stop: tok.stopTokens)
             let completion = tok.decode(new, after: ids.last)
             try log.sample(step: step, prompt: prompt, completion: completion)
             log.note("step \(step) sample: \(prompt)\(completion)")

@@ -25,7 +25,8 @@ struct Export: ParsableCommand {
         guard shardMib > 0 else { throw ValidationError("--shard-mib must be positive") }
         let existing = (try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []
         if !existing.isEmpty && !force {
-            throw ValidationError("\(output) already holds \(existing.count) files; choose an empty directory or pass --force")
+            throw ValidationError(
+                "\(output) already holds \(existing.count) files; choose an empty directory or pass --force")
         }
     }
 

@@ -13,11 +13,16 @@ struct Generate: ParsableCommand {
     var prompt = ""
     @Flag(help: "Treat --prompt as a user message in the model's chat template and print only the reply.")
     var chat = false
-    @Option(help: "With --chat: use this built-in template instead of the model's (\(ChatTemplate.supportedNames.joined(separator: ", "))).")
+    @Option(
+        help:
+            "With --chat: use this built-in template instead of the model's (\(ChatTemplate.supportedNames.joined(separator: ", ")))."
+    )
     var chatTemplate: String?
     @Option(help: "Sampling temperature; 0 is greedy.")
     var temperature: Float = 1.0
-    @Option(name: .customLong("top-p"), help: "Nucleus sampling: keep the smallest set of tokens with this much probability.")
+    @Option(
+        name: .customLong("top-p"),
+        help: "Nucleus sampling: keep the smallest set of tokens with this much probability.")
     var topP: Float = 0.9
     @Option(help: "Seed of the sampler (the same seed gives the same text).")
     var seed: UInt64 = 0
@@ -30,9 +35,12 @@ struct Generate: ParsableCommand {
         guard temperature >= 0 else { throw ValidationError("--temperature must be ≥ 0") }
         guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
         guard maxTokens > 0 else { throw ValidationError("--max-tokens must be positive") }
-        guard (1...GEMM.maxThreads).contains(threads) else { throw ValidationError("--threads must be in 1...\(GEMM.maxThreads)") }
+        guard (1...GEMM.maxThreads).contains(threads) else {
+            throw ValidationError("--threads must be in 1...\(GEMM.maxThreads)")
+        }
         if let name = chatTemplate, ChatTemplate.named(name) == nil {
-            throw ValidationError("unknown chat template '\(name)'; supported: \(ChatTemplate.supportedNames.joined(separator: ", "))")
+            throw ValidationError(
+                "unknown chat template '\(name)'; supported: \(ChatTemplate.supportedNames.joined(separator: ", "))")
         }
     }
 
@@ -43,14 +51,19 @@ struct Generate: ParsableCommand {
         var text = prompt
         if chat {
             guard let template = chatTemplate.flatMap(ChatTemplate.named) ?? loaded.chatTemplate else {
-                throw ValidationError("\(source.model) names no chat template we recognise; pass --chat-template with one of \(ChatTemplate.supportedNames.joined(separator: ", "))")
+                throw ValidationError(
+                    "\(source.model) names no chat template we recognise; pass --chat-template with one of \(ChatTemplate.supportedNames.joined(separator: ", "))"
+                )
             }
-            text = try template.render([ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true,
-                                       bos: loaded.templateTokens.bos, eos: loaded.templateTokens.eos)
+            text = try template.render(
+                [ChatMessage(role: "user", content: prompt)], addGenerationPrompt: true,
+                bos: loaded.templateTokens.bos, eos: loaded.templateTokens.eos)
         }
         // A chat template writes BOS itself where the model needs it (as transformers' apply_chat_template does).
         let promptIDs = (chat ? [] : (tok.bos.map { [$0] } ?? [])) + tok.encode(text)
-        guard !promptIDs.isEmpty else { throw ValidationError("the prompt is empty and the tokenizer has no BOS token") }
+        guard !promptIDs.isEmpty else {
+            throw ValidationError("the prompt is empty and the tokenizer has no BOS token")
+        }
         var sampler = Sampler(temperature: temperature, topP: topP, seed: seed)
         let out = FileHandle.standardOutput
         if !chat {

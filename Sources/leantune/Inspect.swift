@@ -20,8 +20,12 @@ struct Inspect: ParsableCommand {
         let seconds = Double(monotonicNanoseconds() - start) * 1e-9
         let c = loaded.model.config, layout = loaded.model.layout
         print("model: \(model)")
-        print("architecture: Llama, \(c.layerCount) layers, dim \(c.dim), ffn \(c.ffnDim), \(c.headCount) heads / \(c.kvHeadCount) kv heads (head dim \(c.headDim)), vocab \(c.vocabSize), context \(c.maxSequenceLength)")
-        print("rope: theta \(c.ropeTheta), \(c.ropeLayout.rawValue)\(c.ropeScaling.map { ", scaling \($0)" } ?? ""); norm eps \(c.normEpsilon); embeddings \(c.tiedEmbeddings ? "tied" : "untied")")
+        print(
+            "architecture: Llama, \(c.layerCount) layers, dim \(c.dim), ffn \(c.ffnDim), \(c.headCount) heads / \(c.kvHeadCount) kv heads (head dim \(c.headDim)), vocab \(c.vocabSize), context \(c.maxSequenceLength)"
+        )
+        print(
+            "rope: theta \(c.ropeTheta), \(c.ropeLayout.rawValue)\(c.ropeScaling.map { ", scaling \($0)" } ?? ""); norm eps \(c.normEpsilon); embeddings \(c.tiedEmbeddings ? "tied" : "untied")"
+        )
         var groups: [(String, Int)] = []
         func add(_ name: String, _ roles: Set<ParameterRole>) {
             groups.append((name, layout.parameters.filter { roles.contains($0.role) }.reduce(0) { $0 + $1.count }))
@@ -34,13 +38,24 @@ struct Inspect: ParsableCommand {
         let total = layout.parameterCount
         print(String(format: "parameters: %.2f M", Double(total) / 1e6))
         for (name, n) in groups {
-            print("  " + name.padding(toLength: 10, withPad: " ", startingAt: 0) + String(format: "%12d  (%.1f%%)", n, 100 * Double(n) / Double(total)))
+            print(
+                "  " + name.padding(toLength: 10, withPad: " ", startingAt: 0)
+                    + String(format: "%12d  (%.1f%%)", n, 100 * Double(n) / Double(total)))
         }
         print("source: \(loaded.source)")
-        print("in memory: fp32, \(PassBenchmark.format(bytes: total * 4)) of weights (quantized and 16-bit sources are dequantized on load)")
-        print("tokenizer: \(type(of: loaded.tokenizer)), \(loaded.tokenizer.vocabularySize) tokens, BOS \(loaded.tokenizer.bos.map(String.init) ?? "none"), stop \(loaded.tokenizer.stopTokens.sorted())")
-        print("chat template: \(loaded.chatTemplate.map { "\($0)" } ?? (loaded.chatTemplateSource == nil ? "none" : "unrecognised"))")
-        print(String(format: "loaded in %.2f s; ledger %@, process peak RSS %@", seconds,
-                     PassBenchmark.format(bytes: ledger.snapshot().peakTotal), PassBenchmark.format(bytes: ProcessMemory.peakResidentBytes)))
+        print(
+            "in memory: fp32, \(PassBenchmark.format(bytes: total * 4)) of weights (quantized and 16-bit sources are dequantized on load)"
+        )
+        print(
+            "tokenizer: \(type(of: loaded.tokenizer)), \(loaded.tokenizer.vocabularySize) tokens, BOS \(loaded.tokenizer.bos.map(String.init) ?? "none"), stop \(loaded.tokenizer.stopTokens.sorted())"
+        )
+        print(
+            "chat template: \(loaded.chatTemplate.map { "\($0)" } ?? (loaded.chatTemplateSource == nil ? "none" : "unrecognised"))"
+        )
+        print(
+            String(
+                format: "loaded in %.2f s; ledger %@, process peak RSS %@", seconds,
+                PassBenchmark.format(bytes: ledger.snapshot().peakTotal),
+                PassBenchmark.format(bytes: ProcessMemory.peakResidentBytes)))
     }
 }

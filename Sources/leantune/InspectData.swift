@@ -28,19 +28,29 @@ struct InspectData: ParsableCommand {
             data = try RunData(settings)
         } catch let e as TrainingError { throw ValidationError(e.message) }
         for line in data.skipReport { print(line) }
-        let loaded = try ModelFile.load(try settings.required("model.path"), tokenizer: settings.string("model.tokenizer"))
+        let loaded = try ModelFile.load(
+            try settings.required("model.path"), tokenizer: settings.string("model.tokenizer"))
         let encoder = data.encoder(for: loaded), tok = loaded.tokenizer
         let examples = try data.train.map { try encoder.encode($0.record) }
         for (i, e) in examples.prefix(samples).enumerated() {
-            print("── sample \(i + 1) (\(data.trainPath):\(data.train[i].line)): \(e.ids.count) tokens, \(e.trained.filter { $0 }.count) trained")
+            print(
+                "── sample \(i + 1) (\(data.trainPath):\(data.train[i].line)): \(e.ids.count) tokens, \(e.trained.filter { $0 }.count) trained"
+            )
             print(Self.render(e, tok))
         }
         let lengths = examples.map(\.ids.count), trained = examples.map { $0.trained.filter { $0 }.count }.reduce(0, +)
-        print("\n\(examples.count) examples, \(lengths.reduce(0, +)) tokens, \(trained) trained; lengths \(lengths.min()!)–\(lengths.max()!), mean \(lengths.reduce(0, +) / lengths.count)")
+        print(
+            "\n\(examples.count) examples, \(lengths.reduce(0, +)) tokens, \(trained) trained; lengths \(lengths.min()!)–\(lengths.max()!), mean \(lengths.reduce(0, +) / lengths.count)"
+        )
         let tooLong = lengths.filter { $0 - 1 > options.maxLength }.count
-        if tooLong > 0 { print("warning: \(tooLong) examples are longer than train.seq + 1 = \(options.maxLength + 1) tokens; training refuses them") }
+        if tooLong > 0 {
+            print(
+                "warning: \(tooLong) examples are longer than train.seq + 1 = \(options.maxLength + 1) tokens; training refuses them"
+            )
+        }
         if options.packing {
-            let rows = Batcher.packRows(lengths.map { min($0, options.maxLength + 1) }, maxLength: options.maxLength).count
+            let rows = Batcher.packRows(lengths.map { min($0, options.maxLength + 1) }, maxLength: options.maxLength)
+                .count
             print("packing: \(rows) sequences of ≤ \(options.maxLength) positions (\(examples.count) unpacked)")
         }
         if let warning = encoder.stopTokenWarning(examples) { print("warning: \(warning)") }
@@ -65,8 +75,10 @@ struct InspectData: ParsableCommand {
         var counts = [Int](repeating: 0, count: bins)
         for n in lengths { counts[min(bins - 1, (n - lo) / width)] += 1 }
         let top = counts.max()!
-        return "tokens per example:\n" + counts.enumerated().map { i, c in
-            String(format: "%6d–%-6d %6d ", lo + i * width, lo + (i + 1) * width - 1, c) + String(repeating: "█", count: c * 40 / max(1, top))
-        }.joined(separator: "\n")
+        return "tokens per example:\n"
+            + counts.enumerated().map { i, c in
+                String(format: "%6d–%-6d %6d ", lo + i * width, lo + (i + 1) * width - 1, c)
+                    + String(repeating: "█", count: c * 40 / max(1, top))
+            }.joined(separator: "\n")
     }
 }

@@ -44,7 +44,10 @@ struct Train: ParsableCommand {
     var evalData: String?
     @Option(help: "Where config.yaml, metrics and the fine-tuned model (model/) go; must be new (logging.output).")
     var output: String?
-    @Option(help: "adamw, adamw-fused (no full gradient; needs clip 0), lion, sgd, mezo or dizo (forward passes only) (method.name).")
+    @Option(
+        help:
+            "adamw, adamw-fused (no full gradient; needs clip 0), lion, sgd, mezo or dizo (forward passes only) (method.name)."
+    )
     var method: TrainingOptions.Method?
     @Option(help: "Peak learning rate (optimizer.lr).")
     var lr: Double?
@@ -85,17 +88,23 @@ struct Train: ParsableCommand {
     var explicit: [(path: String, value: Any)] {
         let all: [(String, Any?)] = [
             ("model.path", model), ("model.tokenizer", tokenizer), ("data.train", data), ("data.eval", evalData),
-            ("logging.output", output), ("method.name", method?.rawValue), ("optimizer.lr", lr), ("schedule.steps", steps),
-            ("schedule.warmup", warmup), ("schedule.shape", schedule?.rawValue), ("train.batch", batch), ("train.accumulate", accumulate), ("train.seq", seq),
-            ("optimizer.clip", clip), ("optimizer.weight_decay", weightDecay), ("train.seed", seed), ("train.threads", threads),
-            ("method.checkpointing", checkpointing ? true : nil), ("data.packing", packing ? true : nil), ("eval.every", evalEvery), ("checkpoint.every", checkpointEvery),
+            ("logging.output", output), ("method.name", method?.rawValue), ("optimizer.lr", lr),
+            ("schedule.steps", steps),
+            ("schedule.warmup", warmup), ("schedule.shape", schedule?.rawValue), ("train.batch", batch),
+            ("train.accumulate", accumulate), ("train.seq", seq),
+            ("optimizer.clip", clip), ("optimizer.weight_decay", weightDecay), ("train.seed", seed),
+            ("train.threads", threads),
+            ("method.checkpointing", checkpointing ? true : nil), ("data.packing", packing ? true : nil),
+            ("eval.every", evalEvery), ("checkpoint.every", checkpointEvery),
             ("checkpoint.keep", keepCheckpoints),
         ]
         return all.compactMap { path, value in value.map { (path, $0) } }
     }
 
     func resolved() throws -> RunConfig {
-        do { return try RunConfig.load(config, overrides: sets, explicit: explicit) } catch let e as TrainingError { throw ValidationError(e.message) }
+        do { return try RunConfig.load(config, overrides: sets, explicit: explicit) } catch let e as TrainingError {
+            throw ValidationError(e.message)
+        }
     }
 
     func run() throws {
@@ -115,34 +124,56 @@ struct Train: ParsableCommand {
         for line in data.skipReport { print(line) }
         // From shapes alone, before anything is allocated: a run that cannot fit in this machine is refused, not crashed.
         let shape: LlamaConfig?  // an unknown shape name is refused below, by ModelFile.random
-        if let name = settings.string("model.shape") { shape = LlamaConfig.builtinShapes[name] } else { shape = try ModelFile.config(modelPath) }
-        let needed = shape.map { MemoryPlan.estimate($0, options: options, threads: settings.int("train.threads")).values.reduce(0, +) } ?? 0
+        if let name = settings.string("model.shape") {
+            shape = LlamaConfig.builtinShapes[name]
+        } else {
+            shape = try ModelFile.config(modelPath)
+        }
+        let needed =
+            shape.map {
+                MemoryPlan.estimate($0, options: options, threads: settings.int("train.threads")).values.reduce(0, +)
+            } ?? 0
         guard needed <= ProcessMemory.physicalBytes else {
-            throw ValidationError("the run needs about \(PassBenchmark.format(bytes: needed)) (memory plan at \(options.batchSize) × \(options.maxLength)) but this machine has \(PassBenchmark.format(bytes: ProcessMemory.physicalBytes)); lower train.batch or train.seq, set method.checkpointing: true, or see leantune estimate CONFIG --budget")
+            throw ValidationError(
+                "the run needs about \(PassBenchmark.format(bytes: needed)) (memory plan at \(options.batchSize) × \(options.maxLength)) but this machine has \(PassBenchmark.format(bytes: ProcessMemory.physicalBytes)); lower train.batch or train.seq, set method.checkpointing: true, or see leantune estimate CONFIG --budget"
+            )
         }
         let steps = options.schedule.total, threads = settings.int("train.threads")
         GEMM.setThreads(threads)
         do { try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true) } catch {
-            throw ValidationError("\(output): cannot create the output folder (\(error.localizedDescription)); choose a writable location")
+            throw ValidationError(
+                "\(output): cannot create the output folder (\(error.localizedDescription)); choose a writable location"
+            )
         }
-        guard FileManager.default.isWritableFile(atPath: output) else { throw ValidationError("\(output): the output folder is not writable") }
+        guard FileManager.default.isWritableFile(atPath: output) else {
+            throw ValidationError("\(output): the output folder is not writable")
+        }
         let lock: OutputLock
         do { lock = try OutputLock(folder: output) } catch let e as TrainingError { throw ValidationError(e.message) }
         defer { withExtendedLifetime(lock) {} }  // held until the run ends
-        let existing = ((try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []).filter { $0 != OutputLock.fileName }
+        let existing = ((try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []).filter {
+            $0 != OutputLock.fileName
+        }
         guard existing.isEmpty || resume != nil else {
-            throw ValidationError("\(output) already holds files; choose a new or empty directory, or pass --resume auto to continue its run")
+            throw ValidationError(
+                "\(output) already holds files; choose a new or empty directory, or pass --resume auto to continue its run"
+            )
         }
         try Data(settings.yaml.utf8).write(to: URL(fileURLWithPath: output + "/config.yaml"), options: .atomic)
-        var loaded = try settings.string("model.shape").map { shape in  // pre-training from scratch
-            try ModelFile.random(shape: shape, tokenizer: try settings.required("model.tokenizer"), seed: options.seed)
-        } ?? ModelFile.load(modelPath, tokenizer: settings.string("model.tokenizer"), lazy: true)  // converted next
+        var loaded =
+            try settings.string("model.shape").map { shape in  // pre-training from scratch
+                try ModelFile.random(
+                    shape: shape, tokenizer: try settings.required("model.tokenizer"), seed: options.seed)
+            } ?? ModelFile.load(modelPath, tokenizer: settings.string("model.tokenizer"), lazy: true)  // converted next
         if let note = options.precision.kernel.note { print("note: \(note)") }
-        do { loaded.model = try Trainer.model(loaded.model, for: options) } catch let e as TrainingError { throw ValidationError(e.message) }
+        do { loaded.model = try Trainer.model(loaded.model, for: options) } catch let e as TrainingError {
+            throw ValidationError(e.message)
+        }
         let encoder = data.encoder(for: loaded)
         let encoded = try data.encode(encoder, maxLength: min(options.maxLength, loaded.model.config.maxSequenceLength))
         if let warning = encoder.stopTokenWarning(encoded.train) { print("warning: \(warning)") }
-        let trainer = try Trainer(model: loaded.model, examples: encoded.train, candidates: encoded.trainCandidates, options: options)
+        let trainer = try Trainer(
+            model: loaded.model, examples: encoded.train, candidates: encoded.trainCandidates, options: options)
         let checkpoints = output + "/checkpoints"
         if let resume {
             let path = resume == "auto" ? try latestCheckpoint(in: checkpoints) : resume
@@ -150,9 +181,15 @@ struct Train: ParsableCommand {
             print("resumed from \(path) at step \(trainer.step)")
         }
         let log = try TrainingLog(output: output, totalSteps: steps, resumedAt: trainer.step)
-        print("training \(modelPath) on \(encoded.train.count) examples from \(data.trainPath): \(options.method.rawValue), \(steps) steps of \(options.batchSize) × ≤\(options.maxLength)\(options.packing ? " (packed)" : "")\(options.objective == .languageModel ? "" : ", classification loss over the label words")")
+        print(
+            "training \(modelPath) on \(encoded.train.count) examples from \(data.trainPath): \(options.method.rawValue), \(steps) steps of \(options.batchSize) × ≤\(options.maxLength)\(options.packing ? " (packed)" : "")\(options.objective == .languageModel ? "" : ", classification loss over the label words")"
+        )
         let plan = MemoryPlan.estimate(loaded.model.config, options: options, threads: threads)
-        print("memory plan at \(options.batchSize) × \(options.maxLength): " + MemoryCategory.allCases.compactMap { c in plan[c].flatMap { $0 > 0 ? "\(c.rawValue) \(PassBenchmark.format(bytes: $0))" : nil } }.joined(separator: ", "))
+        print(
+            "memory plan at \(options.batchSize) × \(options.maxLength): "
+                + MemoryCategory.allCases.compactMap { c in
+                    plan[c].flatMap { $0 > 0 ? "\(c.rawValue) \(PassBenchmark.format(bytes: $0))" : nil }
+                }.joined(separator: ", "))
         let evaluation = Evaluation(settings: settings, encoded: encoded, encoder: encoder, trainer: trainer, log: log)
         if trainer.step == 0 { try evaluation.run(at: 0) }
         MemoryLedger.shared.resetPeak()  // the first step's report is about training
@@ -167,21 +204,28 @@ struct Train: ParsableCommand {
         var reportedMemory = false
         while trainer.step < steps {
             let r = try trainer.runStep()
-            try log.record(["step": r.step, "loss": r.loss, "lr": r.learningRate, "grad_norm": r.gradientNorm, "tokens": r.tokens,
-                        "seconds": r.seconds, "skipped": r.skipped].merging(r.details.mapValues { $0 as Any? }) { a, _ in a })
+            try log.record(
+                [
+                    "step": r.step, "loss": r.loss, "lr": r.learningRate, "grad_norm": r.gradientNorm,
+                    "tokens": r.tokens,
+                    "seconds": r.seconds, "skipped": r.skipped,
+                ].merging(r.details.mapValues { $0 as Any? }) { a, _ in a })
             log.progress(r)
             if !reportedMemory {  // after the first step of this process, when every buffer exists
                 reportedMemory = true
                 log.note(Self.memoryReport(loaded.model.config, options: options, threads: threads, length: r.length))
             }
             try evaluation.run(at: r.step)
-            let checkpointEvery = settings.int("checkpoint.every"), periodic = checkpointEvery > 0 && (r.step % checkpointEvery == 0 || r.step == steps)
+            let checkpointEvery = settings.int("checkpoint.every"),
+                periodic = checkpointEvery > 0 && (r.step % checkpointEvery == 0 || r.step == steps)
             if periodic {
                 try Checkpoint.save(trainer, in: checkpoints, resolvedConfig: settings.yaml)
                 try Self.pruneCheckpoints(in: checkpoints, keep: settings.int("checkpoint.keep"))
             }
             if stopRequested.load(ordering: .relaxed) {  // a stop asked for during the step or its checkpoint
-                let path = periodic ? checkpoints + String(format: "/step-%06d", trainer.step)
+                let path =
+                    periodic
+                    ? checkpoints + String(format: "/step-%06d", trainer.step)
                     : try Checkpoint.save(trainer, in: checkpoints, resolvedConfig: settings.yaml)
                 try log.finish()
                 log.note("interrupted at step \(trainer.step): saved \(path); continue with --resume auto")
@@ -201,15 +245,19 @@ struct Train: ParsableCommand {
         let planned = MemoryPlan.estimate(config, options: shaped, threads: threads).values.reduce(0, +)
         let peak = MemoryLedger.shared.snapshot().peakTotal
         let gap = Double(planned - peak) / Double(max(1, peak))
-        return String(format: "after the first step (\(length) positions): plan %@, ledger peak %@ (%+.1f%%), process peak RSS %@",
-                      PassBenchmark.format(bytes: planned), PassBenchmark.format(bytes: peak), 100 * gap,
-                      PassBenchmark.format(bytes: ProcessMemory.peakResidentBytes))
+        return String(
+            format:
+                "after the first step (\(length) positions): plan %@, ledger peak %@ (%+.1f%%), process peak RSS %@",
+            PassBenchmark.format(bytes: planned), PassBenchmark.format(bytes: peak), 100 * gap,
+            PassBenchmark.format(bytes: ProcessMemory.peakResidentBytes))
             + (abs(gap) > 0.15 ? "\nwarning: the memory plan and the measurement differ by more than 15%" : "")
     }
 
     /// The checkpoint with the highest step in `directory`.
     func latestCheckpoint(in directory: String) throws -> String {
-        guard let last = Checkpoint.complete(in: directory).last else { throw ValidationError("--resume auto: no checkpoint in \(directory)") }
+        guard let last = Checkpoint.complete(in: directory).last else {
+            throw ValidationError("--resume auto: no checkpoint in \(directory)")
+        }
         return directory + "/" + last
     }
 

@@ -8,7 +8,9 @@ import Glibc
 /// What `train` writes as it goes: metrics.jsonl (one line per step and per evaluation), metrics.csv at
 /// the end, samples.jsonl, and a progress line with loss, learning rate, tokens/s, ETA and peak memory.
 final class TrainingLog {
-    static let columns = ["step", "loss", "lr", "grad_norm", "tokens", "seconds", "skipped", "eval_loss", "eval_accuracy"]
+    static let columns = [
+        "step", "loss", "lr", "grad_norm", "tokens", "seconds", "skipped", "eval_loss", "eval_accuracy",
+    ]
     let output: String
     let totalSteps: Int
     private let metrics: FileHandle
@@ -36,12 +38,13 @@ final class TrainingLog {
         let keys = Self.columns + values.keys.filter { !Self.columns.contains($0) }.sorted()
         let fields = keys.compactMap { key -> String? in
             guard let entry = values[key] else { return nil }
-            let text: String = switch entry {
-            case nil: "null"
-            case let d as Double: d.isFinite ? String(format: "%.6g", d) : "null"
-            case let b as Bool: b ? "true" : "false"
-            case let some?: "\(some)"
-            }
+            let text: String =
+                switch entry {
+                case nil: "null"
+                case let d as Double: d.isFinite ? String(format: "%.6g", d) : "null"
+                case let b as Bool: b ? "true" : "false"
+                case let some?: "\(some)"
+                }
             return "\"\(key)\":\(text)"
         }
         try metrics.write(contentsOf: Data(("{" + fields.joined(separator: ",") + "}\n").utf8))
@@ -54,9 +57,10 @@ final class TrainingLog {
         let eta = Int((Double(totalSteps - r.step) * perStep).rounded())
         let width = 20, done = width * r.step / max(1, totalSteps)
         let bar = String(repeating: "#", count: done) + String(repeating: ".", count: width - done)
-        let line = String(format: "step %4d/%d [%@] loss %.4f  lr %.2e  %.0f tok/s  ETA %d:%02d  peak RSS %@%@",
-                          r.step, totalSteps, bar, r.loss, r.learningRate, Double(r.tokens) / r.seconds, eta / 60, eta % 60,
-                          PassBenchmark.format(bytes: ProcessMemory.peakResidentBytes), r.skipped ? "  (skipped: non-finite)" : "")
+        let line = String(
+            format: "step %4d/%d [%@] loss %.4f  lr %.2e  %.0f tok/s  ETA %d:%02d  peak RSS %@%@",
+            r.step, totalSteps, bar, r.loss, r.learningRate, Double(r.tokens) / r.seconds, eta / 60, eta % 60,
+            PassBenchmark.format(bytes: ProcessMemory.peakResidentBytes), r.skipped ? "  (skipped: non-finite)" : "")
         if interactive {
             print("\r" + line, terminator: r.step == totalSteps ? "\n" : "")
         } else if r.step == 1 || r.step % max(1, totalSteps / 10) == 0 || r.step == totalSteps {
@@ -79,7 +83,8 @@ final class TrainingLog {
         }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
         try handle.seekToEnd()
-        let line = try JSONSerialization.data(withJSONObject: ["step": step, "prompt": prompt, "completion": completion], options: [.sortedKeys])
+        let line = try JSONSerialization.data(
+            withJSONObject: ["step": step, "prompt": prompt, "completion": completion], options: [.sortedKeys])
         try handle.write(contentsOf: line + Data("\n".utf8))
         try handle.close()
     }
@@ -88,9 +93,13 @@ final class TrainingLog {
     func finish() throws {
         try metrics.close()
         var text = Self.columns.joined(separator: ",") + "\n"
-        for line in String(decoding: FileManager.default.contents(atPath: output + "/metrics.jsonl") ?? Data(), as: UTF8.self).split(separator: "\n") {
+        for line in String(
+            decoding: FileManager.default.contents(atPath: output + "/metrics.jsonl") ?? Data(), as: UTF8.self
+        ).split(separator: "\n") {
             guard let object = Self.object(line) else { continue }
-            text += Self.columns.map { key in object[key].map { $0 is NSNull ? "" : "\($0)" } ?? "" }.joined(separator: ",") + "\n"
+            text +=
+                Self.columns.map { key in object[key].map { $0 is NSNull ? "" : "\($0)" } ?? "" }.joined(separator: ",")
+                + "\n"
         }
         try Data(text.utf8).write(to: URL(fileURLWithPath: output + "/metrics.csv"), options: .atomic)
     }

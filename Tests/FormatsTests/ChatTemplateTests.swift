@@ -19,11 +19,16 @@ struct ChatTemplateTests {
         #expect(Set(cases.map(\.name)) == Set(ChatTemplate.supportedNames))
         for c in cases {
             let template = try #require(ChatTemplate.recognise(c.template), "\(c.name) not recognised")
-            if case .chatML = template { #expect(c.name == "chatml") } else { #expect(ChatTemplate.named(c.name) == template) }
+            if case .chatML = template {
+                #expect(c.name == "chatml")
+            } else {
+                #expect(ChatTemplate.named(c.name) == template)
+            }
             let messages = c.messages.map { ChatMessage(role: $0.role, content: $0.content) }
             let label = "\(c.name), \(messages.count) turns, generation prompt \(c.add_generation_prompt)"
             if let expected = c.expected {
-                let text = try template.render(messages, addGenerationPrompt: c.add_generation_prompt, bos: c.bos, eos: c.eos)
+                let text = try template.render(
+                    messages, addGenerationPrompt: c.add_generation_prompt, bos: c.bos, eos: c.eos)
                 #expect(text == expected, "\(label)")
             } else {
                 #expect(throws: ChatTemplateError.self, "\(label)") {

@@ -12,23 +12,27 @@ struct ExportTests {
         var tokens = (0..<256).map { String(ByteLevel.character(UInt8($0))) }
         let merges = ["t h", "th e", "Ġ t", "Ġt h", "Ġth e"]
         tokens += ["th", "the", "Ġt", "Ġth", "Ġthe", "<|im_start|>", "<|im_end|>"]
-        return try ByteLevelBPETokenizer(tokens: tokens, merges: merges, special: [261, 262], bos: nil, stop: [262],
-                                         isolateDigits: true, file: "tiny")
+        return try ByteLevelBPETokenizer(
+            tokens: tokens, merges: merges, special: [261, 262], bos: nil, stop: [262],
+            isolateDigits: true, file: "tiny")
     }
 
     static func tinyModel(_ layout: RoPELayout) throws -> LoadedModel {
-        let c = LlamaConfig(dim: 16, ffnDim: 24, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 263,
-                            maxSequenceLength: 32, ropeTheta: 500, ropeLayout: layout,
-                            ropeScaling: .llama3(factor: 8, lowFrequencyFactor: 1, highFrequencyFactor: 4, originalContextLength: 16),
-                            tiedEmbeddings: false)
+        let c = LlamaConfig(
+            dim: 16, ffnDim: 24, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 263,
+            maxSequenceLength: 32, ropeTheta: 500, ropeLayout: layout,
+            ropeScaling: .llama3(factor: 8, lowFrequencyFactor: 1, highFrequencyFactor: 4, originalContextLength: 16),
+            tiedEmbeddings: false)
         let store = FP32ParameterStore(layout: ParameterLayout(c), ledger: MemoryLedger())
         store.initializeRandomly(Philox(seed: 11), std: 0.3)
-        return LoadedModel(model: try LlamaModel(config: c, store: store, ledger: MemoryLedger()), tokenizer: try tinyTokenizer(),
-                           chatTemplate: .chatML(defaultSystem: nil), chatTemplateSource: "{{ '<|im_start|>' }}")
+        return LoadedModel(
+            model: try LlamaModel(config: c, store: store, ledger: MemoryLedger()), tokenizer: try tinyTokenizer(),
+            chatTemplate: .chatML(defaultSystem: nil), chatTemplateSource: "{{ '<|im_start|>' }}")
     }
 
     static func directory(_ name: String) -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("leantune-export-\(getpid())-\(name)").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("leantune-export-\(getpid())-\(name)")
+            .path
         try? FileManager.default.removeItem(atPath: dir)
         return dir
     }
@@ -71,8 +75,10 @@ struct ExportTests {
 
     @Test("unsupported architectures and settings are refused by name")
     func refusals() throws {
-        let base: [String: Any] = ["architectures": ["LlamaForCausalLM"], "hidden_size": 16, "intermediate_size": 24,
-                                   "num_hidden_layers": 1, "num_attention_heads": 4, "vocab_size": 10]
+        let base: [String: Any] = [
+            "architectures": ["LlamaForCausalLM"], "hidden_size": 16, "intermediate_size": 24,
+            "num_hidden_layers": 1, "num_attention_heads": 4, "vocab_size": 10,
+        ]
         #expect(try HFConfig.parse(base, file: "c").tiedEmbeddings == false)
         var gpt = base
         gpt["architectures"] = ["GPT2LMHeadModel"]
@@ -91,7 +97,8 @@ struct ExportTests {
         for (key, value) in [("num_hidden_layers", true as Any), ("hidden_size", 16.5), ("vocab_size", "10")] {
             var wrong = base
             wrong[key] = value
-            let read = try JSONSerialization.jsonObject(with: JSONSerialization.data(withJSONObject: wrong)) as! [String: Any]  // as from a file
+            let read =
+                try JSONSerialization.jsonObject(with: JSONSerialization.data(withJSONObject: wrong)) as! [String: Any]  // as from a file
             let e = try #require(throws: FormatError.self) { try HFConfig.parse(read, file: "c") }
             #expect(e.problem.contains("'\(key)' is missing or not an integer"), "\(e)")
         }
@@ -101,17 +108,23 @@ struct ExportTests {
         #expect(e3.problem.contains("hidden_size"))
     }
 
-    @Test("shapes beyond the limits are refused before anything is allocated, naming the key and the limit", arguments: [
-        ("num_hidden_layers", Int.max, "layers is 9223372036854775807, above LeanTune's limit of 1024"),
-        ("vocab_size", 1 << 30, "vocab_size is 1073741824, above LeanTune's limit of 4194304"),
-        ("hidden_size", 1 << 17, "dim is 131072"),
-        ("intermediate_size", 1 << 20, "parameters, above LeanTune's limit of 1099511627776"),
-    ])
+    @Test(
+        "shapes beyond the limits are refused before anything is allocated, naming the key and the limit",
+        arguments: [
+            ("num_hidden_layers", Int.max, "layers is 9223372036854775807, above LeanTune's limit of 1024"),
+            ("vocab_size", 1 << 30, "vocab_size is 1073741824, above LeanTune's limit of 4194304"),
+            ("hidden_size", 1 << 17, "dim is 131072"),
+            ("intermediate_size", 1 << 20, "parameters, above LeanTune's limit of 1099511627776"),
+        ])
     func shapeLimits(key: String, value: Int, message: String) throws {
-        var j: [String: Any] = ["architectures": ["LlamaForCausalLM"], "hidden_size": 65536, "intermediate_size": 24,
-                                "num_hidden_layers": 1024, "num_attention_heads": 512, "vocab_size": 10]
+        var j: [String: Any] = [
+            "architectures": ["LlamaForCausalLM"], "hidden_size": 65536, "intermediate_size": 24,
+            "num_hidden_layers": 1024, "num_attention_heads": 512, "vocab_size": 10,
+        ]
         j[key] = value
-        if key != "intermediate_size" { j["hidden_size"] = key == "hidden_size" ? value : 16; j["num_attention_heads"] = 4 }
+        if key != "intermediate_size" {
+            j["hidden_size"] = key == "hidden_size" ? value : 16; j["num_attention_heads"] = 4
+        }
         let e = try #require(throws: FormatError.self) { try HFConfig.parse(j, file: "c") }
         #expect(e.problem.contains(message), "\(e)")
     }
@@ -123,7 +136,9 @@ struct ExportTests {
         store.view(id)[5] = .nan
         store.view(id)[6] = -.infinity
         try HFDirectory.export(original, to: dir)
-        let e = try #require(throws: FormatError.self) { try ModelFile.load(dir, tokenizer: nil, ledger: MemoryLedger()) }
+        let e = try #require(throws: FormatError.self) {
+            try ModelFile.load(dir, tokenizer: nil, ledger: MemoryLedger())
+        }
         #expect(e.problem == "tensor 'model.layers.1.mlp.up_proj.weight' holds 2 NaN or infinite values", "\(e)")
     }
 
@@ -131,7 +146,8 @@ struct ExportTests {
     func missingShard() throws {
         let original = try Self.tinyModel(.rotateHalf), dir = Self.directory("shard")
         try HFDirectory.export(original, to: dir, shardBytes: 4096)
-        try FileManager.default.removeItem(atPath: dir + "/model-00002-of-" + String(format: "%05d", try shardCount(dir)) + ".safetensors")
+        try FileManager.default.removeItem(
+            atPath: dir + "/model-00002-of-" + String(format: "%05d", try shardCount(dir)) + ".safetensors")
         let e = try #require(throws: FormatError.self) { try HFDirectory.load(dir, ledger: MemoryLedger()) }
         #expect(e.file.hasSuffix("model-00002-of-\(String(format: "%05d", try shardCount(dir))).safetensors"))
     }
@@ -143,7 +159,8 @@ struct ExportTests {
 
     @Test("SmolLM2 GGUF → Hugging Face directory → reload: same logits and tokens", .enabled(if: SmolLM2.available))
     func smolRoundTrip() throws {
-        let original = try ModelFile.load(SmolLM2.path, tokenizer: nil, ledger: MemoryLedger()), dir = Self.directory("smol")
+        let original = try ModelFile.load(SmolLM2.path, tokenizer: nil, ledger: MemoryLedger()),
+            dir = Self.directory("smol")
         try HFDirectory.export(original, to: dir)
         let reloaded = try ModelFile.load(dir, tokenizer: nil, ledger: MemoryLedger())
         let text = "<|im_start|>user\nWhat is the capital of France? 42<|im_end|>\n"
@@ -167,14 +184,19 @@ struct RoPEScalingTests {
         for c in cases {
             let scaling = c["rope_scaling"] as! [String: Any], theta = c["theta"] as! Double, e = c["head_dim"] as! Int
             let config = try HFConfig.parse(
-                ["architectures": ["LlamaForCausalLM"], "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 1,
-                 "num_attention_heads": 32, "vocab_size": 10, "rope_theta": theta, "rope_scaling": scaling], file: "config.json")
+                [
+                    "architectures": ["LlamaForCausalLM"], "hidden_size": 2048, "intermediate_size": 8192,
+                    "num_hidden_layers": 1,
+                    "num_attention_heads": 32, "vocab_size": 10, "rope_theta": theta, "rope_scaling": scaling,
+                ], file: "config.json")
             let scaled = try #require(config.ropeScaling)
             let expected = c["inv_freq"] as! [Double]
             #expect(expected.count == e / 2)
             for (i, reference) in expected.enumerated() {
                 let ours = scaled.apply(Foundation.pow(theta, -Double(2 * i) / Double(e)))
-                #expect(abs(ours - reference) <= 1e-6 * reference, "\(scaling["rope_type"]!) frequency \(i): \(ours) vs \(reference)")
+                #expect(
+                    abs(ours - reference) <= 1e-6 * reference,
+                    "\(scaling["rope_type"]!) frequency \(i): \(ours) vs \(reference)")
             }
         }
     }
@@ -182,19 +204,25 @@ struct RoPEScalingTests {
 
 @Suite("SentencePiece export")
 struct SentencePieceExportTests {
-    @Test("stories260K (llama2.c) → Hugging Face directory → reload: same tokens and the greedy oracle, byte for byte", .enabled(if: SharedReal.available))
+    @Test(
+        "stories260K (llama2.c) → Hugging Face directory → reload: same tokens and the greedy oracle, byte for byte",
+        .enabled(if: SharedReal.available))
     func llama2cRoundTrip() throws {
         let original = try ModelFile.load(SharedReal.model, tokenizer: SharedReal.tokenizer, ledger: MemoryLedger())
         let dir = ExportTests.directory("stories")
         try #require(try HFDirectory.export(original, to: dir).isEmpty)
         let reloaded = try ModelFile.load(dir, tokenizer: nil, ledger: MemoryLedger())
         #expect(reloaded.tokenizer is SentencePieceBPETokenizer)
-        for text in ["Once upon a time, there was a little girl named Lily.", "naïve café ✓ 😀", "  two  spaces", "Tom's ball\nnew line"] {
+        for text in [
+            "Once upon a time, there was a little girl named Lily.", "naïve café ✓ 😀", "  two  spaces",
+            "Tom's ball\nnew line",
+        ] {
             #expect(reloaded.tokenizer.encode(text) == original.tokenizer.encode(text), "\(text.debugDescription)")
         }
         var sampler = Sampler(temperature: 0, seed: 0)
         let bos = try #require(reloaded.tokenizer.bos)
-        let ids = try reloaded.model.generate(prompt: [bos], maxNewTokens: 200, sampler: &sampler, stop: reloaded.tokenizer.stopTokens)
+        let ids = try reloaded.model.generate(
+            prompt: [bos], maxNewTokens: 200, sampler: &sampler, stop: reloaded.tokenizer.stopTokens)
         let expected = try String(contentsOfFile: SharedReal.stories + "/expected_greedy_200.txt", encoding: .utf8)
         #expect(reloaded.tokenizer.decode(ids, after: bos) == expected)
     }
@@ -204,14 +232,17 @@ struct SentencePieceExportTests {
 struct LargeLoadTests {
     /// The llama-3.2-1b shape (1.24 B parameters) with random weights made as they are read, exported as sharded
     /// bf16 (2.5 GB), then loaded lazily into the bf16 store a run trains in.
-    @Test("a sharded bf16 llama-3.2-1b directory loads straight into a bf16 store: peak = the store + one tensor, bits exact")
+    @Test(
+        "a sharded bf16 llama-3.2-1b directory loads straight into a bf16 store: peak = the store + one tensor, bits exact"
+    )
     func bf16DirectoryIntoBF16Store() throws {
         let c = LlamaConfig.builtinShapes["llama-3.2-1b"]!, layout = ParameterLayout(c)
         let dir = ExportTests.directory("llama-3.2-1b-bf16")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let random = RandomParameterStore(layout: layout, seed: 5, ledger: MemoryLedger())
-        let source = LoadedModel(model: try LlamaModel(config: c, store: random, ledger: MemoryLedger()),
-                                 tokenizer: try ExportTests.tinyTokenizer(), chatTemplate: nil, chatTemplateSource: nil)
+        let source = LoadedModel(
+            model: try LlamaModel(config: c, store: random, ledger: MemoryLedger()),
+            tokenizer: try ExportTests.tinyTokenizer(), chatTemplate: nil, chatTemplateSource: nil)
         try HFDirectory.export(source, to: dir, dtype: .bf16, shardBytes: 1 << 30)
         #expect(FileManager.default.fileExists(atPath: dir + "/model.safetensors.index.json"))
 
@@ -221,11 +252,16 @@ struct LargeLoadTests {
         let store = BF16ParameterStore(converting: loaded.model.store, seed: 0, ledger: ledger)
         let largest = 4 * layout.parameters.map(\.count).max()!  // the mapped store's one-tensor workspace
         let expected = BF16ParameterStore.bytes(layout).values.reduce(0, +) + largest
-        #expect(ledger.snapshot().peakTotal == expected, "peak \(ledger.snapshot().peakTotal) vs store + one tensor \(expected)")
-        #expect(ledger.snapshot().peak[.weights] == BF16ParameterStore.bytes(layout)[.weights], "no fp32 weights on the side")
+        #expect(
+            ledger.snapshot().peakTotal == expected,
+            "peak \(ledger.snapshot().peakTotal) vs store + one tensor \(expected)")
+        #expect(
+            ledger.snapshot().peak[.weights] == BF16ParameterStore.bytes(layout)[.weights],
+            "no fp32 weights on the side")
         for id in [layout.embedding, layout.layers[7].gate, layout.finalNorm] {
             random.withFloats(id) { w in
-                #expect(zip(w, store.bits(id)).allSatisfy { Conversions.bf16($0) == $1 }, "\(layout.parameters[id].name)")
+                #expect(
+                    zip(w, store.bits(id)).allSatisfy { Conversions.bf16($0) == $1 }, "\(layout.parameters[id].name)")
             }
         }
     }

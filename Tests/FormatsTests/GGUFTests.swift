@@ -12,7 +12,6 @@ enum SmolLM2 {
     static var available: Bool { FileManager.default.fileExists(atPath: path) }
 }
 
-
 @Suite("GGUF")
 struct GGUFTests {
     struct BlockCase: Decodable {
@@ -61,13 +60,17 @@ struct GGUFTests {
     @Test("SmolLM2: answers the capital of France with Paris (ChatML, greedy)", .enabled(if: SmolLM2.available))
     func smolAnswersParis() throws {
         let loaded = try ModelFile.load(SmolLM2.path, tokenizer: nil, ledger: MemoryLedger())
-        #expect(loaded.model.config.layerCount == 30 && loaded.model.config.kvHeadCount == 3 && loaded.model.config.tiedEmbeddings)
+        #expect(
+            loaded.model.config.layerCount == 30 && loaded.model.config.kvHeadCount == 3
+                && loaded.model.config.tiedEmbeddings)
         let template = try #require(loaded.chatTemplate)
-        let prompt = try template.render([ChatMessage(role: "user", content: "What is the capital of France?")], addGenerationPrompt: true)
+        let prompt = try template.render(
+            [ChatMessage(role: "user", content: "What is the capital of France?")], addGenerationPrompt: true)
         #expect(prompt.hasPrefix("<|im_start|>system\nYou are a helpful AI assistant named SmolLM"))
         var sampler = Sampler(temperature: 0, seed: 0)
-        let ids = try loaded.model.generate(prompt: loaded.tokenizer.encode(prompt), maxNewTokens: 20, sampler: &sampler,
-                                            stop: loaded.tokenizer.stopTokens)
+        let ids = try loaded.model.generate(
+            prompt: loaded.tokenizer.encode(prompt), maxNewTokens: 20, sampler: &sampler,
+            stop: loaded.tokenizer.stopTokens)
         #expect(loaded.tokenizer.decode(ids).contains("Paris"))
     }
 }
@@ -82,7 +85,10 @@ struct GGUFLlamaVocabularyTests {
         let gguf = try GGUFTokenizer.load(GGUFFile(path: Self.path))
         let reference = try ScoredPieceTokenizer.llama2c(path: SharedReal.tokenizer, vocabularySize: 512)
         #expect(gguf.bos == 1 && gguf.stopTokens == [2])
-        for text in ["Once upon a time, there was a little girl named Lily.", "naïve café ✓ 😀", "  two  spaces", "Tom's ball\nnew line"] {
+        for text in [
+            "Once upon a time, there was a little girl named Lily.", "naïve café ✓ 😀", "  two  spaces",
+            "Tom's ball\nnew line",
+        ] {
             let ids = gguf.encode(text)
             #expect(ids == reference.encode(text), "\(text.debugDescription)")
             #expect(gguf.decode(ids, after: 1) == text)

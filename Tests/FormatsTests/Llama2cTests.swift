@@ -20,9 +20,12 @@ struct Llama2cTests {
     func greedyOracle() throws {
         let loaded = try ModelFile.load(SharedReal.model, tokenizer: SharedReal.tokenizer, ledger: MemoryLedger())
         var sampler = Sampler(temperature: 0, seed: 0)
-        let ids = try loaded.model.generate(prompt: [1], maxNewTokens: 200, sampler: &sampler, stop: loaded.tokenizer.stopTokens)
-        let json = try JSONSerialization.jsonObject(
-            with: Data(contentsOf: URL(fileURLWithPath: SharedReal.stories + "/expected_greedy_200.tokens.json"))) as! [String: Any]
+        let ids = try loaded.model.generate(
+            prompt: [1], maxNewTokens: 200, sampler: &sampler, stop: loaded.tokenizer.stopTokens)
+        let json =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: SharedReal.stories + "/expected_greedy_200.tokens.json")))
+            as! [String: Any]
         let expectedIDs = (json["ids"] as! [Int]).map(Int32.init)
         #expect([1] + ids == expectedIDs)
         let expectedText = try String(contentsOfFile: SharedReal.stories + "/expected_greedy_200.txt", encoding: .utf8)
@@ -58,7 +61,9 @@ struct Llama2cTests {
         #expect(tok.decode(tok.encode("naïve café ✓"), after: 1) == "naïve café ✓")
     }
 
-    @Test("the merge table gives run.c's ids: its string-concatenation loop as the oracle, on TinyStories text", .enabled(if: SharedReal.available))
+    @Test(
+        "the merge table gives run.c's ids: its string-concatenation loop as the oracle, on TinyStories text",
+        .enabled(if: SharedReal.available))
     func mergesMatchRunC() throws {
         let tok = try ScoredPieceTokenizer.llama2c(path: SharedReal.tokenizer, vocabularySize: 512)
         var ids: [[UInt8]: Int32] = [:]
@@ -74,7 +79,10 @@ struct Llama2cTests {
                 var best: (score: Float, index: Int, id: Int32)?
                 for i in 0..<max(0, tokens.count - 1) {
                     if let id = ids[tok.pieces[Int(tokens[i])] + tok.pieces[Int(tokens[i + 1])]],
-                       best == nil || tok.scores[Int(id)] > best!.score { best = (tok.scores[Int(id)], i, id) }
+                        best == nil || tok.scores[Int(id)] > best!.score
+                    {
+                        best = (tok.scores[Int(id)], i, id)
+                    }
                 }
                 guard let b = best else { return tokens }
                 tokens[b.index] = b.id
@@ -117,9 +125,13 @@ struct Llama2cTests {
 
     @Test("a tokenizer whose size disagrees with the model is refused", .enabled(if: SharedReal.available))
     func tokenizerSizeMismatch() throws {
-        let small = try #require(throws: FormatError.self) { try ScoredPieceTokenizer.llama2c(path: SharedReal.tokenizer, vocabularySize: 600) }
+        let small = try #require(throws: FormatError.self) {
+            try ScoredPieceTokenizer.llama2c(path: SharedReal.tokenizer, vocabularySize: 600)
+        }
         #expect(small.problem.contains("holds 512 tokens but the model's vocabulary has 600"))
-        let large = try #require(throws: FormatError.self) { try ScoredPieceTokenizer.llama2c(path: SharedReal.tokenizer, vocabularySize: 500) }
+        let large = try #require(throws: FormatError.self) {
+            try ScoredPieceTokenizer.llama2c(path: SharedReal.tokenizer, vocabularySize: 500)
+        }
         #expect(large.problem.contains("larger than the model's vocabulary"))
     }
 
@@ -135,7 +147,9 @@ struct Llama2cTests {
         #expect(noTokenizer.fix.contains("--tokenizer"))
     }
 
-    @Test("token ids outside the vocabulary and over-long sequences are refused before running", .enabled(if: SharedReal.available))
+    @Test(
+        "token ids outside the vocabulary and over-long sequences are refused before running",
+        .enabled(if: SharedReal.available))
     func badBatch() throws {
         let loaded = try ModelFile.load(SharedReal.model, tokenizer: SharedReal.tokenizer, ledger: MemoryLedger())
         #expect(throws: LlamaInputError.self) {

@@ -14,19 +14,27 @@ struct SafeTensorsTests {
 
     @Test("a valid header reads")
     func valid() throws {
-        let path = try file("ok.safetensors", #"{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"BF16","shape":[4],"data_offsets":[16,24]}}"#, dataBytes: 24)
+        let path = try file(
+            "ok.safetensors",
+            #"{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"BF16","shape":[4],"data_offsets":[16,24]}}"#,
+            dataBytes: 24)
         let f = try SafeTensorsFile(path: path)
         #expect(f.tensors["a"]?.count == 4 && f.tensors["b"]?.dtype == .bf16)
     }
 
-    @Test("bad headers are refused with the tensor named", arguments: [
-        (#"{"a": [1, 2"#, "not a JSON object"),
-        (#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,32]}}"#, "outside the 16 data bytes"),
-        (#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,16]}}"#, "needs 8 bytes"),
-        (#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, "overlap"),
-        (#"{"a":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}}"#, "dtype I64"),
-        (#"{"a":{"shape":[2],"data_offsets":[0,8]}}"#, "lacks dtype"),
-    ])
+    @Test(
+        "bad headers are refused with the tensor named",
+        arguments: [
+            (#"{"a": [1, 2"#, "not a JSON object"),
+            (#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,32]}}"#, "outside the 16 data bytes"),
+            (#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,16]}}"#, "needs 8 bytes"),
+            (
+                #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+                "overlap"
+            ),
+            (#"{"a":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}}"#, "dtype I64"),
+            (#"{"a":{"shape":[2],"data_offsets":[0,8]}}"#, "lacks dtype"),
+        ])
     func badHeaders(header: String, expected: String) throws {
         let path = try file("bad-\(abs(header.hashValue)).safetensors", header, dataBytes: 16)
         let error = try #require(throws: FormatError.self) { try SafeTensorsFile(path: path) }
@@ -42,8 +50,11 @@ struct SafeTensorsTests {
         for k in 0..<5 { q.pointer[k] = Int8(k * 50 - 127) }
         for k in 0..<3 { i.pointer[k] = Int32(k) * 1_000_000 - 7 }
         let path = try scratchFile("state.safetensors", [])
-        try SafeTensorsWriter.write([SafeTensorsWriter.Entry(StateTensor("q", q)), SafeTensorsWriter.Entry(StateTensor("i", i)),
-                                     SafeTensorsWriter.Entry(name: "w", shape: [2]) { [1.5, -2] }], to: path, dtype: .bf16)
+        try SafeTensorsWriter.write(
+            [
+                SafeTensorsWriter.Entry(StateTensor("q", q)), SafeTensorsWriter.Entry(StateTensor("i", i)),
+                SafeTensorsWriter.Entry(name: "w", shape: [2]) { [1.5, -2] },
+            ], to: path, dtype: .bf16)
         let f = try SafeTensorsFile(path: path)
         #expect(f.tensors["q"]?.dtype == .i8 && f.tensors["i"]?.dtype == .i32 && f.tensors["w"]?.dtype == .bf16)
         let q2 = AlignedBuffer<Int8>(count: 5, category: .optimizerState, ledger: ledger)

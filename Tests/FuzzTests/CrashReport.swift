@@ -48,7 +48,9 @@ enum CrashReport {
     static func begin(_ description: String) {
         length.store(0, ordering: .sequentiallyConsistent)
         let bytes = Array(description.utf8.prefix(capacity))
-        bytes.withUnsafeBufferPointer { UnsafeMutableRawPointer(message).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        bytes.withUnsafeBufferPointer {
+            UnsafeMutableRawPointer(message).copyMemory(from: $0.baseAddress!, byteCount: bytes.count)
+        }
         length.store(bytes.count, ordering: .sequentiallyConsistent)
         started.store(now(), ordering: .sequentiallyConsistent)
     }

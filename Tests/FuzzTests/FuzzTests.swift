@@ -24,7 +24,9 @@ struct FuzzTests {
         for (name, bytes) in target.files { try Data(bytes).write(to: URL(fileURLWithPath: folder + "/" + name)) }
     }
 
-    static func fnv(_ s: String) -> UInt64 { s.utf8.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 } }
+    static func fnv(_ s: String) -> UInt64 {
+        s.utf8.reduce(0xCBF2_9CE4_8422_2325) { ($0 ^ UInt64($1)) &* 0x100_0000_01B3 }
+    }
 
     @Test("every target's seed loads cleanly (so mutants reach past the first check)")
     func seedsAreValid() throws {
@@ -39,9 +41,12 @@ struct FuzzTests {
     func mutants() throws {
         CrashReport.install(hangSeconds: Self.hangSeconds)
         let env = Self.environment
-        let seed = env["FUZZ_SEED"] == "random" ? UInt64.random(in: 0...UInt64.max) : UInt64(env["FUZZ_SEED"] ?? "") ?? 1
+        let seed =
+            env["FUZZ_SEED"] == "random" ? UInt64.random(in: 0...UInt64.max) : UInt64(env["FUZZ_SEED"] ?? "") ?? 1
         let only = env["FUZZ_TARGET"], replay = env["FUZZ_ITERATION"].flatMap(Int.init)
-        let targets = try FuzzTarget.all(scratch: Self.scratch("mutant-seeds")).filter { only == nil || $0.name == only }
+        let targets = try FuzzTarget.all(scratch: Self.scratch("mutant-seeds")).filter {
+            only == nil || $0.name == only
+        }
         let budget = (Double(env["FUZZ_SECONDS"] ?? "") ?? 24) / Double(max(targets.count, 1))
         print("fuzz: seed \(seed), \(String(format: "%.1f", budget)) s per target, hang limit \(Self.hangSeconds) s")
         for target in targets {
@@ -57,7 +62,8 @@ struct FuzzTests {
                 var mutator = Mutator(seed: mixed, hot: spot.hot, text: spot.text)
                 let path = folder + "/" + spot.file
                 try Data(mutator.mutate(target.files[spot.file]!)).write(to: URL(fileURLWithPath: path))
-                CrashReport.begin("target \(target.name), FUZZ_SEED=\(seed) FUZZ_ITERATION=\(iteration): the input is \(path)")
+                CrashReport.begin(
+                    "target \(target.name), FUZZ_SEED=\(seed) FUZZ_ITERATION=\(iteration): the input is \(path)")
                 do { try target.run(folder) } catch { refused += 1 }
                 let seconds = CrashReport.end()
                 if seconds > slowest.seconds { slowest = (seconds, iteration) }
@@ -65,8 +71,12 @@ struct FuzzTests {
                 tried += 1
                 iteration += 1
             }
-            print("fuzz \(target.name): \(tried) inputs, \(refused) refused with an error, \(tried - refused) accepted, slowest \(String(format: "%.2f", slowest.seconds)) s (FUZZ_ITERATION=\(slowest.iteration))")
-            #expect(slowest.seconds < Self.hangSeconds, "\(target.name): FUZZ_ITERATION=\(slowest.iteration) took \(slowest.seconds) s")
+            print(
+                "fuzz \(target.name): \(tried) inputs, \(refused) refused with an error, \(tried - refused) accepted, slowest \(String(format: "%.2f", slowest.seconds)) s (FUZZ_ITERATION=\(slowest.iteration))"
+            )
+            #expect(
+                slowest.seconds < Self.hangSeconds,
+                "\(target.name): FUZZ_ITERATION=\(slowest.iteration) took \(slowest.seconds) s")
         }
     }
 
@@ -82,7 +92,9 @@ struct FuzzTests {
             let cases = (try? fm.contentsOfDirectory(atPath: root + "/" + target.name))?.sorted() ?? []
             for name in cases {
                 guard let replaced = target.files.keys.first(where: { name.hasPrefix($0 + ".") }) else {
-                    Issue.record("fuzz/\(target.name)/\(name) does not name a seed file of the target (\(target.files.keys.sorted()))")
+                    Issue.record(
+                        "fuzz/\(target.name)/\(name) does not name a seed file of the target (\(target.files.keys.sorted()))"
+                    )
                     continue
                 }
                 let folder = Self.scratch("regression-\(target.name)")

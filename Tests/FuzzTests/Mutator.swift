@@ -22,13 +22,19 @@ struct Mutator {
     let hot: Int
     let text: Bool
 
-    static let integers: [UInt64] = [0, 1, 2, 0x7F, 0x80, 0xFF, 0x7FFF, 0xFFFF, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF,
-                                     1 << 32, 1 << 40, 1 << 62, UInt64(Int64.max), 1 << 63, UInt64.max, UInt64.max - 1]
-    static let numbers = ["-1", "0", "1", "-2147483649", "2147483648", "4294967296", "9223372036854775807",
-                          "-9223372036854775808", "18446744073709551616", "99999999999999999999999999", "1e400", "-1e400",
-                          "NaN", "0.5", "1e-400", "65536"]
-    static let snippets = ["\"", ":", ",", "{", "}", "[", "]", "null", "true", "\"\"", "[]", "{}", "\\", "\\u0000", "\\ud800",
-                           "\t", "\n", "&a", "*a", "- ", "? ", "!!binary", "%", "'", "<<: *a", "\u{2581}", "<|im_start|>"]
+    static let integers: [UInt64] = [
+        0, 1, 2, 0x7F, 0x80, 0xFF, 0x7FFF, 0xFFFF, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF,
+        1 << 32, 1 << 40, 1 << 62, UInt64(Int64.max), 1 << 63, UInt64.max, UInt64.max - 1,
+    ]
+    static let numbers = [
+        "-1", "0", "1", "-2147483649", "2147483648", "4294967296", "9223372036854775807",
+        "-9223372036854775808", "18446744073709551616", "99999999999999999999999999", "1e400", "-1e400",
+        "NaN", "0.5", "1e-400", "65536",
+    ]
+    static let snippets = [
+        "\"", ":", ",", "{", "}", "[", "]", "null", "true", "\"\"", "[]", "{}", "\\", "\\u0000", "\\ud800",
+        "\t", "\n", "&a", "*a", "- ", "? ", "!!binary", "%", "'", "<<: *a", "\u{2581}", "<|im_start|>",
+    ]
 
     init(seed: UInt64, hot: Int, text: Bool) {
         rng = SplitMix64(seed: seed)
@@ -44,8 +50,9 @@ struct Mutator {
 
     private mutating func position(_ count: Int) -> Int {
         guard count > 0 else { return 0 }
-        return Int.random(in: 0..<5, using: &rng) < 4 ? Int.random(in: 0..<min(count, max(hot, 1)), using: &rng)
-                                                   : Int.random(in: 0..<count, using: &rng)
+        return Int.random(in: 0..<5, using: &rng) < 4
+            ? Int.random(in: 0..<min(count, max(hot, 1)), using: &rng)
+            : Int.random(in: 0..<count, using: &rng)
     }
 
     private mutating func apply(_ b: inout [UInt8]) {
@@ -58,7 +65,8 @@ struct Mutator {
             b[position(b.count)] ^= 1 << UInt8.random(in: 0..<8, using: &rng)
         case 2:  // a boundary byte
             guard !b.isEmpty else { return }
-            b[position(b.count)] = [0, 0xFF, 0x7F, 0x80, UInt8.random(in: 0...255, using: &rng)].randomElement(using: &rng)!
+            b[position(b.count)] = [0, 0xFF, 0x7F, 0x80, UInt8.random(in: 0...255, using: &rng)].randomElement(
+                using: &rng)!
         case 3:  // a boundary integer of 2, 4 or 8 bytes, little-endian
             let width = [2, 4, 8].randomElement(using: &rng)!
             guard b.count >= width else { return }
@@ -76,28 +84,38 @@ struct Mutator {
             b.insert(contentsOf: b[at..<at + n], at: position(b.count))
         case 6:  // copy a range over another (e.g. one header field onto another)
             guard b.count > 1 else { return }
-            let from = position(b.count), to = position(b.count), n = min(Int.random(in: 1...16, using: &rng), b.count - max(from, to))
+            let from = position(b.count), to = position(b.count),
+                n = min(Int.random(in: 1...16, using: &rng), b.count - max(from, to))
             b.replaceSubrange(to..<to + n, with: b[from..<from + n])
         case 7:  // a number replaced by an extreme one
-            let digits = b.indices.filter { b[$0] >= 0x30 && b[$0] <= 0x39 && ($0 == 0 || !(b[$0 - 1] >= 0x30 && b[$0 - 1] <= 0x39)) }
+            let digits = b.indices.filter {
+                b[$0] >= 0x30 && b[$0] <= 0x39 && ($0 == 0 || !(b[$0 - 1] >= 0x30 && b[$0 - 1] <= 0x39))
+            }
             guard let start = digits.randomElement(using: &rng) else { return }
             var end = start
             while end < b.count, (b[end] >= 0x30 && b[end] <= 0x39) || b[end] == 0x2E { end += 1 }
             b.replaceSubrange(start..<end, with: Array(Self.numbers.randomElement(using: &rng)!.utf8))
         case 8:  // deep nesting
-            let n = [10, 100, 1000, 20000].randomElement(using: &rng)!, open = Bool.random(using: &rng) ? "[" : "{\"a\":"
+            let n = [10, 100, 1000, 20000].randomElement(using: &rng)!,
+                open = Bool.random(using: &rng) ? "[" : "{\"a\":"
             let close = open == "[" ? "]" : "}"
             let closed = Bool.random(using: &rng)
-            b.insert(contentsOf: Array((String(repeating: open, count: n) + (closed ? "1" + String(repeating: close, count: n) : "")).utf8),
-                     at: position(b.count + 1))
+            b.insert(
+                contentsOf: Array(
+                    (String(repeating: open, count: n) + (closed ? "1" + String(repeating: close, count: n) : "")).utf8),
+                at: position(b.count + 1))
         case 9:  // invalid UTF-8
-            b.insert(contentsOf: [[0xFF], [0xC3, 0x28], [0xE2, 0x82], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80]].randomElement(using: &rng)!,
-                     at: position(b.count + 1))
+            b.insert(
+                contentsOf: [[0xFF], [0xC3, 0x28], [0xE2, 0x82], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80]]
+                    .randomElement(using: &rng)!,
+                at: position(b.count + 1))
         case 10:  // a very long line: a chunk repeated
             guard !b.isEmpty else { return }
             let at = position(b.count), n = min(Int.random(in: 1...32, using: &rng), b.count - at)
             let chunk = b[at..<at + n].filter { $0 != 0x0A }
-            b.insert(contentsOf: Array(repeating: chunk, count: [100, 2000, 20000].randomElement(using: &rng)!).joined(), at: at)
+            b.insert(
+                contentsOf: Array(repeating: chunk, count: [100, 2000, 20000].randomElement(using: &rng)!).joined(),
+                at: at)
         default:  // a structural snippet
             b.insert(contentsOf: Array(Self.snippets.randomElement(using: &rng)!.utf8), at: position(b.count + 1))
         }

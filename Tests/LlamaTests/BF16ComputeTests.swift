@@ -22,9 +22,11 @@ struct BF16ComputeTests {
                 var c = c0
                 a.withUnsafeBufferPointer { pa in
                     b.withUnsafeBufferPointer { pb in
-                        GEMM.multiply(m: m, n: n, k: k, .f32(pa.baseAddress!), lda: lda, transA: transA, .f32(pb.baseAddress!), ldb: ldb,
-                                      transB: transB, &c, ldc: n, beta: beta,
-                                      workspace: kernel.map { BF16Workspace(kernel: $0, ledger: MemoryLedger()) })
+                        GEMM.multiply(
+                            m: m, n: n, k: k, .f32(pa.baseAddress!), lda: lda, transA: transA, .f32(pb.baseAddress!),
+                            ldb: ldb,
+                            transB: transB, &c, ldc: n, beta: beta,
+                            workspace: kernel.map { BF16Workspace(kernel: $0, ledger: MemoryLedger()) })
                     }
                 }
                 return c
@@ -36,7 +38,8 @@ struct BF16ComputeTests {
                 #expect(e > 0 && e < 1e-2, "emulated bf16 vs fp32 (\(transA), \(transB), beta \(beta)): \(e)")
                 for kernel in Self.kernels.dropFirst() {
                     let fast = run(kernel, beta: beta).map(Double.init)
-                    #expect(relativeError(fast, emulated) < 1e-5, "oneDNN vs emulated (\(transA), \(transB), beta \(beta))")
+                    #expect(
+                        relativeError(fast, emulated) < 1e-5, "oneDNN vs emulated (\(transA), \(transB), beta \(beta))")
                 }
             }
         }
@@ -59,14 +62,17 @@ struct BF16ComputeTests {
     func attention() throws {
         let (b, t, h, kv, e) = (2, Attention.queryBlock + 6, 4, 2, 16)
         let firstKeys = (0..<b).flatMap { _ in (0..<t).map { Int32($0 < 30 ? 0 : 30) } }
-        let s = AttentionShape(batch: b, queries: t, keys: t, heads: h, kvHeads: kv, headDim: e, queryOffset: 0, firstKeys: firstKeys)
+        let s = AttentionShape(
+            batch: b, queries: t, keys: t, heads: h, kvHeads: kv, headDim: e, queryOffset: 0, firstKeys: firstKeys)
         let q = randomFloats(b * t * h * e, seed: 9), k = randomFloats(b * t * kv * e, seed: 10)
         let v = randomFloats(b * t * kv * e, seed: 11), dOut = randomFloats(b * t * h * e, seed: 12)
         func run(_ kernel: BF16Kernel?) -> [[Float]] {
             var out = [Float](repeating: 0, count: q.count), lse = [Float](repeating: 0, count: b * h * t)
             Attention.forward(q: q, k: k, v: v, out: &out, lse: &lse, s, bf16: kernel, ledger: MemoryLedger())
             var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
-            Attention.backward(dOut: dOut, q: q, k: k, v: v, lse: lse, dq: &dq, dk: &dk, dv: &dv, s, bf16: kernel, ledger: MemoryLedger())
+            Attention.backward(
+                dOut: dOut, q: q, k: k, v: v, lse: lse, dq: &dq, dk: &dk, dv: &dv, s, bf16: kernel,
+                ledger: MemoryLedger())
             return [out, dq, dk, dv]
         }
         let fp32 = run(nil), emulated = run(.emulated)
@@ -84,7 +90,8 @@ struct BF16ComputeTests {
     /// Loss and full gradient of `model` on its tiny batch.
     static func lossAndGradient(_ model: LlamaModel, checkpointing: Bool = false) throws -> (Double, GradientSlab) {
         let grads = GradientSlab(layout: model.layout, ledger: MemoryLedger())
-        let loss = try model.lossAndGradients(TinyConfigs.batch(model.config), into: grads, checkpointing: checkpointing)
+        let loss = try model.lossAndGradients(
+            TinyConfigs.batch(model.config), into: grads, checkpointing: checkpointing)
         return (loss.mean, grads)
     }
 
@@ -93,8 +100,9 @@ struct BF16ComputeTests {
     /// operands (0.2–0.3% per attention product, see ``attention()``); these tiny models with N(0, 0.3²) weights
     /// amplify that through two layers, most in the first layer's k projection (3.1–3.3% measured, 2.6% before
     /// attention's own GEMMs took bf16 operands).
-    @Test("bf16 forward and backward track fp32: loss within 0.5%, every tensor's gradient within 4%",
-          arguments: TinyConfigs.all.indices, [false, true])
+    @Test(
+        "bf16 forward and backward track fp32: loss within 0.5%, every tensor's gradient within 4%",
+        arguments: TinyConfigs.all.indices, [false, true])
     func modelGradients(index: Int, checkpointing: Bool) throws {
         let c = TinyConfigs.all[index]
         let reference = try TinyConfigs.model(c)
@@ -112,8 +120,9 @@ struct BF16ComputeTests {
         }
     }
 
-    @Test("bf16 training keeps attention, gate and up in bf16: activations as planned, smaller by half of those three",
-          arguments: [false, true])
+    @Test(
+        "bf16 training keeps attention, gate and up in bf16: activations as planned, smaller by half of those three",
+        arguments: [false, true])
     func keptActivations(checkpointing: Bool) throws {
         let c = TinyConfigs.all[0], batch = TinyConfigs.batch(c)
         var bf16BytesAmongActivations: Int?
@@ -123,7 +132,8 @@ struct BF16ComputeTests {
             model.bf16 = kernel.map { BF16Workspace(kernel: $0, ledger: MemoryLedger()) }  // its scratch is planned apart
             let grads = GradientSlab(layout: model.layout, ledger: MemoryLedger())
             _ = try model.lossAndGradients(batch, into: grads, checkpointing: checkpointing)
-            let plan = LlamaModel.passMemory(c, batch: batch.batchSize, length: batch.length, training: checkpointing, bf16: kernel != nil)
+            let plan = LlamaModel.passMemory(
+                c, batch: batch.batchSize, length: batch.length, training: checkpointing, bf16: kernel != nil)
             let seen = ledger.snapshot().peak
             if kernel != nil { bf16BytesAmongActivations = ledger.snapshot().peakBF16[.activations] ?? 0 }
             // (The workspace is checked against the plan with the kernel training uses, in TrainerTests.)
@@ -133,11 +143,17 @@ struct BF16ComputeTests {
         let fp32 = try peak(nil), bf16 = try peak(.emulated)
         let n = batch.batchSize * batch.length, layers = checkpointing ? 0 : c.layerCount
         let kept = [n * c.dim, n * c.ffnDim, n * c.ffnDim]
-        #expect((fp32[.activations] ?? 0) - (bf16[.activations] ?? 0) == layers * (Arena<Float>.bytes(kept) - Arena<UInt16>.bytes(kept)))
-        #expect((bf16BytesAmongActivations ?? -1) == layers * Arena<UInt16>.bytes(kept), "the ledger shows the kept activations as bf16")
+        #expect(
+            (fp32[.activations] ?? 0) - (bf16[.activations] ?? 0) == layers
+                * (Arena<Float>.bytes(kept) - Arena<UInt16>.bytes(kept)))
+        #expect(
+            (bf16BytesAmongActivations ?? -1) == layers * Arena<UInt16>.bytes(kept),
+            "the ledger shows the kept activations as bf16")
     }
 
-    @Test("a perturbation applied as weights are read equals the same perturbation made in place, and changes nothing stored")
+    @Test(
+        "a perturbation applied as weights are read equals the same perturbation made in place, and changes nothing stored"
+    )
     func readTimePerturbation() throws {
         let c = TinyConfigs.gqaUntiedRotateHalf, batch = TinyConfigs.batch(c)
         let rng = Philox(seed: 11), scale: Float = 0.05
@@ -165,7 +181,9 @@ struct BF16ComputeTests {
         let store = BF16ParameterStore(converting: source, seed: 1, ledger: MemoryLedger())
         let id = store.layout.layers[0].query
         source.withFloats(id) { w in
-            store.withFloats(id) { v in #expect(zip(w, v).allSatisfy { Conversions.float(bf16: Conversions.bf16($0)) == $1 }) }
+            store.withFloats(id) { v in
+                #expect(zip(w, v).allSatisfy { Conversions.float(bf16: Conversions.bf16($0)) == $1 })
+            }
         }
         // A step of a quarter of a bf16 ulp at 1.0 lands in expectation (nearest rounding would drop it).
         store.update(id) { w in for i in w.indices { w[i] = 1 } }

@@ -33,16 +33,19 @@ struct LayerGradientTests {
         let rope = RoPE(layout: layout, headDim: e, theta: 100, start: 0, count: period)
         var y = x
         y.withUnsafeMutableBufferPointer { rope.apply($0.baseAddress!, rows: n, heads: heads) }
-        let reference = Reference.rope(x.map(Double.init), rows: n, heads: heads, headDim: e, theta: 100,
-                                       layout: layout, period: period)
+        let reference = Reference.rope(
+            x.map(Double.init), rows: n, heads: heads, headDim: e, theta: 100,
+            layout: layout, period: period)
         #expect(relativeError(y.map(Double.init), reference) < 1e-6)
         var dx = r
         dx.withUnsafeMutableBufferPointer { rope.apply($0.baseAddress!, rows: n, heads: heads, inverse: true) }
         let xd = x.map(Double.init), rd = r.map(Double.init)
         let fd = xd.indices.map { i in
             finiteDifference(xd, i) { x in
-                zip(Reference.rope(x, rows: n, heads: heads, headDim: e, theta: 100, layout: layout, period: period), rd)
-                    .reduce(0) { $0 + $1.0 * $1.1 }
+                zip(
+                    Reference.rope(x, rows: n, heads: heads, headDim: e, theta: 100, layout: layout, period: period), rd
+                )
+                .reduce(0) { $0 + $1.0 * $1.1 }
             }
         }
         #expect(relativeError(dx.map(Double.init), fd) < Self.bound)
@@ -57,29 +60,45 @@ struct LayerGradientTests {
         #expect(relativeError(h.map(Double.init), Reference.swiglu(g.map(Double.init), u.map(Double.init))) < 1e-6)
         SwiGLU.backward(r, gate: g, up: u, dGate: &dg, dUp: &du, count: n)
         let gd = g.map(Double.init), ud = u.map(Double.init), rd = r.map(Double.init)
-        func f(_ g: [Double], _ u: [Double]) -> Double { zip(Reference.swiglu(g, u), rd).reduce(0) { $0 + $1.0 * $1.1 } }
-        #expect(relativeError(dg.map(Double.init), gd.indices.map { i in finiteDifference(gd, i) { f($0, ud) } }) < Self.bound)
-        #expect(relativeError(du.map(Double.init), ud.indices.map { i in finiteDifference(ud, i) { f(gd, $0) } }) < Self.bound)
+        func f(_ g: [Double], _ u: [Double]) -> Double {
+            zip(Reference.swiglu(g, u), rd).reduce(0) { $0 + $1.0 * $1.1 }
+        }
+        #expect(
+            relativeError(dg.map(Double.init), gd.indices.map { i in finiteDifference(gd, i) { f($0, ud) } })
+                < Self.bound)
+        #expect(
+            relativeError(du.map(Double.init), ud.indices.map { i in finiteDifference(ud, i) { f(gd, $0) } })
+                < Self.bound)
     }
 
     /// (B, T, H, K, E) and, for packed samples, where samples start in every sequence.
-    @Test("Attention: dq, dk, dv with grouped-query heads and the causal mask, and with packed samples",
-          arguments: [((2, 4, 4, 2, 4), []), ((1, Attention.queryBlock + 6, 2, 1, 4), []),  // one block; two, the second partial
-                      ((2, Attention.queryBlock + 6, 2, 1, 4), [0, 20, 60, 66])])  // samples inside a block and across blocks
+    @Test(
+        "Attention: dq, dk, dv with grouped-query heads and the causal mask, and with packed samples",
+        arguments: [
+            ((2, 4, 4, 2, 4), []), ((1, Attention.queryBlock + 6, 2, 1, 4), []),  // one block; two, the second partial
+            ((2, Attention.queryBlock + 6, 2, 1, 4), [0, 20, 60, 66]),
+        ])  // samples inside a block and across blocks
     func attention(shape: (Int, Int, Int, Int, Int), sampleStarts: [Int]) {
         let (b, t, h, kv, e) = shape
-        let firstKeys: [Int32]? = sampleStarts.isEmpty ? nil : (0..<b).flatMap { _ in (0..<t).map { i in Int32(sampleStarts.last { $0 <= i }!) } }
-        let s = AttentionShape(batch: b, queries: t, keys: t, heads: h, kvHeads: kv, headDim: e, queryOffset: 0, firstKeys: firstKeys)
+        let firstKeys: [Int32]? =
+            sampleStarts.isEmpty
+            ? nil : (0..<b).flatMap { _ in (0..<t).map { i in Int32(sampleStarts.last { $0 <= i }!) } }
+        let s = AttentionShape(
+            batch: b, queries: t, keys: t, heads: h, kvHeads: kv, headDim: e, queryOffset: 0, firstKeys: firstKeys)
         let q = randomFloats(b * t * h * e, seed: 9), k = randomFloats(b * t * kv * e, seed: 10)
         let v = randomFloats(b * t * kv * e, seed: 11), r = randomFloats(b * t * h * e, seed: 12)
         var out = [Float](repeating: 0, count: q.count), lse = [Float](repeating: 0, count: b * h * t)
         Attention.forward(q: q, k: k, v: v, out: &out, lse: &lse, s)
         let (qd, kd, vd, rd) = (q.map(Double.init), k.map(Double.init), v.map(Double.init), r.map(Double.init))
         func f(_ q: [Double], _ k: [Double], _ v: [Double]) -> Double {
-            zip(Reference.attention(q, k, v, batch: b, length: t, heads: h, kvHeads: kv, headDim: e, firstKeys: firstKeys), rd)
-                .reduce(0) { $0 + $1.0 * $1.1 }
+            zip(
+                Reference.attention(
+                    q, k, v, batch: b, length: t, heads: h, kvHeads: kv, headDim: e, firstKeys: firstKeys), rd
+            )
+            .reduce(0) { $0 + $1.0 * $1.1 }
         }
-        let reference = Reference.attention(qd, kd, vd, batch: b, length: t, heads: h, kvHeads: kv, headDim: e, firstKeys: firstKeys)
+        let reference = Reference.attention(
+            qd, kd, vd, batch: b, length: t, heads: h, kvHeads: kv, headDim: e, firstKeys: firstKeys)
         #expect(relativeError(out.map(Double.init), reference) < 1e-6)
         var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
         Attention.backward(dOut: r, q: q, k: k, v: v, lse: lse, dq: &dq, dk: &dk, dv: &dv, s)
@@ -107,8 +126,11 @@ struct LayerGradientTests {
             dx.withUnsafeMutableBufferPointer { dxp in
                 dw.withUnsafeMutableBufferPointer { dwp in
                     w.withUnsafeBufferPointer { wp in
-                        CrossEntropy.run(x: &scratch, head: .f32(wp.baseAddress!), targets: t, rows: n, dim: d, vocab: v, logits: &logits,
-                                         chunkRows: 2, gradient: .init(dx: dxp.baseAddress!, dHead: dwp.baseAddress!, scale: Float(1 / count)))
+                        CrossEntropy.run(
+                            x: &scratch, head: .f32(wp.baseAddress!), targets: t, rows: n, dim: d, vocab: v,
+                            logits: &logits,
+                            chunkRows: 2,
+                            gradient: .init(dx: dxp.baseAddress!, dHead: dwp.baseAddress!, scale: Float(1 / count)))
                     }
                 }
             }
@@ -119,13 +141,17 @@ struct LayerGradientTests {
             Reference.crossEntropySum(Reference.linear(x, w, rows: n, out: v, in: d), targets, vocab: v) / count
         }
         #expect(abs(sum / count - f(xd, wd)) < 1e-5 * abs(f(xd, wd)))
-        #expect(rowLoss[1] == 0 && dx[d ..< 2 * d].allSatisfy { $0 == 0 })  // the masked row
+        #expect(rowLoss[1] == 0 && dx[d..<2 * d].allSatisfy { $0 == 0 })  // the masked row
         let logitsRef = Reference.linear(xd, wd, rows: n, out: v, in: d)
         for r in [0, 2, 3, 4] {  // each row's loss on its own, at its own index
-            let alone = Reference.crossEntropySum(Array(logitsRef[r * v ..< (r + 1) * v]), [targets[r]], vocab: v)
+            let alone = Reference.crossEntropySum(Array(logitsRef[r * v..<(r + 1) * v]), [targets[r]], vocab: v)
             #expect(abs(rowLoss[r] - alone) < 1e-5 * alone)
         }
-        #expect(relativeError(dx.map(Double.init), xd.indices.map { i in finiteDifference(xd, i) { f($0, wd) } }) < Self.bound)
-        #expect(relativeError(dw.map(Double.init), wd.indices.map { i in finiteDifference(wd, i) { f(xd, $0) } }) < Self.bound)
+        #expect(
+            relativeError(dx.map(Double.init), xd.indices.map { i in finiteDifference(xd, i) { f($0, wd) } })
+                < Self.bound)
+        #expect(
+            relativeError(dw.map(Double.init), wd.indices.map { i in finiteDifference(wd, i) { f(xd, $0) } })
+                < Self.bound)
     }
 }

@@ -45,7 +45,8 @@ struct ModelGradientTests {
         let c = TinyConfigs.all[index]
         let model = try TinyConfigs.model(c), batch = TinyConfigs.batch(c)
         let forwardOnly = try model.loss(batch)
-        let training = try model.lossAndGradients(batch, into: GradientSlab(layout: model.layout, ledger: MemoryLedger()))
+        let training = try model.lossAndGradients(
+            batch, into: GradientSlab(layout: model.layout, ledger: MemoryLedger()))
         #expect(forwardOnly == training)
         let reference = Reference.logits(c, (model.store as! FP32ParameterStore).doubles, batch)
         #expect(relativeError(try model.logits(batch).map(Double.init), reference) < 1e-5)
@@ -90,7 +91,9 @@ final class FusedSGDSink: GradientSink {
 
 @Suite("Gradient sinks")
 struct GradientSinkTests {
-    @Test("a fused sink that updates weights inside backward equals update-after-backward", arguments: TinyConfigs.all.indices)
+    @Test(
+        "a fused sink that updates weights inside backward equals update-after-backward",
+        arguments: TinyConfigs.all.indices)
     func fusedEqualsAccumulated(index: Int) throws {
         let c = TinyConfigs.all[index]
         let fusedModel = try TinyConfigs.model(c), plainModel = try TinyConfigs.model(c), batch = TinyConfigs.batch(c)
@@ -106,7 +109,8 @@ struct GradientSinkTests {
         #expect(sink.buffers.isEmpty)
         // Every parameter finished once: head (if untied) and final norm first, then layers in reverse, embedding last.
         let layout = fusedModel.layout
-        let expected = (c.tiedEmbeddings ? [] : [layout.head]) + [layout.finalNorm]
+        let expected =
+            (c.tiedEmbeddings ? [] : [layout.head]) + [layout.finalNorm]
             + layout.layers.reversed().flatMap(\.all) + [layout.embedding]
         #expect(sink.order == expected)
     }

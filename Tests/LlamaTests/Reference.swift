@@ -17,8 +17,10 @@ enum Reference {
     }
 
     /// x [n, heads·E]; row r at position start + r mod period.
-    static func rope(_ x: [Double], rows n: Int, heads: Int, headDim e: Int, theta: Double, layout: RoPELayout,
-                     period: Int, start: Int = 0) -> [Double] {
+    static func rope(
+        _ x: [Double], rows n: Int, heads: Int, headDim e: Int, theta: Double, layout: RoPELayout,
+        period: Int, start: Int = 0
+    ) -> [Double] {
         var y = x
         let half = e / 2
         for r in 0..<n {
@@ -42,8 +44,10 @@ enum Reference {
     }
 
     /// Causal GQA attention, q [B·T, H·E], k, v [B·T, K·E], all at offset 0.
-    static func attention(_ q: [Double], _ k: [Double], _ v: [Double], batch: Int, length t: Int,
-                          heads: Int, kvHeads: Int, headDim e: Int, firstKeys: [Int32]? = nil) -> [Double] {
+    static func attention(
+        _ q: [Double], _ k: [Double], _ v: [Double], batch: Int, length t: Int,
+        heads: Int, kvHeads: Int, headDim e: Int, firstKeys: [Int32]? = nil
+    ) -> [Double] {
         var out = [Double](repeating: 0, count: q.count)
         let qs = heads * e, ks = kvHeads * e, scale = 1 / Double(e).squareRoot()
         for b in 0..<batch {
@@ -61,7 +65,9 @@ enum Reference {
                     let ex = scores.map { exp($0 - m) }
                     let sum = ex.reduce(0, +)
                     for j in 0...i {
-                        for d in 0..<e { out[(b * t + i) * qs + h * e + d] += ex[j] / sum * v[(b * t + j) * ks + kvh * e + d] }
+                        for d in 0..<e {
+                            out[(b * t + i) * qs + h * e + d] += ex[j] / sum * v[(b * t + j) * ks + kvh * e + d]
+                        }
                     }
                 }
             }
@@ -106,17 +112,21 @@ enum Reference {
         let eps = Double(c.normEpsilon), theta = Double(c.ropeTheta)
         for l in layout.layers {
             let xn = rmsNorm(x, p(l.attentionNorm), rows: n, dim: d, eps: eps)
-            let q = rope(linear(xn, p(l.query), rows: n, out: d, in: d), rows: n, heads: c.headCount,
-                         headDim: c.headDim, theta: theta, layout: c.ropeLayout, period: batch.length)
-            let k = rope(linear(xn, p(l.key), rows: n, out: c.kvDim, in: d), rows: n, heads: c.kvHeadCount,
-                         headDim: c.headDim, theta: theta, layout: c.ropeLayout, period: batch.length)
+            let q = rope(
+                linear(xn, p(l.query), rows: n, out: d, in: d), rows: n, heads: c.headCount,
+                headDim: c.headDim, theta: theta, layout: c.ropeLayout, period: batch.length)
+            let k = rope(
+                linear(xn, p(l.key), rows: n, out: c.kvDim, in: d), rows: n, heads: c.kvHeadCount,
+                headDim: c.headDim, theta: theta, layout: c.ropeLayout, period: batch.length)
             let v = linear(xn, p(l.value), rows: n, out: c.kvDim, in: d)
-            let att = attention(q, k, v, batch: batch.batchSize, length: batch.length, heads: c.headCount,
-                                kvHeads: c.kvHeadCount, headDim: c.headDim)
+            let att = attention(
+                q, k, v, batch: batch.batchSize, length: batch.length, heads: c.headCount,
+                kvHeads: c.kvHeadCount, headDim: c.headDim)
             x = zip(x, linear(att, p(l.output), rows: n, out: d, in: d)).map(+)
             let xn2 = rmsNorm(x, p(l.ffnNorm), rows: n, dim: d, eps: eps)
-            let h = swiglu(linear(xn2, p(l.gate), rows: n, out: c.ffnDim, in: d),
-                           linear(xn2, p(l.up), rows: n, out: c.ffnDim, in: d))
+            let h = swiglu(
+                linear(xn2, p(l.gate), rows: n, out: c.ffnDim, in: d),
+                linear(xn2, p(l.up), rows: n, out: c.ffnDim, in: d))
             x = zip(x, linear(h, p(l.down), rows: n, out: d, in: c.ffnDim)).map(+)
         }
         let xf = rmsNorm(x, p(layout.finalNorm), rows: n, dim: d, eps: eps)

@@ -7,7 +7,11 @@ struct CountSketchTests {
     /// P as a dense count×d matrix (Double).
     static func dense(_ s: CountSketch) -> [[Double]] {
         var p = [[Double]](repeating: [Double](repeating: 0, count: s.size), count: s.count)
-        for i in 0..<s.count { for k in 0..<s.nonzeros { p[i][Int(s.indices.pointer[i * s.nonzeros + k])] += Double(s.values.pointer[i * s.nonzeros + k]) } }
+        for i in 0..<s.count {
+            for k in 0..<s.nonzeros {
+                p[i][Int(s.indices.pointer[i * s.nonzeros + k])] += Double(s.values.pointer[i * s.nonzeros + k])
+            }
+        }
         return p
     }
 
@@ -17,11 +21,14 @@ struct CountSketchTests {
         return x
     }
 
-    @Test("each coordinate maps to r distinct sketch rows; compress is Pᵀ·G·Q and decompress adds α·P·Δ·Qᵀ, as dense products")
+    @Test(
+        "each coordinate maps to r distinct sketch rows; compress is Pᵀ·G·Q and decompress adds α·P·Δ·Qᵀ, as dense products"
+    )
     func matchesDense() {
         let (m, n, d, r) = (37, 23, 16, 4), ledger = MemoryLedger(), rng = Philox(seed: 3)
-        let pair = SketchPair(left: CountSketch(count: m, size: d, nonzeros: r, generator: rng, stream: 0, ledger: ledger),
-                              right: CountSketch(count: n, size: d, nonzeros: r, generator: rng, stream: 10, ledger: ledger))
+        let pair = SketchPair(
+            left: CountSketch(count: m, size: d, nonzeros: r, generator: rng, stream: 0, ledger: ledger),
+            right: CountSketch(count: n, size: d, nonzeros: r, generator: rng, stream: 10, ledger: ledger))
         for s in [pair.left, pair.right] {
             for i in 0..<s.count { #expect(Set((0..<r).map { s.indices.pointer[i * r + $0] }).count == r) }
         }

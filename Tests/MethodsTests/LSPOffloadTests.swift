@@ -6,28 +6,38 @@ import TensorCore
 @Suite("LSP-Offload")
 struct LSPOffloadTests {
     /// Every block matrix 16×16, so identity projectors with d = 16 are the full space.
-    static let config = LlamaConfig(dim: 16, ffnDim: 16, layerCount: 2, headCount: 4, kvHeadCount: 4, vocabSize: 24, maxSequenceLength: 16)
+    static let config = LlamaConfig(
+        dim: 16, ffnDim: 16, layerCount: 2, headCount: 4, kvHeadCount: 4, vocabSize: 24, maxSequenceLength: 16)
 
     static func batch(_ seed: Int) -> TokenBatch {
         TokenBatch(sequences: (0..<3).map { s in (0..<9).map { Int32(($0 * 5 + s * 7 + seed * 3) % 24) } })
     }
 
     static func method(_ model: LlamaModel, _ settings: LSPOffload.Settings) throws -> LSPOffload {
-        try LSPOffload(layout: model.layout, settings: settings, groups: ParameterGroups(weightDecay: 0), seed: 1, ledger: model.ledger)
+        try LSPOffload(
+            layout: model.layout, settings: settings, groups: ParameterGroups(weightDecay: 0), seed: 1,
+            ledger: model.ledger)
     }
 
     static func run(_ method: LSPOffload, _ model: LlamaModel, steps: Int) throws {
         var guardian = NonFiniteGuard()
         for step in 1...steps {
             let batch = Self.batch(step)
-            _ = try method.step(model, inputs: StepInputs(batches: [batch], objective: { try model.loss(batch) }, auxiliaryObjective: { _ in try model.loss(batch) }),
-                                learningRate: 1e-2, step: step, nonFinite: &guardian)
+            _ = try method.step(
+                model,
+                inputs: StepInputs(
+                    batches: [batch], objective: { try model.loss(batch) },
+                    auxiliaryObjective: { _ in try model.loss(batch) }),
+                learningRate: 1e-2, step: step, nonFinite: &guardian)
         }
     }
 
-    static func weights(_ model: LlamaModel) -> [Float] { model.layout.parameters.indices.flatMap { id in model.store.withFloats(id) { Array($0) } } }
+    static func weights(_ model: LlamaModel) -> [Float] {
+        model.layout.parameters.indices.flatMap { id in model.store.withFloats(id) { Array($0) } }
+    }
 
-    @Test("with d = full size and identity projectors the method is Adam on every block matrix (and AdamW on the norms)")
+    @Test(
+        "with d = full size and identity projectors the method is Adam on every block matrix (and AdamW on the norms)")
     func identityIsAdam() throws {
         let lsp = try LlamaModel(randomWeights: Self.config, seed: 2, std: 0.2, ledger: MemoryLedger())
         let reference = try LlamaModel(randomWeights: Self.config, seed: 2, std: 0.2, ledger: MemoryLedger())
@@ -35,7 +45,9 @@ struct LSPOffloadTests {
         (settings.size, settings.nonzeros) = (16, 1)
         let method = try Self.method(lsp, settings)
         for pair in method.sketches {
-            for s in [pair.left, pair.right] { for i in 0..<16 { (s.indices.pointer[i], s.values.pointer[i]) = (Int32(i), 1) } }
+            for s in [pair.left, pair.right] {
+                for i in 0..<16 { (s.indices.pointer[i], s.values.pointer[i]) = (Int32(i), 1) }
+            }
         }
         try Self.run(method, lsp, steps: 3)
         // Reference: the full gradient, the host's Adam (ε inside √) on the matrices, AdamW on the norms; embeddings frozen.
@@ -53,29 +65,39 @@ struct LSPOffloadTests {
                 let c1 = 1 / (1 - Float.pow(b1, step)), c2 = 1 / (1 - Float.pow(b2, step))
                 reference.store.update(id) { w in
                     for k in 0..<n {
-                        let m = b1 * moments[id][k] + (1 - b1) * grad[k], v = b2 * moments[id][n + k] + (1 - b2) * grad[k] * grad[k]
+                        let m = b1 * moments[id][k] + (1 - b1) * grad[k],
+                            v = b2 * moments[id][n + k] + (1 - b2) * grad[k] * grad[k]
                         (moments[id][k], moments[id][n + k]) = (m, v)
-                        w[k] -= isMatrix ? 1e-2 * (m * c1) / (v * c2 + eps).squareRoot() : 1e-2 * (m * c1) / ((v * c2).squareRoot() + eps)
+                        w[k] -=
+                            isMatrix
+                            ? 1e-2 * (m * c1) / (v * c2 + eps).squareRoot()
+                            : 1e-2 * (m * c1) / ((v * c2).squareRoot() + eps)
                     }
                 }
             }
         }
         let (a, b) = (Self.weights(lsp), Self.weights(reference))
         for (x, y) in zip(a, b) { #expect(abs(x - y) <= 1e-4 * max(1, abs(y))) }
-        #expect(a != Self.weights(try LlamaModel(randomWeights: Self.config, seed: 2, std: 0.2, ledger: MemoryLedger())))
+        #expect(
+            a != Self.weights(try LlamaModel(randomWeights: Self.config, seed: 2, std: 0.2, ledger: MemoryLedger())))
     }
 
     @Test("both schedules and both compressions make the same steps; the report counts d² floats each way per matrix")
     func schedulesAgree() throws {
         var results: [[Float]] = []
-        for (schedule, compression) in [(LSPOffload.Settings.Schedule.layerwise, LSPOffload.Settings.Compression.factors), (.afterBackward, .factors), (.layerwise, .gradient)] {
+        for (schedule, compression) in [
+            (LSPOffload.Settings.Schedule.layerwise, LSPOffload.Settings.Compression.factors),
+            (.afterBackward, .factors), (.layerwise, .gradient),
+        ] {
             let model = try LlamaModel(randomWeights: Self.config, seed: 2, std: 0.2, ledger: MemoryLedger())
             var settings = LSPOffload.Settings()
             (settings.size, settings.nonzeros, settings.schedule, settings.compression) = (8, 2, schedule, compression)
             let method = try Self.method(model, settings)
             try Self.run(method, model, steps: 2)
             results.append(Self.weights(model))
-            #expect(method.report["bytes_to_host"] == Double(method.matrices.count * 8 * 8 * 4) && method.report["bytes_to_compute"] == method.report["bytes_to_host"])
+            #expect(
+                method.report["bytes_to_host"] == Double(method.matrices.count * 8 * 8 * 4)
+                    && method.report["bytes_to_compute"] == method.report["bytes_to_host"])
             #expect(method.matrices.count == 7 * 2)
         }
         #expect(results[0] == results[1])  // the order of the host's work changes nothing
@@ -84,7 +106,8 @@ struct LSPOffloadTests {
 
     @Test("fitted projectors reconstruct a held-out gradient of a tiny model better than their random init")
     func learnedBeatRandom() throws {
-        let c = LlamaConfig(dim: 32, ffnDim: 48, layerCount: 1, headCount: 4, kvHeadCount: 4, vocabSize: 24, maxSequenceLength: 16)
+        let c = LlamaConfig(
+            dim: 32, ffnDim: 48, layerCount: 1, headCount: 4, kvHeadCount: 4, vocabSize: 24, maxSequenceLength: 16)
         let model = try LlamaModel(randomWeights: c, seed: 3, std: 0.2, ledger: MemoryLedger()), ledger = MemoryLedger()
         let id = model.layout.layers[0].up
         func gradient(_ seed: Int) throws -> [Float] {
@@ -93,12 +116,18 @@ struct LSPOffloadTests {
             return Array(g.view(id))
         }
         let (train, heldOut) = (try gradient(1), try gradient(2))
-        let rng = Philox(seed: 7), pair = SketchPair(left: CountSketch(count: 48, size: 8, nonzeros: 2, generator: rng, stream: 0, ledger: ledger),
-                                                      right: CountSketch(count: 32, size: 8, nonzeros: 2, generator: rng, stream: 9, ledger: ledger))
-        let before = (ProjectorFit.error(pair, train, ledger: ledger), ProjectorFit.error(pair, heldOut, ledger: ledger))
+        let rng = Philox(seed: 7),
+            pair = SketchPair(
+                left: CountSketch(count: 48, size: 8, nonzeros: 2, generator: rng, stream: 0, ledger: ledger),
+                right: CountSketch(count: 32, size: 8, nonzeros: 2, generator: rng, stream: 9, ledger: ledger))
+        let before = (
+            ProjectorFit.error(pair, train, ledger: ledger), ProjectorFit.error(pair, heldOut, ledger: ledger)
+        )
         #expect(ProjectorFit.fit(pair, train, iterations: 100, learningRate: 0.05, ledger: ledger))
         let after = (ProjectorFit.error(pair, train, ledger: ledger), ProjectorFit.error(pair, heldOut, ledger: ledger))
-        #expect(after.0 < 0.9 * before.0 && after.1 < before.1, "train \(before.0) → \(after.0), held out \(before.1) → \(after.1)")
+        #expect(
+            after.0 < 0.9 * before.0 && after.1 < before.1,
+            "train \(before.0) → \(after.0), held out \(before.1) → \(after.1)")
     }
 
     @Test("a step that refits runs the fit, moves the host moments into the new space and reports the errors")
@@ -110,14 +139,22 @@ struct LSPOffloadTests {
         var guardian = NonFiniteGuard()
         for step in 1...3 {
             let batch = Self.batch(step)
-            _ = try method.step(model, inputs: StepInputs(batches: [batch], objective: { try model.loss(batch) }, auxiliaryObjective: { _ in try model.loss(batch) },
-                                                          auxiliaryBatch: { Self.batch(10 + $0) }),
-                                learningRate: 1e-2, step: step, nonFinite: &guardian)
+            _ = try method.step(
+                model,
+                inputs: StepInputs(
+                    batches: [batch], objective: { try model.loss(batch) },
+                    auxiliaryObjective: { _ in try model.loss(batch) },
+                    auxiliaryBatch: { Self.batch(10 + $0) }),
+                learningRate: 1e-2, step: step, nonFinite: &guardian)
         }
         #expect(method.fits == 1 && method.failedFits == 0)
-        let (e0, e1) = (try #require(method.report["projector_error"]), try #require(method.report["projector_error_after_fit"]))
+        let (e0, e1) = (
+            try #require(method.report["projector_error"]), try #require(method.report["projector_error_after_fit"])
+        )
         #expect(e1 < e0, "\(e0) → \(e1)")
-        #expect(method.host.m.allSatisfy { $0.buffer.allSatisfy(\.isFinite) } && method.host.v.allSatisfy { $0.buffer.allSatisfy { $0.isFinite && $0 >= 0 } })
+        #expect(
+            method.host.m.allSatisfy { $0.buffer.allSatisfy(\.isFinite) }
+                && method.host.v.allSatisfy { $0.buffer.allSatisfy { $0.isFinite && $0 >= 0 } })
     }
 
     @Test("a fit that makes the projector values non-finite keeps the old projectors and is counted")
@@ -131,9 +168,13 @@ struct LSPOffloadTests {
         var guardian = NonFiniteGuard()
         for step in 1...3 {
             let batch = Self.batch(step)
-            _ = try method.step(model, inputs: StepInputs(batches: [batch], objective: { try model.loss(batch) }, auxiliaryObjective: { _ in try model.loss(batch) },
-                                                          auxiliaryBatch: { Self.batch(10 + $0) }),
-                                learningRate: 1e-2, step: step, nonFinite: &guardian)
+            _ = try method.step(
+                model,
+                inputs: StepInputs(
+                    batches: [batch], objective: { try model.loss(batch) },
+                    auxiliaryObjective: { _ in try model.loss(batch) },
+                    auxiliaryBatch: { Self.batch(10 + $0) }),
+                learningRate: 1e-2, step: step, nonFinite: &guardian)
         }
         #expect(method.fits == 1 && method.failedFits == method.matrices.count)
         for (pair, old) in zip(method.sketches, before) {
@@ -159,7 +200,9 @@ struct LSPOffloadTests {
     @Test("the host answers a non-finite gradient without touching its moments, and a silent host times out")
     func hostFailures() throws {
         let ledger = MemoryLedger()
-        let worker = HostWorker(matrices: 1, size: 2, beta1: 0.9, beta2: 0.999, epsilon: 1e-4, queueCapacity: 1, timeout: 0.05, ledger: ledger)
+        let worker = HostWorker(
+            matrices: 1, size: 2, beta1: 0.9, beta2: 0.999, epsilon: 1e-4, queueCapacity: 1, timeout: 0.05,
+            ledger: ledger)
         func message(_ values: [Float]) -> HostWorker.Message {
             let b = AlignedBuffer<Float>(count: 4, category: .gradients, ledger: ledger)
             _ = b.buffer.update(from: values)
@@ -175,11 +218,15 @@ struct LSPOffloadTests {
         try worker.send(message([1, .nan, 3, 4]))
         let second = try worker.receive()
         #expect(!second.applied)
-        #expect(Array(worker.m[0].buffer) == moments.0 && Array(worker.v[0].buffer) == moments.1 && worker.steps.pointer[0] == moments.2)
+        #expect(
+            Array(worker.m[0].buffer) == moments.0 && Array(worker.v[0].buffer) == moments.1
+                && worker.steps.pointer[0] == moments.2)
         worker.stop()
     }
 
-    @Test("the host holds Σ 8·d² of moments; the compute side's state is the projectors' indices and values and the norms' AdamW")
+    @Test(
+        "the host holds Σ 8·d² of moments; the compute side's state is the projectors' indices and values and the norms' AdamW"
+    )
     func memorySplit() throws {
         let ledger = MemoryLedger()
         let model = try LlamaModel(randomWeights: Self.config, seed: 2, ledger: ledger)
@@ -192,7 +239,8 @@ struct LSPOffloadTests {
         let norms = model.layout.parameters.filter { $0.role.kind == .scale }.reduce(0) { $0 + $1.count }
         #expect(method.matrices.count == matrices.count)
         #expect(after[.host, default: 0] - before[.host, default: 0] == matrices.count * (8 * 8 * 8 + 4))  // M, V and a step count each
-        #expect(after[.optimizerState, default: 0] - before[.optimizerState, default: 0]
+        #expect(
+            after[.optimizerState, default: 0] - before[.optimizerState, default: 0]
                 == matrices.reduce(0) { $0 + 8 * 2 * ($1.shape[0] + $1.shape[1]) } + 8 * norms)
         #expect(after[.gradients, default: 0] == before[.gradients, default: 0])  // nothing allocated for gradients up front
     }

@@ -23,18 +23,24 @@ struct OptimizerTrajectories: Decodable {
     }
 
     static func load() throws -> [String: [String: Run]] {
-        try JSONDecoder().decode([String: [String: Run]].self, from: Data(contentsOf: fixtureURL("optimizer-steps.json")))
+        try JSONDecoder().decode(
+            [String: [String: Run]].self, from: Data(contentsOf: fixtureURL("optimizer-steps.json")))
     }
 }
 
-func makeOptimizer(_ name: String, _ h: [String: OptimizerTrajectories.Hyper], _ layout: ParameterLayout) -> any Optimizer {
+func makeOptimizer(
+    _ name: String, _ h: [String: OptimizerTrajectories.Hyper], _ layout: ParameterLayout
+) -> any Optimizer {
     let decay = ParameterGroups(weightDecay: h["weight_decay"]!.number)
     switch name {
     case "adamw":
-        return AdamW(layout: layout, beta1: h["betas"]!.pair[0], beta2: h["betas"]!.pair[1], epsilon: h["eps"]!.number,
-                     groups: decay, ledger: MemoryLedger())
+        return AdamW(
+            layout: layout, beta1: h["betas"]!.pair[0], beta2: h["betas"]!.pair[1], epsilon: h["eps"]!.number,
+            groups: decay, ledger: MemoryLedger())
     case "lion":
-        return Lion(layout: layout, beta1: h["betas"]!.pair[0], beta2: h["betas"]!.pair[1], groups: decay, ledger: MemoryLedger())
+        return Lion(
+            layout: layout, beta1: h["betas"]!.pair[0], beta2: h["betas"]!.pair[1], groups: decay,
+            ledger: MemoryLedger())
     default:
         return SGD(layout: layout, momentum: h["momentum"]!.number, groups: decay, ledger: MemoryLedger())
     }
@@ -56,7 +62,9 @@ struct OptimizerTests {
         for (step, expected) in run.losses.enumerated() {
             let grads = GradientSlab(layout: m.layout, ledger: MemoryLedger())
             let loss = try m.lossAndGradients(fixture.batch, into: grads)
-            #expect(abs(loss.mean - expected) <= 1e-4 * expected, "\(model) \(optimizerName) step \(step + 1): \(loss.mean) vs PyTorch \(expected)")
+            #expect(
+                abs(loss.mean - expected) <= 1e-4 * expected,
+                "\(model) \(optimizerName) step \(step + 1): \(loss.mean) vs PyTorch \(expected)")
             optimizer.step(store, gradients: grads, learningRate: lr, step: step + 1)
         }
     }
@@ -68,7 +76,8 @@ struct OptimizerTests {
         let (a, b) = (fixture.store(), fixture.store())
         let ma = try LlamaModel(config: fixture.llamaConfig, store: a, ledger: MemoryLedger())
         let mb = try LlamaModel(config: fixture.llamaConfig, store: b, ledger: MemoryLedger())
-        let oa = makeOptimizer(optimizerName, run.hyperparameters, ma.layout), ob = makeOptimizer(optimizerName, run.hyperparameters, mb.layout)
+        let oa = makeOptimizer(optimizerName, run.hyperparameters, ma.layout),
+            ob = makeOptimizer(optimizerName, run.hyperparameters, mb.layout)
         let sink = FusedUpdateSink(optimizer: ob, store: b, ledger: MemoryLedger())
         sink.learningRate = run.hyperparameters["lr"]!.number
         for step in 1...5 {
@@ -98,5 +107,6 @@ struct OptimizerTests {
 }
 
 enum TinyShape {
-    static let config = LlamaConfig(dim: 16, ffnDim: 32, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 24, maxSequenceLength: 8)
+    static let config = LlamaConfig(
+        dim: 16, ffnDim: 32, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 24, maxSequenceLength: 8)
 }

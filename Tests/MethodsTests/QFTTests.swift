@@ -8,13 +8,18 @@ import TestSupport
 
 @Suite("QFT")
 struct QFTTests {
-    static let config = LlamaConfig(dim: 64, ffnDim: 128, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 96, maxSequenceLength: 32)
+    static let config = LlamaConfig(
+        dim: 64, ffnDim: 128, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 96, maxSequenceLength: 32)
 
-    static func store(_ source: any ParameterStore, _ settings: DenseSparseStore.Settings = .init()) throws -> DenseSparseStore {
+    static func store(
+        _ source: any ParameterStore, _ settings: DenseSparseStore.Settings = .init()
+    ) throws -> DenseSparseStore {
         try DenseSparseStore(converting: source, settings: settings, seed: 1, ledger: MemoryLedger())
     }
 
-    @Test("conversion keeps exactly the 1% largest magnitudes in fp32 and every other value within half a step of its row's scale")
+    @Test(
+        "conversion keeps exactly the 1% largest magnitudes in fp32 and every other value within half a step of its row's scale"
+    )
     func conversion() throws {
         let fp32 = FP32ParameterStore(layout: ParameterLayout(Self.config), ledger: MemoryLedger())
         fp32.initializeRandomly(Philox(seed: 4), std: 0.05)
@@ -45,7 +50,8 @@ struct QFTTests {
     /// exact in expectation, so a hundred steps of η = s/100 must move the weights by s on average; nearest
     /// rounding would leave them where they are. Each weight's own path is noisy (σ ≈ √(T·η·s) = s after T steps),
     /// so the mean over the model's ≈ 60 000 quantized weights has σ ≈ s/245 ≈ 0.4% of the drift.
-    @Test("stochastic rounding: 100 updates of a hundredth of a step move the weights by one step on average (within 3%)")
+    @Test(
+        "stochastic rounding: 100 updates of a hundredth of a step move the weights by one step on average (within 3%)")
     func smallUpdatesLand() throws {
         let fp32 = FP32ParameterStore(layout: ParameterLayout(Self.config), ledger: MemoryLedger())
         fp32.initializeRandomly(Philox(seed: 5), std: 0.05)
@@ -73,17 +79,26 @@ struct QFTTests {
 
     /// Real gradients of stories260K on TinyStories text, at fixed weights, feed fp32 Lion and QFT's Lion side by side
     /// for five steps; the update is −η·sign(c), so the signs are the update. The paper's theory says ≥ 95% agree.
-    @Test("Lion update signs with INT8 momentum (and INT8 gradients) agree with fp32 Lion on ≥ 95% of coordinates", .enabled(if: SharedReal.available))
+    @Test(
+        "Lion update signs with INT8 momentum (and INT8 gradients) agree with fp32 Lion on ≥ 95% of coordinates",
+        .enabled(if: SharedReal.available))
     func signAgreement() throws {
         let loaded = try ModelFile.load(SharedReal.model, tokenizer: SharedReal.tokenizer, ledger: MemoryLedger())
         let model = loaded.model, layout = model.layout
         let text = try String(contentsOfFile: SharedReal.tinyStories, encoding: .utf8)
         let ids = loaded.tokenizer.encode(text).map { Int32($0) }
-        let batches = (0..<5).map { b in TokenBatch(sequences: (0..<4).map { s in Array(ids[(b * 4 + s) * 40..<(b * 4 + s) * 40 + 41]) }) }
-        let quantized = { (id: ParameterID) in layout.parameters[id].role.kind == .matrix }, block = QFT.Settings().stateBlock
+        let batches = (0..<5).map { b in
+            TokenBatch(sequences: (0..<4).map { s in Array(ids[(b * 4 + s) * 40..<(b * 4 + s) * 40 + 41]) })
+        }
+        let quantized = { (id: ParameterID) in layout.parameters[id].role.kind == .matrix },
+            block = QFT.Settings().stateBlock
         let fp32 = Lion(layout: layout, groups: ParameterGroups(weightDecay: 0), ledger: MemoryLedger())
-        let int8 = QuantizedLion(layout: layout, quantized: quantized, blockSize: block, groups: ParameterGroups(weightDecay: 0), seed: 1, ledger: MemoryLedger())
-        let both = QuantizedLion(layout: layout, quantized: quantized, blockSize: block, groups: ParameterGroups(weightDecay: 0), seed: 1, ledger: MemoryLedger())
+        let int8 = QuantizedLion(
+            layout: layout, quantized: quantized, blockSize: block, groups: ParameterGroups(weightDecay: 0), seed: 1,
+            ledger: MemoryLedger())
+        let both = QuantizedLion(
+            layout: layout, quantized: quantized, blockSize: block, groups: ParameterGroups(weightDecay: 0), seed: 1,
+            ledger: MemoryLedger())
         var agreement: [(momentum: Double, gradient: Double)] = []
         for (t, batch) in batches.enumerated() {
             let g = GradientSlab(layout: layout, ledger: MemoryLedger())
@@ -92,12 +107,20 @@ struct QFTTests {
             for id in layout.parameters.indices where quantized(id) {
                 let n = layout.parameters[id].count
                 var reference = [Float](repeating: 0, count: n), a = reference, b = reference, gq = reference
-                var q = [Int8](repeating: 0, count: n), scales = [Float](repeating: 0, count: Int8Blocks.blockCount(n, blockSize: block))
-                Int8Blocks.quantize(g.view(id).baseAddress!, count: n, blockSize: block, into: &q, scales: &scales, rounding: .nearest)
+                var q = [Int8](repeating: 0, count: n),
+                    scales = [Float](repeating: 0, count: Int8Blocks.blockCount(n, blockSize: block))
+                Int8Blocks.quantize(
+                    g.view(id).baseAddress!, count: n, blockSize: block, into: &q, scales: &scales, rounding: .nearest)
                 Int8Blocks.dequantize(q, scales: scales, count: n, blockSize: block, into: &gq)
-                reference.withUnsafeMutableBufferPointer { fp32.update(id, weights: $0, gradient: g.view(id).baseAddress!, learningRate: 1, step: t + 1) }
-                a.withUnsafeMutableBufferPointer { int8.update(id, weights: $0, gradient: g.view(id).baseAddress!, learningRate: 1, step: t + 1) }
-                b.withUnsafeMutableBufferPointer { both.update(id, weights: $0, gradient: gq, learningRate: 1, step: t + 1) }
+                reference.withUnsafeMutableBufferPointer {
+                    fp32.update(id, weights: $0, gradient: g.view(id).baseAddress!, learningRate: 1, step: t + 1)
+                }
+                a.withUnsafeMutableBufferPointer {
+                    int8.update(id, weights: $0, gradient: g.view(id).baseAddress!, learningRate: 1, step: t + 1)
+                }
+                b.withUnsafeMutableBufferPointer {
+                    both.update(id, weights: $0, gradient: gq, learningRate: 1, step: t + 1)
+                }
                 for i in 0..<n where reference[i] != 0 {  // coordinates with a gradient (unused embedding rows have none)
                     total += 1
                     same.0 += a[i] == reference[i] ? 1 : 0
@@ -107,7 +130,9 @@ struct QFTTests {
             agreement.append((Double(same.0) / Double(total), Double(same.1) / Double(total)))
         }
         let report = agreement.map { String(format: "%.4f/%.4f", $0.momentum, $0.gradient) }.joined(separator: ", ")
-        #expect(agreement.allSatisfy { $0.momentum >= 0.95 && $0.gradient >= 0.95 }, "per step (INT8 momentum / + INT8 gradient): \(report)")
+        #expect(
+            agreement.allSatisfy { $0.momentum >= 0.95 && $0.gradient >= 0.95 },
+            "per step (INT8 momentum / + INT8 gradient): \(report)")
         print("QFT sign agreement with fp32 Lion per step (INT8 momentum / + INT8 gradient): \(report)")
     }
 

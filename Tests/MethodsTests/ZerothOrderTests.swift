@@ -6,7 +6,8 @@ import TensorCore
 
 @Suite("Zeroth-order methods")
 struct ZerothOrderTests {
-    static let config = LlamaConfig(dim: 16, ffnDim: 32, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 24, maxSequenceLength: 32)
+    static let config = LlamaConfig(
+        dim: 16, ffnDim: 32, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 24, maxSequenceLength: 32)
 
     static func model(seed: UInt64 = 3) throws -> LlamaModel {
         try LlamaModel(randomWeights: config, seed: seed, std: 0.3, ledger: MemoryLedger())
@@ -61,12 +62,14 @@ struct ZerothOrderTests {
             for id in mezo.trainable {
                 let info = layout.parameters[id]
                 for i in 0..<info.count {
-                    mean[info.offset + i] += g * Double(mezo.rng.normal(stream: mezo.stream(step: step, k: 0, id: id), index: UInt64(i)))
+                    mean[info.offset + i] +=
+                        g * Double(mezo.rng.normal(stream: mezo.stream(step: step, k: 0, id: id), index: UInt64(i)))
                 }
             }
         }
         let dot = zip(mean, exact).reduce(0) { $0 + $1.0 * $1.1 }
-        let cosine = dot / (mean.map { $0 * $0 }.reduce(0, +).squareRoot() * exact.map { $0 * $0 }.reduce(0, +).squareRoot())
+        let cosine =
+            dot / (mean.map { $0 * $0 }.reduce(0, +).squareRoot() * exact.map { $0 * $0 }.reduce(0, +).squareRoot())
         #expect(cosine > 0.3, "cosine \(cosine) over \(exact.count) parameters and \(samples) estimates")
     }
 
@@ -94,7 +97,9 @@ struct ZerothOrderTests {
         }
         #expect(worst < 1e-6)
         let first = try m.loss(Self.batch).mean
-        for s in 2...400 { _ = try mezo.step(m, inputs: Self.inputs(m), learningRate: 1e-3, step: s, nonFinite: &guardian) }
+        for s in 2...400 {
+            _ = try mezo.step(m, inputs: Self.inputs(m), learningRate: 1e-3, step: s, nonFinite: &guardian)
+        }
         let last = try m.loss(Self.batch).mean
         #expect(last < 0.9 * first, "\(first) → \(last)")
     }
@@ -105,35 +110,45 @@ struct ZerothOrderTests {
         let mezo = MeZO(layout: m.layout, epsilon: 1e-3, seed: 5)
         var guardian = NonFiniteGuard(limit: 3)
         var calls = 0
-        let inputs = StepInputs(batches: [Self.batch], objective: {
-            calls += 1
-            return calls == 2 ? LossResult(sum: .infinity, count: 1) : try m.loss(Self.batch)
-        }, auxiliaryObjective: { _ in try m.loss(Self.batch) })
+        let inputs = StepInputs(
+            batches: [Self.batch],
+            objective: {
+                calls += 1
+                return calls == 2 ? LossResult(sum: .infinity, count: 1) : try m.loss(Self.batch)
+            }, auxiliaryObjective: { _ in try m.loss(Self.batch) })
         let r = try mezo.step(m, inputs: inputs, learningRate: 1e-2, step: 1, nonFinite: &guardian)
         #expect(r.skipped && guardian.skipped == 1)
         #expect(zip(before, Self.weights(m)).allSatisfy { abs($0 - $1) <= Self.restoreBound($0) })
     }
 
-    @Test("DiZO's projection keeps each Δ's direction (cosine 1) with its norm ratio in [1 − τ, 1 + τ]",
-          arguments: DiZO.ProjectedSet.allCases.filter { $0 != .none })
+    @Test(
+        "DiZO's projection keeps each Δ's direction (cosine 1) with its norm ratio in [1 − τ, 1 + τ]",
+        arguments: DiZO.ProjectedSet.allCases.filter { $0 != .none })
     func projection(set: DiZO.ProjectedSet) throws {
         let m = try Self.model()
         var p = DiZO.Projection()
         p.set = set
         p.interval = 1000  // project by hand below
-        let dizo = try DiZO(mezo: MeZO(layout: m.layout, epsilon: 1e-3, seed: 9), projection: p, store: m.store, seed: 9, ledger: m.ledger)
+        let dizo = try DiZO(
+            mezo: MeZO(layout: m.layout, epsilon: 1e-3, seed: 9), projection: p, store: m.store, seed: 9,
+            ledger: m.ledger)
         #expect(dizo.projected.allSatisfy { set.contains(m.layout.parameters[$0].role) } && !dizo.projected.isEmpty)
         var guardian = NonFiniteGuard()
-        for s in 1...20 { _ = try dizo.step(m, inputs: Self.inputs(m), learningRate: 5e-2, step: s, nonFinite: &guardian) }
+        for s in 1...20 {
+            _ = try dizo.step(m, inputs: Self.inputs(m), learningRate: 5e-2, step: s, nonFinite: &guardian)
+        }
         func deltas() -> [[Double]] {
-            zip(dizo.projected, dizo.anchors).map { id, anchor in m.store.withFloats(id) { w in (0..<w.count).map { Double(w[$0] - anchor.pointer[$0]) } } }
+            zip(dizo.projected, dizo.anchors).map { id, anchor in
+                m.store.withFloats(id) { w in (0..<w.count).map { Double(w[$0] - anchor.pointer[$0]) } }
+            }
         }
         let before = deltas()
         try dizo.project(m.store, round: 1, objective: { _ in try m.loss(Self.batch) })
         let after = deltas()
         var changed = false
         for (a, b) in zip(before, after) {
-            let dot = zip(a, b).reduce(0) { $0 + $1.0 * $1.1 }, na = a.map { $0 * $0 }.reduce(0, +).squareRoot(), nb = b.map { $0 * $0 }.reduce(0, +).squareRoot()
+            let dot = zip(a, b).reduce(0) { $0 + $1.0 * $1.1 }, na = a.map { $0 * $0 }.reduce(0, +).squareRoot(),
+                nb = b.map { $0 * $0 }.reduce(0, +).squareRoot()
             #expect(dot / (na * nb) > 1 - 1e-6)
             #expect(nb / na >= 1 - 0.2 - 1e-4 && nb / na <= 1 + 0.2 + 1e-4, "ratio \(nb / na)")
             if abs(nb / na - 1) > 1e-3 { changed = true }
@@ -148,7 +163,9 @@ struct ZerothOrderTests {
         p.set = .none
         p.interval = 2
         let mezo = MeZO(layout: a.layout, epsilon: 1e-3, seed: 4)
-        let dizo = try DiZO(mezo: MeZO(layout: b.layout, epsilon: 1e-3, seed: 4), projection: p, store: b.store, seed: 4, ledger: b.ledger)
+        let dizo = try DiZO(
+            mezo: MeZO(layout: b.layout, epsilon: 1e-3, seed: 4), projection: p, store: b.store, seed: 4,
+            ledger: b.ledger)
         var ga = NonFiniteGuard(), gb = NonFiniteGuard()
         for s in 1...6 {
             _ = try mezo.step(a, inputs: Self.inputs(a), learningRate: 1e-2, step: s, nonFinite: &ga)
@@ -156,7 +173,8 @@ struct ZerothOrderTests {
         }
         #expect(Self.weights(a) == Self.weights(b) && dizo.anchors.isEmpty)
         p.set = .kv
-        let frozen = MeZO(layout: a.layout, epsilon: 1e-3, seed: 4, groups: ParameterGroups(weightDecay: 0, frozen: [.attention]))
+        let frozen = MeZO(
+            layout: a.layout, epsilon: 1e-3, seed: 4, groups: ParameterGroups(weightDecay: 0, frozen: [.attention]))
         #expect(throws: MethodError.self) { try DiZO(mezo: frozen, projection: p, store: a.store, seed: 4) }
     }
 }
@@ -171,14 +189,16 @@ struct BF16ZerothOrderTests {
 
     static func bits(_ m: LlamaModel) -> [UInt16] { Array((m.store as! BF16ParameterStore).slab.buffer) }
 
-    @Test("in place, +εz −2εz +εz does not restore rounded weights; perturbed as read, a step at lr 0 leaves every bit",
-          arguments: [nil, BF16Kernel.emulated])
+    @Test(
+        "in place, +εz −2εz +εz does not restore rounded weights; perturbed as read, a step at lr 0 leaves every bit",
+        arguments: [nil, BF16Kernel.emulated])
     func restoresBitForBit(kernel: BF16Kernel?) throws {
         let m = try Self.model(bf16: kernel), before = Self.bits(m)
         let mezo = MeZO(layout: m.layout, epsilon: 1e-3, seed: 7)
         var guardian = NonFiniteGuard()
         for step in 1...3 {
-            let r = try mezo.step(m, inputs: ZerothOrderTests.inputs(m), learningRate: 0, step: step, nonFinite: &guardian)
+            let r = try mezo.step(
+                m, inputs: ZerothOrderTests.inputs(m), learningRate: 0, step: step, nonFinite: &guardian)
             #expect(r.gradientNorm.map { $0 > 0 } == true, "the two forwards saw the same weights")
             #expect(m.perturbation == nil)
         }

@@ -6,7 +6,9 @@ struct Int8BlocksTests {
     /// Values spread over four orders of magnitude, a zero block, and a partial last block.
     static func values(_ n: Int, seed: UInt64 = 1) -> [Float] {
         let rng = Philox(seed: seed), magnitudes: [Float] = [0.01, 0.1, 1, 10]
-        return (0..<n).map { i -> Float in i >= 256 && i < 320 ? 0 : rng.normal(stream: 0, index: UInt64(i)) * magnitudes[i % 4] }
+        return (0..<n).map { i -> Float in
+            i >= 256 && i < 320 ? 0 : rng.normal(stream: 0, index: UInt64(i)) * magnitudes[i % 4]
+        }
     }
 
     func roundTrip(_ x: [Float], blockSize: Int, rounding: Rounding) -> (q: [Int8], scales: [Float], back: [Float]) {
@@ -18,8 +20,9 @@ struct Int8BlocksTests {
         return (q, scales, back)
     }
 
-    @Test("nearest: each block's scale is max|x|/127, every value within half a step; a zero block stays zero",
-          arguments: [64, 100, 576])
+    @Test(
+        "nearest: each block's scale is max|x|/127, every value within half a step; a zero block stays zero",
+        arguments: [64, 100, 576])
     func nearest(blockSize: Int) {
         let x = Self.values(5000)
         let (q, scales, back) = roundTrip(x, blockSize: blockSize, rounding: .nearest)
@@ -39,7 +42,8 @@ struct Int8BlocksTests {
         let draws = 400
         var scales: [Float] = []
         for d in 0..<draws {
-            let r = roundTrip(x, blockSize: blockSize, rounding: .stochastic(Philox(seed: 9), stream: UInt64(d), offset: 0))
+            let r = roundTrip(
+                x, blockSize: blockSize, rounding: .stochastic(Philox(seed: 9), stream: UInt64(d), offset: 0))
             scales = r.scales
             for i in x.indices {
                 #expect(abs(r.back[i] - x[i]) <= r.scales[i / blockSize] * (1 + 1e-5))
@@ -47,10 +51,13 @@ struct Int8BlocksTests {
             }
         }
         // Each draw errs by at most one step s with variance ≤ s²/4: the mean of 400 has σ ≤ s/40.
-        for i in x.indices { #expect(abs(mean[i] - Double(x[i])) <= 5 * Double(scales[i / blockSize]) / 40, "value \(i)") }
+        for i in x.indices {
+            #expect(abs(mean[i] - Double(x[i])) <= 5 * Double(scales[i / blockSize]) / 40, "value \(i)")
+        }
 
         // Two halves at a block boundary, with the second's offset, equal the whole.
-        let rng = Philox(seed: 3), whole = roundTrip(x, blockSize: blockSize, rounding: .stochastic(rng, stream: 7, offset: 0))
+        let rng = Philox(seed: 3),
+            whole = roundTrip(x, blockSize: blockSize, rounding: .stochastic(rng, stream: 7, offset: 0))
         let head = roundTrip(Array(x[..<640]), blockSize: blockSize, rounding: .stochastic(rng, stream: 7, offset: 0))
         let tail = roundTrip(Array(x[640...]), blockSize: blockSize, rounding: .stochastic(rng, stream: 7, offset: 640))
         #expect(head.q + tail.q == whole.q)
@@ -73,7 +80,8 @@ struct Int8BlocksTests {
         for h in 100..<400 {
             let tile = h / 128, f = (h % 128) / 2, vector = f / 8, lane = f % 8
             let block = UInt64(tile * 16 + (vector < 4 ? lane : 8 + lane)), word = UInt64(vector % 4)
-            expected.append(UInt16(truncatingIfNeeded: rng.bits(stream: 5, index: block * 4 + word) >> (16 * UInt32(h % 2))))
+            expected.append(
+                UInt16(truncatingIfNeeded: rng.bits(stream: 5, index: block * 4 + word) >> (16 * UInt32(h % 2))))
         }
         #expect(got == expected)
     }

@@ -3,7 +3,9 @@ import TensorCore
 
 @Suite("GEMM, math kernels and the memory ledger")
 struct KernelTests {
-    @Test("GEMM with every transpose combination matches a naive product", arguments: [(false, false), (true, false), (false, true), (true, true)])
+    @Test(
+        "GEMM with every transpose combination matches a naive product",
+        arguments: [(false, false), (true, false), (false, true), (true, true)])
     func gemm(transA: Bool, transB: Bool) {
         let (m, n, k) = (7, 5, 9)
         let rng = Philox(seed: 1)
@@ -11,8 +13,9 @@ struct KernelTests {
         let b = (0..<k * n).map { rng.uniform(stream: 1, index: UInt64($0)) - 0.5 }
         var c = [Float](repeating: 1, count: m * n)
         // Stored shapes: A is m×k (or k×m when transposed), B is k×n (or n×k).
-        GEMM.multiply(m: m, n: n, k: k, a, lda: transA ? m : k, transA: transA, b, ldb: transB ? k : n, transB: transB,
-                      &c, ldc: n, alpha: 2, beta: 0.5)
+        GEMM.multiply(
+            m: m, n: n, k: k, a, lda: transA ? m : k, transA: transA, b, ldb: transB ? k : n, transB: transB,
+            &c, ldc: n, alpha: 2, beta: 0.5)
         for i in 0..<m {
             for j in 0..<n {
                 var s: Float = 0

@@ -8,7 +8,9 @@ struct PhiloxTests {
     func knownAnswers() {
         #expect(Philox(seed: 0).block(stream: 0, block: 0) == SIMD4(0x6627_E8D5, 0xE169_C58D, 0xBC57_AC4C, 0x9B00_DBD8))
         // counter = (all ones), key = (all ones)
-        #expect(Philox(seed: .max).block(stream: .max, block: .max) == SIMD4(0x408F_276D, 0x41C8_3B0E, 0xA20B_C7C6, 0x6D54_51FD))
+        #expect(
+            Philox(seed: .max).block(stream: .max, block: .max)
+                == SIMD4(0x408F_276D, 0x41C8_3B0E, 0xA20B_C7C6, 0x6D54_51FD))
     }
 
     @Test("a fill equals the per-index values, for any thread count and any offset", arguments: [1, 2, 5])
@@ -64,7 +66,9 @@ struct PhiloxTests {
         let (a, b) = rng.blocks16(stream: 77, block0: (1 << 32) - 3)  // crosses the 32-bit boundary
         for (g, (x0, x1, x2, x3)) in [a, b].enumerated() {
             for j in 0..<8 {
-                #expect(rng.block(stream: 77, block: (1 << 32) - 3 + UInt64(8 * g + j)) == SIMD4(x0[j], x1[j], x2[j], x3[j]))
+                #expect(
+                    rng.block(stream: 77, block: (1 << 32) - 3 + UInt64(8 * g + j)) == SIMD4(x0[j], x1[j], x2[j], x3[j])
+                )
             }
         }
         var worst = 0.0
@@ -74,7 +78,8 @@ struct PhiloxTests {
                 let (c, s) = Philox.boxMuller(x)
                 let u1 = (Double(x >> 16) + 0.5) * 0x1p-16, u2 = Double(x & 0xFFFF) * 0x1p-16
                 let r: Double = (-2 * Foundation.log(u1)).squareRoot(), angle: Double = 2 * .pi * u2
-                let ec: Double = abs(Double(c) - r * Foundation.cos(angle)), es: Double = abs(Double(s) - r * Foundation.sin(angle))
+                let ec: Double = abs(Double(c) - r * Foundation.cos(angle)),
+                    es: Double = abs(Double(s) - r * Foundation.sin(angle))
                 worst = max(worst, ec, es)
             }
         }

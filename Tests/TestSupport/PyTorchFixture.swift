@@ -4,7 +4,8 @@ import TensorCore
 
 /// A file under Tests/Fixtures.
 public func fixtureURL(_ name: String) -> URL {
-    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/\(name)")
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(
+        "Fixtures/\(name)")
 }
 
 /// The real third-party files in ../shared/real (beside the repository; never copied into it).
@@ -45,10 +46,11 @@ public struct PyTorchFixture: Decodable {
     }
 
     public var llamaConfig: LlamaConfig {
-        LlamaConfig(dim: config.dim, ffnDim: config.ffn_dim, layerCount: config.layers, headCount: config.heads,
-                    kvHeadCount: config.kv_heads, vocabSize: config.vocab, maxSequenceLength: 64,
-                    normEpsilon: config.eps, ropeTheta: config.theta, ropeLayout: RoPELayout(rawValue: config.rope)!,
-                    tiedEmbeddings: config.tied)
+        LlamaConfig(
+            dim: config.dim, ffnDim: config.ffn_dim, layerCount: config.layers, headCount: config.heads,
+            kvHeadCount: config.kv_heads, vocabSize: config.vocab, maxSequenceLength: 64,
+            normEpsilon: config.eps, ropeTheta: config.theta, ropeLayout: RoPELayout(rawValue: config.rope)!,
+            tiedEmbeddings: config.tied)
     }
 
     public var batch: TokenBatch { TokenBatch(batchSize: batchSize, length: length, inputs: inputs, targets: targets) }

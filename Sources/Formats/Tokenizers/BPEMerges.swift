@@ -11,9 +11,11 @@ struct BPEMerges: Sendable {
         for (rank, m) in merges.enumerated() {
             let parts = m.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
             guard parts.count == 2, let a = ids[String(parts[0])], let b = ids[String(parts[1])],
-                  let merged = ids[String(parts[0]) + String(parts[1])] else {
-                throw FormatError(file: file, problem: "merge \(rank) '\(m)' names tokens that are not in the vocabulary",
-                                  fix: "The tokenizer is corrupted.")
+                let merged = ids[String(parts[0]) + String(parts[1])]
+            else {
+                throw FormatError(
+                    file: file, problem: "merge \(rank) '\(m)' names tokens that are not in the vocabulary",
+                    fix: "The tokenizer is corrupted.")
             }
             if table[Self.key(a, b)] == nil { table[Self.key(a, b)] = (Int32(rank), merged) }
         }
@@ -21,7 +23,9 @@ struct BPEMerges: Sendable {
         self.table = table
     }
 
-    private static func key(_ a: Int32, _ b: Int32) -> UInt64 { UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b)) }
+    private static func key(_ a: Int32, _ b: Int32) -> UInt64 {
+        UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b))
+    }
 
     /// Merges the adjacent pair of lowest rank (leftmost on ties) until no pair has a merge.
     func apply(_ symbols: inout [Int32]) {

@@ -29,8 +29,10 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
     /// - Parameters:
     ///   - merges: "left right" pairs, best first.
     ///   - special: ids to match verbatim in text and to decode as their text.
-    public init(tokens: [String], merges: [String], special: Set<Int32>, bos: Int32?, stop: Set<Int32>,
-                split pattern: SplitPattern = .gpt2, isolateDigits: Bool, file: String) throws {
+    public init(
+        tokens: [String], merges: [String], special: Set<Int32>, bos: Int32?, stop: Set<Int32>,
+        split pattern: SplitPattern = .gpt2, isolateDigits: Bool, file: String
+    ) throws {
         self.tokens = tokens
         vocabularySize = tokens.count
         self.bos = bos
@@ -40,8 +42,9 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
         mergeTable = try BPEMerges(merges, ids: ids, file: file)
         byteIDs = (0..<256).map { ids[String(ByteLevel.character(UInt8($0)))] }
         guard byteIDs.filter({ $0 != nil }).count >= 128 else {
-            throw FormatError(file: file, problem: "fewer than half of the 256 byte characters are tokens",
-                              fix: "This is not a byte-level BPE vocabulary.")
+            throw FormatError(
+                file: file, problem: "fewer than half of the 256 byte characters are tokens",
+                fix: "This is not a byte-level BPE vocabulary.")
         }
         specials = SpecialTokens(Dictionary(special.map { (tokens[Int($0)], $0) }, uniquingKeysWith: { a, _ in a }))
         split = PreTokenizer(pattern: pattern, isolateDigits: isolateDigits)
@@ -49,9 +52,11 @@ public final class ByteLevelBPETokenizer: Tokenizer, @unchecked Sendable {
 
     public func encode(_ text: String) -> [Int32] {
         var out: [Int32] = []
-        specials.split(text, text: { segment in
-            for piece in split.split(segment[...]) { out += encodePiece(piece) }
-        }, special: { out.append($0) })
+        specials.split(
+            text,
+            text: { segment in
+                for piece in split.split(segment[...]) { out += encodePiece(piece) }
+            }, special: { out.append($0) })
         return out
     }
 
@@ -88,7 +93,8 @@ enum ByteLevel {
         }
         return scalars
     }()
-    private static let inverse: [UInt32: UInt8] = Dictionary(uniqueKeysWithValues: table.enumerated().map { ($1.value, UInt8($0)) })
+    private static let inverse: [UInt32: UInt8] = Dictionary(
+        uniqueKeysWithValues: table.enumerated().map { ($1.value, UInt8($0)) })
 
     static func character(_ b: UInt8) -> Character { Character(table[Int(b)]) }
     static func byte(_ c: Unicode.Scalar) -> UInt8? { inverse[c.value] }

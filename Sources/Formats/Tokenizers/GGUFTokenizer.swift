@@ -11,11 +11,14 @@ enum GGUFTokenizer {
         let m = gguf.metadata, path = gguf.path
         let model = m["tokenizer.ggml.model"]?.string ?? "(none)"
         guard model == "gpt2" || model == "llama" else {
-            throw FormatError(file: path, problem: "tokenizer model '\(model)' is not supported yet",
-                              fix: "Supported GGUF tokenizers: gpt2 (byte-level BPE) and llama (SentencePiece).")
+            throw FormatError(
+                file: path, problem: "tokenizer model '\(model)' is not supported yet",
+                fix: "Supported GGUF tokenizers: gpt2 (byte-level BPE) and llama (SentencePiece).")
         }
         guard let tokens = m["tokenizer.ggml.tokens"]?.array?.compactMap(\.string), !tokens.isEmpty else {
-            throw FormatError(file: path, problem: "tokenizer.ggml.tokens is missing", fix: "The file has no vocabulary; use one that does.")
+            throw FormatError(
+                file: path, problem: "tokenizer.ggml.tokens is missing",
+                fix: "The file has no vocabulary; use one that does.")
         }
         // Token types: 3 control, 4 user-defined; both are matched verbatim in text.
         let types = m["tokenizer.ggml.token_type"]?.array?.compactMap(\.int) ?? []
@@ -23,8 +26,10 @@ enum GGUFTokenizer {
         func id(_ key: String) throws -> Int32? {
             guard let value = m["tokenizer.ggml.\(key)"] else { return nil }
             guard let v = value.int, v >= 0, v < tokens.count else {
-                throw FormatError(file: path, problem: "metadata 'tokenizer.ggml.\(key)' is \(value), not a token id below \(tokens.count)",
-                                  fix: "The file is inconsistent; convert it again.")
+                throw FormatError(
+                    file: path,
+                    problem: "metadata 'tokenizer.ggml.\(key)' is \(value), not a token id below \(tokens.count)",
+                    fix: "The file is inconsistent; convert it again.")
             }
             return Int32(v)
         }
@@ -33,8 +38,9 @@ enum GGUFTokenizer {
         if model == "llama" {
             let scores = m["tokenizer.ggml.scores"]?.array?.compactMap { $0.double.map(Float.init) } ?? []
             guard scores.count == tokens.count else {
-                throw FormatError(file: path, problem: "tokenizer.ggml.scores has \(scores.count) entries for \(tokens.count) tokens",
-                                  fix: "A SentencePiece vocabulary needs one score per token; convert the model again.")
+                throw FormatError(
+                    file: path, problem: "tokenizer.ggml.scores has \(scores.count) entries for \(tokens.count) tokens",
+                    fix: "A SentencePiece vocabulary needs one score per token; convert the model again.")
             }
             return try ScoredPieceTokenizer(
                 pieces: tokens.map { Array($0.replacingOccurrences(of: "\u{2581}", with: " ").utf8) }, scores: scores,
@@ -44,12 +50,14 @@ enum GGUFTokenizer {
         let merges = m["tokenizer.ggml.merges"]?.array?.compactMap(\.string) ?? []
         let pre = m["tokenizer.ggml.pre"]?.string ?? "default"
         guard let (pattern, isolateDigits) = preTokenizers[pre] else {
-            throw FormatError(file: path, problem: "pre-tokenizer '\(pre)' is not supported yet",
-                              fix: "Supported: \(preTokenizers.keys.sorted().joined(separator: ", ")).")
+            throw FormatError(
+                file: path, problem: "pre-tokenizer '\(pre)' is not supported yet",
+                fix: "Supported: \(preTokenizers.keys.sorted().joined(separator: ", ")).")
         }
-        return try ByteLevelBPETokenizer(tokens: tokens, merges: merges, special: special,
-                                         bos: flag("add_bos_token", default: false) ? try id("bos_token_id") : nil, stop: stop,
-                                         split: pattern, isolateDigits: isolateDigits, file: path)
+        return try ByteLevelBPETokenizer(
+            tokens: tokens, merges: merges, special: special,
+            bos: flag("add_bos_token", default: false) ? try id("bos_token_id") : nil, stop: stop,
+            split: pattern, isolateDigits: isolateDigits, file: path)
     }
 
     /// The texts of the BOS and EOS tokens (chat templates use them even when BOS is not added).

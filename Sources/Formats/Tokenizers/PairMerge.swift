@@ -14,13 +14,17 @@ enum PairMerge {
         var alive = [Bool](repeating: true, count: n)
         while let (priority, i) = heap.pop() {
             // An entry is stale when its left symbol is gone or the pair there changed priority.
-            guard alive[i], next[i] < n, let c = candidate(symbols[i], symbols[next[i]]), c.priority == priority else { continue }
+            guard alive[i], next[i] < n, let c = candidate(symbols[i], symbols[next[i]]), c.priority == priority else {
+                continue
+            }
             let j = next[i]
             symbols[i] = c.merged
             alive[j] = false
             next[i] = next[j]
             if next[j] < n { previous[next[j]] = i }
-            if previous[i] >= 0, let l = candidate(symbols[previous[i]], symbols[i]) { heap.push(l.priority, previous[i]) }
+            if previous[i] >= 0, let l = candidate(symbols[previous[i]], symbols[i]) {
+                heap.push(l.priority, previous[i])
+            }
             if next[i] < n, let r = candidate(symbols[i], symbols[next[i]]) { heap.push(r.priority, i) }
         }
         var merged: [Int32] = [], i = 0

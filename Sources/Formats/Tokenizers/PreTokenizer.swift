@@ -7,7 +7,8 @@ public enum SplitPattern: Sendable, Equatable {
     case llama3
 
     /// The regex as tokenizer.json writes it.
-    static let llama3Regex = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    static let llama3Regex =
+        #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
 }
 
 /// Splits text into the pieces BPE merges within: a ``SplitPattern``, optionally after isolating
@@ -85,8 +86,10 @@ struct PreTokenizer: Sendable {
             }
             let kind = Self.isSpace(c) ? nil : Self.kind(c)
             // [^\r\n\p{L}\p{N}]?\p{L}+
-            if kind == .letter || (!isNewline(c) && kind != .number && kind != .letter && i + 1 < end
-                                   && !Self.isSpace(s[i + 1]) && Self.kind(s[i + 1]) == .letter) {
+            if kind == .letter
+                || (!isNewline(c) && kind != .number && kind != .letter && i + 1 < end
+                    && !Self.isSpace(s[i + 1]) && Self.kind(s[i + 1]) == .letter)
+            {
                 let k = run(kind == .letter ? i : i + 1) { !Self.isSpace($0) && Self.kind($0) == .letter }
                 emit(i, k)
                 i = k
@@ -121,7 +124,8 @@ struct PreTokenizer: Sendable {
     }
 
     /// Length of the contraction after an apostrophe at `i − 1`, if one starts at `i`.
-    private static func contraction(_ s: [Unicode.Scalar], _ i: Int, _ end: Int, caseInsensitive: Bool = false) -> Int? {
+    private static func contraction(_ s: [Unicode.Scalar], _ i: Int, _ end: Int, caseInsensitive: Bool = false) -> Int?
+    {
         guard i < end else { return nil }
         func text(_ n: Int) -> String {
             let t = String(String.UnicodeScalarView(s[i..<i + n]))

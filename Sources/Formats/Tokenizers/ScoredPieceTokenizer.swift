@@ -22,8 +22,10 @@ public struct ScoredPieceTokenizer: Tokenizer {
     public var vocabularySize: Int { pieces.count }
 
     /// - Parameter special: ids matched verbatim in text (control tokens of a GGUF vocabulary).
-    init(pieces: [[UInt8]], scores: [Float], bos: Int32?, stop: Set<Int32>, special: Set<Int32>, addsSpacePrefix: Bool,
-         file: String) throws {
+    init(
+        pieces: [[UInt8]], scores: [Float], bos: Int32?, stop: Set<Int32>, special: Set<Int32>, addsSpacePrefix: Bool,
+        file: String
+    ) throws {
         self.pieces = pieces
         self.scores = scores
         self.bos = bos
@@ -36,7 +38,9 @@ public struct ScoredPieceTokenizer: Tokenizer {
         var merges: [UInt64: Int32] = [:]
         for (piece, merged) in ids where piece.count > 1 {
             for cut in 1..<piece.count {
-                guard let lefts = idsOfPiece[Array(piece[..<cut])], let rights = idsOfPiece[Array(piece[cut...])] else { continue }
+                guard let lefts = idsOfPiece[Array(piece[..<cut])], let rights = idsOfPiece[Array(piece[cut...])] else {
+                    continue
+                }
                 for l in lefts { for r in rights { merges[Self.pairKey(Int32(l), Int32(r))] = merged } }
             }
         }
@@ -44,11 +48,16 @@ public struct ScoredPieceTokenizer: Tokenizer {
         byteIDs = try (0..<256).map { b in
             let hex = String(b, radix: 16, uppercase: true)
             guard let id = ids[Array(("<0x" + (hex.count == 1 ? "0" : "") + hex + ">").utf8)] else {
-                throw FormatError(file: file, problem: "the vocabulary has no byte piece for \(b)", fix: "This is not a SentencePiece vocabulary with byte fallback.")
+                throw FormatError(
+                    file: file, problem: "the vocabulary has no byte piece for \(b)",
+                    fix: "This is not a SentencePiece vocabulary with byte fallback.")
             }
             return id
         }
-        specials = SpecialTokens(Dictionary(special.map { (String(decoding: pieces[Int($0)], as: UTF8.self), $0) }, uniquingKeysWith: { a, _ in a }))
+        specials = SpecialTokens(
+            Dictionary(
+                special.map { (String(decoding: pieces[Int($0)], as: UTF8.self), $0) }, uniquingKeysWith: { a, _ in a })
+        )
     }
 
     /// llama2.c's `tokenizer.bin`: `int32 max_token_length`, then per token `float32 score, int32 len,
@@ -56,8 +65,11 @@ public struct ScoredPieceTokenizer: Tokenizer {
     /// many). Ids 3…258 are the byte pieces; run.c ends generation at BOS (id 1), which starts the next story.
     public static func llama2c(path: String, vocabularySize: Int) throws -> ScoredPieceTokenizer {
         guard vocabularySize > 2 else {  // ids 0, 1, 2 are <unk>, <s> (BOS) and </s>
-            throw FormatError(file: path, problem: "the model's vocabulary has \(vocabularySize) tokens; a llama2.c vocabulary has at least <unk>, <s> and </s>",
-                              fix: "The checkpoint's header is corrupted.")
+            throw FormatError(
+                file: path,
+                problem:
+                    "the model's vocabulary has \(vocabularySize) tokens; a llama2.c vocabulary has at least <unk>, <s> and </s>",
+                fix: "The checkpoint's header is corrupted.")
         }
         var r = try BinaryReader(path: path)
         let maxLength = Int(try r.int32("max_token_length"))
@@ -66,23 +78,28 @@ public struct ScoredPieceTokenizer: Tokenizer {
         for i in 0..<vocabularySize {
             if r.remaining == 0 {
                 throw FormatError(
-                    file: path, problem: "the tokenizer holds \(i) tokens but the model's vocabulary has \(vocabularySize)",
+                    file: path,
+                    problem: "the tokenizer holds \(i) tokens but the model's vocabulary has \(vocabularySize)",
                     fix: "Use the tokenizer.bin that was exported with this model.")
             }
             scores.append(try r.float32("score of token \(i)"))
             let n = Int(try r.int32("length of token \(i)"))
             guard n >= 0 && n <= max(maxLength, 64) else {
-                throw FormatError(file: path, problem: "token \(i) claims length \(n) (max_token_length \(maxLength))",
-                                  fix: "The file is corrupted or not a llama2.c tokenizer.")
+                throw FormatError(
+                    file: path, problem: "token \(i) claims length \(n) (max_token_length \(maxLength))",
+                    fix: "The file is corrupted or not a llama2.c tokenizer.")
             }
             pieces.append(Array(try r.bytes(n, "bytes of token \(i)")))
         }
         if r.remaining > 0 {
             throw FormatError(
-                file: path, problem: "\(r.remaining) bytes remain after the model's \(vocabularySize) tokens: the tokenizer is larger than the model's vocabulary",
+                file: path,
+                problem:
+                    "\(r.remaining) bytes remain after the model's \(vocabularySize) tokens: the tokenizer is larger than the model's vocabulary",
                 fix: "Use the tokenizer.bin that was exported with this model.")
         }
-        return try ScoredPieceTokenizer(pieces: pieces, scores: scores, bos: 1, stop: [1], special: [], addsSpacePrefix: true, file: path)
+        return try ScoredPieceTokenizer(
+            pieces: pieces, scores: scores, bos: 1, stop: [1], special: [], addsSpacePrefix: true, file: path)
     }
 
     public func encode(_ text: String) -> [Int32] { encode(text, prefix: addsSpacePrefix) }
@@ -91,13 +108,16 @@ public struct ScoredPieceTokenizer: Tokenizer {
 
     private func encode(_ text: String, prefix: Bool) -> [Int32] {
         var out: [Int32] = [], first = true
-        specials.split(text, text: {
-            out += encodeSegment($0, prefix: prefix || !first)
-            first = false
-        }, special: {
-            out.append($0)
-            first = false
-        })
+        specials.split(
+            text,
+            text: {
+                out += encodeSegment($0, prefix: prefix || !first)
+                first = false
+            },
+            special: {
+                out.append($0)
+                first = false
+            })
         return out
     }
 
@@ -135,7 +155,9 @@ public struct ScoredPieceTokenizer: Tokenizer {
 
     /// The byte of a `<0xHH>` piece.
     private static func byteFallback(_ piece: ArraySlice<UInt8>) -> UInt8? {
-        guard piece.count == 6, piece.starts(with: Array("<0x".utf8)), piece.last == UInt8(ascii: ">") else { return nil }
+        guard piece.count == 6, piece.starts(with: Array("<0x".utf8)), piece.last == UInt8(ascii: ">") else {
+            return nil
+        }
         return UInt8(String(decoding: piece.dropFirst(3).prefix(2), as: UTF8.self), radix: 16)
     }
 

@@ -22,8 +22,10 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
     private let byteTokens: [Int32]
     private let byteOf: [Int32: UInt8]
 
-    public init(tokens: [String], merges: [String], special: Set<Int32>, bos: Int32?, stop: Set<Int32>,
-                prependsSpace: Bool, file: String) throws {
+    public init(
+        tokens: [String], merges: [String], special: Set<Int32>, bos: Int32?, stop: Set<Int32>,
+        prependsSpace: Bool, file: String
+    ) throws {
         self.tokens = tokens
         self.bos = bos
         stopTokens = stop
@@ -35,8 +37,10 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
         specials = SpecialTokens(Dictionary(special.map { (tokens[Int($0)], $0) }, uniquingKeysWith: { a, _ in a }))
         byteTokens = try (0..<256).map { b in
             guard let id = ids[Self.byteToken(UInt8(b))] else {
-                throw FormatError(file: file, problem: "byte_fallback is set but \(Self.byteToken(UInt8(b))) is not in the vocabulary",
-                                  fix: "The tokenizer is corrupted.")
+                throw FormatError(
+                    file: file,
+                    problem: "byte_fallback is set but \(Self.byteToken(UInt8(b))) is not in the vocabulary",
+                    fix: "The tokenizer is corrupted.")
             }
             return id
         }
@@ -56,23 +60,26 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
     /// normalizer runs on each segment.
     private func encode(_ text: String, prefix: Bool) -> [Int32] {
         var out: [Int32] = [], first = true
-        specials.split(text, text: { segment in
-            let normalized = ((prefix || !first) && prependsSpace ? "▁" : "") + segment.replacingSpaces()
-            first = false
-            var symbols: [Int32] = []
-            for scalar in normalized.unicodeScalars {
-                if let id = ids[String(scalar)] {
-                    symbols.append(id)
-                } else {
-                    symbols += String(scalar).utf8.map { byteTokens[Int($0)] }
+        specials.split(
+            text,
+            text: { segment in
+                let normalized = ((prefix || !first) && prependsSpace ? "▁" : "") + segment.replacingSpaces()
+                first = false
+                var symbols: [Int32] = []
+                for scalar in normalized.unicodeScalars {
+                    if let id = ids[String(scalar)] {
+                        symbols.append(id)
+                    } else {
+                        symbols += String(scalar).utf8.map { byteTokens[Int($0)] }
+                    }
                 }
-            }
-            merges.apply(&symbols)
-            out += symbols
-        }, special: {
-            out.append($0)
-            first = false
-        })
+                merges.apply(&symbols)
+                out += symbols
+            },
+            special: {
+                out.append($0)
+                first = false
+            })
         return out
     }
 
@@ -81,7 +88,9 @@ public final class SentencePieceBPETokenizer: Tokenizer, @unchecked Sendable {
         if let b = byteOf[id] { return [b] }
         var bytes = Array(token.replacingOccurrences(of: "▁", with: " ").utf8)
         // Strip(left: 1): the first character of the text (BOS is not text), when it is the space the normalizer added.
-        if previous == nil || (previous == bos && bos != nil), prependsSpace, bytes.first == 0x20 { bytes.removeFirst() }
+        if previous == nil || (previous == bos && bos != nil), prependsSpace, bytes.first == 0x20 {
+            bytes.removeFirst()
+        }
         return bytes
     }
 }

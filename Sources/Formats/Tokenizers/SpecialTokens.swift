@@ -8,7 +8,9 @@ struct SpecialTokens: Sendable {
 
     init(_ ids: [String: Int32]) {
         self.ids = ids
-        byLength = ids.map { (Array($0.key.utf8), $0.value) }.filter { !$0.0.isEmpty }.sorted { $0.0.count > $1.0.count }
+        byLength = ids.map { (Array($0.key.utf8), $0.value) }.filter { !$0.0.isEmpty }.sorted {
+            $0.0.count > $1.0.count
+        }
         var first = [Bool](repeating: false, count: 256)
         for (s, _) in byLength { first[Int(s[0])] = true }
         firstBytes = first

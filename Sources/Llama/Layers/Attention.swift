@@ -18,9 +18,12 @@ public struct AttentionShape: Sendable {
     /// along a sequence; nil when every query sees keys from 0.
     public var firstKeys: [Int32]?
 
-    public init(batch: Int, queries: Int, keys: Int, heads: Int, kvHeads: Int, headDim: Int, queryOffset: Int,
-                firstKeys: [Int32]? = nil) {
-        precondition(firstKeys == nil || firstKeys!.count == batch * queries, "AttentionShape: firstKeys needs B·Tq entries")
+    public init(
+        batch: Int, queries: Int, keys: Int, heads: Int, kvHeads: Int, headDim: Int, queryOffset: Int,
+        firstKeys: [Int32]? = nil
+    ) {
+        precondition(
+            firstKeys == nil || firstKeys!.count == batch * queries, "AttentionShape: firstKeys needs B·Tq entries")
         self.batch = batch
         self.queries = queries
         self.keys = keys
@@ -59,17 +62,23 @@ public enum Attention {
     ) {
         let (tq, tk, e) = (s.queries, s.keys, s.headDim)
         let (qStride, kvStride) = (s.heads * e, s.kvHeads * e)
-        let x = Operands([(q, s.batch * tq * qStride), (k, s.batch * tk * kvStride), (v, s.batch * tk * kvStride)], bf16: bf16, ledger: ledger)
+        let x = Operands(
+            [(q, s.batch * tq * qStride), (k, s.batch * tk * kvStride), (v, s.batch * tk * kvStride)], bf16: bf16,
+            ledger: ledger)
         nonisolated(unsafe) let (out, lse) = (out, lse)  // each (b, h) writes its own out columns and lse rows
         forEachHead(s, scratchMatrices: 1, bf16: bf16, ledger: ledger) { b, h, scores, ws in
             let kvh = h / (s.heads / s.kvHeads), kvh0 = b * tk * kvStride + kvh * e
             for rows in blocks(s) {  // the block reads keys k0 ..< k0 + n
                 let m = rows.count, k0 = s.firstKey(b, rows.lowerBound), n = s.visibleKeys(rows.upperBound - 1) - k0
                 let qOff = (b * tq + rows.lowerBound) * qStride + h * e, kvOff = kvh0 + k0 * kvStride
-                GEMM.multiply(m: m, n: n, k: e, x[0, qOff], lda: qStride, x[1, kvOff], ldb: kvStride, transB: true,
-                              scores, ldc: n, alpha: s.scale, workspace: ws)
-                softmaxRows(scores, s, b, rows: rows, firstKey: k0, width: n, lse: lse.map { $0 + (b * s.heads + h) * tq })
-                GEMM.multiply(m: m, n: e, k: n, .f32(scores), lda: n, x[2, kvOff], ldb: kvStride, out + qOff, ldc: qStride, workspace: ws)
+                GEMM.multiply(
+                    m: m, n: n, k: e, x[0, qOff], lda: qStride, x[1, kvOff], ldb: kvStride, transB: true,
+                    scores, ldc: n, alpha: s.scale, workspace: ws)
+                softmaxRows(
+                    scores, s, b, rows: rows, firstKey: k0, width: n, lse: lse.map { $0 + (b * s.heads + h) * tq })
+                GEMM.multiply(
+                    m: m, n: e, k: n, .f32(scores), lda: n, x[2, kvOff], ldb: kvStride, out + qOff, ldc: qStride,
+                    workspace: ws)
             }
         }
     }
@@ -96,18 +105,23 @@ public enum Attention {
                 let kvOff = (b * tk + k0) * kvStride + kvh * e
                 let p = scratch, dp = scratch + m * n
                 let qOff = (b * tq + rows.lowerBound) * qStride + h * e
-                GEMM.multiply(m: m, n: n, k: e, x[0, qOff], lda: qStride, x[1, kvOff], ldb: kvStride, transB: true,
-                              p, ldc: n, alpha: s.scale, workspace: ws)
+                GEMM.multiply(
+                    m: m, n: n, k: e, x[0, qOff], lda: qStride, x[1, kvOff], ldb: kvStride, transB: true,
+                    p, ldc: n, alpha: s.scale, workspace: ws)
                 exponentiate(p, s, b, rows: rows, firstKey: k0, width: n, lse: lse + (b * s.heads + h) * tq)
-                GEMM.multiply(m: m, n: n, k: e, x[3, qOff], lda: qStride, x[2, kvOff], ldb: kvStride, transB: true,
-                              dp, ldc: n, workspace: ws)
-                GEMM.multiply(m: n, n: e, k: m, .f32(p), lda: n, transA: true, x[3, qOff], ldb: qStride,
-                              dv + kvOff, ldc: kvStride, beta: 1, workspace: ws)
+                GEMM.multiply(
+                    m: m, n: n, k: e, x[3, qOff], lda: qStride, x[2, kvOff], ldb: kvStride, transB: true,
+                    dp, ldc: n, workspace: ws)
+                GEMM.multiply(
+                    m: n, n: e, k: m, .f32(p), lda: n, transA: true, x[3, qOff], ldb: qStride,
+                    dv + kvOff, ldc: kvStride, beta: 1, workspace: ws)
                 softmaxBackwardRows(p, dp, s, b, rows: rows, firstKey: k0, width: n)
-                GEMM.multiply(m: m, n: e, k: n, .f32(dp), lda: n, x[1, kvOff], ldb: kvStride,
-                              dq + qOff, ldc: qStride, alpha: s.scale, workspace: ws)
-                GEMM.multiply(m: n, n: e, k: m, .f32(dp), lda: n, transA: true, x[0, qOff], ldb: qStride,
-                              dk + kvOff, ldc: kvStride, alpha: s.scale, beta: 1, workspace: ws)
+                GEMM.multiply(
+                    m: m, n: e, k: n, .f32(dp), lda: n, x[1, kvOff], ldb: kvStride,
+                    dq + qOff, ldc: qStride, alpha: s.scale, workspace: ws)
+                GEMM.multiply(
+                    m: n, n: e, k: m, .f32(dp), lda: n, transA: true, x[0, qOff], ldb: qStride,
+                    dk + kvOff, ldc: kvStride, alpha: s.scale, beta: 1, workspace: ws)
             }
         }
     }
@@ -129,7 +143,8 @@ public enum Attention {
         init(_ tensors: [(UnsafePointer<Float>, Int)], bf16: BF16Kernel?, ledger: MemoryLedger) {
             floats = tensors.map(\.0)
             guard bf16 != nil else { (bits, storage) = ([], nil); return }
-            let all = AlignedBuffer<UInt16>(count: tensors.reduce(0) { $0 + $1.1 }, category: .workspace, ledger: ledger)
+            let all = AlignedBuffer<UInt16>(
+                count: tensors.reduce(0) { $0 + $1.1 }, category: .workspace, ledger: ledger)
             var at = 0, starts: [UnsafePointer<UInt16>] = []
             for (x, count) in tensors {
                 Conversions.toBF16(x, all.pointer + at, count: count)
@@ -161,7 +176,8 @@ public enum Attention {
         let groups = s.batch * s.kvHeads, perGroup = s.heads / s.kvHeads
         GEMM.withSingleThreadedBLAS {
             Parallel.forEachChunk(groups, grain: 1) { range in
-                let scratch = AlignedBuffer<Float>(count: scratchMatrices * min(queryBlock, s.queries) * s.keys, category: .workspace, ledger: ledger)
+                let scratch = AlignedBuffer<Float>(
+                    count: scratchMatrices * min(queryBlock, s.queries) * s.keys, category: .workspace, ledger: ledger)
                 let ws = bf16.map { BF16Workspace(kernel: $0, ledger: ledger) }
                 for g in range {
                     let b = g / s.kvHeads, kvh = g % s.kvHeads
@@ -178,11 +194,13 @@ public enum Attention {
 
     /// Row-wise masked softmax in place over a block of rows `width` wide; masked entries become 0.
     private static func softmaxRows(
-        _ x: UnsafeMutablePointer<Float>, _ s: AttentionShape, _ b: Int, rows: Range<Int>, firstKey k0: Int, width tk: Int,
+        _ x: UnsafeMutablePointer<Float>, _ s: AttentionShape, _ b: Int, rows: Range<Int>, firstKey k0: Int,
+        width tk: Int,
         lse: UnsafeMutablePointer<Float>?
     ) {
         for i in rows {
-            let cols = visible(s, b, i, firstKey: k0), row = x + (i - rows.lowerBound) * tk + cols.lowerBound, n = cols.count
+            let cols = visible(s, b, i, firstKey: k0), row = x + (i - rows.lowerBound) * tk + cols.lowerBound,
+                n = cols.count
             let m = Vector.max(row, n)
             var sum: Float = 0
             for j in 0..<n {
@@ -199,7 +217,8 @@ public enum Attention {
 
     /// Scores → probabilities from the saved log-sum-exp; masked entries become 0.
     private static func exponentiate(
-        _ x: UnsafeMutablePointer<Float>, _ s: AttentionShape, _ b: Int, rows: Range<Int>, firstKey k0: Int, width tk: Int,
+        _ x: UnsafeMutablePointer<Float>, _ s: AttentionShape, _ b: Int, rows: Range<Int>, firstKey k0: Int,
+        width tk: Int,
         lse: UnsafePointer<Float>
     ) {
         for i in rows {

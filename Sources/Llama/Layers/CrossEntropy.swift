@@ -31,7 +31,8 @@ public enum CrossEntropy {
     /// call therefore overwrites. With a gradient, each chunk's dx is then written over its own rows
     /// of x (once d(head) has used them) and added into `dx` at the rows it came from.
     public static func run(
-        x: UnsafeMutablePointer<Float>, head w: GEMMOperand, bf16: BF16Workspace? = nil, targets: UnsafeBufferPointer<Int32>,
+        x: UnsafeMutablePointer<Float>, head w: GEMMOperand, bf16: BF16Workspace? = nil,
+        targets: UnsafeBufferPointer<Int32>,
         rows n: Int, dim d: Int, vocab v: Int, logits: UnsafeMutablePointer<Float>, chunkRows: Int,
         gradient: Gradient?
     ) -> [Double] {
@@ -65,15 +66,19 @@ public enum CrossEntropy {
             }
             if let g = gradient {
                 // d(logits) rounded once for both products (as their A operand, in slot .a).
-                let dLogits: GEMMOperand = bf16.map { .bf16($0.rounded(logits, count: c * v, slot: .a)) } ?? .f32(logits)
+                let dLogits: GEMMOperand =
+                    bf16.map { .bf16($0.rounded(logits, count: c * v, slot: .a)) } ?? .f32(logits)
                 if let dHead = g.dHead {
-                    GEMM.multiply(m: v, n: d, k: c, dLogits, lda: v, transA: true, .f32(xc), ldb: d, dHead, ldc: d, beta: 1,
-                                  workspace: bf16)
+                    GEMM.multiply(
+                        m: v, n: d, k: c, dLogits, lda: v, transA: true, .f32(xc), ldb: d, dHead, ldc: d, beta: 1,
+                        workspace: bf16)
                 }
                 if compacted {
                     GEMM.multiply(m: c, n: d, k: v, dLogits, lda: v, w, ldb: d, xc, ldc: d, workspace: bf16)
                 } else {
-                    GEMM.multiply(m: c, n: d, k: v, dLogits, lda: v, w, ldb: d, g.dx + start * d, ldc: d, beta: 1, workspace: bf16)
+                    GEMM.multiply(
+                        m: c, n: d, k: v, dLogits, lda: v, w, ldb: d, g.dx + start * d, ldc: d, beta: 1, workspace: bf16
+                    )
                 }
             }
             start += c

@@ -11,7 +11,8 @@ public enum Embedding {
 
     /// dtable[tokens[n]] += dx[n]. Sequential: rows of repeated tokens collide.
     public static func backward(
-        _ tokens: UnsafeBufferPointer<Int32>, _ dx: UnsafePointer<Float>, dTable: UnsafeMutablePointer<Float>, dim d: Int
+        _ tokens: UnsafeBufferPointer<Int32>, _ dx: UnsafePointer<Float>, dTable: UnsafeMutablePointer<Float>,
+        dim d: Int
     ) {
         for (n, t) in tokens.enumerated() {
             let dst = dTable + Int(t) * d, src = dx + n * d

@@ -15,8 +15,9 @@ public struct RoPE {
 
     /// Tables for `config`'s heads at positions `start ..< start + count`.
     public init(_ config: LlamaConfig, start: Int, count: Int) {
-        self.init(layout: config.ropeLayout, headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling,
-                  start: start, count: count)
+        self.init(
+            layout: config.ropeLayout, headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling,
+            start: start, count: count)
     }
 
     /// Tables for the rows of `batch`: positions restart at each packed sample's start.
@@ -25,15 +26,19 @@ public struct RoPE {
             self.init(config, start: 0, count: batch.length)
             return
         }
-        self.init(layout: config.ropeLayout, headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling,
-                  start: 0, count: batch.length,
-                  rowPositions: starts.indices.map { Int32($0 % batch.length) - starts[$0] })
+        self.init(
+            layout: config.ropeLayout, headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling,
+            start: 0, count: batch.length,
+            rowPositions: starts.indices.map { Int32($0 % batch.length) - starts[$0] })
     }
 
     /// Tables for positions `start ..< start + count` (angles computed in Double, stored as Float).
-    public init(layout: RoPELayout, headDim: Int, theta: Float, scaling: RoPEScaling? = nil, start: Int, count: Int,
-                rowPositions: [Int32]? = nil) {
-        precondition(rowPositions?.allSatisfy { $0 >= 0 && Int($0) < count } ?? true, "RoPE: row positions outside 0..<\(count)")
+    public init(
+        layout: RoPELayout, headDim: Int, theta: Float, scaling: RoPEScaling? = nil, start: Int, count: Int,
+        rowPositions: [Int32]? = nil
+    ) {
+        precondition(
+            rowPositions?.allSatisfy { $0 >= 0 && Int($0) < count } ?? true, "RoPE: row positions outside 0..<\(count)")
         self.rowPositions = rowPositions
         self.layout = layout
         self.headDim = headDim
