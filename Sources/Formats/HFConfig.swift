@@ -76,9 +76,11 @@ public enum HFConfig {
                 factor: try number("factor"), lowFrequencyFactor: try number("low_freq_factor"),
                 highFrequencyFactor: try number("high_freq_factor"),
                 originalContextLength: try {
-                    guard let n = JSONNumber.integer(s["original_max_position_embeddings"]), n > 0, n <= 1 << 24 else {
+                    guard let n = JSONNumber.integer(s["original_max_position_embeddings"]), n > 0,
+                        n <= LlamaConfig.sequenceLimit
+                    else {
                         throw fail(
-                            "rope_scaling.original_max_position_embeddings must be a whole number in 1...\(1 << 24)",
+                            "rope_scaling.original_max_position_embeddings must be a whole number in 1...\(LlamaConfig.sequenceLimit)",
                             "Fix rope_scaling in config.json.")
                     }
                     return n

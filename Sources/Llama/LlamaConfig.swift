@@ -65,8 +65,8 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
         for (name, value, limit) in [
             ("dim", dim, 1 << 16), ("ffn_dim", ffnDim, 1 << 20), ("layers", layerCount, 1 << 10),
             ("heads", headCount, 1 << 10),
-            ("kv_heads", kvHeadCount, 1 << 10), ("vocab_size", vocabSize, 1 << 22),
-            ("max_sequence_length", maxSequenceLength, 1 << 24),
+            ("kv_heads", kvHeadCount, 1 << 10), ("vocab_size", vocabSize, Self.vocabularyLimit),
+            ("max_sequence_length", maxSequenceLength, Self.sequenceLimit),
         ] {
             try require(value > 0, "\(name) must be positive, got \(value)")
             try require(
@@ -86,8 +86,12 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
             total <= Self.parameterLimit, "\(total) parameters, above LeanTune's limit of \(Self.parameterLimit)")
     }
 
-    /// The most parameters a model may have (2⁴⁰, about 1.1 trillion).
+    /// The most parameters a model may have (2⁴⁰, about 1.1 trillion); also the largest tensor a loader reads.
     public static let parameterLimit = 1 << 40
+    /// The largest vocabulary (2²²); token ids read from files lie below it.
+    public static let vocabularyLimit = 1 << 22
+    /// The longest sequence (2²⁴ positions), for a model's context and a run's `train.seq`.
+    public static let sequenceLimit = 1 << 24
 }
 
 /// A configuration that describes no valid model.

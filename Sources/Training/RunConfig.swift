@@ -1,5 +1,6 @@
 import Datasets
 import Foundation
+import Llama
 import Methods
 import TensorCore
 import Yams
@@ -373,7 +374,8 @@ public struct RunConfig: Equatable {
         }
         // Upper bounds far beyond any run, so that sizes derived from them (sequence + 1, batch × accumulation) never overflow.
         for (key, limit) in [
-            ("train.seq", 1 << 24), ("train.batch", 1 << 20), ("train.accumulate", 1 << 20), ("eval.batch", 1 << 20),
+            ("train.seq", LlamaConfig.sequenceLimit), ("train.batch", 1 << 20), ("train.accumulate", 1 << 20),
+            ("eval.batch", 1 << 20),
             ("eval.sample_tokens", 1 << 24), ("schedule.steps", 2_000_000_000),
         ] where int(key) > limit {
             throw TrainingError(message: "\(key) is \(int(key)), above the limit of \(limit)")

@@ -34,12 +34,13 @@ struct PassOptions: ParsableArguments {
         guard LlamaConfig.builtinShapes[shape] != nil else {
             throw ValidationError("unknown shape '\(shape)'; choose one of \(LlamaConfig.builtinShapes.keys.sorted())")
         }
-        guard batch > 0, seq > 0, threads > 0, repetitions >= 1 else {
-            throw ValidationError("batch, seq, threads and repetitions must be positive")
+        try validateThreads(threads)
+        guard batch > 0, seq > 0, repetitions >= 1 else {
+            throw ValidationError("batch, seq and repetitions must be positive")
         }
-        guard seq <= config.maxSequenceLength, batch * seq <= 1 << 17, threads <= GEMM.maxThreads else {
+        guard seq <= config.maxSequenceLength, batch * seq <= 1 << 17 else {
             throw ValidationError(
-                "--seq is at most \(config.maxSequenceLength) for \(shape), --batch × --seq at most \(1 << 17) tokens, --threads at most \(GEMM.maxThreads)"
+                "--seq is at most \(config.maxSequenceLength) for \(shape), and --batch × --seq at most \(1 << 17) tokens"
             )
         }
     }

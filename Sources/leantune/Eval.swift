@@ -23,9 +23,7 @@ struct Eval: ParsableCommand {
 
     func validate() throws {
         guard seq >= 1 else { throw ValidationError("--seq must be at least 1 (tokens per scored window)") }
-        guard (1...GEMM.maxThreads).contains(threads) else {
-            throw ValidationError("--threads must be in 1...\(GEMM.maxThreads)")
-        }
+        try validateThreads(threads)
     }
 
     func run() throws {

@@ -35,9 +35,7 @@ struct Generate: ParsableCommand {
         guard temperature >= 0 else { throw ValidationError("--temperature must be ≥ 0") }
         guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
         guard maxTokens > 0 else { throw ValidationError("--max-tokens must be positive") }
-        guard (1...GEMM.maxThreads).contains(threads) else {
-            throw ValidationError("--threads must be in 1...\(GEMM.maxThreads)")
-        }
+        try validateThreads(threads)
         if let name = chatTemplate, ChatTemplate.named(name) == nil {
             throw ValidationError(
                 "unknown chat template '\(name)'; supported: \(ChatTemplate.supportedNames.joined(separator: ", "))")

@@ -9,9 +9,8 @@ struct KernelBenchOptions: ParsableArguments {
     var repetitions = 5
 
     func validate() throws {
-        guard (1...GEMM.maxThreads).contains(threads), repetitions >= 1 else {
-            throw ValidationError("--threads must be in 1...\(GEMM.maxThreads) and --repetitions at least 1")
-        }
+        try validateThreads(threads)
+        guard repetitions >= 1 else { throw ValidationError("--repetitions must be at least 1") }
     }
 
     /// Median seconds of `body` over the repetitions, after one warm-up run.

@@ -20,8 +20,7 @@ struct LayerGradientTests {
         func f(_ x: [Double], _ w: [Double]) -> Double {
             zip(Reference.rmsNorm(x, w, rows: n, dim: d, eps: 1e-5), rd).reduce(0) { $0 + $1.0 * $1.1 }
         }
-        let fdx = xd.indices.map { i in finiteDifference(xd, i) { f($0, wd) } }
-        let fdw = wd.indices.map { i in finiteDifference(wd, i) { f(xd, $0) } }
+        let (fdx, fdw) = finiteDifferences(xd, wd, f)
         #expect(relativeError(dx.map(Double.init), fdx) < Self.bound)
         #expect(relativeError(dw.map(Double.init), fdw) < Self.bound)
     }
@@ -63,12 +62,9 @@ struct LayerGradientTests {
         func f(_ g: [Double], _ u: [Double]) -> Double {
             zip(Reference.swiglu(g, u), rd).reduce(0) { $0 + $1.0 * $1.1 }
         }
-        #expect(
-            relativeError(dg.map(Double.init), gd.indices.map { i in finiteDifference(gd, i) { f($0, ud) } })
-                < Self.bound)
-        #expect(
-            relativeError(du.map(Double.init), ud.indices.map { i in finiteDifference(ud, i) { f(gd, $0) } })
-                < Self.bound)
+        let (fdg, fdu) = finiteDifferences(gd, ud, f)
+        #expect(relativeError(dg.map(Double.init), fdg) < Self.bound)
+        #expect(relativeError(du.map(Double.init), fdu) < Self.bound)
     }
 
     /// (B, T, H, K, E) and, for packed samples, where samples start in every sequence.
@@ -147,11 +143,8 @@ struct LayerGradientTests {
             let alone = Reference.crossEntropySum(Array(logitsRef[r * v..<(r + 1) * v]), [targets[r]], vocab: v)
             #expect(abs(rowLoss[r] - alone) < 1e-5 * alone)
         }
-        #expect(
-            relativeError(dx.map(Double.init), xd.indices.map { i in finiteDifference(xd, i) { f($0, wd) } })
-                < Self.bound)
-        #expect(
-            relativeError(dw.map(Double.init), wd.indices.map { i in finiteDifference(wd, i) { f(xd, $0) } })
-                < Self.bound)
+        let (fdx, fdw) = finiteDifferences(xd, wd, f)
+        #expect(relativeError(dx.map(Double.init), fdx) < Self.bound)
+        #expect(relativeError(dw.map(Double.init), fdw) < Self.bound)
     }
 }

@@ -146,6 +146,14 @@ func finiteDifference(_ x: [Double], _ i: Int, h: Double = 1e-5, _ f: ([Double])
     return (f(plus) - f(minus)) / (2 * h)
 }
 
+/// Central-difference gradients of f(a, b) with respect to each argument.
+func finiteDifferences(_ a: [Double], _ b: [Double], _ f: ([Double], [Double]) -> Double) -> ([Double], [Double]) {
+    (
+        a.indices.map { i in finiteDifference(a, i) { f($0, b) } },
+        b.indices.map { i in finiteDifference(b, i) { f(a, $0) } }
+    )
+}
+
 /// ‖a − b‖ / max(‖b‖, floor).
 func relativeError(_ a: [Double], _ b: [Double], floor: Double = 1e-8) -> Double {
     let diff = zip(a, b).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }.squareRoot()

@@ -19,7 +19,8 @@ struct LSPOffloadTests {
             ledger: model.ledger)
     }
 
-    static func run(_ method: LSPOffload, _ model: LlamaModel, steps: Int) throws {
+    /// `steps` steps on ``batch(_:)``; with `heldOut`, projector fits score held-out batch k as `batch(10 + k)`.
+    static func run(_ method: LSPOffload, _ model: LlamaModel, steps: Int, heldOut: Bool = false) throws {
         var guardian = NonFiniteGuard()
         for step in 1...steps {
             let batch = Self.batch(step)
@@ -27,7 +28,8 @@ struct LSPOffloadTests {
                 model,
                 inputs: StepInputs(
                     batches: [batch], objective: { try model.loss(batch) },
-                    auxiliaryObjective: { _ in try model.loss(batch) }),
+                    auxiliaryObjective: { _ in try model.loss(batch) },
+                    auxiliaryBatch: heldOut ? { Self.batch(10 + $0) } : nil),
                 learningRate: 1e-2, step: step, nonFinite: &guardian)
         }
     }
@@ -136,17 +138,7 @@ struct LSPOffloadTests {
         var settings = LSPOffload.Settings()
         (settings.size, settings.nonzeros, settings.checkFrequency, settings.refitThreshold) = (8, 2, 2, 0)
         let method = try Self.method(model, settings)
-        var guardian = NonFiniteGuard()
-        for step in 1...3 {
-            let batch = Self.batch(step)
-            _ = try method.step(
-                model,
-                inputs: StepInputs(
-                    batches: [batch], objective: { try model.loss(batch) },
-                    auxiliaryObjective: { _ in try model.loss(batch) },
-                    auxiliaryBatch: { Self.batch(10 + $0) }),
-                learningRate: 1e-2, step: step, nonFinite: &guardian)
-        }
+        try Self.run(method, model, steps: 3, heldOut: true)
         #expect(method.fits == 1 && method.failedFits == 0)
         let (e0, e1) = (
             try #require(method.report["projector_error"]), try #require(method.report["projector_error_after_fit"])
@@ -165,17 +157,7 @@ struct LSPOffloadTests {
         settings.fitLearningRate = .greatestFiniteMagnitude  // the first Adam step reaches ±3.4e38, the next error overflows
         let method = try Self.method(model, settings)
         let before = method.sketches.map { (Array($0.left.values.buffer), Array($0.right.values.buffer)) }
-        var guardian = NonFiniteGuard()
-        for step in 1...3 {
-            let batch = Self.batch(step)
-            _ = try method.step(
-                model,
-                inputs: StepInputs(
-                    batches: [batch], objective: { try model.loss(batch) },
-                    auxiliaryObjective: { _ in try model.loss(batch) },
-                    auxiliaryBatch: { Self.batch(10 + $0) }),
-                learningRate: 1e-2, step: step, nonFinite: &guardian)
-        }
+        try Self.run(method, model, steps: 3, heldOut: true)
         #expect(method.fits == 1 && method.failedFits == method.matrices.count)
         for (pair, old) in zip(method.sketches, before) {
             #expect(Array(pair.left.values.buffer) == old.0 && Array(pair.right.values.buffer) == old.1)

@@ -1,4 +1,5 @@
 import Foundation
+import Llama
 
 /// Hugging Face `tokenizer.json` (+ tokenizer_config.json, generation_config.json) ↔ LeanTune tokenizers.
 /// Reads and writes byte-level BPE (GPT-2 split, optionally after `Digits(individual_digits)`).
@@ -22,7 +23,7 @@ enum HFTokenizer {
             ($0 as? String) ?? (($0 as? [String]).map { $0.joined(separator: " ") })
         }
         let added = (j["added_tokens"] as? [[String: Any]]) ?? []
-        let limit = 1 << 22  // LlamaConfig's vocabulary limit
+        let limit = LlamaConfig.vocabularyLimit
         if let (token, id) = vocab.first(where: { !(0..<limit).contains($0.value) }) {
             throw fail("model.vocab gives token '\(token.prefix(40))' the id \(id), outside 0..<\(limit)")
         }
