@@ -79,6 +79,22 @@ public enum Checkpoint {
             }.sorted()
     }
 
+    /// The path of the complete checkpoint with the highest step in `directory`.
+    public static func latest(in directory: String) throws -> String {
+        guard let last = complete(in: directory).last else {
+            throw TrainingError(message: "--resume auto: no checkpoint in \(directory)")
+        }
+        return directory + "/" + last
+    }
+
+    /// Deletes all but the newest `keep` complete checkpoints in `directory` (0 keeps all).
+    public static func prune(in directory: String, keep: Int) throws {
+        guard keep > 0 else { return }
+        for name in complete(in: directory).dropLast(keep) {
+            try FileManager.default.removeItem(atPath: directory + "/" + name)
+        }
+    }
+
     /// Restores weights, optimizer state and the step of `trainer` (built with the same model shape and
     /// examples) from `path`. Nothing is changed unless the whole checkpoint reads and matches.
     public static func restore(_ trainer: Trainer, from path: String) throws {

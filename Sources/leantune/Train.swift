@@ -176,11 +176,15 @@ struct Train: ParsableCommand {
             model: loaded.model, examples: encoded.train, candidates: encoded.trainCandidates, options: options)
         let checkpoints = output + "/checkpoints"
         if let resume {
-            let path = resume == "auto" ? try latestCheckpoint(in: checkpoints) : resume
+            let path: String
+            do { path = resume == "auto" ? try Checkpoint.latest(in: checkpoints) : resume } catch let e
+                as TrainingError
+            { throw ValidationError(e.message) }
             try Checkpoint.restore(trainer, from: path)
             print("resumed from \(path) at step \(trainer.step)")
         }
-        let log = try TrainingLog(output: output, totalSteps: steps, resumedAt: trainer.step)
+        let metrics = try MetricsLog(output: output, resumedAt: trainer.step)
+        let console = TrainingConsole(totalSteps: steps)
         print(
             "training \(modelPath) on \(encoded.train.count) examples from \(data.trainPath): \(options.method.rawValue), \(steps) steps of \(options.batchSize) × ≤\(options.maxLength)\(options.packing ? " (packed)" : "")\(options.objective == .languageModel ? "" : ", classification loss over the label words")"
         )
@@ -190,9 +194,6 @@ struct Train: ParsableCommand {
                 + MemoryCategory.allCases.compactMap { c in
                     plan[c].flatMap { $0 > 0 ? "\(c.rawValue) \(PassBenchmark.format(bytes: $0))" : nil }
                 }.joined(separator: ", "))
-        let evaluation = Evaluation(settings: settings, encoded: encoded, encoder: encoder, trainer: trainer, log: log)
-        if trainer.step == 0 { try evaluation.run(at: 0) }
-        MemoryLedger.shared.resetPeak()  // the first step's report is about training
         // A parent may start us with these blocked (the mask is inherited): unblock them, or a stop would never arrive.
         var stops = sigset_t()
         sigemptyset(&stops)
@@ -201,71 +202,21 @@ struct Train: ParsableCommand {
             sigaddset(&stops, sig)
         }
         pthread_sigmask(SIG_UNBLOCK, &stops, nil)
-        var reportedMemory = false
-        while trainer.step < steps {
-            let r = try trainer.runStep()
-            try log.record(
-                [
-                    "step": r.step, "loss": r.loss, "lr": r.learningRate, "grad_norm": r.gradientNorm,
-                    "tokens": r.tokens,
-                    "seconds": r.seconds, "skipped": r.skipped,
-                ].merging(r.details.mapValues { $0 as Any? }) { a, _ in a })
-            log.progress(r)
-            if !reportedMemory {  // after the first step of this process, when every buffer exists
-                reportedMemory = true
-                log.note(Self.memoryReport(loaded.model.config, options: options, threads: threads, length: r.length))
-            }
-            try evaluation.run(at: r.step)
-            let checkpointEvery = settings.int("checkpoint.every"),
-                periodic = checkpointEvery > 0 && (r.step % checkpointEvery == 0 || r.step == steps)
-            if periodic {
-                try Checkpoint.save(trainer, in: checkpoints, resolvedConfig: settings.yaml)
-                try Self.pruneCheckpoints(in: checkpoints, keep: settings.int("checkpoint.keep"))
-            }
-            if stopRequested.load(ordering: .relaxed) {  // a stop asked for during the step or its checkpoint
-                let path =
-                    periodic
-                    ? checkpoints + String(format: "/step-%06d", trainer.step)
-                    : try Checkpoint.save(trainer, in: checkpoints, resolvedConfig: settings.yaml)
-                try log.finish()
-                log.note("interrupted at step \(trainer.step): saved \(path); continue with --resume auto")
-                throw ExitCode(130)
-            }
+        let heldOut = HeldOut(
+            examples: encoded.eval, classification: encoded.evalClassification, tokenizer: encoder.tokenizer)
+        let outcome = try trainer.run(
+            LoopSettings(settings), heldOut: heldOut, checkpoints: checkpoints, resolvedConfig: settings.yaml
+        ) { event in
+            try metrics.record(event)
+            console.show(event)
+            return stopRequested.load(ordering: .relaxed) ? .stop : .continue
         }
-        try log.finish()
+        try metrics.finish()
+        if case .stopped(let step, let path) = outcome {
+            console.note("interrupted at step \(step): saved \(path); continue with --resume auto")
+            throw ExitCode(130)
+        }
         try HFDirectory.export(loaded, to: output + "/model")
         print("wrote \(output)/model, \(output)/metrics.jsonl and metrics.csv")
-    }
-
-    /// The plan at the batch's real length (batches are padded to their longest example) against the
-    /// ledger's peak and the process's peak RSS, with a warning above 15%.
-    static func memoryReport(_ config: LlamaConfig, options: TrainingOptions, threads: Int, length: Int) -> String {
-        var shaped = options
-        shaped.maxLength = length
-        let planned = MemoryPlan.estimate(config, options: shaped, threads: threads).values.reduce(0, +)
-        let peak = MemoryLedger.shared.snapshot().peakTotal
-        let gap = Double(planned - peak) / Double(max(1, peak))
-        return String(
-            format:
-                "after the first step (\(length) positions): plan %@, ledger peak %@ (%+.1f%%), process peak RSS %@",
-            PassBenchmark.format(bytes: planned), PassBenchmark.format(bytes: peak), 100 * gap,
-            PassBenchmark.format(bytes: ProcessMemory.peakResidentBytes))
-            + (abs(gap) > 0.15 ? "\nwarning: the memory plan and the measurement differ by more than 15%" : "")
-    }
-
-    /// The checkpoint with the highest step in `directory`.
-    func latestCheckpoint(in directory: String) throws -> String {
-        guard let last = Checkpoint.complete(in: directory).last else {
-            throw ValidationError("--resume auto: no checkpoint in \(directory)")
-        }
-        return directory + "/" + last
-    }
-
-    /// Deletes all but the newest `keep` checkpoints (0 keeps all).
-    static func pruneCheckpoints(in directory: String, keep keepCheckpoints: Int) throws {
-        guard keepCheckpoints > 0 else { return }
-        for name in Checkpoint.complete(in: directory).dropLast(keepCheckpoints) {
-            try FileManager.default.removeItem(atPath: directory + "/" + name)
-        }
     }
 }

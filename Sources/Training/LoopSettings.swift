@@ -1,0 +1,33 @@
+/// What a run does between optimizer steps: when it evaluates, samples and checkpoints, and how many
+/// checkpoints it keeps. Counts of 0 turn the work off (`keepCheckpoints` 0 keeps all).
+public struct LoopSettings: Sendable, Equatable {
+    /// Evaluate on the held-out data at step 0, every N steps and at the last step.
+    public var evalEvery = 0
+    /// Sequences per held-out forward pass.
+    public var evalBatch = 16
+    /// Greedy samples at step 0, every N steps and at the last step.
+    public var sampleEvery = 0
+    public var sampleTokens = 48
+    /// Prompts to continue; BOS alone when empty.
+    public var samplePrompts: [String] = []
+    /// Save a checkpoint every N steps and at the last step.
+    public var checkpointEvery = 0
+    /// Checkpoints to keep, the newest; 0 keeps all.
+    public var keepCheckpoints = 0
+    /// Threads the memory report plans for.
+    public var threads = 2
+
+    public init() {}
+
+    /// The `eval.*`, `checkpoint.*` and `train.threads` settings of `config`.
+    public init(_ config: RunConfig) {
+        evalEvery = config.int("eval.every")
+        evalBatch = max(1, config.int("eval.batch"))
+        sampleEvery = config.int("eval.sample_every")
+        sampleTokens = max(1, config.int("eval.sample_tokens"))
+        samplePrompts = config.strings("eval.sample_prompts")
+        checkpointEvery = config.int("checkpoint.every")
+        keepCheckpoints = config.int("checkpoint.keep")
+        threads = config.int("train.threads")
+    }
+}
