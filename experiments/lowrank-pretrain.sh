@@ -37,7 +37,8 @@ run() {  # run NAME STEPS ARGS...: one training run into OUT/NAME, skipped when 
     --set schedule.warmup=$((steps / 10)) --set train.threads="$threads" --set logging.output="$out/$name" "$@"
 }
 
-ada=(--set method.name=adarankgrad --set optimizer.lr="$lowrank_lr")
+lowrank=(--set method.rank=32 --set optimizer.lr="$lowrank_lr")  # method: keys apply only to the methods that read them
+ada=(--set method.name=adarankgrad "${lowrank[@]}")
 queues=("adamw galore default capture=0.3"
         "adarankgrad capture=0.7 update_interval=100 update_interval=400 energy=0.8 energy=0.95 full:capture=0.7")
 if [ $# -eq 0 ] && [ "${JOBS:-1}" = 2 ]; then  # the queues side by side; the loop below then finds every run done
@@ -50,7 +51,7 @@ runs=("$@")
 for r in "${runs[@]}"; do
   case "$r" in
     adamw) run adamw "$steps" --set method.name=adamw --set optimizer.lr="$adamw_lr" ;;
-    galore) run galore "$steps" --set method.name=galore --set optimizer.lr="$lowrank_lr" ;;
+    galore) run galore "$steps" --set method.name=galore "${lowrank[@]}" ;;
     adarankgrad) run adarankgrad "$steps" "${ada[@]}" ;;
     default) run ablation-default "$ablation_steps" "${ada[@]}" ;;
     full:*=*) setting=${r#full:}; run "adarankgrad-${setting/=/-}" "$steps" "${ada[@]}" --set "method.$setting" ;;

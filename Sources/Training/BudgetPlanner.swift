@@ -72,11 +72,11 @@ public enum BudgetPlanner {
                     for (checkpointing, weights) in [(false, nil), (true, nil), (false, .bf16), (true, .bf16)]
                         as [(Bool, TrainingOptions.Weights?)]
                     {
-                        let base = try options(entry, b, t, checkpointing, nil)
-                        if weights == .bf16 && base.weightFormat != .fp32 { continue }  // already bf16 or INT8
-                        let o = try weights.map { try options(entry, b, t, checkpointing, $0) } ?? base,
-                            zeroth = o.method.isZerothOrder
+                        let plain = try options(entry, b, t, false, nil), zeroth = plain.method.isZerothOrder
                         if checkpointing && zeroth { continue }  // no activations are kept to drop
+                        let base = checkpointing ? try options(entry, b, t, true, nil) : plain
+                        if weights == .bf16 && base.weightFormat != .fp32 { continue }  // already bf16 or INT8
+                        let o = try weights.map { try options(entry, b, t, checkpointing, $0) } ?? base
                         let plan = MemoryPlan.estimate(model, options: o, threads: threads)
                         var choice = Choice(
                             label: entry.label, settings: entry.settings, batch: b, seq: t,

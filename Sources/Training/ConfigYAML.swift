@@ -54,7 +54,7 @@ enum ConfigYAML {
     }
 
     /// A scalar as its resolved type (a quoted "1" stays a string), or a list of scalars; nil for anything else.
-    private static func value(_ node: Node) -> Any? {
+    static func value(_ node: Node) -> Any? {
         switch node {
         case .scalar: return scalar(node)
         case .sequence(let items):

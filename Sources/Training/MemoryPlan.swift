@@ -14,7 +14,7 @@ public enum MemoryPlan {
             plan[.workspace, default: 0] += LlamaModel.bf16ScratchBytes(
                 c, batch: o.batchSize * (zerothOrder ? o.objective.sequencesPerExample : 1), length: o.maxLength,
                 training: !zerothOrder, roundsWeights: roundsWeights,
-                formsWeightGradients: o.method != .lspOffload || o.lsp.trainEmbeddings)  // LSP compresses the factors
+                formsWeightGradients: o.method.definition.formsWeightGradients(o))
         }
         return plan
     }
@@ -27,48 +27,39 @@ public enum MemoryPlan {
 
     /// The method's bytes besides the bf16 GEMMs' operand scratch (activations as the precision keeps them).
     static func methodEstimate(_ c: LlamaConfig, options o: TrainingOptions, threads: Int) -> [MemoryCategory: Int] {
-        let layout = ParameterLayout(c), params = layout.totalCount, weights = weightBytes(layout, o.weightFormat)
-        if o.method.isZerothOrder {  // the forward-only path: weights, one layer's buffers, DiZO's anchors
-            var plan = LlamaModel.passMemory(
-                c, batch: o.batchSize * o.objective.sequencesPerExample, length: o.maxLength, training: nil,
-                bf16: o.precision.kernel.kernel != nil, threads: threads)
-            plan.merge(weights, uniquingKeysWith: +)
-            if o.weightFormat != .fp32 {  // perturbed as read: the fp32 copy of a perturbed tensor read as floats
-                let floats = o.precision.kernel.kernel != nil ? c.dim : BF16ParameterStore.workspaceCount(layout)
-                plan[.workspace, default: 0] += 4 * floats
-            }
-            let set = o.method == .dizo ? o.zerothOrder.projection.set : .none
-            plan[.optimizerState] =
-                4
-                * layout.parameters.filter { set.contains($0.role) && !o.groups.isFrozen($0.role) }.reduce(0) {
-                    $0 + $1.count
-                }
-            return plan
-        }
-        var plan = LlamaModel.passMemory(
+        o.method.definition.memory(c, options: o, threads: threads)
+    }
+
+    /// The activations and buffers of a training pass (forward and backward, checkpointed or not).
+    public static func pass(_ c: LlamaConfig, options o: TrainingOptions, threads: Int) -> [MemoryCategory: Int] {
+        LlamaModel.passMemory(
             c, batch: o.batchSize, length: o.maxLength, training: o.checkpointing,
             bf16: o.precision.kernel.kernel != nil, threads: threads)
-        if o.method == .qft {
-            let state = QFT.stateBytes(
-                layout, settings: o.qft, fusedGradientFloats: fusedGradientPeak(layout, tied: c.tiedEmbeddings))
-            return plan.merging(state, uniquingKeysWith: +)
-        }
-        plan.merge(weights, uniquingKeysWith: +)
-        plan[.gradients] = 4 * (o.isFused ? fusedGradientPeak(layout, tied: c.tiedEmbeddings) : params)
-        if o.method == .lspOffload {  // its gradients are compressed, its optimizer state lives on the host
-            plan[.gradients] = nil
-            return plan.merging(
-                LSPOffload.memory(layout, settings: o.lsp, groups: o.groups, tokens: o.batchSize * o.maxLength),
-                uniquingKeysWith: +)
-        }
-        switch o.method {
-        case .galore, .adarankgrad:  // at the largest rank: AdaRankGrad's ranks only fall from there
-            plan[.optimizerState] = LowRankAdam.stateBytes(layout, rank: o.lowRank.maxRank, groups: o.groups)
-            plan[.workspace, default: 0] += LowRankAdam.workspaceBytes(layout, settings: o.lowRank)
-        default:
-            plan[.optimizerState] =
-                4 * TrainableLayout(layout, groups: o.groups).totalCount
-                * (o.method == .adamw || o.method == .adamwFused ? 2 : 1)
+    }
+
+    /// A training pass with the weights and the gradients: the full slab, or with fused updates the most that is alive
+    /// at once.
+    public static func gradientPass(_ c: LlamaConfig, options o: TrainingOptions, threads: Int) -> [MemoryCategory: Int]
+    {
+        let layout = ParameterLayout(c)
+        var plan = pass(c, options: o, threads: threads).merging(
+            weightBytes(layout, o.weightFormat), uniquingKeysWith: +)
+        plan[.gradients] = 4 * (o.isFused ? fusedGradientPeak(layout, tied: c.tiedEmbeddings) : layout.totalCount)
+        return plan
+    }
+
+    /// The forward-only path of zeroth-order methods: the weights, one layer's buffers, and the fp32 copy of a
+    /// perturbed tensor read as floats where the weights are not fp32.
+    public static func forwardPass(_ c: LlamaConfig, options o: TrainingOptions, threads: Int) -> [MemoryCategory: Int]
+    {
+        let layout = ParameterLayout(c)
+        var plan = LlamaModel.passMemory(
+            c, batch: o.batchSize * o.objective.sequencesPerExample, length: o.maxLength, training: nil,
+            bf16: o.precision.kernel.kernel != nil, threads: threads)
+        plan.merge(weightBytes(layout, o.weightFormat), uniquingKeysWith: +)
+        if o.weightFormat != .fp32 {
+            let floats = o.precision.kernel.kernel != nil ? c.dim : BF16ParameterStore.workspaceCount(layout)
+            plan[.workspace, default: 0] += 4 * floats
         }
         return plan
     }

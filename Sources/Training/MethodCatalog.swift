@@ -6,20 +6,26 @@ public enum MethodCatalog {
         public var label: String
         public var settings: [String]
         public init(label: String, settings: [String]) { (self.label, self.settings) = (label, settings) }
+
+        /// Of `overrides` meant for every method, those this entry's method reads: a method's own key
+        /// (`method.rank`) is left out of the methods without it.
+        public func applicable(_ overrides: [String]) -> [String] {
+            let name = settings.last { $0.hasPrefix("method.name=") }?.dropFirst("method.name=".count)
+            let own = name.flatMap { MethodRegistry.definition(named: String($0)) }.map { Set($0.settingKeys) } ?? []
+            return overrides.filter { o in
+                let key = o.prefix { $0 != "=" }
+                guard key.hasPrefix("method."), RunConfig.methodKeys.contains(String(key.dropFirst(7))) else {
+                    return true
+                }
+                return own.contains(String(key.dropFirst(7)))
+            }
+        }
     }
 
-    public static let entries: [Entry] = [
-        Entry(label: "adamw", settings: ["method.name=adamw"]),
-        Entry(label: "adamw-fused", settings: ["method.name=adamw-fused", "optimizer.clip=0"]),
-        Entry(label: "lion", settings: ["method.name=lion"]),
-        Entry(label: "sgd", settings: ["method.name=sgd"]),
-        Entry(label: "mezo", settings: ["method.name=mezo"]),
-        Entry(label: "dizo", settings: ["method.name=dizo"]),
-        Entry(label: "qft", settings: ["method.name=qft", "optimizer.clip=0"]),
-        Entry(label: "galore", settings: ["method.name=galore", "method.fused=true", "optimizer.clip=0"]),
-        Entry(label: "adarankgrad", settings: ["method.name=adarankgrad", "method.fused=true", "optimizer.clip=0"]),
-        Entry(label: "lsp-offload", settings: ["method.name=lsp-offload", "optimizer.clip=0"]),
-    ]
+    /// Every registered method with the settings its definition runs it with.
+    public static let entries: [Entry] = MethodRegistry.all.map { d in
+        Entry(label: d.name, settings: ["method.name=\(d.name)"] + d.catalogSettings)
+    }
 
     /// The entries named in `labels` (all when empty), in catalog order; an unknown label is an error.
     public static func select(_ labels: [String]) throws -> [Entry] {

@@ -10,8 +10,6 @@ import Yams
 /// the CLI turns into such overrides). Every layer is checked: an unknown key is an error with a
 /// did-you-mean, a value of the wrong type names the key and the expected type.
 public struct RunConfig: Equatable {
-    private static let adaptive = LowRankAdam.Settings.Policy.adaptiveDefaults
-
     /// The schema and its defaults: section → key → value (String, Int, Double, Bool, or nil for "none").
     public static let defaults: [String: [String: Value]] = [
         "model": ["path": .none, "tokenizer": .none, "shape": .none],
@@ -21,22 +19,8 @@ public struct RunConfig: Equatable {
             "label_words": .strings([]), "limit": .int(0), "skip": .int(0), "eval_limit": .int(0), "eval_skip": .int(0),
             "sample_seed": .int(0), "on_error": .string("fail"),
         ],
-        "method": [
-            "name": .string("adamw"), "checkpointing": .bool(false), "epsilon": .double(1e-3), "perturbations": .int(1),
-            "projected": .string("kv"), "interval": .int(50), "iterations": .int(10), "clip_range": .double(0.2),
-            "projection_epsilon": .double(0.1), "projection_step": .double(2.0),
-            "outlier_fraction": .double(0.01), "weight_block": .int(0), "state_block": .int(128),
-            "gradients": .string("fused"),
-            "outlier_refresh": .int(0), "fp32_modules": .strings(["norms"]), "fused": .bool(false),
-            "rank": .int(128), "update_interval": .int(200), "scale": .double(0.25), "svd": .string("randomized"),
-            "transfer_moments": .bool(false), "min_rank": .int(adaptive.minRank),
-            "energy": .double(adaptive.energy), "capture": .double(adaptive.capture),
-            "min_interval": .int(adaptive.minInterval), "size": .int(256), "nonzeros": .int(4),
-            "schedule": .string("layerwise"),
-            "compression": .string("factors"), "train_embeddings": .bool(false), "check_frequency": .int(200),
-            "held_out_batches": .int(2), "fit_iterations": .int(10), "fit_lr": .double(0.1),
-            "refit_threshold": .double(0.5),
-        ],
+        // The keys every method shares; each method's own keys are its definition's Settings (``methodKeys``).
+        "method": ["name": .string("adamw"), "checkpointing": .bool(false), "fused": .bool(false)],
         "optimizer": [
             "lr": .double(1e-4), "weight_decay": .double(0), "clip": .double(1.0), "no_decay": .strings(["norms"]),
             "frozen": .strings([]), "lr_scales": .strings([]),
@@ -59,6 +43,21 @@ public struct RunConfig: Equatable {
     public enum Value: Equatable, Sendable, CustomStringConvertible {
         case string(String), int(Int), double(Double), bool(Bool), strings([String]), none
 
+        /// A value as YAML or the command line gives it, by its own type.
+        init?(loaded: Any) {
+            switch loaded {
+            case is NSNull: self = .none
+            case let b as Bool: self = .bool(b)
+            case let i as Int: self = .int(i)
+            case let d as Double: self = .double(d)
+            case let s as String: self = .string(s)
+            case let list as [Any]:
+                guard let strings = list as? [String] else { return nil }
+                self = .strings(strings)
+            default: return nil
+            }
+        }
+
         public var description: String {
             switch self {
             case .string(let s): s
@@ -70,6 +69,9 @@ public struct RunConfig: Equatable {
             }
         }
     }
+
+    /// Every registered method's own `method:` keys.
+    public static let methodKeys = Set(MethodRegistry.all.flatMap { $0.settingKeys })
 
     public private(set) var values: [String: [String: Value]] = RunConfig.defaults
 
@@ -114,11 +116,19 @@ public struct RunConfig: Equatable {
     /// Sets `path` (section.key) from a parsed YAML value, checking the key and the type.
     mutating func set(_ path: String, yamlValue: Any?, source: String) throws {
         let parts = path.split(separator: ".", maxSplits: 1).map(String.init)
+        let raw: Any? = yamlValue.flatMap { $0 is NSNull ? nil : $0 }
+        if parts.count == 2, parts[0] == "method", Self.methodKeys.contains(parts[1]) {  // typed by the method
+            guard let value = raw.map(Value.init(loaded:)) ?? Value.none else {
+                throw TrainingError(
+                    message: "\(source): '\(path)' must be a number, text, true/false or a list of strings")
+            }
+            values["method", default: [:]][parts[1]] = value
+            return
+        }
         guard parts.count == 2, let current = Self.defaults[parts[0]]?[parts[1]] else {
             let suggestion = Self.closestKey(to: path).map { "; did you mean '\($0)'?" } ?? ""
             throw TrainingError(message: "\(source): unknown key '\(path)'\(suggestion)")
         }
-        let raw: Any? = yamlValue.flatMap { $0 is NSNull ? nil : $0 }
         let value: Value? =
             switch (current, raw) {
             case (_, nil): Value.none
@@ -151,7 +161,13 @@ public struct RunConfig: Equatable {
 
     /// The known key nearest to `path` by edit distance, if it is close.
     static func closestKey(to path: String) -> String? {
-        let all = defaults.flatMap { s, keys in keys.keys.map { "\(s).\($0)" } }
+        closest(
+            to: path,
+            among: defaults.flatMap { s, keys in keys.keys.map { "\(s).\($0)" } } + methodKeys.map { "method.\($0)" })
+    }
+
+    /// The candidate nearest to `text` by edit distance, if it is close.
+    static func closest(to text: String, among candidates: [String]) -> String? {
         func distance(_ a: String, _ b: String) -> Int {
             let a = Array(a), b = Array(b)
             var row = Array(0...b.count)
@@ -167,11 +183,11 @@ public struct RunConfig: Equatable {
             return row[b.count]
         }
         var best: (key: String, distance: Int)?
-        for key in all.sorted() {
-            let d = distance(key, path)
+        for key in candidates.sorted() {
+            let d = distance(key, text)
             if best == nil || d < best!.distance { best = (key, d) }
         }
-        guard let best, best.distance <= max(2, path.count / 3) else { return nil }
+        guard let best, best.distance <= max(2, text.count / 3) else { return nil }
         return best.key
     }
 
@@ -202,7 +218,7 @@ public struct RunConfig: Equatable {
         guard let method = TrainingOptions.Method(rawValue: methodName) else {
             throw TrainingError(
                 message:
-                    "method.name '\(methodName)' is not a method; choose one of \(TrainingOptions.Method.allCases.map(\.rawValue).joined(separator: ", "))"
+                    "method.name '\(methodName)' is not a method; choose one of \(MethodRegistry.names)"
             )
         }
         let shapeName = string("schedule.shape") ?? ""
@@ -223,77 +239,17 @@ public struct RunConfig: Equatable {
         o.seed = UInt64(max(0, int("train.seed")))
         o.checkpointing = bool("method.checkpointing")
         o.packing = bool("data.packing")
-        o.zerothOrder.epsilon = Float(double("method.epsilon") ?? 0)
-        o.zerothOrder.perturbations = int("method.perturbations")
-        let projected = string("method.projected") ?? ""
-        guard let set = DiZO.ProjectedSet(rawValue: projected) else {
-            throw TrainingError(
-                message:
-                    "method.projected '\(projected)' is not a projected set; choose one of \(DiZO.ProjectedSet.allCases.map(\.rawValue).joined(separator: ", "))"
-            )
-        }
-        o.zerothOrder.projection.set = set
-        o.zerothOrder.projection.interval = int("method.interval")
-        o.zerothOrder.projection.iterations = int("method.iterations")
-        o.zerothOrder.projection.clip = Float(double("method.clip_range") ?? 0)
-        o.zerothOrder.projection.epsilon = Float(double("method.projection_epsilon") ?? 0)
-        o.zerothOrder.projection.stepSize = Float(double("method.projection_step") ?? 0)
-        o.qft.weights.outlierFraction = double("method.outlier_fraction") ?? -1
-        o.qft.weights.blockSize = int("method.weight_block")
-        o.qft.stateBlock = int("method.state_block")
-        o.qft.refreshInterval = int("method.outlier_refresh")
-        let gradients = string("method.gradients") ?? ""
-        guard let mode = QFT.GradientMode(rawValue: gradients) else {
-            throw TrainingError(
-                message:
-                    "method.gradients '\(gradients)' is not a gradient mode; choose one of \(QFT.GradientMode.allCases.map(\.rawValue).joined(separator: ", "))"
-            )
-        }
-        o.qft.gradients = mode
-        o.qft.weights.fp32Groups = Set(try strings("method.fp32_modules").map { try group($0, "method.fp32_modules") })
-            .union([.norms])
         o.fused = bool("method.fused")
-        let rank = int("method.rank"), interval = int("method.update_interval")
-        o.lowRank.policy =
-            method == .adarankgrad
-            ? .adaptive(
-                minRank: int("method.min_rank"), maxRank: rank, energy: Float(double("method.energy") ?? -1),
-                capture: Float(double("method.capture") ?? -1), minInterval: int("method.min_interval"),
-                maxInterval: interval)
-            : .fixed(rank: rank, interval: interval)
-        o.lowRank.scale = Float(double("method.scale") ?? -1)
-        o.lowRank.transferMoments = bool("method.transfer_moments")
-        let svd = string("method.svd") ?? ""
-        guard let decomposition = LowRankAdam.Settings.Decomposition(rawValue: svd) else {
+        try method.definition.configure(methodEntries, into: &o)
+        if o.checkpointing, method.isZerothOrder {
             throw TrainingError(
                 message:
-                    "method.svd '\(svd)' is not a decomposition; choose one of \(LowRankAdam.Settings.Decomposition.allCases.map(\.rawValue).joined(separator: ", "))"
+                    "method.checkpointing does not apply to \(method.rawValue): it runs forward passes only and keeps no activations to drop"
             )
         }
-        o.lowRank.decomposition = decomposition
-        o.lsp.size = int("method.size")
-        o.lsp.nonzeros = int("method.nonzeros")
-        o.lsp.trainEmbeddings = bool("method.train_embeddings")
-        (o.lsp.checkFrequency, o.lsp.heldOutBatches, o.lsp.fitIterations) = (
-            int("method.check_frequency"), int("method.held_out_batches"), int("method.fit_iterations")
-        )
-        (o.lsp.fitLearningRate, o.lsp.refitThreshold) = (
-            Float(double("method.fit_lr") ?? -1), double("method.refit_threshold") ?? -1
-        )
-        let schedule = string("method.schedule") ?? "", compression = string("method.compression") ?? ""
-        guard let s = LSPOffload.Settings.Schedule(rawValue: schedule) else {
-            throw TrainingError(
-                message:
-                    "method.schedule '\(schedule)' is not a schedule; choose one of \(LSPOffload.Settings.Schedule.allCases.map(\.rawValue).joined(separator: ", "))"
-            )
+        if o.fused, method.definition.fusion == .never {
+            throw TrainingError(message: "method.fused does not apply to \(method.rawValue)")
         }
-        guard let c = LSPOffload.Settings.Compression(rawValue: compression) else {
-            throw TrainingError(
-                message:
-                    "method.compression '\(compression)' is not a compression; choose one of \(LSPOffload.Settings.Compression.allCases.map(\.rawValue).joined(separator: ", "))"
-            )
-        }
-        (o.lsp.schedule, o.lsp.compression) = (s, c)
         let precision = string("train.precision") ?? "", weights = string("train.weights") ?? ""
         guard let p = Precision(rawValue: precision) else {
             throw TrainingError(
@@ -328,7 +284,7 @@ public struct RunConfig: Equatable {
     /// Parameter groups from optimizer.weight_decay, .no_decay and .frozen (lists of groups) and .lr_scales
     /// ("group=scale" entries).
     func parameterGroups() throws -> ParameterGroups {
-        func group(_ name: String, _ key: String) throws -> ParameterGroup { try self.group(name, "optimizer." + key) }
+        func group(_ name: String, _ key: String) throws -> ParameterGroup { try Self.group(name, "optimizer." + key) }
         var scales: [ParameterGroup: Float] = [:]
         for entry in strings("optimizer.lr_scales") {
             let parts = entry.split(separator: "=").map(String.init)
@@ -345,8 +301,22 @@ public struct RunConfig: Equatable {
             learningRateScale: scales)
     }
 
+    /// The configuration without the `method:` keys that the chosen method does not read: a run's file planned
+    /// with another method (`estimate --budget`).
+    public func withoutForeignMethodKeys() -> RunConfig {
+        var config = self
+        let own = string("method.name").flatMap(MethodRegistry.definition(named:)).map { Set($0.settingKeys) } ?? []
+        for key in methodEntries.keys where !own.contains(key) { config.values["method"]?[key] = nil }
+        return config
+    }
+
+    /// The keys of the `method:` section that the chosen method reads (all but the shared ones).
+    var methodEntries: [String: Value] {
+        (values["method"] ?? [:]).filter { Self.defaults["method"]?[$0.key] == nil }
+    }
+
     /// The parameter group `name` given at setting `key`.
-    func group(_ name: String, _ key: String) throws -> ParameterGroup {
+    static func group(_ name: String, _ key: String) throws -> ParameterGroup {
         guard let g = ParameterGroup(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
             throw TrainingError(
                 message:
@@ -413,7 +383,13 @@ public struct RunConfig: Equatable {
 
     /// The resolved configuration as YAML (sections and keys sorted; "none" for unset).
     public var yaml: String {
-        values.keys.sorted().map { section in
+        var values = values
+        if let method = string("method.name").flatMap(MethodRegistry.definition(named:)),
+            let resolved = try? method.resolved(methodEntries)
+        {
+            values["method", default: [:]].merge(resolved) { _, new in new }  // with the method's defaults
+        }
+        return values.keys.sorted().map { section in
             "\(section):\n"
                 + values[section]!.keys.sorted().map { key in
                     let v = values[section]![key]!

@@ -96,75 +96,9 @@ public final class Trainer {
     public static func method(
         _ options: TrainingOptions, model: LlamaModel, stepsPerEpoch: Int = 1
     ) throws -> any FineTuningMethod {
-        let z = options.zerothOrder
-        let mezo = {
-            MeZO(
-                layout: model.layout, epsilon: z.epsilon, perturbations: z.perturbations, seed: options.seed,
-                groups: options.groups)
-        }
-        switch options.method {
-        case .mezo: return mezo()
-        case .dizo:
-            do {
-                return try DiZO(
-                    mezo: mezo(), projection: z.projection, store: model.store, seed: options.seed, ledger: model.ledger
-                )
-            } catch let e as MethodError {
-                throw TrainingError(message: e.message)
-            }
-        case .lspOffload:
-            do {
-                return try LSPOffload(
-                    layout: model.layout, settings: options.lsp, groups: options.groups,
-                    checkpointing: options.checkpointing,
-                    seed: options.seed, ledger: model.ledger)
-            } catch let e as MethodError {
-                throw TrainingError(message: e.message)
-            }
-        case .qft:
-            guard let store = model.store as? DenseSparseStore else {
-                throw TrainingError(
-                    message:
-                        "qft needs the model's weights in INT8 dense-and-sparse form: build the model with Trainer.model(_:for:)"
-                )
-            }
-            do {
-                return try QFT(
-                    store: store, settings: options.qft, groups: options.groups, clipNorm: options.clipNorm,
-                    checkpointing: options.checkpointing, seed: options.seed, stepsPerEpoch: stepsPerEpoch,
-                    ledger: model.ledger)
-            } catch let e as MethodError { throw TrainingError(message: e.message) }
-        default: break
-        }
-        let optimizer: any Optimizer
-        if options.method == .galore || options.method == .adarankgrad {
-            do {
-                optimizer = try LowRankAdam(
-                    layout: model.layout, settings: options.lowRank, groups: options.groups, seed: options.seed,
-                    ledger: model.ledger)
-            } catch let e as MethodError { throw TrainingError(message: e.message) }
-        } else {
-            optimizer = Self.optimizer(
-                options.method, layout: model.layout, groups: options.groups, ledger: model.ledger)
-        }
-        return options.isFused
-            ? FusedGradientMethod(
-                optimizer: optimizer, store: model.store, checkpointing: options.checkpointing, ledger: model.ledger)
-            : AccumulatedGradientMethod(
-                optimizer: optimizer, clipNorm: options.clipNorm, checkpointing: options.checkpointing,
-                ledger: model.ledger)
-    }
-
-    /// The optimizer of `method` with its state slabs for `layout`.
-    public static func optimizer(
-        _ method: TrainingOptions.Method, layout: ParameterLayout,
-        groups: ParameterGroups = ParameterGroups(weightDecay: 0), ledger: MemoryLedger = .shared
-    ) -> any Optimizer {
-        switch method {
-        case .lion: Lion(layout: layout, groups: groups, ledger: ledger)
-        case .sgd: SGD(layout: layout, momentum: 0.9, groups: groups, ledger: ledger)
-        default: AdamW(layout: layout, groups: groups, ledger: ledger)
-        }
+        do { return try options.method.definition.make(options, model: model, stepsPerEpoch: stepsPerEpoch) } catch let
+            e as MethodError
+        { throw TrainingError(message: e.message) }
     }
 
     func restore(step: Int, nonFiniteSkipped: Int) {

@@ -5,12 +5,24 @@ import TensorCore
 
 /// What a training run does.
 public struct TrainingOptions: Sendable, Codable, Equatable {
-    public enum Method: String, Sendable, Codable, CaseIterable {
-        case adamw, adamwFused = "adamw-fused", lion, sgd, mezo, dizo, qft, galore, adarankgrad, lspOffload =
-            "lsp-offload"
+    /// A registered method, by name (its ``MethodDefinition``); checkpoints store the name.
+    public struct Method: RawRepresentable, Hashable, Sendable, Codable, CaseIterable, CustomStringConvertible {
+        public let definition: any MethodDefinition.Type
+
+        public init(_ definition: any MethodDefinition.Type) { self.definition = definition }
+        /// The registered method named `rawValue`.
+        public init?(rawValue: String) {
+            guard let d = MethodRegistry.definition(named: rawValue) else { return nil }
+            definition = d
+        }
+        public var rawValue: String { definition.name }
+        public var description: String { rawValue }
+        public static var allCases: [Method] { MethodRegistry.all.map(Method.init) }
+        public static func == (a: Method, b: Method) -> Bool { a.rawValue == b.rawValue }
+        public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
 
         /// Forward passes only: no gradient, no saved activations.
-        public var isZerothOrder: Bool { self == .mezo || self == .dizo }
+        public var isZerothOrder: Bool { definition.isZerothOrder }
     }
 
     /// MeZO's ε and perturbations per step; DiZO's projection.
@@ -66,17 +78,20 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
 
     /// The store the weights are trained in.
     public var weightFormat: WeightFormat {
-        if method == .qft { return .int8 }
+        if let format = method.definition.weightFormat(self) { return format }
         switch weights {
-        case .fp32: return .fp32
+        case .fp32, .auto: return .fp32
         case .bf16: return .bf16
-        case .auto: return method.isZerothOrder && precision == .bf16 ? .bf16 : .fp32
         }
     }
 
     /// Whether updates happen inside backward.
     public var isFused: Bool {
-        method == .adamwFused || method == .lspOffload || (fused && !method.isZerothOrder && method != .qft)
+        switch method.definition.fusion {
+        case .always: true
+        case .optional: fused
+        case .never: false
+        }
     }
     /// What a step minimises.
     public var objective: Objective = .languageModel
@@ -100,54 +115,23 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
 
     /// Options that cannot work together, refused before any weight is loaded.
     public func validate() throws {
+        // A method fused by nature is told to use adamw; one fused by setting, to turn the setting off.
+        let fusedBy = method.definition.fusion == .always ? "" : " with method.fused"
+        let unfused = method.definition.fusion == .always ? "adamw" : "method.fused: false"
         if isFused, clipNorm != nil {
             throw TrainingError(
                 message:
-                    "\(method.rawValue)\(method == .adamwFused ? "" : " with method.fused") updates each tensor inside backward, so the global gradient norm is never known: drop gradient clipping (clip: none) or use \(method == .adamwFused ? "adamw" : "method.fused: false"), which keeps a full gradient (+4 bytes per parameter)"
+                    "\(method.rawValue)\(fusedBy) updates each tensor inside backward, so the global gradient norm is never known: drop gradient clipping (clip: none) or use \(unfused), which keeps a full gradient (+4 bytes per parameter)"
             )
         }
         if isFused, accumulation > 1 {
             throw TrainingError(
                 message:
-                    "\(method.rawValue)\(method == .adamwFused ? "" : " with method.fused") updates each tensor as soon as its gradient is known, so gradients of several micro-batches never meet: set accumulation to 1, or use \(method == .adamwFused ? "adamw" : "method.fused: false") (full gradient, +4 bytes per parameter) to accumulate"
+                    "\(method.rawValue)\(fusedBy) updates each tensor as soon as its gradient is known, so gradients of several micro-batches never meet: set accumulation to 1, or use \(unfused) (full gradient, +4 bytes per parameter) to accumulate"
             )
         }
-        if method == .qft, weights != .auto {
-            throw TrainingError(
-                message: "qft keeps its weights in INT8 dense-and-sparse form: drop train.weights (or set it to auto)")
-        }
-        if method == .qft {
-            do { try qft.validate() } catch let e as MethodError { throw TrainingError(message: e.message) }
-            if qft.gradients == .fused, clipNorm != nil {
-                throw TrainingError(
-                    message:
-                        "qft with method.gradients: fused updates each tensor inside backward, so the global gradient norm is never known: drop gradient clipping (optimizer.clip: 0) or use method.gradients: stack (INT8 gradient stack, +1 byte per parameter)"
-                )
-            }
-            if accumulation > 1 {
-                throw TrainingError(
-                    message:
-                        "qft updates from one batch's gradients (fused, or one INT8 stack): set train.accumulate to 1 and raise train.batch instead"
-                )
-            }
-        }
-        if method == .galore || method == .adarankgrad {  // ranks against shapes: when the optimizer is built
-            do { try lowRank.validate() } catch let e as MethodError { throw TrainingError(message: e.message) }
-        }
-        if method.isZerothOrder {
-            let z = zerothOrder, p = z.projection
-            guard z.epsilon > 0, z.epsilon.isFinite else {
-                throw TrainingError(message: "method.epsilon must be > 0 (MeZO uses 1e-3), got \(z.epsilon)")
-            }
-            guard (1..<4096).contains(z.perturbations) else {
-                throw TrainingError(message: "method.perturbations must be in 1..<4096, got \(z.perturbations)")
-            }
-            guard p.interval >= 1, p.iterations >= 1, p.clip > 0, p.clip < 1, p.epsilon > 0, p.stepSize > 0 else {
-                throw TrainingError(
-                    message:
-                        "DiZO needs method.interval ≥ 1, method.iterations ≥ 1, 0 < method.clip_range < 1, method.projection_epsilon > 0 and method.projection_step > 0"
-                )
-            }
+        do { try method.definition.validate(self) } catch let e as MethodError {
+            throw TrainingError(message: e.message)
         }
         if case .classification = objective {
             guard method.isZerothOrder else {

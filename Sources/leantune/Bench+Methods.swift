@@ -19,7 +19,9 @@ extension Bench {
         var methods = ""
         @Option(
             name: .customLong("set"),
-            help: "Override one setting for every method: section.key=value (repeatable), e.g. method.rank=64.")
+            help:
+                "Override one setting for every method that reads it: section.key=value (repeatable), e.g. method.rank=64."
+        )
         var sets: [String] = []
         @Option(help: "Where the table goes: OUTPUT.md and OUTPUT.json.")
         var output = "bench-methods"
@@ -67,7 +69,7 @@ extension Bench {
                 entry.settings.insert("train.precision=\(p.rawValue)", at: 0)
                 return entry
             }) {
-                entry.settings += sets
+                entry.settings += entry.applicable(sets)
                 if let budgetBytes {
                     let (fits, settings) = try planned(entry, budget: budgetBytes)
                     guard let fits else {

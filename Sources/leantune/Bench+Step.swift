@@ -4,21 +4,15 @@ import Methods
 import TensorCore
 import Training
 
-extension QFT.GradientMode: ExpressibleByArgument {}
-extension ParameterGroup: ExpressibleByArgument {}
-extension LSPOffload.Settings.Schedule: ExpressibleByArgument {}
-extension LSPOffload.Settings.Compression: ExpressibleByArgument {}
-
 extension Bench {
     /// One full training step of a built-in method on random weights.
     struct Step: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "One training step of a method: \(TrainingOptions.Method.allCases.map(\.rawValue).joined(separator: ", "))."
+                "One training step of a method: \(MethodRegistry.names)."
         )
         @OptionGroup var options: PassOptions
-        @Option(
-            help: "adamw and lion and sgd keep a full gradient slab; adamw-fused updates each tensor inside backward.")
+        @Option(help: "The method: \(MethodRegistry.names).")
         var method: TrainingOptions.Method = .adamw
         @Flag(help: "Keep only each layer's input and recompute the rest in backward.")
         var checkpointing = false
@@ -27,44 +21,28 @@ extension Bench {
                 "Weight store: auto (the method's paper: bf16 for mezo/dizo in bf16, INT8 for qft, else fp32), fp32, bf16."
         )
         var weights: TrainingOptions.Weights = .auto
-        @Option(help: "qft: fused updates inside backward, or the INT8 gradient stack.")
-        var gradients: QFT.GradientMode = .fused
-        @Option(help: "qft: groups kept in fp32 besides the norms (embedding, head).")
-        var fp32Modules: [ParameterGroup] = []
-        @Flag(help: "Update each tensor inside backward (adamw, lion, sgd, galore, adarankgrad).")
-        var fused = false
-        @Option(help: "galore, adarankgrad: the rank (AdaRankGrad's largest).")
-        var rank = 128
-        @Option(help: "lsp-offload: d, the side of the compressed space.")
-        var size = 256
-        @Option(help: "lsp-offload: r, nonzeros per projector row.")
-        var nonzeros = 4
-        @Option(help: "lsp-offload: send each matrix's gradient when backward finishes it, or all after backward.")
-        var schedule: LSPOffload.Settings.Schedule = .layerwise
         @Option(
-            help: "lsp-offload: form the compressed gradient from the factors, or by compressing the layer's gradient.")
-        var compression: LSPOffload.Settings.Compression = .factors
+            name: .customLong("set"),
+            help:
+                "A setting of the method or the run, section.key=value (repeatable), e.g. method.rank=64 or method.gradients=stack."
+        )
+        var sets: [String] = []
 
         func run() throws {
-            var planned = TrainingOptions()
-            planned.method = method
-            (planned.precision, planned.weights) = (options.precision, weights)
-            planned.batchSize = options.batch
-            planned.maxLength = options.seq
-            planned.checkpointing = checkpointing
-            planned.qft.gradients = gradients
-            planned.qft.weights.fp32Groups.formUnion(fp32Modules)
-            planned.fused = fused
-            (planned.lsp.size, planned.lsp.nonzeros, planned.lsp.schedule, planned.lsp.compression) = (
-                size, nonzeros, schedule, compression
-            )
-            planned.lowRank.policy =
-                method == .adarankgrad
-                ? .adaRankGrad(maxRank: rank) : .fixed(rank: rank, interval: 200)
-            // As a real run: clipping where it is possible.
-            planned.clipNorm = planned.isFused || (method == .qft && gradients == .fused) ? nil : 1.0
+            // As `bench methods` and a real run: the catalog's settings (clipping where the method allows it).
+            let catalog = MethodCatalog.entries.first { $0.label == method.rawValue }?.settings ?? []
+            let planned: TrainingOptions
+            do {
+                planned = try RunConfig.load(
+                    nil,
+                    overrides: catalog + sets + [
+                        "train.batch=\(options.batch)", "train.seq=\(options.seq)",
+                        "train.precision=\(options.precision.rawValue)", "train.weights=\(weights.rawValue)",
+                    ] + (checkpointing ? ["method.checkpointing=true"] : [])
+                ).trainingOptions()
+            } catch let e as TrainingError { throw ValidationError(e.message) }
             let label =
-                "step \(method.rawValue)\(method == .qft ? " (\(gradients.rawValue) gradients)" : "")\(planned.isFused && method != .adamwFused && method != .lspOffload ? " fused" : "")\(method == .galore || method == .adarankgrad ? " rank \(rank)" : "") (checkpointing \(checkpointing ? "on" : "off"))"
+                "step \(method.definition.label(planned)) (checkpointing \(checkpointing ? "on" : "off"))"
             _ = try StepBenchmark.run(planned, options, label: label)
         }
     }
@@ -126,62 +104,13 @@ enum StepBenchmark {
                     format: "perturbation and update passes: median %.3f s per step (forward passes: the rest)",
                     medians["non_forward_seconds"]!))
         }
-        var periodic: Double?  // seconds per step of work done every so many steps, which the timed steps do not contain
-        if let dizo = trainingMethod as? DiZO, !dizo.projected.isEmpty {
-            let start = monotonicNanoseconds()
-            try dizo.project(model.store, round: 0, objective: inputs.auxiliaryObjective)
-            let seconds = Double(monotonicNanoseconds() - start) * 1e-9, interval = dizo.projection.interval
-            (medians["projection_seconds"], periodic) = (seconds, seconds / Double(interval))
-            print(
-                String(
-                    format: "projection round (%d × 2 forwards) every %d steps: %.3f s, %.3f s per step",
-                    dizo.projection.iterations, interval, seconds, periodic!))
+        // Work done every so many steps, which the timed steps do not contain, and what the steps' details say.
+        let definition = planned.method.definition
+        let periodic = try definition.periodicWork(trainingMethod, model: model, options: planned, inputs: inputs)
+        for work in [periodic, definition.stepSummary(planned, steps: Array(timed))].compactMap({ $0 }) {
+            print(work.report)
+            medians.merge(work.details) { _, new in new }
         }
-        if let lowRank =
-            ((trainingMethod as? AccumulatedGradientMethod)?.optimizer
-            ?? (trainingMethod as? FusedGradientMethod)?.optimizer) as? LowRankAdam
-        {
-            print(
-                String(
-                    format:
-                        "subspace refreshes: %d in %.3f s of decompositions (the warm-up step refreshes every matrix)",
-                    lowRank.refreshes, lowRank.decompositionSeconds))
-            (medians["refreshes"], medians["decomposition_seconds"]) = (
-                Double(lowRank.refreshes), lowRank.decompositionSeconds
-            )
-            if case .fixed(_, let interval) = planned.lowRank.policy, lowRank.refreshes > 0 {
-                // one refresh of every matrix (the mean over those the steps made), once per interval
-                periodic =
-                    lowRank.decompositionSeconds * Double(lowRank.ranks.count) / Double(lowRank.refreshes)
-                    / Double(interval)
-                print(String(format: "a refresh of every matrix every %d steps: %.3f s per step", interval, periodic!))
-            }
-        }
-        if method == .lspOffload {
-            let computeOnly = timed.map { $0["step_seconds"]! - $0["host_wait_seconds"]! }.sorted()[timed.count / 2]
-            medians["compute_only_seconds"] = computeOnly
-            let lsp = planned.lsp
-            print(
-                String(
-                    format:
-                        "lsp-offload d %d r %d, %@ schedule, %@ compression: backward (compute side, compression included) %.3f s, waiting for the host %.3f s, host Adam %.3f s (overlap %.0f%%); compute-only step (step − wait) %.3f s, step / compute-only %.3f",
-                    lsp.size, lsp.nonzeros, lsp.schedule.rawValue, lsp.compression.rawValue, median("compute_seconds"),
-                    median("host_wait_seconds"),
-                    median("host_seconds"), 100 * median("overlap"), computeOnly, median("step_seconds") / computeOnly))
-            print(
-                String(
-                    format: "bytes per step: %.1f MiB to the host, %.1f MiB back", median("bytes_to_host") / 1048576,
-                    median("bytes_to_compute") / 1048576))
-        }
-        if let qft = trainingMethod as? QFT {
-            let start = monotonicNanoseconds()
-            qft.store.refreshOutliers()
-            medians["outlier_refresh_seconds"] = Double(monotonicNanoseconds() - start) * 1e-9
-            print(
-                String(
-                    format: "outlier refresh of every matrix (once per epoch by default): %.3f s",
-                    medians["outlier_refresh_seconds"]!))
-        }
-        return Result(pass: pass, periodicSeconds: periodic, estimate: plan, details: medians)
+        return Result(pass: pass, periodicSeconds: periodic?.secondsPerStep, estimate: plan, details: medians)
     }
 }

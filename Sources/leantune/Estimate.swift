@@ -81,7 +81,7 @@ struct Estimate: ParsableCommand {
                     ]
                         + (weights.map { ["train.weights=\($0.rawValue)"] } ?? [])
                 )
-                .trainingOptions()
+                .withoutForeignMethodKeys().trainingOptions()  // the run's own method keys, where another method plans
             }
         } catch let e as TrainingError { throw ValidationError(e.message) }
         let gib = PassBenchmark.format(bytes:)

@@ -45,9 +45,9 @@ struct Train: ParsableCommand {
     @Option(help: "Where config.yaml, metrics and the fine-tuned model (model/) go; must be new (logging.output).")
     var output: String?
     @Option(
-        help:
-            "adamw, adamw-fused (no full gradient; needs clip 0), lion, sgd, mezo or dizo (forward passes only) (method.name)."
-    )
+        help: ArgumentHelp(
+            "The method (method.name).",
+            discussion: MethodRegistry.all.map { "\($0.name): \($0.summary)" }.joined(separator: "\n")))
     var method: TrainingOptions.Method?
     @Option(help: "Peak learning rate (optimizer.lr).")
     var lr: Double?
@@ -111,6 +111,7 @@ struct Train: ParsableCommand {
         signal(SIGXFSZ, SIG_IGN)  // a file-size limit makes writes fail with an error, reported, instead of killing the run
         let settings = try resolved()
         if dryRun {
+            do { _ = try settings.trainingOptions() } catch let e as TrainingError { throw ValidationError(e.message) }
             print(settings.yaml, terminator: "")
             return
         }
