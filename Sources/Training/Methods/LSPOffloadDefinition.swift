@@ -13,7 +13,8 @@ public enum LSPOffloadDefinition: MethodDefinition {
         public var trainEmbeddings = false
         /// Projector learning: check every N steps on held-out batches, refit with Adam when the error ≥ the threshold.
         public var checkFrequency = 200, heldOutBatches = 2, fitIterations = 10
-        public var fitLr = 0.1, refitThreshold = 0.5
+        public var fitLr: Float = 0.1
+        public var refitThreshold = 0.5
         public init() {}
 
         enum CodingKeys: String, CodingKey {
@@ -46,7 +47,7 @@ public enum LSPOffloadDefinition: MethodDefinition {
         (o.lsp.checkFrequency, o.lsp.heldOutBatches, o.lsp.fitIterations) = (
             s.checkFrequency, s.heldOutBatches, s.fitIterations
         )
-        (o.lsp.fitLearningRate, o.lsp.refitThreshold) = (Float(s.fitLr), s.refitThreshold)
+        (o.lsp.fitLearningRate, o.lsp.refitThreshold) = (s.fitLr, s.refitThreshold)
     }
 
     public static func settings(of o: TrainingOptions) -> Settings {
@@ -58,7 +59,7 @@ public enum LSPOffloadDefinition: MethodDefinition {
         (s.trainEmbeddings, s.checkFrequency, s.heldOutBatches) = (
             l.trainEmbeddings, l.checkFrequency, l.heldOutBatches
         )
-        (s.fitIterations, s.fitLr, s.refitThreshold) = (l.fitIterations, Double(l.fitLearningRate), l.refitThreshold)
+        (s.fitIterations, s.fitLr, s.refitThreshold) = (l.fitIterations, l.fitLearningRate, l.refitThreshold)
         return s
     }
 

@@ -6,7 +6,8 @@ import TensorCore
 public enum GaLoreDefinition: LowRankDefinition {
     public struct Settings: Codable, Equatable, Sendable {
         /// r, the subspace's rank; T, steps between refreshes; α, the scale of the projected-back step.
-        public var rank = 128, updateInterval = 200, scale = 0.25
+        public var rank = 128, updateInterval = 200
+        public var scale: Float = 0.25
         /// randomized or full SVD.
         public var svd = "randomized"
         /// Carry the moments into a new subspace.
@@ -29,7 +30,7 @@ public enum GaLoreDefinition: LowRankDefinition {
 
     public static func settings(of o: TrainingOptions) -> Settings {
         var s = Settings()
-        (s.rank, s.scale, s.svd) = (o.lowRank.maxRank, Double(o.lowRank.scale), o.lowRank.decomposition.rawValue)
+        (s.rank, s.scale, s.svd) = (o.lowRank.maxRank, o.lowRank.scale, o.lowRank.decomposition.rawValue)
         s.transferMoments = o.lowRank.transferMoments
         if case .fixed(_, let interval) = o.lowRank.policy { s.updateInterval = interval }
         return s
@@ -41,14 +42,15 @@ public enum GaLoreDefinition: LowRankDefinition {
 public enum AdaRankGradDefinition: LowRankDefinition {
     public struct Settings: Codable, Equatable, Sendable {
         /// The largest rank, and the most steps between refreshes.
-        public var rank = 128, updateInterval = 200, scale = 0.25
+        public var rank = 128, updateInterval = 200
+        public var scale: Float = 0.25
         public var svd = "randomized"
         public var transferMoments = false
         /// The smallest rank, the energy a rank must hold, the capture below which the subspace is refreshed, and
         /// the fewest steps between refreshes (defaults: `LowRankAdam.Settings.Policy.adaptiveDefaults`).
         public var minRank = LowRankAdam.Settings.Policy.adaptiveDefaults.minRank
-        public var energy = LowRankAdam.Settings.Policy.adaptiveDefaults.energy
-        public var capture = LowRankAdam.Settings.Policy.adaptiveDefaults.capture
+        public var energy = Float(LowRankAdam.Settings.Policy.adaptiveDefaults.energy)
+        public var capture = Float(LowRankAdam.Settings.Policy.adaptiveDefaults.capture)
         public var minInterval = LowRankAdam.Settings.Policy.adaptiveDefaults.minInterval
         public init() {}
 
@@ -65,16 +67,16 @@ public enum AdaRankGradDefinition: LowRankDefinition {
     public static func apply(_ s: Settings, to o: inout TrainingOptions) throws {
         try setCommon(s.scale, s.svd, s.transferMoments, on: &o)
         o.lowRank.policy = .adaptive(
-            minRank: s.minRank, maxRank: s.rank, energy: Float(s.energy), capture: Float(s.capture),
+            minRank: s.minRank, maxRank: s.rank, energy: s.energy, capture: s.capture,
             minInterval: s.minInterval, maxInterval: s.updateInterval)
     }
 
     public static func settings(of o: TrainingOptions) -> Settings {
         var s = Settings()
-        (s.scale, s.svd) = (Double(o.lowRank.scale), o.lowRank.decomposition.rawValue)
+        (s.scale, s.svd) = (o.lowRank.scale, o.lowRank.decomposition.rawValue)
         s.transferMoments = o.lowRank.transferMoments
         if case .adaptive(let lo, let hi, let energy, let capture, let tMin, let tMax) = o.lowRank.policy {
-            (s.minRank, s.rank, s.energy, s.capture) = (lo, hi, Double(energy), Double(capture))
+            (s.minRank, s.rank, s.energy, s.capture) = (lo, hi, energy, capture)
             (s.minInterval, s.updateInterval) = (tMin, tMax)
         }
         return s
@@ -85,14 +87,14 @@ public enum AdaRankGradDefinition: LowRankDefinition {
 public protocol LowRankDefinition: OptimizerDefinition {}
 
 extension LowRankDefinition {
-    static func setCommon(_ scale: Double, _ svd: String, _ transfer: Bool, on o: inout TrainingOptions) throws {
+    static func setCommon(_ scale: Float, _ svd: String, _ transfer: Bool, on o: inout TrainingOptions) throws {
         guard let decomposition = LowRankAdam.Settings.Decomposition(rawValue: svd) else {
             throw TrainingError(
                 message:
                     "method.svd '\(svd)' is not a decomposition; choose one of \(LowRankAdam.Settings.Decomposition.allCases.map(\.rawValue).joined(separator: ", "))"
             )
         }
-        (o.lowRank.scale, o.lowRank.decomposition, o.lowRank.transferMoments) = (Float(scale), decomposition, transfer)
+        (o.lowRank.scale, o.lowRank.decomposition, o.lowRank.transferMoments) = (scale, decomposition, transfer)
     }
 
     public static func validate(_ o: TrainingOptions) throws {  // ranks against shapes: when the optimizer is built

@@ -6,7 +6,7 @@ import TensorCore
 public enum MeZODefinition: MethodDefinition {
     public struct Settings: Codable, Equatable, Sendable {
         /// ε, the perturbation's scale (MeZO: 1e-3).
-        public var epsilon = 1e-3
+        public var epsilon: Float = 1e-3
         /// Perturbations averaged per step.
         public var perturbations = 1
         public init() {}
@@ -24,12 +24,12 @@ public enum MeZODefinition: MethodDefinition {
         guard (1..<4096).contains(s.perturbations) else {
             throw TrainingError(message: "method.perturbations must be in 1..<4096, got \(s.perturbations)")
         }
-        (o.zerothOrder.epsilon, o.zerothOrder.perturbations) = (Float(s.epsilon), s.perturbations)
+        (o.zerothOrder.epsilon, o.zerothOrder.perturbations) = (s.epsilon, s.perturbations)
     }
 
     public static func settings(of o: TrainingOptions) -> Settings {
         var s = Settings()
-        (s.epsilon, s.perturbations) = (Double(o.zerothOrder.epsilon), o.zerothOrder.perturbations)
+        (s.epsilon, s.perturbations) = (o.zerothOrder.epsilon, o.zerothOrder.perturbations)
         return s
     }
 
@@ -59,13 +59,14 @@ public enum MeZODefinition: MethodDefinition {
 /// towards their starting values θ0 (kept as anchors).
 public enum DiZODefinition: MethodDefinition {
     public struct Settings: Codable, Equatable, Sendable {
-        public var epsilon = 1e-3, perturbations = 1
+        public var epsilon: Float = 1e-3
+        public var perturbations = 1
         /// The tensors projected: kv, qv, attention, all-linear or none.
         public var projected = "kv"
         /// Steps between projection rounds, and the search's iterations per round.
         public var interval = 50, iterations = 10
         /// γ is kept within [1 − clip_range, 1 + clip_range]; the search's finite-difference ε and step.
-        public var clipRange = 0.2, projectionEpsilon = 0.1, projectionStep = 2.0
+        public var clipRange: Float = 0.2, projectionEpsilon: Float = 0.1, projectionStep: Float = 2.0
         public init() {}
 
         enum CodingKeys: String, CodingKey {
@@ -92,7 +93,7 @@ public enum DiZODefinition: MethodDefinition {
         }
         var p = DiZO.Projection()
         (p.set, p.interval, p.iterations) = (set, s.interval, s.iterations)
-        (p.clip, p.epsilon, p.stepSize) = (Float(s.clipRange), Float(s.projectionEpsilon), Float(s.projectionStep))
+        (p.clip, p.epsilon, p.stepSize) = (s.clipRange, s.projectionEpsilon, s.projectionStep)
         guard p.interval >= 1, p.iterations >= 1, p.clip > 0, p.clip < 1, p.epsilon > 0, p.stepSize > 0 else {
             throw TrainingError(
                 message:
@@ -105,9 +106,9 @@ public enum DiZODefinition: MethodDefinition {
     public static func settings(of o: TrainingOptions) -> Settings {
         let z = o.zerothOrder, p = z.projection
         var s = Settings()
-        (s.epsilon, s.perturbations, s.projected) = (Double(z.epsilon), z.perturbations, p.set.rawValue)
+        (s.epsilon, s.perturbations, s.projected) = (z.epsilon, z.perturbations, p.set.rawValue)
         (s.interval, s.iterations) = (p.interval, p.iterations)
-        (s.clipRange, s.projectionEpsilon, s.projectionStep) = (Double(p.clip), Double(p.epsilon), Double(p.stepSize))
+        (s.clipRange, s.projectionEpsilon, s.projectionStep) = (p.clip, p.epsilon, p.stepSize)
         return s
     }
 
