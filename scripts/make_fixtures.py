@@ -5,6 +5,7 @@ under Tests/Fixtures:
     pip install torch gguf tokenizers transformers
     python3 scripts/make_fixtures.py            # model parity (torch), GGUF blocks (gguf), RoPE scaling (transformers)
     python3 scripts/make_fixtures.py --smollm2 cache/SmolLM2-135M-Instruct.Q4_1.gguf   # tokenizer ids too
+    python3 scripts/make_fixtures.py --optimizers   # only the optimizer trajectories (torch, lion-pytorch)
 
 Model parity (llm.c's test_gpt2 pattern): for each tiny configuration a random Llama (parameters
 drawn in float32, math in float64) runs one batch with a masked target; the inputs, logits, mean
@@ -15,6 +16,7 @@ SmolLM2 tokenizer: the `tokenizers` library rebuilt from the GGUF vocabulary and
 """
 import base64
 import json
+import math
 import pathlib
 import sys
 
@@ -134,12 +136,50 @@ OPTIMIZERS = {
     "adamw": {"lr": 1e-2, "weight_decay": 0.1, "betas": [0.9, 0.999], "eps": 1e-8},
     "lion": {"lr": 1e-3, "weight_decay": 0.1, "betas": [0.9, 0.99]},
     "sgd": {"lr": 2e-2, "weight_decay": 0.01, "momentum": 0.9},  # 5e-2 is unstable on the tied model (loss rises)
+    "adam-mini": {"lr": 1e-2, "weight_decay": 0.1, "betas": [0.9, 0.999], "eps": 1e-8},
 }
+
+
+class AdamMiniReference:
+    """Adam-mini (Zhang et al. 2024) with the partition of its official code from v1.1, written out in float64: one
+    second moment per token row of the embedding and head, per head of q_proj/k_proj, per output row of o_proj and the
+    MLP, and per tensor for v_proj and the norms; Adam's first moment and decoupled weight decay as AdamW."""
+
+    def __init__(self, groups, lr, betas, eps, head_dim):
+        self.groups, self.lr, self.betas, self.eps, self.head_dim = groups, lr, betas, eps, head_dim
+        self.state, self.t = {}, 0
+
+    def zero_grad(self):
+        for group in self.groups:
+            for _, p in group["params"]:
+                p.grad = None
+
+    def block(self, name, p):
+        if "q_proj" in name or "k_proj" in name:
+            return self.head_dim * p.shape[1]
+        if any(k in name for k in ("embed_tokens", "lm_head", "o_proj", "mlp.")):
+            return p.shape[1]
+        return p.numel()
+
+    def step(self):
+        self.t += 1
+        b1, b2 = self.betas
+        with torch.no_grad():
+            for group in self.groups:
+                for name, p in group["params"]:
+                    size = self.block(name, p)
+                    g = p.grad.reshape(-1, size)
+                    m, v = self.state.setdefault(name, (torch.zeros_like(g), torch.zeros(g.shape[0], 1)))
+                    v.mul_(b2).add_((g * g).mean(dim=1, keepdim=True), alpha=1 - b2)
+                    m.mul_(b1).add_(g, alpha=1 - b1)
+                    p.mul_(1 - self.lr * group["weight_decay"])
+                    h = v.sqrt() / math.sqrt(1 - b2 ** self.t) + self.eps
+                    p.sub_((self.lr / (1 - b1 ** self.t) * m / h).reshape(p.shape))
 
 
 def make_optimizer_steps(name, c, seed, steps=10):
     """Losses of `steps` optimizer steps (the same batch each step) from the parity fixture's initial parameters,
-    with torch.optim.AdamW, lion_pytorch.Lion and torch.optim.SGD; norms have no weight decay."""
+    with torch.optim.AdamW, lion_pytorch.Lion, torch.optim.SGD and AdamMiniReference; norms have no weight decay."""
     from lion_pytorch import Lion
     out = {}
     for opt_name, h in OPTIMIZERS.items():
@@ -158,6 +198,10 @@ def make_optimizer_steps(name, c, seed, steps=10):
             opt = torch.optim.AdamW(groups, lr=h["lr"], betas=tuple(h["betas"]), eps=h["eps"])
         elif opt_name == "lion":
             opt = Lion(groups, lr=h["lr"], betas=tuple(h["betas"]))
+        elif opt_name == "adam-mini":
+            named = [{"params": [(n, p) for n, p in params.items() if p.dim() == d], "weight_decay": w}
+                     for d, w in ((2, h["weight_decay"]), (1, 0.0))]
+            opt = AdamMiniReference(named, h["lr"], tuple(h["betas"]), h["eps"], c["dim"] // c["heads"])
         else:
             opt = torch.optim.SGD(groups, lr=h["lr"], momentum=h["momentum"])
         losses = []
@@ -463,10 +507,13 @@ if __name__ == "__main__":
     torch.set_default_dtype(torch.float64)
     trajectories = {}
     for i, (name, config) in enumerate(CONFIGS.items()):
-        make(name, config, seed=1234 + i)
+        if "--optimizers" not in sys.argv:  # --optimizers: only Tests/Fixtures/optimizer-steps.json
+            make(name, config, seed=1234 + i)
         trajectories[name] = make_optimizer_steps(name, config, seed=1234 + i)
     (OUT / "optimizer-steps.json").write_text(json.dumps(trajectories, indent=1) + "\n")
     print("Tests/Fixtures/optimizer-steps.json:", {n: {o: round(t["losses"][-1], 4) for o, t in v.items()} for n, v in trajectories.items()})
+    if "--optimizers" in sys.argv:
+        sys.exit(0)
     make_gguf_blocks()
     make_schedules_and_clipping()
     make_rope_scaling()

@@ -164,7 +164,7 @@ struct CheckpointTests {
             (TrainingOptions.Method.adamw, QFT.GradientMode.fused), (.adamwFused, .fused), (.lion, .fused),
             (.sgd, .fused),
             (.mezo, .fused), (.dizo, .fused), (.qft, .fused), (.qft, .stack), (.galore, .fused), (.adarankgrad, .fused),
-            (.lspOffload, .fused),
+            (.lspOffload, .fused), (.adamMini, .fused),
         ])
     func bitExactResume(method: TrainingOptions.Method, gradients: QFT.GradientMode) throws {
         var qft = QFT.Settings()

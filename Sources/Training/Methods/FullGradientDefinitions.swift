@@ -7,11 +7,12 @@ public enum AdamWDefinition: OptimizerDefinition {
     public typealias Settings = NoSettings
     public static let name = "adamw"
     public static let summary = "AdamW, a full gradient slab (method.fused: true updates inside backward)"
-    public static func optimizer(_ o: TrainingOptions, layout: ParameterLayout, ledger: MemoryLedger) -> any Optimizer {
-        AdamW(layout: layout, groups: o.groups, ledger: ledger)
+    public static func optimizer(_ o: TrainingOptions, model: LlamaModel) -> any Optimizer {
+        AdamW(layout: model.layout, groups: o.groups, ledger: model.ledger)
     }
-    public static func stateBytes(_ layout: ParameterLayout, options o: TrainingOptions) -> [MemoryCategory: Int] {
-        [.optimizerState: 8 * TrainableLayout(layout, groups: o.groups).totalCount]
+    public static func stateBytes(_ c: LlamaConfig, options o: TrainingOptions) -> [MemoryCategory: Int] {
+        let layout = ParameterLayout(c)
+        return [.optimizerState: 8 * TrainableLayout(layout, groups: o.groups).totalCount]
     }
 }
 
@@ -22,11 +23,11 @@ public enum AdamWFusedDefinition: OptimizerDefinition {
     public static let summary = "AdamW updating each tensor inside backward (no full gradient; needs clip 0)"
     public static let fusion = Fusion.always
     public static let catalogSettings = ["optimizer.clip=0"]
-    public static func optimizer(_ o: TrainingOptions, layout: ParameterLayout, ledger: MemoryLedger) -> any Optimizer {
-        AdamWDefinition.optimizer(o, layout: layout, ledger: ledger)
+    public static func optimizer(_ o: TrainingOptions, model: LlamaModel) -> any Optimizer {
+        AdamWDefinition.optimizer(o, model: model)
     }
-    public static func stateBytes(_ layout: ParameterLayout, options o: TrainingOptions) -> [MemoryCategory: Int] {
-        AdamWDefinition.stateBytes(layout, options: o)
+    public static func stateBytes(_ c: LlamaConfig, options o: TrainingOptions) -> [MemoryCategory: Int] {
+        AdamWDefinition.stateBytes(c, options: o)
     }
 }
 
@@ -35,11 +36,12 @@ public enum LionDefinition: OptimizerDefinition {
     public typealias Settings = NoSettings
     public static let name = "lion"
     public static let summary = "Lion, one momentum per weight"
-    public static func optimizer(_ o: TrainingOptions, layout: ParameterLayout, ledger: MemoryLedger) -> any Optimizer {
-        Lion(layout: layout, groups: o.groups, ledger: ledger)
+    public static func optimizer(_ o: TrainingOptions, model: LlamaModel) -> any Optimizer {
+        Lion(layout: model.layout, groups: o.groups, ledger: model.ledger)
     }
-    public static func stateBytes(_ layout: ParameterLayout, options o: TrainingOptions) -> [MemoryCategory: Int] {
-        [.optimizerState: 4 * TrainableLayout(layout, groups: o.groups).totalCount]
+    public static func stateBytes(_ c: LlamaConfig, options o: TrainingOptions) -> [MemoryCategory: Int] {
+        let layout = ParameterLayout(c)
+        return [.optimizerState: 4 * TrainableLayout(layout, groups: o.groups).totalCount]
     }
 }
 
@@ -48,11 +50,11 @@ public enum SGDDefinition: OptimizerDefinition {
     public typealias Settings = NoSettings
     public static let name = "sgd"
     public static let summary = "SGD with momentum 0.9"
-    public static func optimizer(_ o: TrainingOptions, layout: ParameterLayout, ledger: MemoryLedger) -> any Optimizer {
-        SGD(layout: layout, momentum: 0.9, groups: o.groups, ledger: ledger)
+    public static func optimizer(_ o: TrainingOptions, model: LlamaModel) -> any Optimizer {
+        SGD(layout: model.layout, momentum: 0.9, groups: o.groups, ledger: model.ledger)
     }
-    public static func stateBytes(_ layout: ParameterLayout, options o: TrainingOptions) -> [MemoryCategory: Int] {
-        LionDefinition.stateBytes(layout, options: o)
+    public static func stateBytes(_ c: LlamaConfig, options o: TrainingOptions) -> [MemoryCategory: Int] {
+        LionDefinition.stateBytes(c, options: o)
     }
 }
 

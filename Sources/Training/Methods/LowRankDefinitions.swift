@@ -101,17 +101,15 @@ extension LowRankDefinition {
         try o.lowRank.validate()
     }
 
-    public static func optimizer(
-        _ o: TrainingOptions, layout: ParameterLayout, ledger: MemoryLedger
-    ) throws
-        -> any Optimizer
-    {
-        try LowRankAdam(layout: layout, settings: o.lowRank, groups: o.groups, seed: o.seed, ledger: ledger)
+    public static func optimizer(_ o: TrainingOptions, model: LlamaModel) throws -> any Optimizer {
+        try LowRankAdam(
+            layout: model.layout, settings: o.lowRank, groups: o.groups, seed: o.seed, ledger: model.ledger)
     }
 
     /// At the largest rank: AdaRankGrad's ranks only fall from there.
-    public static func stateBytes(_ layout: ParameterLayout, options o: TrainingOptions) -> [MemoryCategory: Int] {
-        [
+    public static func stateBytes(_ c: LlamaConfig, options o: TrainingOptions) -> [MemoryCategory: Int] {
+        let layout = ParameterLayout(c)
+        return [
             .optimizerState: LowRankAdam.stateBytes(layout, rank: o.lowRank.maxRank, groups: o.groups),
             .workspace: LowRankAdam.workspaceBytes(layout, settings: o.lowRank),
         ]

@@ -92,12 +92,10 @@ public struct NoSettings: Codable, Equatable, Sendable {
 
 /// A method that keeps a full gradient or fuses its updates into backward around one ``Optimizer``.
 public protocol OptimizerDefinition: MethodDefinition {
-    static func optimizer(
-        _ options: TrainingOptions, layout: ParameterLayout, ledger: MemoryLedger
-    ) throws
-        -> any Optimizer
-    /// The optimizer's state and scratch bytes.
-    static func stateBytes(_ layout: ParameterLayout, options: TrainingOptions) -> [MemoryCategory: Int]
+    /// The optimizer with its state allocated for `model`.
+    static func optimizer(_ options: TrainingOptions, model: LlamaModel) throws -> any Optimizer
+    /// The optimizer's state and scratch bytes for a model of shape `config`.
+    static func stateBytes(_ config: LlamaConfig, options: TrainingOptions) -> [MemoryCategory: Int]
 }
 
 extension OptimizerDefinition {
@@ -106,7 +104,7 @@ extension OptimizerDefinition {
     ) throws
         -> any FineTuningMethod
     {
-        let optimizer = try optimizer(options, layout: model.layout, ledger: model.ledger)
+        let optimizer = try optimizer(options, model: model)
         return options.isFused
             ? FusedGradientMethod(
                 optimizer: optimizer, store: model.store, checkpointing: options.checkpointing, ledger: model.ledger)
@@ -117,7 +115,7 @@ extension OptimizerDefinition {
 
     public static func memory(_ config: LlamaConfig, options: TrainingOptions, threads: Int) -> [MemoryCategory: Int] {
         MemoryPlan.gradientPass(config, options: options, threads: threads).merging(
-            stateBytes(ParameterLayout(config), options: options), uniquingKeysWith: +)
+            stateBytes(config, options: options), uniquingKeysWith: +)
     }
 
     /// The optimizer inside a gradient method built by ``make(_:model:stepsPerEpoch:)``.

@@ -3,7 +3,7 @@ public enum MethodRegistry {
     public static let all: [any MethodDefinition.Type] = [
         AdamWDefinition.self, AdamWFusedDefinition.self, LionDefinition.self, SGDDefinition.self,
         MeZODefinition.self, DiZODefinition.self, QFTDefinition.self, GaLoreDefinition.self,
-        AdaRankGradDefinition.self, LSPOffloadDefinition.self,
+        AdaRankGradDefinition.self, LSPOffloadDefinition.self, AdamMiniDefinition.self,
     ]
 
     /// The definition named `name`, if there is one.
