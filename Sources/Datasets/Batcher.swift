@@ -20,7 +20,10 @@ public enum Batcher {
             throw DataError(
                 file: "(batch)", line: nil,
                 problem:
-                    "example \(i) has \(e.ids.count) tokens; the model allows \(maxLength + 1). Shorten it or raise the sequence length"
+                    """
+                    example \(i) has \(e.ids.count) tokens; the model allows \(maxLength + 1). Shorten it or raise the \
+                    sequence length
+                    """
             )
         }
         let lengths = rows.map { $0.reduce(0) { $0 + $1.ids.count - 1 } }

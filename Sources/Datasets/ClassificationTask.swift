@@ -39,7 +39,10 @@ public struct ClassificationTask: Sendable, Equatable, Codable {
         throw DataError(
             file: file, line: line,
             problem:
-                "field \"label\": '\(text)' is not a class; use 0..<\(labelWords.count) or one of \(labelWords.map { $0.trimmingCharacters(in: .whitespaces) })"
+                """
+                field \"label\": '\(text)' is not a class; use 0..<\(labelWords.count) or one of \
+                \(labelWords.map { $0.trimmingCharacters(in: .whitespaces) })
+                """
         )
     }
 }

@@ -51,7 +51,10 @@ public struct ExampleEncoder {
         let trained = examples.contains { e in zip(e.ids, e.trained).contains { $0.1 && stops.contains($0.0) } }
         return trained
             ? nil
-            : "no example trains a stop token \(stops.sorted()): the model will not learn where to stop (check the chat template or add end-of-sequence tokens)"
+            : """
+            no example trains a stop token \(stops.sorted()): the model will not learn where to stop (check the \
+            chat template or add end-of-sequence tokens)
+            """
     }
 
     public func encode(_ record: Record) throws -> TokenizedExample {
@@ -75,7 +78,10 @@ public struct ExampleEncoder {
             guard let template else {
                 throw ChatTemplateError(
                     message:
-                        "the data has chat messages but the model names no chat template; choose one of \(ChatTemplate.supportedNames)"
+                        """
+                        the data has chat messages but the model names no chat template; choose one of \
+                        \(ChatTemplate.supportedNames)
+                        """
                 )
             }
             // Each assistant turn is the difference between the conversation rendered up to it with a
@@ -89,7 +95,10 @@ public struct ExampleEncoder {
                 guard prompt.hasPrefix(rendered), through.hasPrefix(prompt) else {
                     throw ChatTemplateError(
                         message:
-                            "\(template): turn \(i + 1) does not extend the rendered conversation; masking needs a template whose rendering grows turn by turn"
+                            """
+                            \(template): turn \(i + 1) does not extend the rendered conversation; masking needs a \
+                            template whose rendering grows turn by turn
+                            """
                     )
                 }
                 let head = String(prompt.dropFirst(rendered.count)), reply = String(through.dropFirst(prompt.count))

@@ -9,7 +9,8 @@ public enum Record: Sendable, Equatable {
     case promptCompletion(prompt: String, completion: String)
     /// `{"messages": [{"role", "content"}, …]}` through the chat template: assistant turns are trained.
     case messages([ChatMessage])
-    /// `{"instruction", "input", "output"}` (Alpaca): a user turn of instruction (and input), an assistant turn of output.
+    /// `{"instruction", "input", "output"}` (Alpaca): a user turn of instruction (and input), an assistant turn of
+    /// output.
     case alpaca(instruction: String, input: String, output: String)
     /// `{"text": …, "label": …}` (or a TSV row) of a ``ClassificationTask``: the prompt made from the text
     /// is followed by the label word of class `label`, which alone is trained.
@@ -66,7 +67,10 @@ public enum DataReader {
             throw DataError(
                 file: path, line: long + 1,
                 problem:
-                    "the line has \(lines[long].utf8.count) bytes, above the limit of \(lineLimit); records are one per line"
+                    """
+                    the line has \(lines[long].utf8.count) bytes, above the limit of \(lineLimit); records are one per \
+                    line
+                    """
             )
         }
         var records: [(line: Int, record: Record)] = [], skipped: [DataError] = []
@@ -80,7 +84,10 @@ public enum DataReader {
                 throw DataError(
                     file: path, line: nil,
                     problem:
-                        "a TSV file is read as a classification task; set data.task: classification with data.label_words"
+                        """
+                        a TSV file is read as a classification task; set data.task: classification with \
+                        data.label_words
+                        """
                 )
             }
             let header =
@@ -164,7 +171,11 @@ public enum DataReader {
             .filter { $0.contains { object[$0] != nil } }
         if shapes.count > 1 {
             throw fail(
-                "the record mixes the fields of \(shapes.map { $0.filter { object[$0] != nil }.joined(separator: "/") }.joined(separator: " and ")); use one shape per record"
+                """
+                the record mixes the fields of \
+                \(shapes.map { $0.filter { object[$0] != nil }.joined(separator: "/") }.joined(separator: " and ")); \
+                use one shape per record
+                """
             )
         }
         if object["messages"] != nil {
@@ -197,7 +208,10 @@ public enum DataReader {
         }
         if object["text"] != nil { return .text(try string("text")) }
         throw fail(
-            "unknown record shape (fields: \(object.keys.sorted())); expected text, prompt/completion, messages, or instruction/input/output"
+            """
+            unknown record shape (fields: \(object.keys.sorted())); expected text, prompt/completion, messages, or \
+            instruction/input/output
+            """
         )
     }
 }

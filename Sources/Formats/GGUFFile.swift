@@ -61,7 +61,10 @@ public final class GGUFFile {
             throw FormatError(
                 file: path,
                 problem:
-                    "implausible counts at byte 8: \(tensorCount64) tensors, \(kvCount64) metadata entries (at most 2²⁰ each)",
+                    """
+                    implausible counts at byte 8: \(tensorCount64) tensors, \(kvCount64) metadata entries (at most 2²⁰ \
+                    each)
+                    """,
                 fix: "The header is corrupted.")
         }
         let tensorCount = Int(tensorCount64), kvCount = Int(kvCount64)
@@ -112,7 +115,10 @@ public final class GGUFFile {
                     file: path,
                     problem: "tensor '\(info.name)' has ggml type \(info.type), which LeanTune does not read",
                     fix:
-                        "Supported: \(GGMLType.allCases.map(\.name).joined(separator: ", ")); re-quantize the file to one of them."
+                        """
+                        Supported: \(GGMLType.allCases.map(\.name).joined(separator: ", ")); re-quantize the file to \
+                        one of them.
+                        """
                 )
             }
             let count = info.dims.reduce(1, *)  // at most 2⁴⁰ (checked above)
@@ -126,7 +132,10 @@ public final class GGUFFile {
                 throw FormatError(
                     file: path,
                     problem:
-                        "tensor '\(info.name)' (\(type.byteCount(count)) bytes at data offset \(info.offset)) lies past the end of the file (\(r.count) bytes)",
+                        """
+                        tensor '\(info.name)' (\(type.byteCount(count)) bytes at data offset \(info.offset)) lies past \
+                        the end of the file (\(r.count) bytes)
+                        """,
                     fix: "The file is truncated; download it again.")
             }
             let tensor = GGUFTensor(name: info.name, dims: info.dims, type: type, offset: dataStart + Int(info.offset))

@@ -80,7 +80,10 @@ public enum GGUFModel {
                 throw FormatError(
                     file: gguf.path,
                     problem:
-                        "tensor '\(name)' has ggml dims \(t.dims); the configuration needs \(Array(info.shape.reversed()))",
+                        """
+                        tensor '\(name)' has ggml dims \(t.dims); the configuration needs \
+                        \(Array(info.shape.reversed()))
+                        """,
                     fix: "The metadata and the tensors disagree; convert the model again.")
             }
             gguf.read(t, into: store.view(id).baseAddress!)

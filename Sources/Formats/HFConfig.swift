@@ -13,7 +13,10 @@ public enum HFConfig {
         guard architectures.contains(arch) else {
             throw fail(
                 "architecture '\(arch)' is not supported",
-                "Supported: \(architectures.joined(separator: ", ")) (Llama 2/3/3.2, TinyLlama, SmolLM, Mistral without sliding window)."
+                """
+                Supported: \(architectures.joined(separator: ", ")) (Llama 2/3/3.2, TinyLlama, SmolLM, Mistral without \
+                sliding window).
+                """
             )
         }
         func int(_ key: String) throws -> Int {
@@ -80,7 +83,10 @@ public enum HFConfig {
                         n <= LlamaConfig.sequenceLimit
                     else {
                         throw fail(
-                            "rope_scaling.original_max_position_embeddings must be a whole number in 1...\(LlamaConfig.sequenceLimit)",
+                            """
+                            rope_scaling.original_max_position_embeddings must be a whole number in \
+                            1...\(LlamaConfig.sequenceLimit)
+                            """,
                             "Fix rope_scaling in config.json.")
                     }
                     return n

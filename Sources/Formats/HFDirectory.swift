@@ -45,7 +45,10 @@ public enum HFDirectory {
             throw FormatError(
                 file: dir + "/tokenizer.json",
                 problem:
-                    "the tokenizer has \(tokenizer.vocabularySize) tokens but the model's vocabulary is \(config.vocabSize)",
+                    """
+                    the tokenizer has \(tokenizer.vocabularySize) tokens but the model's vocabulary is \
+                    \(config.vocabSize)
+                    """,
                 fix: "Use the tokenizer that came with the model.")
         }
         let template = tokenizerConfig["chat_template"] as? String

@@ -48,7 +48,10 @@ public enum Llama2cCheckpoint {
                 file: path, problem: "header \(h) implies \(expected) bytes but the file has \(r.count)",
                 fix: r.count < expected
                     ? "The file is truncated; download it again."
-                    : "The file has extra bytes: it is not a version-0 llama2.c checkpoint (export it with legacy_export)."
+                    : """
+                    The file has extra bytes: it is not a version-0 llama2.c checkpoint (export it with \
+                    legacy_export).
+                    """
             )
         }
         let layout = ParameterLayout(config)

@@ -115,7 +115,10 @@ public enum ModelFile {
                 throw FormatError(
                     file: path,
                     problem:
-                        "the tokenizer has \(tokenizer.vocabularySize) tokens but the model's vocabulary is \(config.vocabSize)",
+                        """
+                        the tokenizer has \(tokenizer.vocabularySize) tokens but the model's vocabulary is \
+                        \(config.vocabSize)
+                        """,
                     fix: "The file is inconsistent; convert it again.")
             }
             let template = gguf.metadata["tokenizer.chat_template"]?.string
@@ -129,7 +132,10 @@ public enum ModelFile {
             throw FormatError(
                 file: path, problem: "unrecognised model format",
                 fix:
-                    "Supported: Hugging Face directories, GGUF (.gguf) and llama2.c checkpoints (.bin, with --tokenizer)."
+                    """
+                    Supported: Hugging Face directories, GGUF (.gguf) and llama2.c checkpoints (.bin, with \
+                    --tokenizer).
+                    """
             )
         }
         guard let tokenizerPath else {

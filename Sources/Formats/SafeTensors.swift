@@ -76,7 +76,10 @@ public final class SafeTensorsFile {
                 throw FormatError(
                     file: path,
                     problem:
-                        "tensor '\(name)' (\(dtypeName) \(shape)) needs \(expected) bytes but data_offsets give \(offsets[1] - offsets[0])",
+                        """
+                        tensor '\(name)' (\(dtypeName) \(shape)) needs \(expected) bytes but data_offsets give \
+                        \(offsets[1] - offsets[0])
+                        """,
                     fix: "The header is corrupted.")
             }
             tensors[name] = SafeTensor(
@@ -161,7 +164,8 @@ public enum SafeTensorsWriter {
         }
     }
 
-    /// Writes `entries` to `path`, float values as `dtype` (.f32, or .bf16 rounded to nearest even). Returns the data bytes.
+    /// Writes `entries` to `path`, float values as `dtype` (.f32, or .bf16 rounded to nearest even). Returns the data
+    /// bytes.
     @discardableResult
     public static func write(
         _ entries: [Entry], to path: String, dtype: DType, metadata: [String: String] = [:]

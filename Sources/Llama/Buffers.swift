@@ -85,7 +85,8 @@ struct LayerActivations {
         [s.rows * c.dim, s.rows * c.ffnDim, s.rows * c.ffnDim]
     }
 
-    /// - Parameter kept: the bf16 arena and the fp32 scratch of attention, gate and up when the layer keeps them in bf16.
+    /// - Parameter kept: the bf16 arena and the fp32 scratch of attention, gate and up when the layer keeps them in
+    /// bf16.
     init(
         _ c: LlamaConfig, _ s: PassShape, withKV: Bool, from a: Arena<Float>,
         kept: (Arena<UInt16>, Workspace.Shared)? = nil

@@ -33,7 +33,10 @@ extension LlamaModel {
         guard cache.length + n <= cache.capacity else {
             throw LlamaInputError(
                 message:
-                    "the sequence would reach \(cache.length + n) tokens, beyond the cache's \(cache.capacity); ask for fewer tokens"
+                    """
+                    the sequence would reach \(cache.length + n) tokens, beyond the cache's \(cache.capacity); ask for \
+                    fewer tokens
+                    """
             )
         }
         if let bad = tokens.first(where: { $0 < 0 || Int($0) >= c.vocabSize }) {

@@ -71,7 +71,10 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
             try require(value > 0, "\(name) must be positive, got \(value)")
             try require(
                 value <= limit,
-                "\(name) is \(value), above LeanTune's limit of \(limit) (the largest published models stay far below it)"
+                """
+                \(name) is \(value), above LeanTune's limit of \(limit) (the largest published models stay far below \
+                it)
+                """
             )
         }
         try require(dim % headCount == 0, "dim \(dim) is not divisible by heads \(headCount)")

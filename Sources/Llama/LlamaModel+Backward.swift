@@ -71,7 +71,8 @@ extension LlamaModel {
         let p = layout.layers[l], c = config, n = s.rows
         let dNormed = ws.dNormed!, dHidden = ws.dHidden!, dGate = ws.dGate!, dq = ws.dq!, dk = ws.dk!, dv = ws.dv!
 
-        if let kept = a.kept {  // the fp32 scratch from the bf16 bits this layer kept (attention's for a sink that reads x)
+        // the fp32 scratch from the bf16 bits this layer kept (attention's for a sink that reads x)
+        if let kept = a.kept {
             for (bits, floats, count) in [
                 (kept.gate, a.gate, n * c.ffnDim), (kept.up, a.up, n * c.ffnDim),
                 (kept.attention, a.attention, n * c.dim),

@@ -211,7 +211,10 @@ public final class LlamaModel {
         if batch.length > config.maxSequenceLength {
             throw LlamaInputError(
                 message:
-                    "sequence length \(batch.length) exceeds the model's maximum \(config.maxSequenceLength); shorten or split the sequences"
+                    """
+                    sequence length \(batch.length) exceeds the model's maximum \(config.maxSequenceLength); shorten \
+                    or split the sequences
+                    """
             )
         }
         let v = Int32(config.vocabSize)

@@ -38,7 +38,8 @@ public final class AdamW: Optimizer {
         let rule = Rule(
             beta1: beta1, beta2: beta2, epsilon: epsilon, learningRate: lr, keep: 1 - lr * weightDecay(id), step: step)
         nonisolated(unsafe) let (p, g, m, v) = (weights.baseAddress!, gradient, m.pointer + offset, v.pointer + offset)
-        Parallel.forEachChunk(weights.count, grain: 1 << 15) { r in rule.apply(p, g, m, v, r) }  // tasks own disjoint elements
+        // tasks own disjoint elements
+        Parallel.forEachChunk(weights.count, grain: 1 << 15) { r in rule.apply(p, g, m, v, r) }
     }
 
     /// Adam's elementwise step at step t with its settings fixed (also used in GaLore's projected space).

@@ -12,8 +12,8 @@ public final class DenseSparseStore: ParameterStore {
         /// Fraction of each matrix's entries kept in fp32 as outliers (QFT: 1%).
         public var outlierFraction = 0.01
         /// Values per INT8 scale; 0 for one scale per output row. Per row by measurement (`leantune bench quantization`
-        /// on SmolLM2-135M with 1% outliers): relative error 0.61% against 0.58% for blocks of 256 and 0.51% for 64, at the
-        /// fewest bytes (1.092 per value against 1.102 and 1.149) and the fastest stochastic encode.
+        /// on SmolLM2-135M with 1% outliers): relative error 0.61% against 0.58% for blocks of 256 and 0.51% for 64, at
+        ///         /// the fewest bytes (1.092 per value against 1.102 and 1.149) and the fastest stochastic encode.
         public var blockSize = 0
         /// Groups kept in fp32 (weights and optimizer state); the norms always are.
         public var fp32Groups: Set<ParameterGroup> = [.norms]
@@ -29,7 +29,10 @@ public final class DenseSparseStore: ParameterStore {
             guard blockSize >= 0, blockSize <= 1 << 20 else {
                 throw MethodError(
                     message:
-                        "method.weight_block must be 0 (one scale per row) or a block size in 1...\(1 << 20), got \(blockSize)"
+                        """
+                        method.weight_block must be 0 (one scale per row) or a block size in 1...\(1 << 20), got \
+                        \(blockSize)
+                        """
                 )
             }
         }
@@ -171,7 +174,10 @@ public final class DenseSparseStore: ParameterStore {
             if case .quantized(let q) = t, !q.checkLayout() {
                 throw MethodError(
                     message:
-                        "the checkpoint's outlier layout of \(info.name) is not a valid CSR of \(info.shape); the file is corrupted"
+                        """
+                        the checkpoint's outlier layout of \(info.name) is not a valid CSR of \(info.shape); the file \
+                        is corrupted
+                        """
                 )
             }
         }

@@ -59,7 +59,10 @@ public final class DiZO: FineTuningMethod {
         if projection.set != .none, projected.isEmpty {
             throw MethodError(
                 message:
-                    "DiZO: the projected set '\(projection.set.rawValue)' matches no trainable tensor; choose one of \(ProjectedSet.allCases.map(\.rawValue)) or unfreeze those tensors"
+                    """
+                    DiZO: the projected set '\(projection.set.rawValue)' matches no trainable tensor; choose one of \
+                    \(ProjectedSet.allCases.map(\.rawValue)) or unfreeze those tensors
+                    """
             )
         }
         anchors = projected.map { id in

@@ -143,7 +143,11 @@ public final class FusedGradientMethod: FineTuningMethod {
         guard loss.mean.isFinite else {  // the weights changed inside backward: nothing to skip
             throw NonFiniteError(
                 message:
-                    "step \(step): non-finite loss \(loss.mean) with fused updates, which change the weights inside backward and cannot skip a step. Lower the learning rate or use adamw (full gradient, skips such steps)."
+                    """
+                    step \(step): non-finite loss \(loss.mean) with fused updates, which change the weights inside \
+                    backward and cannot skip a step. Lower the learning rate or use adamw (full gradient, skips such \
+                    steps).
+                    """
             )
         }
         return MethodStep(loss: loss, details: optimizer.diagnostics)

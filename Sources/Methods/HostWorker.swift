@@ -69,7 +69,10 @@ final class HostWorker: @unchecked Sendable {
         do { try toHost.push(message) } catch {
             throw MethodError(
                 message:
-                    "LSP-Offload's host worker has stopped: matrix \(message.matrix)'s gradient cannot be sent, and this step's update is lost. Resume from the last checkpoint."
+                    """
+                    LSP-Offload's host worker has stopped: matrix \(message.matrix)'s gradient cannot be sent, and \
+                    this step's update is lost. Resume from the last checkpoint.
+                    """
             )
         }
     }
@@ -79,8 +82,14 @@ final class HostWorker: @unchecked Sendable {
         do { return try toCompute.pop(timeout: timeout) } catch {
             throw MethodError(
                 message: error == .timedOut
-                    ? "LSP-Offload's host worker has not answered for \(timeout) s; the run stops rather than train on stale weights. Resume from the last checkpoint."
-                    : "LSP-Offload's host worker has stopped before answering; this step's update is lost. Resume from the last checkpoint."
+                    ? """
+                    LSP-Offload's host worker has not answered for \(timeout) s; the run stops rather than train on \
+                    stale weights. Resume from the last checkpoint.
+                    """
+                    : """
+                    LSP-Offload's host worker has stopped before answering; this step's update is lost. Resume from \
+                    the last checkpoint.
+                    """
             )
         }
     }

@@ -24,9 +24,9 @@ public final class LSPOffload: FineTuningMethod {
         public var compression = Compression.factors
         public var trainEmbeddings = false
         /// Projector learning (§6.3): every `checkFrequency` steps (0: never; the projectors keep their random init),
-        /// gradients of `heldOutBatches` batches of the trainer's second data stream are collected; when the mean relative
-        /// reconstruction error is at least `refitThreshold` (α), each matrix's values get `fitIterations` Adam steps at
-        /// `fitLearningRate` and the host moments move into the new space.
+        /// gradients of `heldOutBatches` batches of the trainer's second data stream are collected; when the mean
+        ///         /// relative reconstruction error is at least `refitThreshold` (α), each matrix's values get
+        ///         /// `fitIterations` Adam steps at `fitLearningRate` and the host moments move into the new space.
         public var checkFrequency = 200, heldOutBatches = 2, fitIterations = 10
         public var fitLearningRate: Float = 0.1, refitThreshold = 0.5
         /// The host Adam (ε inside the square root, as the system code).
@@ -40,7 +40,10 @@ public final class LSPOffload: FineTuningMethod {
             else {
                 throw MethodError(
                     message:
-                        "method.check_frequency must be ≥ 0 (0: never refit), method.held_out_batches and method.fit_iterations ≥ 1, method.fit_lr > 0 and method.refit_threshold ≥ 0"
+                        """
+                        method.check_frequency must be ≥ 0 (0: never refit), method.held_out_batches and \
+                        method.fit_iterations ≥ 1, method.fit_lr > 0 and method.refit_threshold ≥ 0
+                        """
                 )
             }
             guard nonzeros >= 1, nonzeros <= size else {
@@ -50,7 +53,10 @@ public final class LSPOffload: FineTuningMethod {
             for info in layout.parameters where info.role.isBlockMatrix && size > info.shape.max()! {
                 throw MethodError(
                     message:
-                        "method.size (d) \(size) exceeds the larger side of \(info.name) \(info.shape); choose d ≤ \(info.shape.max()!)"
+                        """
+                        method.size (d) \(size) exceeds the larger side of \(info.name) \(info.shape); choose d ≤ \
+                        \(info.shape.max()!)
+                        """
                 )
             }
         }
@@ -67,7 +73,8 @@ public final class LSPOffload: FineTuningMethod {
     private let rest: TensorAdamW
     private let sink: Sink
     private let ledger: MemoryLedger
-    /// What the last step did: seconds of compute, of waiting for the host, of host work; bytes each way; projector fits.
+    /// What the last step did: seconds of compute, of waiting for the host, of host work; bytes each way; projector
+    /// fits.
     public private(set) var report: [String: Double] = [:]
     /// Projector fits run, fits skipped because the error was below α, and fits that failed (old values kept).
     public private(set) var fits = 0, keptProjectors = 0, failedFits = 0
@@ -110,10 +117,11 @@ public final class LSPOffload: FineTuningMethod {
 
     deinit { host.stop() }
 
-    /// Bytes by category for `layout` from shapes alone, besides the weights and a training pass's buffers: compute-side
-    /// gradients (every matrix's d×d Ĝ, all in flight at the end of backward, and the largest accumulator of a tensor
-    /// trained on the compute side), optimizer state (projectors' indices and values, AdamW of the norms), the host's
-    /// M and V, and scratch (the factors of one matrix for `tokens` rows, or its compression intermediates).
+    /// Bytes by category for `layout` from shapes alone, besides the weights and a training pass's buffers:
+    ///     /// compute-side gradients (every matrix's d×d Ĝ, all in flight at the end of backward, and the largest
+    ///     /// accumulator of a tensor trained on the compute side), optimizer state (projectors' indices and values,
+    ///     /// AdamW of the norms), the host's M and V, and scratch (the factors of one matrix for `tokens` rows, or
+    /// its compression intermediates).
     public static func memory(
         _ layout: ParameterLayout, settings: Settings, groups: ParameterGroups, tokens: Int
     ) -> [MemoryCategory: Int] {
@@ -174,7 +182,10 @@ public final class LSPOffload: FineTuningMethod {
         guard loss.mean.isFinite else {
             throw NonFiniteError(
                 message:
-                    "step \(step): non-finite loss \(loss.mean); LSP-Offload moves the norms inside backward and cannot skip a step. Lower the learning rate."
+                    """
+                    step \(step): non-finite loss \(loss.mean); LSP-Offload moves the norms inside backward and cannot \
+                    skip a step. Lower the learning rate.
+                    """
             )
         }
         try sink.send()
@@ -214,9 +225,10 @@ public final class LSPOffload: FineTuningMethod {
         return MethodStep(loss: loss, skipped: skipped, details: report)
     }
 
-    /// Collects the matrices' gradients over `batches`, measures the projectors' reconstruction error and, at or above α,
-    /// fits every matrix's projector values and carries the host moments over: M ← L·M·Rᵀ, V ← (L⊙L)·V·(R⊙R)ᵀ with
-    /// L = P_newᵀ·P_old and R = Q_newᵀ·Q_old (non-finite results become 0). Nothing is in flight between steps.
+    /// Collects the matrices' gradients over `batches`, measures the projectors' reconstruction error and, at or above
+    ///     /// α, fits every matrix's projector values and carries the host moments over: M ← L·M·Rᵀ, V ←
+    ///     /// (L⊙L)·V·(R⊙R)ᵀ with L = P_newᵀ·P_old and R = Q_newᵀ·Q_old (non-finite results become 0). Nothing is in
+    /// flight between steps.
     func refit(_ model: LlamaModel, batches: [TokenBatch]) throws -> [String: Double] {
         let start = monotonicNanoseconds()
         let gradients = MatrixGradients(layout: layout, matrices: matrices, ledger: ledger)
@@ -257,7 +269,8 @@ public final class LSPOffload: FineTuningMethod {
                 }
                 GEMM.multiply(m: d, n: d, k: d, l.pointer, lda: d, moment.pointer, ldb: d, t.pointer, ldc: d)  // L·X
                 GEMM.multiply(
-                    m: d, n: d, k: d, t.pointer, lda: d, r.pointer, ldb: d, transB: true, moment.pointer, ldc: d)  // ·Rᵀ
+                    // ·Rᵀ
+                    m: d, n: d, k: d, t.pointer, lda: d, r.pointer, ldb: d, transB: true, moment.pointer, ldc: d)
                 for i in 0..<d * d where !moment.pointer[i].isFinite { moment.pointer[i] = 0 }
             }
         }
@@ -303,7 +316,8 @@ public final class LSPOffload: FineTuningMethod {
             pair.right.rightTimes(x, rows: rows, into: b.pointer)  // x·Q (rows×d)
             let g = compressedBuffer(k)
             GEMM.multiply(
-                m: d, n: d, k: rows, a.pointer, lda: d, transA: true, b.pointer, ldb: d, g.pointer, ldc: d, beta: 1)  // += (dy·P)ᵀ·(x·Q)
+                // += (dy·P)ᵀ·(x·Q)
+                m: d, n: d, k: rows, a.pointer, lda: d, transA: true, b.pointer, ldb: d, g.pointer, ldc: d, beta: 1)
             return true
         }
 
@@ -318,7 +332,8 @@ public final class LSPOffload: FineTuningMethod {
                         matrix: k, buffer: g,
                         learningRate: method.groups.learningRate(learningRate, for: layout.parameters[id].role)))
                 if method.settings.schedule == .layerwise, sendFailure == nil {
-                    do { try send() } catch { sendFailure = error }  // finish cannot throw; step throws it after backward
+                    // finish cannot throw; step throws it after backward
+                    do { try send() } catch { sendFailure = error }
                 }
                 return
             }

@@ -32,7 +32,8 @@ public final class Lion: Optimizer {
         guard let offset = trainable.offsets[id] else { return }  // frozen: no state, no update
         let rule = Rule(beta1: beta1, beta2: beta2, learningRate: lr, keep: 1 - lr * weightDecay(id))
         nonisolated(unsafe) let (p, g, m) = (weights.baseAddress!, gradient, m.pointer + offset)
-        Parallel.forEachChunk(weights.count, grain: 1 << 15) { r in rule.apply(p, g, m, r) }  // tasks own disjoint elements
+        // tasks own disjoint elements
+        Parallel.forEachChunk(weights.count, grain: 1 << 15) { r in rule.apply(p, g, m, r) }
     }
 
     /// Lion's elementwise step with its settings fixed.

@@ -26,7 +26,8 @@ public final class LowRankAdam: Optimizer {
             /// GaLore: rank r, refreshed every `interval` steps of the tensor.
             case fixed(rank: Int, interval: Int)
             /// AdaRankGrad: the smallest rank in minRank...maxRank whose SVD energy reaches `energy` of ‖G‖²; refreshed
-            /// when the subspace captures less than `capture` of ‖G‖² or after `maxInterval` steps, never before `minInterval`.
+            /// when the subspace captures less than `capture` of ‖G‖² or after `maxInterval` steps, never before
+            /// `minInterval`.
             case adaptive(minRank: Int, maxRank: Int, energy: Float, capture: Float, minInterval: Int, maxInterval: Int)
 
             /// AdaRankGrad's defaults here (the configuration's too), set by the ablation in
@@ -96,7 +97,10 @@ public final class LowRankAdam: Optimizer {
             for info in layout.parameters where info.role.isBlockMatrix && maxRank > info.shape.min()! {
                 throw MethodError(
                     message:
-                        "method.rank \(maxRank) exceeds the smaller side of \(info.name) \(info.shape); choose a rank ≤ \(info.shape.min()!)"
+                        """
+                        method.rank \(maxRank) exceeds the smaller side of \(info.name) \(info.shape); choose a rank ≤ \
+                        \(info.shape.min()!)
+                        """
                 )
             }
         }
@@ -140,8 +144,8 @@ public final class LowRankAdam: Optimizer {
         rank * (min(rows, columns) + 2 * max(rows, columns))
     }
 
-    /// Optimizer-state bytes for `layout` when every block matrix has `rank`: the formula of ``projectedFloats(rows:columns:rank:)``
-    /// plus AdamW's two moments for the rest; frozen tensors hold none.
+    /// Optimizer-state bytes for `layout` when every block matrix has `rank`: the formula of
+    ///     /// ``projectedFloats(rows:columns:rank:)`` plus AdamW's two moments for the rest; frozen tensors hold none.
     public static func stateBytes(_ layout: ParameterLayout, rank: Int, groups: ParameterGroups) -> Int {
         4
             * layout.parameters.reduce(0) { total, info in

@@ -18,7 +18,11 @@ public struct NonFiniteGuard: Sendable, Codable, Equatable {
             if consecutive >= limit {
                 throw NonFiniteError(
                     message:
-                        "step \(step): loss \(loss), gradient norm \(gradientNorm) — \(consecutive) non-finite steps in a row (\(skipped) in all). Lower the learning rate, enable gradient clipping, or check the data for empty or corrupt samples."
+                        """
+                        step \(step): loss \(loss), gradient norm \(gradientNorm) — \(consecutive) non-finite steps in \
+                        a row (\(skipped) in all). Lower the learning rate, enable gradient clipping, or check the \
+                        data for empty or corrupt samples.
+                        """
                 )
             }
             return false

@@ -127,7 +127,8 @@ final class MatrixGradients: GradientSink {
 
     func accumulator(for id: ParameterID) -> UnsafeMutablePointer<Float> {
         if let b = buffers[id] { return b.pointer }
-        let b = AlignedBuffer<Float>(count: layout.parameters[id].count, category: .host, ledger: ledger)  // a norm's, dropped
+        // a norm's, dropped
+        let b = AlignedBuffer<Float>(count: layout.parameters[id].count, category: .host, ledger: ledger)
         buffers[id] = b
         return b.pointer
     }

@@ -44,7 +44,8 @@ public final class BF16Workspace {
         return UnsafePointer(out)
     }
 
-    /// `operand` as bf16 bits: as it is, or rounded into slot `slot` (a rows × columns matrix with row stride `stride`).
+    /// `operand` as bf16 bits: as it is, or rounded into slot `slot` (a rows × columns matrix with row stride
+    /// `stride`).
     func bits(of operand: GEMMOperand, slot: Slot, rows: Int, columns: Int, stride: Int) -> UnsafePointer<UInt16> {
         switch operand {
         case .bf16(let p): return p

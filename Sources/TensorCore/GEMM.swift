@@ -36,7 +36,8 @@ public enum GEMM {
 
     /// C[m×n] = alpha · op(A) · op(B) + beta · C. With a `workspace`: bf16 operands and fp32 accumulation, fp32
     /// operands rounded to bf16 (nearest even) into the workspace first. Without one: fp32 sgemm, and both
-    /// operands must be fp32. Strides and transposes as in ``multiply(m:n:k:_:lda:transA:_:ldb:transB:_:ldc:alpha:beta:)``.
+    /// operands must be fp32. Strides and transposes as in
+    /// ``multiply(m:n:k:_:lda:transA:_:ldb:transB:_:ldc:alpha:beta:)``.
     public static func multiply(
         m: Int, n: Int, k: Int,
         _ a: GEMMOperand, lda: Int, transA: Bool = false,

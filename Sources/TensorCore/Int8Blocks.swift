@@ -36,7 +36,8 @@ public enum Int8Blocks {
                         i = next
                     }
                 case .stochastic(let rng, let stream, let offset):
-                    rng.withUniforms16(stream: stream, range: Int(offset) + lo..<Int(offset) + hi) { r, u in  // each tile once
+                    // each tile once
+                    rng.withUniforms16(stream: stream, range: Int(offset) + lo..<Int(offset) + hi) { r, u in
                         var i = r.lowerBound - Int(offset)
                         let first = i, end = r.upperBound - Int(offset)
                         while i < end {  // the tile's pieces in each block

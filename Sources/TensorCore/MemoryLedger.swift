@@ -22,7 +22,8 @@ public final class MemoryLedger: Sendable {
         public var peak: [MemoryCategory: Int]
         /// Peak of the sum over categories (not the sum of per-category peaks).
         public var peakTotal: Int
-        /// The bf16 bytes among each category's ``peak`` (at the moment of that peak); the rest is fp32, INT8 or indices.
+        /// The bf16 bytes among each category's ``peak`` (at the moment of that peak); the rest is fp32, INT8 or
+        /// indices.
         public var peakBF16: [MemoryCategory: Int] = [:]
         public var currentTotal: Int { current.values.reduce(0, +) }
     }

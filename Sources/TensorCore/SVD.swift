@@ -49,15 +49,19 @@ public enum SVD {
         guard info == 0 else {
             throw LinearAlgebraError(
                 message:
-                    "sgesdd of a \(m)×\(n) matrix failed (info \(info): \(info > 0 ? "did not converge" : "bad argument \(-info)"))"
+                    """
+                    sgesdd of a \(m)×\(n) matrix failed (info \(info): \
+                    \(info > 0 ? "did not converge" : "bad argument \(-info)"))
+                    """
             )
         }
         return SVDResult(rows: m, columns: n, rank: k, u: u, s: s, vt: vt)
     }
 
-    /// The top-`rank` SVD by randomized range finding (Halko, Martinsson & Tropp 2011): Y = A·Ω for a Gaussian n×(rank + p)
-    /// sketch Ω, `powerIterations` rounds of Y ← A·(Aᵀ·Y) with re-orthonormalisation (QR by `sgeqrf_`/`sorgqr_`), then
-    /// the exact SVD of the small (rank + p)×n matrix Qᵀ·A. Cost O(m·n·(rank + p)·(2q + 2)) instead of O(m·n·min(m, n)).
+    /// The top-`rank` SVD by randomized range finding (Halko, Martinsson & Tropp 2011): Y = A·Ω for a Gaussian n×(rank
+    ///     /// + p) sketch Ω, `powerIterations` rounds of Y ← A·(Aᵀ·Y) with re-orthonormalisation (QR by
+    ///     /// `sgeqrf_`/`sorgqr_`), then the exact SVD of the small (rank + p)×n matrix Qᵀ·A. Cost O(m·n·(rank +
+    /// p)·(2q + 2)) instead of O(m·n·min(m, n)).
     public static func randomized(
         _ a: UnsafePointer<Float>, rows m: Int, columns n: Int, rank: Int, oversampling p: Int = 8,
         powerIterations q: Int = 2,
@@ -70,12 +74,14 @@ public enum SVD {
         generator.fillNormal(omega.buffer, stream: stream)
         let yt = AlignedBuffer<Float>(count: k * m, category: .workspace, ledger: ledger)
         let zt = AlignedBuffer<Float>(count: k * n, category: .workspace, ledger: ledger)
-        GEMM.multiply(m: k, n: m, k: n, omega.pointer, lda: n, a, ldb: n, transB: true, yt.pointer, ldc: m)  // Yᵀ = Ωᵀ·Aᵀ
+        // Yᵀ = Ωᵀ·Aᵀ
+        GEMM.multiply(m: k, n: m, k: n, omega.pointer, lda: n, a, ldb: n, transB: true, yt.pointer, ldc: m)
         try orthonormalize(yt, rows: m, columns: k, ledger: ledger)
         for _ in 0..<q {
             GEMM.multiply(m: k, n: n, k: m, yt.pointer, lda: m, a, ldb: n, zt.pointer, ldc: n)  // Zᵀ = Qᵀ·A
             try orthonormalize(zt, rows: n, columns: k, ledger: ledger)
-            GEMM.multiply(m: k, n: m, k: n, zt.pointer, lda: n, a, ldb: n, transB: true, yt.pointer, ldc: m)  // Yᵀ = Zᵀ·Aᵀ
+            // Yᵀ = Zᵀ·Aᵀ
+            GEMM.multiply(m: k, n: m, k: n, zt.pointer, lda: n, a, ldb: n, transB: true, yt.pointer, ldc: m)
             try orthonormalize(yt, rows: m, columns: k, ledger: ledger)
         }
         GEMM.multiply(m: k, n: n, k: m, yt.pointer, lda: m, a, ldb: n, zt.pointer, ldc: n)  // B = Qᵀ·A (k×n)
@@ -95,7 +101,8 @@ public enum SVD {
         let k = min(m, n)
         var jobz = Int8(UInt8(ascii: "S")), (rows, cols, ldvt) = (Int32(n), Int32(m), Int32(k))
         var iwork = [Int32](repeating: 0, count: 8 * k), info: Int32 = 0, lwork: Int32 = -1, query: Float = 0
-        var (a, u, vt, s) = (Float(0), Float(0), Float(0), [Float](repeating: 0, count: k))  // not read by a workspace query
+        // not read by a workspace query
+        var (a, u, vt, s) = (Float(0), Float(0), Float(0), [Float](repeating: 0, count: k))
         var ldu = rows
         sgesdd_(&jobz, &rows, &cols, &a, &ldu, &s, &u, &ldu, &vt, &ldvt, &query, &lwork, &iwork, &info, 1)
         return m * n + m * k + k * n + Int(query)

@@ -28,7 +28,10 @@ public enum Checkpoint {
         do { try fm.createDirectory(atPath: partial, withIntermediateDirectories: true) } catch {
             throw TrainingError(
                 message:
-                    "\(partial): cannot create the checkpoint folder (\(error.localizedDescription)); check the output location"
+                    """
+                    \(partial): cannot create the checkpoint folder (\(error.localizedDescription)); check the output \
+                    location
+                    """
             )
         }
         let model = trainer.model, layout = model.layout
@@ -54,7 +57,10 @@ public enum Checkpoint {
             try? fm.removeItem(atPath: partial)  // the earlier checkpoints are untouched
             throw TrainingError(
                 message:
-                    "\(final): the checkpoint could not be written, and earlier checkpoints are kept (\(error)); free disk space and resume with --resume auto"
+                    """
+                    \(final): the checkpoint could not be written, and earlier checkpoints are kept (\(error)); free \
+                    disk space and resume with --resume auto
+                    """
             )
         }
         // An older folder of this step (a run resumed from an earlier checkpoint) is renamed away before the new one
@@ -109,14 +115,20 @@ public enum Checkpoint {
         else {
             throw TrainingError(
                 message:
-                    "\(path)/trainer.json: step \(state.step) (with \(state.nonFiniteSkipped) skipped) is outside this run's \(trainer.options.schedule.total) steps; the file is damaged"
+                    """
+                    \(path)/trainer.json: step \(state.step) (with \(state.nonFiniteSkipped) skipped) is outside this \
+                    run's \(trainer.options.schedule.total) steps; the file is damaged
+                    """
             )
         }
         let layout = trainer.model.layout
         guard state.parameterCount == layout.parameterCount, state.options.method == trainer.options.method else {
             throw TrainingError(
                 message:
-                    "\(path): the checkpoint is for \(state.options.method.rawValue) on \(state.parameterCount) parameters; this run is \(trainer.options.method.rawValue) on \(layout.parameterCount)"
+                    """
+                    \(path): the checkpoint is for \(state.options.method.rawValue) on \(state.parameterCount) \
+                    parameters; this run is \(trainer.options.method.rawValue) on \(layout.parameterCount)
+                    """
             )
         }
         if state.options != trainer.options {
@@ -127,7 +139,10 @@ public enum Checkpoint {
             }
             throw TrainingError(
                 message:
-                    "\(path): this run's options differ from the checkpoint's, so it would not continue the same run (\(differing.joined(separator: "; "))). Pass the original options."
+                    """
+                    \(path): this run's options differ from the checkpoint's, so it would not continue the same run \
+                    (\(differing.joined(separator: "; "))). Pass the original options.
+                    """
             )
         }
         let weights = try SafeTensorsFile(path: path + "/weights.safetensors")
@@ -138,7 +153,10 @@ public enum Checkpoint {
             where weights.tensors[info.name].map({ $0.shape != info.shape || $0.dtype != .f32 }) ?? true {
                 throw TrainingError(
                     message:
-                        "\(path)/weights.safetensors: tensor \(info.name) is missing or is not F32 \(info.shape); the checkpoint is for another model or another weight format"
+                        """
+                        \(path)/weights.safetensors: tensor \(info.name) is missing or is not F32 \(info.shape); the \
+                        checkpoint is for another model or another weight format
+                        """
                 )
             }
         }
@@ -173,7 +191,10 @@ public enum Checkpoint {
             guard t.dtype == s.dtype, t.count == s.count else {
                 throw TrainingError(
                     message:
-                        "\(path): state \(s.name) is \(t.count) × \(t.dtype) but this run's configuration makes \(s.count) × \(s.dtype); resume with the settings the checkpoint was written with"
+                        """
+                        \(path): state \(s.name) is \(t.count) × \(t.dtype) but this run's configuration makes \
+                        \(s.count) × \(s.dtype); resume with the settings the checkpoint was written with
+                        """
                 )
             }
         }

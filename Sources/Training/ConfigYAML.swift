@@ -15,7 +15,10 @@ enum ConfigYAML {
         func fail(_ problem: String) -> TrainingError { TrainingError(message: "\(file): \(problem)") }
         guard text.utf8.count <= byteLimit else {
             throw fail(
-                "the configuration has \(text.utf8.count) bytes, above the limit of \(byteLimit); a run configuration is a few sections of settings"
+                """
+                the configuration has \(text.utf8.count) bytes, above the limit of \(byteLimit); a run configuration \
+                is a few sections of settings
+                """
             )
         }
         if let (line, depth) = deepest(text), depth > depthLimit {
@@ -26,7 +29,10 @@ enum ConfigYAML {
         guard let root else { return [] }
         guard case .mapping(let sections) = root else {
             throw fail(
-                "the top level must be a mapping of sections (\(RunConfig.defaults.keys.sorted().joined(separator: ", ")))"
+                """
+                the top level must be a mapping of sections \
+                (\(RunConfig.defaults.keys.sorted().joined(separator: ", ")))
+                """
             )
         }
         return try sections.map { name, body in

@@ -108,7 +108,10 @@ public struct MethodBenchmarkTable: Codable, Sendable {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw TrainingError(
                 message:
-                    "\(path): cannot read the benchmark table; write one with `leantune bench methods --output \(path.hasSuffix(".json") ? String(path.dropLast(5)) : path)`"
+                    """
+                    \(path): cannot read the benchmark table; write one with `leantune bench methods --output \
+                    \(path.hasSuffix(".json") ? String(path.dropLast(5)) : path)`
+                    """
             )
         }
         do { return try JSONDecoder().decode(MethodBenchmarkTable.self, from: data) } catch {

@@ -17,7 +17,10 @@ public final class OutputLock {
         guard fd >= 0 else {
             throw TrainingError(
                 message:
-                    "\(path): cannot create the lock file (\(String(cString: strerror(errno)))); check the output location"
+                    """
+                    \(path): cannot create the lock file (\(String(cString: strerror(errno)))); check the output \
+                    location
+                    """
             )
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
@@ -26,7 +29,10 @@ public final class OutputLock {
             close(fd)
             throw TrainingError(
                 message:
-                    "\(folder) is in use by another training (PID \(holder.isEmpty ? "unknown" : holder)); wait for it to finish, or choose another logging.output"
+                    """
+                    \(folder) is in use by another training (PID \(holder.isEmpty ? "unknown" : holder)); wait for it \
+                    to finish, or choose another logging.output
+                    """
             )
         }
         let pid = Array("\(getpid())\n".utf8)

@@ -225,7 +225,10 @@ public struct RunConfig: Equatable {
         guard let shape = LRSchedule.Shape(rawValue: shapeName) else {
             throw TrainingError(
                 message:
-                    "schedule.shape '\(shapeName)' is not a schedule; choose one of \(LRSchedule.Shape.allCases.map(\.rawValue).joined(separator: ", "))"
+                    """
+                    schedule.shape '\(shapeName)' is not a schedule; choose one of \
+                    \(LRSchedule.Shape.allCases.map(\.rawValue).joined(separator: ", "))
+                    """
             )
         }
         o.method = method
@@ -244,7 +247,10 @@ public struct RunConfig: Equatable {
         if o.checkpointing, method.isZerothOrder {
             throw TrainingError(
                 message:
-                    "method.checkpointing does not apply to \(method.rawValue): it runs forward passes only and keeps no activations to drop"
+                    """
+                    method.checkpointing does not apply to \(method.rawValue): it runs forward passes only and keeps \
+                    no activations to drop
+                    """
             )
         }
         if o.fused, method.definition.fusion == .never {
@@ -254,13 +260,19 @@ public struct RunConfig: Equatable {
         guard let p = Precision(rawValue: precision) else {
             throw TrainingError(
                 message:
-                    "train.precision '\(precision)' is not a precision; choose one of \(Precision.allCases.map(\.rawValue).joined(separator: ", "))"
+                    """
+                    train.precision '\(precision)' is not a precision; choose one of \
+                    \(Precision.allCases.map(\.rawValue).joined(separator: ", "))
+                    """
             )
         }
         guard let w = TrainingOptions.Weights(rawValue: weights) else {
             throw TrainingError(
                 message:
-                    "train.weights '\(weights)' is not a weight format; choose one of \(TrainingOptions.Weights.allCases.map(\.rawValue).joined(separator: ", "))"
+                    """
+                    train.weights '\(weights)' is not a weight format; choose one of \
+                    \(TrainingOptions.Weights.allCases.map(\.rawValue).joined(separator: ", "))
+                    """
             )
         }
         (o.precision, o.weights) = (p, w)
@@ -270,7 +282,10 @@ public struct RunConfig: Equatable {
             guard let task = try classificationTask() else {
                 throw TrainingError(
                     message:
-                        "train.loss: classification needs data.task: classification (with data.template and data.label_words)"
+                        """
+                        train.loss: classification needs data.task: classification (with data.template and \
+                        data.label_words)
+                        """
                 )
             }
             o.objective = .classification(classes: task.labelWords.count)
@@ -320,7 +335,10 @@ public struct RunConfig: Equatable {
         guard let g = ParameterGroup(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
             throw TrainingError(
                 message:
-                    "\(key): '\(name)' is not a parameter group; choose from \(ParameterGroup.allCases.map(\.rawValue).joined(separator: ", "))"
+                    """
+                    \(key): '\(name)' is not a parameter group; choose from \
+                    \(ParameterGroup.allCases.map(\.rawValue).joined(separator: ", "))
+                    """
             )
         }
         return g
@@ -342,7 +360,8 @@ public struct RunConfig: Equatable {
         ] where int(key) < 0 {
             throw TrainingError(message: "\(key) must be 0 or more, got \(int(key))")
         }
-        // Upper bounds far beyond any run, so that sizes derived from them (sequence + 1, batch × accumulation) never overflow.
+        // Upper bounds far beyond any run, so that sizes derived from them (sequence + 1, batch × accumulation) never
+        // overflow.
         for (key, limit) in [
             ("train.seq", LlamaConfig.sequenceLimit), ("train.batch", 1 << 20), ("train.accumulate", 1 << 20),
             ("eval.batch", 1 << 20),

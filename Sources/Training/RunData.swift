@@ -25,7 +25,10 @@ public struct RunData {
         guard let onError = DataReader.OnError(rawValue: policy) else {
             throw TrainingError(
                 message:
-                    "data.on_error is '\(policy)'; choose fail (refuse a file with an invalid record) or skip (leave such records out, counted)"
+                    """
+                    data.on_error is '\(policy)'; choose fail (refuse a file with an invalid record) or skip (leave \
+                    such records out, counted)
+                    """
             )
         }
         let trainFile = try DataReader.readNumbered(trainPath, task: task, onError: onError)
@@ -48,7 +51,10 @@ public struct RunData {
     /// One line per file with skipped records: how many, and the first one's error.
     public var skipReport: [String] {
         skipped.map {
-            "warning: skipped \($0.errors.count) invalid record\($0.errors.count == 1 ? "" : "s") of \($0.file) (data.on_error: skip); the first: \($0.errors[0])"
+            """
+            warning: skipped \($0.errors.count) invalid record\($0.errors.count == 1 ? "" : "s") of \($0.file) \
+            (data.on_error: skip); the first: \($0.errors[0])
+            """
         }
     }
 
@@ -77,7 +83,10 @@ public struct RunData {
                 throw DataError(
                     file: file, line: line,
                     problem:
-                        "the example has \(e.ids.count) tokens; the run allows \(maxLength + 1) (train.seq + 1). Raise train.seq (up to the model's maximum) or shorten the example"
+                        """
+                        the example has \(e.ids.count) tokens; the run allows \(maxLength + 1) (train.seq + 1). Raise \
+                        train.seq (up to the model's maximum) or shorten the example
+                        """
                 )
             }
             return e

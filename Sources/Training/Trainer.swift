@@ -47,7 +47,10 @@ public final class Trainer {
             guard candidates.count == examples.count, candidates.allSatisfy({ $0.candidates.count == classes }) else {
                 throw TrainingError(
                     message:
-                        "train.loss: classification needs a classification task (data.task: classification) whose every training record has a label"
+                        """
+                        train.loss: classification needs a classification task (data.task: classification) whose every \
+                        training record has a label
+                        """
                 )
             }
         }
@@ -60,7 +63,11 @@ public final class Trainer {
         guard sequences >= options.batchSize * options.accumulation else {
             throw TrainingError(
                 message:
-                    "the dataset makes \(sequences) sequences (\(examples.count) examples\(options.packing ? ", packed" : "")), fewer than one step of \(options.accumulation) × \(options.batchSize)"
+                    """
+                    the dataset makes \(sequences) sequences (\(examples.count) \
+                    examples\(options.packing ? ", packed" : "")), fewer than one step of \(options.accumulation) × \
+                    \(options.batchSize)
+                    """
             )
         }
     }

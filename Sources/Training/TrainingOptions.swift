@@ -121,13 +121,21 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
         if isFused, clipNorm != nil {
             throw TrainingError(
                 message:
-                    "\(method.rawValue)\(fusedBy) updates each tensor inside backward, so the global gradient norm is never known: drop gradient clipping (clip: none) or use \(unfused), which keeps a full gradient (+4 bytes per parameter)"
+                    """
+                    \(method.rawValue)\(fusedBy) updates each tensor inside backward, so the global gradient norm is \
+                    never known: drop gradient clipping (clip: none) or use \(unfused), which keeps a full gradient \
+                    (+4 bytes per parameter)
+                    """
             )
         }
         if isFused, accumulation > 1 {
             throw TrainingError(
                 message:
-                    "\(method.rawValue)\(fusedBy) updates each tensor as soon as its gradient is known, so gradients of several micro-batches never meet: set accumulation to 1, or use \(unfused) (full gradient, +4 bytes per parameter) to accumulate"
+                    """
+                    \(method.rawValue)\(fusedBy) updates each tensor as soon as its gradient is known, so gradients of \
+                    several micro-batches never meet: set accumulation to 1, or use \(unfused) (full gradient, +4 \
+                    bytes per parameter) to accumulate
+                    """
             )
         }
         do { try method.definition.validate(self) } catch let e as MethodError {
@@ -137,7 +145,10 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
             guard method.isZerothOrder else {
                 throw TrainingError(
                     message:
-                        "train.loss: classification is differentiated by forward passes only; use method mezo or dizo, or train.loss: lm (the gold label word's loss) with \(method.rawValue)"
+                        """
+                        train.loss: classification is differentiated by forward passes only; use method mezo or dizo, \
+                        or train.loss: lm (the gold label word's loss) with \(method.rawValue)
+                        """
                 )
             }
             guard !packing else {

@@ -46,7 +46,10 @@ extension Bench {
             print(
                 String(
                     format:
-                        "attention of one layer (%@, batch %d × %d, %@): forward median %.2f ms (min %.2f), backward median %.2f ms (min %.2f); × %d layers = %.3f s per step",
+                        """
+                        attention of one layer (%@, batch %d × %d, %@): forward median %.2f ms (min %.2f), backward \
+                        median %.2f ms (min %.2f); × %d layers = %.3f s per step
+                        """,
                     options.shape, options.batch, options.seq, kernel == nil ? "fp32" : "bf16",
                     forward.sorted()[forward.count / 2], forward.min()!,
                     backward.sorted()[backward.count / 2], backward.min()!, c.layerCount,

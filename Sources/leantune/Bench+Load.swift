@@ -10,7 +10,10 @@ extension Bench {
     struct Load: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Load a Hugging Face directory tensor by tensor into a training store; print time, ledger peak and peak RSS."
+                """
+                Load a Hugging Face directory tensor by tensor into a training store; print time, ledger peak and peak \
+                RSS.
+                """
         )
         @Argument(
             help: "The directory (with --shape: where a random model of that shape is written first, as sharded bf16).")
@@ -57,7 +60,10 @@ extension Bench {
                     PassBenchmark.format(count: model.layout.parameterCount),
                     options.weightFormat.rawValue, seconds))
             print(
-                "ledger peak \(format(snap.peakTotal)) (\(PassBenchmark.categories(snap))); store now \(format(snap.currentTotal))"
+                """
+                ledger peak \(format(snap.peakTotal)) (\(PassBenchmark.categories(snap))); store now \
+                \(format(snap.currentTotal))
+                """
             )
             print("process peak RSS \(format(ProcessMemory.peakResidentBytes)) (\(format(rssBefore)) before loading)")
         }

@@ -9,18 +9,27 @@ extension Bench {
     struct Methods: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Every method's step side by side in one process: one table (time, memory by category, RSS, estimate), as Markdown and JSON."
+                """
+                Every method's step side by side in one process: one table (time, memory by category, RSS, estimate), \
+                as Markdown and JSON.
+                """
         )
         @OptionGroup var options: PassOptions
         @Option(
             help:
-                "Comma-separated methods to run (default: all): \(MethodCatalog.entries.map(\.label).joined(separator: ", "))."
+                """
+                Comma-separated methods to run (default: all): \
+                \(MethodCatalog.entries.map(\.label).joined(separator: ", ")).
+                """
         )
         var methods = ""
         @Option(
             name: .customLong("set"),
             help:
-                "Override one setting for every method that reads it: section.key=value (repeatable), e.g. method.rank=64."
+                """
+                Override one setting for every method that reads it: section.key=value (repeatable), e.g. \
+                method.rank=64.
+                """
         )
         var sets: [String] = []
         @Option(help: "Where the table goes: OUTPUT.md and OUTPUT.json.")
@@ -32,12 +41,18 @@ extension Bench {
         var peerScript = "scripts/peer_bench.py"
         @Option(
             help:
-                "Comma-separated precisions to run every method in, side by side (e.g. fp32,bf16; default: --precision)."
+                """
+                Comma-separated precisions to run every method in, side by side (e.g. fp32,bf16; default: \
+                --precision).
+                """
         )
         var precisions = ""
         @Option(
             help:
-                "Run each method as `leantune estimate --budget` plans it at this batch and length (checkpointing, weight store), e.g. 24GiB; a method that does not fit is listed with its estimate, not run."
+                """
+                Run each method as `leantune estimate --budget` plans it at this batch and length (checkpointing, \
+                weight store), e.g. 24GiB; a method that does not fit is listed with its estimate, not run.
+                """
         )
         var budget: String?
 
@@ -53,7 +68,10 @@ extension Bench {
                 : try precisions.split(separator: ",").map { name in
                     guard let p = Precision(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
                         throw ValidationError(
-                            "--precisions: '\(name)' is not a precision; choose from \(Precision.allCases.map(\.rawValue))"
+                            """
+                            --precisions: '\(name)' is not a precision; choose from \
+                            \(Precision.allCases.map(\.rawValue))
+                            """
                         )
                     }
                     return p
@@ -74,7 +92,11 @@ extension Bench {
                     let (fits, settings) = try planned(entry, budget: budgetBytes)
                     guard let fits else {
                         print(
-                            "== \(entry.label): does not fit \(PassBenchmark.format(bytes: budgetBytes)) at \(options.batch) × \(options.seq) (estimate \(PassBenchmark.format(bytes: settings.bytes))): not run"
+                            """
+                            == \(entry.label): does not fit \(PassBenchmark.format(bytes: budgetBytes)) at \
+                            \(options.batch) × \(options.seq) (estimate \
+                            \(PassBenchmark.format(bytes: settings.bytes))): not run
+                            """
                         )
                         misses.append(
                             MethodBenchmarkTable.Miss(

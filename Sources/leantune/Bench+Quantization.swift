@@ -10,11 +10,17 @@ extension Bench {
     struct Quantization: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "INT8 dense-and-sparse weights: reconstruction error of a model's matrices and kernel speed per block size."
+                """
+                INT8 dense-and-sparse weights: reconstruction error of a model's matrices and kernel speed per block \
+                size.
+                """
         )
         @Option(
             help:
-                "Model whose weights are measured (a Hugging Face directory, GGUF or llama2.c .bin); random N(0, 0.02²) weights of --shape when omitted."
+                """
+                Model whose weights are measured (a Hugging Face directory, GGUF or llama2.c .bin); random N(0, 0.02²) \
+                weights of --shape when omitted.
+                """
         )
         var model: String?
         @Option(help: "Tokenizer (llama2.c models only).")
@@ -43,10 +49,16 @@ extension Bench {
                 source = store
             }
             print(
-                "weights: \(model ?? "random \(shape)"); relative L2 error ‖Ŵ − W‖ / ‖W‖ over every matrix (norms stay fp32)"
+                """
+                weights: \(model ?? "random \(shape)"); relative L2 error ‖Ŵ − W‖ / ‖W‖ over every matrix (norms stay \
+                fp32)
+                """
             )
             print(
-                "| block | outliers | relative error | bytes per matrix value | quantize, stochastic (ns/value) | dequantize (ns/value) |"
+                """
+                | block | outliers | relative error | bytes per matrix value | quantize, stochastic (ns/value) | \
+                dequantize (ns/value) |
+                """
             )
             print("| --- | --- | --- | --- | --- | --- |")
             for block in blocks {

@@ -18,7 +18,8 @@ extension Bench {
                 let grain = 1 << 16, sums = UnsafeMutableBufferPointer<Float>.allocate(capacity: count / grain + 1)
                 sums.initialize(repeating: 0)
                 nonisolated(unsafe) let out = sums.baseAddress!  // one slot per chunk
-                Parallel.forEachChunk(count, grain: grain) { range in  // sum the values so that nothing is optimised away
+                // sum the values so that nothing is optimised away
+                Parallel.forEachChunk(count, grain: grain) { range in
                     var s: Float = 0
                     rng.withNormals(stream: 5, range: range) { r, z in s += Vector.sumOfSquares(z, r.count) }
                     out[range.lowerBound / grain] = s

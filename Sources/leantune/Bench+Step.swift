@@ -18,13 +18,19 @@ extension Bench {
         var checkpointing = false
         @Option(
             help:
-                "Weight store: auto (the method's paper: bf16 for mezo/dizo in bf16, INT8 for qft, else fp32), fp32, bf16."
+                """
+                Weight store: auto (the method's paper: bf16 for mezo/dizo in bf16, INT8 for qft, else fp32), fp32, \
+                bf16.
+                """
         )
         var weights: TrainingOptions.Weights = .auto
         @Option(
             name: .customLong("set"),
             help:
-                "A setting of the method or the run, section.key=value (repeatable), e.g. method.rank=64 or method.gradients=stack."
+                """
+                A setting of the method or the run, section.key=value (repeatable), e.g. method.rank=64 or \
+                method.gradients=stack.
+                """
         )
         var sets: [String] = []
 
@@ -67,7 +73,8 @@ enum StepBenchmark {
             return (try Trainer.model(random, for: planned), batch)
         }()
         let plan = MemoryPlan.estimate(model.config, options: planned, threads: options.threads)
-        let trainingMethod = try Trainer.method(planned, model: model, stepsPerEpoch: .max)  // QFT's refresh: timed below
+        // QFT's refresh: timed below
+        let trainingMethod = try Trainer.method(planned, model: model, stepsPerEpoch: .max)
         // From here on: the step (QFT converted its weights from an fp32 copy, now gone).
         MemoryLedger.shared.resetPeak()
         ProcessMemory.resetPeak()

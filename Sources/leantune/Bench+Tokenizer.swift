@@ -30,7 +30,10 @@ extension Bench {
             print(
                 String(
                     format:
-                        "%@: %.2f MB in %d lines, %d tokens; median %.3f s (first run %.3f s, cold cache) = %.2f MB/s, %.0f k tokens/s",
+                        """
+                        %@: %.2f MB in %d lines, %d tokens; median %.3f s (first run %.3f s, cold cache) = %.2f MB/s, \
+                        %.0f k tokens/s
+                        """,
                     data, Double(bytes.count) / 1e6, lines.count, tokens, median, times[0],
                     Double(bytes.count) / median / 1e6, Double(tokens) / median / 1e3))
         }

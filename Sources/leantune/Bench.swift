@@ -40,7 +40,10 @@ struct PassOptions: ParsableArguments {
         }
         guard seq <= config.maxSequenceLength, batch * seq <= 1 << 17 else {
             throw ValidationError(
-                "--seq is at most \(config.maxSequenceLength) for \(shape), and --batch × --seq at most \(1 << 17) tokens"
+                """
+                --seq is at most \(config.maxSequenceLength) for \(shape), and --batch × --seq at most \(1 << 17) \
+                tokens
+                """
             )
         }
     }
@@ -150,7 +153,10 @@ enum PassBenchmark {
     static func report(_ o: PassOptions, _ model: LlamaModel, label: String, _ body: () -> Void) -> Result {
         let c = model.config, tokens = o.batch * o.seq
         print(
-            "shape \(o.shape): \(format(count: model.layout.parameterCount)) parameters; batch \(o.batch) × \(o.seq); \(o.threads) threads; \(model.bf16 == nil ? "fp32" : "bf16") compute"
+            """
+            shape \(o.shape): \(format(count: model.layout.parameterCount)) parameters; batch \(o.batch) × \(o.seq); \
+            \(o.threads) threads; \(model.bf16 == nil ? "fp32" : "bf16") compute
+            """
         )
         let sgemmBefore = sgemmRate(c, rows: tokens)
         body()  // warm-up: page in buffers, start BLAS threads
@@ -171,7 +177,10 @@ enum PassBenchmark {
                 tokens, c.ffnDim, c.dim, sgemmBefore, sgemmAfter))
         if min(sgemmBefore, sgemmAfter) < 0.85 * sgemm {
             print(
-                "warning: the sgemm reference moved by more than 15% during the benchmark: the machine is busy; repeat it"
+                """
+                warning: the sgemm reference moved by more than 15% during the benchmark: the machine is busy; repeat \
+                it
+                """
             )
         }
         let median = times.sorted()[times.count / 2], best = times.min()!
@@ -183,7 +192,10 @@ enum PassBenchmark {
         print(
             String(
                 format:
-                    "GEMM (attention regions included): %.1f GFLOP per run, %.3f s (%.0f%% of the run) at %.1f GFLOP/s; achieved %.1f GFLOP/s over the whole run (sgemm reference %.1f)",
+                    """
+                    GEMM (attention regions included): %.1f GFLOP per run, %.3f s (%.0f%% of the run) at %.1f GFLOP/s; \
+                    achieved %.1f GFLOP/s over the whole run (sgemm reference %.1f)
+                    """,
                 Double(gemmFlops) / 1e9, gemmMedian, 100 * gemmMedian / median, Double(gemmFlops) / gemmMedian / 1e9,
                 Double(gemmFlops) / median / 1e9, sgemm))
         let snap = MemoryLedger.shared.snapshot()

@@ -15,7 +15,10 @@ struct Estimate: ParsableCommand {
     var sets: [String] = []
     @Option(
         help:
-            "A built-in shape instead of the config's model: \(LlamaConfig.builtinShapes.keys.sorted().joined(separator: ", "))."
+            """
+            A built-in shape instead of the config's model: \
+            \(LlamaConfig.builtinShapes.keys.sorted().joined(separator: ", ")).
+            """
     )
     var shape: String?
     @Option(
@@ -47,7 +50,11 @@ struct Estimate: ParsableCommand {
         }
         let plan = MemoryPlan.estimate(model, options: options, threads: settings.int("train.threads"))
         print(
-            "\(options.method.rawValue), batch \(options.batchSize) × \(options.maxLength)\(options.checkpointing ? ", checkpointing" : ""): \(PassBenchmark.format(count: ParameterLayout(model).parameterCount)) parameters"
+            """
+            \(options.method.rawValue), batch \(options.batchSize) × \
+            \(options.maxLength)\(options.checkpointing ? ", checkpointing" : ""): \
+            \(PassBenchmark.format(count: ParameterLayout(model).parameterCount)) parameters
+            """
         )
         for category in MemoryCategory.allCases where (plan[category] ?? 0) > 0 {
             print(
@@ -86,16 +93,25 @@ struct Estimate: ParsableCommand {
         } catch let e as TrainingError { throw ValidationError(e.message) }
         let gib = PassBenchmark.format(bytes:)
         print(
-            "budget \(gib(budget)) for \(PassBenchmark.format(count: ParameterLayout(model).parameterCount)) parameters, asked for batch \(base.batchSize) × \(base.maxLength); "
-                + "each plan + \(gib(result.overhead)) for the runtime (\(table == nil ? "no calibration" : "the calibration's largest RSS above its ledger"))"
+            """
+            budget \(gib(budget)) for \(PassBenchmark.format(count: ParameterLayout(model).parameterCount)) \
+            parameters, asked for batch \(base.batchSize) × \(base.maxLength); each plan + \(gib(result.overhead)) for \
+            the runtime (\(table == nil ? "no calibration" : "the calibration's largest RSS above its ledger"))
+            """
         )
         if let table {
             print(
-                "expected times: \(calibration) (\(table.shape), batch \(table.batch) × \(table.seq), \(table.threads) threads, \(table.machine), \(table.date)) scaled by each step's work"
+                """
+                expected times: \(calibration) (\(table.shape), batch \(table.batch) × \(table.seq), \(table.threads) \
+                threads, \(table.machine), \(table.date)) scaled by each step's work
+                """
             )
         } else {
             print(
-                "no calibration at \(calibration): ordered by memory; run `leantune bench methods --output docs/results/bench-methods` to rank by time"
+                """
+                no calibration at \(calibration): ordered by memory; run `leantune bench methods --output \
+                docs/results/bench-methods` to rank by time
+                """
             )
         }
         func row(_ c: BudgetPlanner.Choice) -> String {
@@ -120,7 +136,10 @@ struct Estimate: ParsableCommand {
         result.fits.forEach { print(row($0)) }
         if result.fits.contains(where: \.zerothOrder) {
             print(
-                "  (time per step, not to a result: zeroth-order methods usually need 10–100× more steps than gradient methods)"
+                """
+                  (time per step, not to a result: zeroth-order methods usually need 10–100× more steps than gradient \
+                methods)
+                """
             )
         }
         if !result.misses.isEmpty {

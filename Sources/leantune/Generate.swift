@@ -15,7 +15,10 @@ struct Generate: ParsableCommand {
     var chat = false
     @Option(
         help:
-            "With --chat: use this built-in template instead of the model's (\(ChatTemplate.supportedNames.joined(separator: ", ")))."
+            """
+            With --chat: use this built-in template instead of the model's \
+            (\(ChatTemplate.supportedNames.joined(separator: ", "))).
+            """
     )
     var chatTemplate: String?
     @Option(help: "Sampling temperature; 0 is greedy.")
@@ -50,7 +53,10 @@ struct Generate: ParsableCommand {
         if chat {
             guard let template = chatTemplate.flatMap(ChatTemplate.named) ?? loaded.chatTemplate else {
                 throw ValidationError(
-                    "\(source.model) names no chat template we recognise; pass --chat-template with one of \(ChatTemplate.supportedNames.joined(separator: ", "))"
+                    """
+                    \(source.model) names no chat template we recognise; pass --chat-template with one of \
+                    \(ChatTemplate.supportedNames.joined(separator: ", "))
+                    """
                 )
             }
             text = try template.render(

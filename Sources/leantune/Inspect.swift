@@ -21,10 +21,16 @@ struct Inspect: ParsableCommand {
         let c = loaded.model.config, layout = loaded.model.layout
         print("model: \(model)")
         print(
-            "architecture: Llama, \(c.layerCount) layers, dim \(c.dim), ffn \(c.ffnDim), \(c.headCount) heads / \(c.kvHeadCount) kv heads (head dim \(c.headDim)), vocab \(c.vocabSize), context \(c.maxSequenceLength)"
+            """
+            architecture: Llama, \(c.layerCount) layers, dim \(c.dim), ffn \(c.ffnDim), \(c.headCount) heads / \
+            \(c.kvHeadCount) kv heads (head dim \(c.headDim)), vocab \(c.vocabSize), context \(c.maxSequenceLength)
+            """
         )
         print(
-            "rope: theta \(c.ropeTheta), \(c.ropeLayout.rawValue)\(c.ropeScaling.map { ", scaling \($0)" } ?? ""); norm eps \(c.normEpsilon); embeddings \(c.tiedEmbeddings ? "tied" : "untied")"
+            """
+            rope: theta \(c.ropeTheta), \(c.ropeLayout.rawValue)\(c.ropeScaling.map { ", scaling \($0)" } ?? ""); norm \
+            eps \(c.normEpsilon); embeddings \(c.tiedEmbeddings ? "tied" : "untied")
+            """
         )
         var groups: [(String, Int)] = []
         func add(_ name: String, _ roles: Set<ParameterRole>) {
@@ -44,13 +50,22 @@ struct Inspect: ParsableCommand {
         }
         print("source: \(loaded.source)")
         print(
-            "in memory: fp32, \(PassBenchmark.format(bytes: total * 4)) of weights (quantized and 16-bit sources are dequantized on load)"
+            """
+            in memory: fp32, \(PassBenchmark.format(bytes: total * 4)) of weights (quantized and 16-bit sources are \
+            dequantized on load)
+            """
         )
         print(
-            "tokenizer: \(type(of: loaded.tokenizer)), \(loaded.tokenizer.vocabularySize) tokens, BOS \(loaded.tokenizer.bos.map(String.init) ?? "none"), stop \(loaded.tokenizer.stopTokens.sorted())"
+            """
+            tokenizer: \(type(of: loaded.tokenizer)), \(loaded.tokenizer.vocabularySize) tokens, BOS \
+            \(loaded.tokenizer.bos.map(String.init) ?? "none"), stop \(loaded.tokenizer.stopTokens.sorted())
+            """
         )
         print(
-            "chat template: \(loaded.chatTemplate.map { "\($0)" } ?? (loaded.chatTemplateSource == nil ? "none" : "unrecognised"))"
+            """
+            chat template: \
+            \(loaded.chatTemplate.map { "\($0)" } ?? (loaded.chatTemplateSource == nil ? "none" : "unrecognised"))
+            """
         )
         print(
             String(

@@ -34,18 +34,27 @@ struct InspectData: ParsableCommand {
         let examples = try data.train.map { try encoder.encode($0.record) }
         for (i, e) in examples.prefix(samples).enumerated() {
             print(
-                "── sample \(i + 1) (\(data.trainPath):\(data.train[i].line)): \(e.ids.count) tokens, \(e.trained.filter { $0 }.count) trained"
+                """
+                ── sample \(i + 1) (\(data.trainPath):\(data.train[i].line)): \(e.ids.count) tokens, \
+                \(e.trained.filter { $0 }.count) trained
+                """
             )
             print(Self.render(e, tok))
         }
         let lengths = examples.map(\.ids.count), trained = examples.map { $0.trained.filter { $0 }.count }.reduce(0, +)
         print(
-            "\n\(examples.count) examples, \(lengths.reduce(0, +)) tokens, \(trained) trained; lengths \(lengths.min()!)–\(lengths.max()!), mean \(lengths.reduce(0, +) / lengths.count)"
+            """
+            \n\(examples.count) examples, \(lengths.reduce(0, +)) tokens, \(trained) trained; lengths \
+            \(lengths.min()!)–\(lengths.max()!), mean \(lengths.reduce(0, +) / lengths.count)
+            """
         )
         let tooLong = lengths.filter { $0 - 1 > options.maxLength }.count
         if tooLong > 0 {
             print(
-                "warning: \(tooLong) examples are longer than train.seq + 1 = \(options.maxLength + 1) tokens; training refuses them"
+                """
+                warning: \(tooLong) examples are longer than train.seq + 1 = \(options.maxLength + 1) tokens; training \
+                refuses them
+                """
             )
         }
         if options.packing {

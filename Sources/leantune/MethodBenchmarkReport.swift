@@ -20,12 +20,19 @@ enum MethodBenchmarkReport {
         var lines = [
             "# Methods side by side: \(t.shape), batch \(t.batch) × \(t.seq), \(t.threads) threads",
             "",
-            "\(t.machine); \(t.date). Step time is the median of \(t.repetitions) steps after one warm-up, all methods in one process one after the other; "
-                + "'with periodic work' adds what a run pays every so many steps, timed once (DiZO's projection round / κ, GaLore's refresh of every matrix / its interval), and the ratio uses it. "
-                + "Memory in GiB: the ledger's peak per category during the steps (in brackets the bf16 bytes among it) and the peak of the total; the estimate is `leantune estimate` for the same settings; "
-                + "peak RSS is the process's from the method's first step on\(peer ? "; PyTorch columns: `scripts/peer_bench.py` in the same run" : "")"
+            """
+            \(t.machine); \(t.date). Step time is the median of \(t.repetitions) steps after one warm-up, all methods \
+            in one process one after the other; 'with periodic work' adds what a run pays every so many steps, \
+            timed once (DiZO's projection round / κ, GaLore's refresh of every matrix / its interval), and the ratio \
+            uses it. Memory in GiB: the ledger's peak per category during the steps (in brackets the bf16 bytes among \
+            it) and the peak of the total; the estimate is `leantune estimate` for the same settings; peak RSS is the \
+            process's from the method's first step on\(peer ? "; PyTorch columns: the peer script in the same run" : "")
+            """
                 + (t.budget.map {
-                    ". Budget \(gib($0)) GiB: each method runs as `leantune estimate --budget` plans it at this batch (checkpointing, weight store)"
+                    """
+                    . Budget \(gib($0)) GiB: each method runs as `leantune estimate --budget` plans it at this batch \
+                    (checkpointing, weight store)
+                    """
                 } ?? "") + ".",
             "",
         ]
@@ -62,7 +69,10 @@ enum MethodBenchmarkReport {
         if let budget = t.budget, !misses.isEmpty {
             lines += [
                 "",
-                "Not run: larger than \(gib(budget)) GiB at \(t.batch) × \(t.seq) by the estimate even at the smallest plan.",
+                """
+                Not run: larger than \(gib(budget)) GiB at \(t.batch) × \(t.seq) by the estimate even at the smallest \
+                plan.
+                """,
                 "",
             ]
             let header =

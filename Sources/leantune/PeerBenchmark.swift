@@ -23,8 +23,11 @@ enum PeerBenchmark {
     ) throws {
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("leantune-peer-\(getpid()).json")
         defer { try? FileManager.default.removeItem(at: out) }
-        let shape =
-            "dim=\(c.dim),ffn=\(c.ffnDim),layers=\(c.layerCount),heads=\(c.headCount),kv_heads=\(c.kvHeadCount),vocab=\(c.vocabSize),tied=\(c.tiedEmbeddings ? 1 : 0),rope_theta=\(c.ropeTheta)"
+        let shape = [
+            "dim=\(c.dim)", "ffn=\(c.ffnDim)", "layers=\(c.layerCount)", "heads=\(c.headCount)",
+            "kv_heads=\(c.kvHeadCount)", "vocab=\(c.vocabSize)", "tied=\(c.tiedEmbeddings ? 1 : 0)",
+            "rope_theta=\(c.ropeTheta)",
+        ].joined(separator: ",")
         let arguments = [
             script, "--shape", shape, "--batch", "\(table.batch)", "--seq", "\(table.seq)", "--threads",
             "\(table.threads)",
@@ -40,7 +43,11 @@ enum PeerBenchmark {
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
             throw ValidationError(
-                "the PyTorch peer (\(python) \(script)) exited with status \(process.terminationStatus); its output is above. It needs torch, transformers, galore-torch and lion-pytorch (pip install torch transformers galore-torch lion-pytorch)"
+                """
+                the PyTorch peer (\(python) \(script)) exited with status \(process.terminationStatus); its output is \
+                above. It needs torch, transformers, galore-torch and lion-pytorch (pip install torch transformers \
+                galore-torch lion-pytorch)
+                """
             )
         }
         let data = try Data(contentsOf: out)

@@ -23,9 +23,9 @@ struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fine-tune every weight of a model on a JSONL file and write the result as a Hugging Face directory.",
         discussion: """
-            Settings come from defaults, then --config FILE (YAML sections: model, data, method, optimizer, schedule, train, \
-            eval, checkpoint, logging), then --set section.key=value, then the flags below. `leantune validate FILE` and \
-            --dry-run print the resolved configuration; it is saved with the run as OUTPUT/config.yaml.
+            Settings come from defaults, then --config FILE (YAML sections: model, data, method, optimizer, schedule, \
+            train, eval, checkpoint, logging), then --set section.key=value, then the flags below. `leantune validate \
+            FILE` and --dry-run print the resolved configuration; it is saved with the run as OUTPUT/config.yaml.
             """)
 
     @Option(help: "YAML configuration file.")
@@ -108,7 +108,8 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        signal(SIGXFSZ, SIG_IGN)  // a file-size limit makes writes fail with an error, reported, instead of killing the run
+        // a file-size limit makes writes fail with an error, reported, instead of killing the run
+        signal(SIGXFSZ, SIG_IGN)
         let settings = try resolved()
         if dryRun {
             do { _ = try settings.trainingOptions() } catch let e as TrainingError { throw ValidationError(e.message) }
@@ -123,7 +124,8 @@ struct Train: ParsableCommand {
             data = try RunData(settings)  // data errors before any weight loads
         } catch let e as TrainingError { throw ValidationError(e.message) }
         for line in data.skipReport { print(line) }
-        // From shapes alone, before anything is allocated: a run that cannot fit in this machine is refused, not crashed.
+        // From shapes alone, before anything is allocated: a run that cannot fit in this machine is refused, not
+        // crashed.
         let shape: LlamaConfig?  // an unknown shape name is refused below, by ModelFile.random
         if let name = settings.string("model.shape") {
             shape = LlamaConfig.builtinShapes[name]
@@ -136,7 +138,12 @@ struct Train: ParsableCommand {
             } ?? 0
         guard needed <= ProcessMemory.physicalBytes else {
             throw ValidationError(
-                "the run needs about \(PassBenchmark.format(bytes: needed)) (memory plan at \(options.batchSize) × \(options.maxLength)) but this machine has \(PassBenchmark.format(bytes: ProcessMemory.physicalBytes)); lower train.batch or train.seq, set method.checkpointing: true, or see leantune estimate CONFIG --budget"
+                """
+                the run needs about \(PassBenchmark.format(bytes: needed)) (memory plan at \(options.batchSize) × \
+                \(options.maxLength)) but this machine has \
+                \(PassBenchmark.format(bytes: ProcessMemory.physicalBytes)); lower train.batch or train.seq, set \
+                method.checkpointing: true, or see leantune estimate CONFIG --budget
+                """
             )
         }
         let steps = options.schedule.total, threads = settings.int("train.threads")
@@ -157,7 +164,10 @@ struct Train: ParsableCommand {
         }
         guard existing.isEmpty || resume != nil else {
             throw ValidationError(
-                "\(output) already holds files; choose a new or empty directory, or pass --resume auto to continue its run"
+                """
+                \(output) already holds files; choose a new or empty directory, or pass --resume auto to continue its \
+                run
+                """
             )
         }
         try Data(settings.yaml.utf8).write(to: URL(fileURLWithPath: output + "/config.yaml"), options: .atomic)
@@ -186,9 +196,13 @@ struct Train: ParsableCommand {
         }
         let metrics = try MetricsLog(output: output, resumedAt: trainer.step)
         let console = TrainingConsole(totalSteps: steps)
+        let packed = options.packing ? " (packed)" : ""
+        let loss = options.objective == .languageModel ? "" : ", classification loss over the label words"
         print(
-            "training \(modelPath) on \(encoded.train.count) examples from \(data.trainPath): \(options.method.rawValue), \(steps) steps of \(options.batchSize) × ≤\(options.maxLength)\(options.packing ? " (packed)" : "")\(options.objective == .languageModel ? "" : ", classification loss over the label words")"
-        )
+            """
+            training \(modelPath) on \(encoded.train.count) examples from \(data.trainPath): \
+            \(options.method.rawValue), \(steps) steps of \(options.batchSize) × ≤\(options.maxLength)\(packed)\(loss)
+            """)
         let plan = MemoryPlan.estimate(loaded.model.config, options: options, threads: threads)
         print(
             "memory plan at \(options.batchSize) × \(options.maxLength): "

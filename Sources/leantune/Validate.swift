@@ -15,7 +15,8 @@ struct Validate: ParsableCommand {
         do {
             let settings = try RunConfig.load(config, overrides: sets)
             _ = try settings.trainingOptions()
-            let model = settings.string("model.shape") == nil ? ["model.path"] : ["model.tokenizer"]  // a file, or a shape from scratch
+            // a file, or a shape from scratch
+            let model = settings.string("model.shape") == nil ? ["model.path"] : ["model.tokenizer"]
             for path in model + ["data.train", "logging.output"] { _ = try settings.required(path) }
             print(settings.yaml, terminator: "")
         } catch let e as TrainingError {

@@ -34,7 +34,10 @@ struct ClassificationDataTests {
     }
 
     @Test(
-        "a label outside the label set, a missing label, a bad header and a TSV without a task name file, line and field"
+        """
+        a label outside the label set, a missing label, a bad header and a TSV without a task name file, line and \
+        field
+        """
     )
     func badInput() throws {
         let outside = try #require(throws: DataError.self) {
@@ -103,7 +106,8 @@ struct ClassificationDataTests {
         #expect(a.count == 30 && b.count == 20 && Set(a).isDisjoint(with: b) && a != Array(0..<30))
         #expect(try DataReader.subset(all, skip: 0, limit: 0, seed: 4, file: "f") == all)
         #expect(throws: DataError.self) { try DataReader.subset(all, skip: 90, limit: 20, seed: 4, file: "f") }
-        #expect(throws: DataError.self) { try DataReader.subset(all, skip: .max, limit: 0, seed: 4, file: "f") }  // no overflow
+        // no overflow
+        #expect(throws: DataError.self) { try DataReader.subset(all, skip: .max, limit: 0, seed: 4, file: "f") }
         #expect(throws: DataError.self) { try DataReader.subset(all, skip: 1, limit: .max, seed: 4, file: "f") }
     }
 }

@@ -5,7 +5,8 @@ import Formats
 import Llama
 import TestSupport
 
-/// stories260K's tokenizer from ../shared/real, with ChatML for the chat cases (tests using it need SharedReal.available).
+/// stories260K's tokenizer from ../shared/real, with ChatML for the chat cases (tests using it need
+/// SharedReal.available).
 func storiesEncoder() throws -> ExampleEncoder {
     let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
@@ -73,7 +74,10 @@ struct DatasetsTests {
     }
 
     @Test(
-        "data.on_error: skip leaves invalid records out and reports each; a file of only invalid records is still refused"
+        """
+        data.on_error: skip leaves invalid records out and reports each; a file of only invalid records is still \
+        refused
+        """
     )
     func skipInvalid() throws {
         let path = try jsonl("skip", [#"{"text": "one"}"#, #"{"text": ""}"#, "not json", #"{"text": "two"}"#])

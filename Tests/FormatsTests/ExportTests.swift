@@ -98,7 +98,8 @@ struct ExportTests {
             var wrong = base
             wrong[key] = value
             let read =
-                try JSONSerialization.jsonObject(with: JSONSerialization.data(withJSONObject: wrong)) as! [String: Any]  // as from a file
+                // as from a file
+                try JSONSerialization.jsonObject(with: JSONSerialization.data(withJSONObject: wrong)) as! [String: Any]
             let e = try #require(throws: FormatError.self) { try HFConfig.parse(read, file: "c") }
             #expect(e.problem.contains("'\(key)' is missing or not an integer"), "\(e)")
         }
@@ -233,7 +234,10 @@ struct LargeLoadTests {
     /// The llama-3.2-1b shape (1.24 B parameters) with random weights made as they are read, exported as sharded
     /// bf16 (2.5 GB), then loaded lazily into the bf16 store a run trains in.
     @Test(
-        "a sharded bf16 llama-3.2-1b directory loads straight into a bf16 store: peak = the store + one tensor, bits exact"
+        """
+        a sharded bf16 llama-3.2-1b directory loads straight into a bf16 store: peak = the store + one tensor, bits \
+        exact
+        """
     )
     func bf16DirectoryIntoBF16Store() throws {
         let c = LlamaConfig.builtinShapes["llama-3.2-1b"]!, layout = ParameterLayout(c)

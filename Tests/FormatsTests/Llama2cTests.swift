@@ -68,7 +68,8 @@ struct Llama2cTests {
         let tok = try ScoredPieceTokenizer.llama2c(path: SharedReal.tokenizer, vocabularySize: 512)
         var ids: [[UInt8]: Int32] = [:]
         for (i, p) in tok.pieces.enumerated() where ids[p] == nil { ids[p] = Int32(i) }
-        // run.c's bpe_encode: characters (or their bytes' <0xHH> pieces), then merge the best-scoring pair, first on ties.
+        // run.c's bpe_encode: characters (or their bytes' <0xHH> pieces), then merge the best-scoring pair, first on
+        // ties.
         func runC(_ text: String) -> [Int32] {
             var tokens: [Int32] = text.isEmpty ? [] : [ids[[0x20]]!]  // the dummy prefix, for non-empty text
             for scalar in text.unicodeScalars {

@@ -16,7 +16,8 @@ struct SafeTensorsTests {
     func valid() throws {
         let path = try file(
             "ok.safetensors",
-            #"{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"BF16","shape":[4],"data_offsets":[16,24]}}"#,
+            #"{"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"#
+                + #""b":{"dtype":"BF16","shape":[4],"data_offsets":[16,24]}}"#,
             dataBytes: 24)
         let f = try SafeTensorsFile(path: path)
         #expect(f.tensors["a"]?.count == 4 && f.tensors["b"]?.dtype == .bf16)
@@ -29,7 +30,8 @@ struct SafeTensorsTests {
             (#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,32]}}"#, "outside the 16 data bytes"),
             (#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,16]}}"#, "needs 8 bytes"),
             (
-                #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+                #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"#
+                    + #""b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
                 "overlap"
             ),
             (#"{"a":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}}"#, "dtype I64"),

@@ -238,7 +238,8 @@ extension FuzzTarget {
                     var encoder = ExampleEncoder(tokenizer: tiny.tokenizer, template: tiny.chatTemplate)
                     encoder.task = task
                     let path = folder + "/" + file
-                    // Skipping invalid records, then refusing the file for the first (the two `data.on_error` settings).
+                    // Skipping invalid records, then refusing the file for the first (the two `data.on_error`
+                    // settings).
                     for (_, record) in try DataReader.readNumbered(path, task: task, onError: .skip).records {
                         _ = try encoder.encode(record)
                     }

@@ -72,7 +72,10 @@ struct FuzzTests {
                 iteration += 1
             }
             print(
-                "fuzz \(target.name): \(tried) inputs, \(refused) refused with an error, \(tried - refused) accepted, slowest \(String(format: "%.2f", slowest.seconds)) s (FUZZ_ITERATION=\(slowest.iteration))"
+                """
+                fuzz \(target.name): \(tried) inputs, \(refused) refused with an error, \(tried - refused) accepted, \
+                slowest \(String(format: "%.2f", slowest.seconds)) s (FUZZ_ITERATION=\(slowest.iteration))
+                """
             )
             #expect(
                 slowest.seconds < Self.hangSeconds,
@@ -93,7 +96,10 @@ struct FuzzTests {
             for name in cases {
                 guard let replaced = target.files.keys.first(where: { name.hasPrefix($0 + ".") }) else {
                     Issue.record(
-                        "fuzz/\(target.name)/\(name) does not name a seed file of the target (\(target.files.keys.sorted()))"
+                        """
+                        fuzz/\(target.name)/\(name) does not name a seed file of the target \
+                        (\(target.files.keys.sorted()))
+                        """
                     )
                     continue
                 }

@@ -100,10 +100,8 @@ struct Mutator {
                 open = Bool.random(using: &rng) ? "[" : "{\"a\":"
             let close = open == "[" ? "]" : "}"
             let closed = Bool.random(using: &rng)
-            b.insert(
-                contentsOf: Array(
-                    (String(repeating: open, count: n) + (closed ? "1" + String(repeating: close, count: n) : "")).utf8),
-                at: position(b.count + 1))
+            let nested = String(repeating: open, count: n) + (closed ? "1" + String(repeating: close, count: n) : "")
+            b.insert(contentsOf: Array(nested.utf8), at: position(b.count + 1))
         case 9:  // invalid UTF-8
             b.insert(
                 contentsOf: [[0xFF], [0xC3, 0x28], [0xE2, 0x82], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80]]

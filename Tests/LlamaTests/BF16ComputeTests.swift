@@ -56,8 +56,9 @@ struct BF16ComputeTests {
         #expect(cpu.reason.contains("AVX512-BF16"))
     }
 
-    /// The stated tolerance of bf16 attention: out, dq, dk and dv within 1% (relative L2; measured 0.2–0.3%) of fp32 attention (which
-    /// matches finite differences of the Double reference), with grouped-query heads, two query blocks and packed samples.
+    /// The stated tolerance of bf16 attention: out, dq, dk and dv within 1% (relative L2; measured 0.2–0.3%) of fp32
+    ///     /// attention (which matches finite differences of the Double reference), with grouped-query heads, two
+    /// query blocks and packed samples.
     @Test("attention with bf16 operands tracks fp32: out, dq, dk, dv within 1%; oneDNN equals the emulation")
     func attention() throws {
         let (b, t, h, kv, e) = (2, Attention.queryBlock + 6, 4, 2, 16)
@@ -129,7 +130,8 @@ struct BF16ComputeTests {
         func peak(_ kernel: BF16Kernel?) throws -> [MemoryCategory: Int] {
             let ledger = MemoryLedger()
             let model = try LlamaModel(config: c, store: try TinyConfigs.model(c).store, ledger: ledger)
-            model.bf16 = kernel.map { BF16Workspace(kernel: $0, ledger: MemoryLedger()) }  // its scratch is planned apart
+            // its scratch is planned apart
+            model.bf16 = kernel.map { BF16Workspace(kernel: $0, ledger: MemoryLedger()) }
             let grads = GradientSlab(layout: model.layout, ledger: MemoryLedger())
             _ = try model.lossAndGradients(batch, into: grads, checkpointing: checkpointing)
             let plan = LlamaModel.passMemory(
@@ -152,7 +154,10 @@ struct BF16ComputeTests {
     }
 
     @Test(
-        "a perturbation applied as weights are read equals the same perturbation made in place, and changes nothing stored"
+        """
+        a perturbation applied as weights are read equals the same perturbation made in place, and changes nothing \
+        stored
+        """
     )
     func readTimePerturbation() throws {
         let c = TinyConfigs.gqaUntiedRotateHalf, batch = TinyConfigs.batch(c)

@@ -22,7 +22,10 @@ struct CountSketchTests {
     }
 
     @Test(
-        "each coordinate maps to r distinct sketch rows; compress is Pᵀ·G·Q and decompress adds α·P·Δ·Qᵀ, as dense products"
+        """
+        each coordinate maps to r distinct sketch rows; compress is Pᵀ·G·Q and decompress adds α·P·Δ·Qᵀ, as dense \
+        products
+        """
     )
     func matchesDense() {
         let (m, n, d, r) = (37, 23, 16, 4), ledger = MemoryLedger(), rng = Philox(seed: 3)

@@ -52,7 +52,8 @@ struct LSPOffloadTests {
             }
         }
         try Self.run(method, lsp, steps: 3)
-        // Reference: the full gradient, the host's Adam (ε inside √) on the matrices, AdamW on the norms; embeddings frozen.
+        // Reference: the full gradient, the host's Adam (ε inside √) on the matrices, AdamW on the norms; embeddings
+        // frozen.
         let layout = reference.layout
         let matrixMoments = layout.parameters.map { [Float](repeating: 0, count: 2 * $0.count) }
         var moments = matrixMoments
@@ -103,7 +104,8 @@ struct LSPOffloadTests {
             #expect(method.matrices.count == 7 * 2)
         }
         #expect(results[0] == results[1])  // the order of the host's work changes nothing
-        for (x, y) in zip(results[0], results[2]) { #expect(abs(x - y) <= 1e-5 * max(1, abs(x))) }  // factors vs gradient: rounding only
+        // factors vs gradient: rounding only
+        for (x, y) in zip(results[0], results[2]) { #expect(abs(x - y) <= 1e-5 * max(1, abs(x))) }
     }
 
     @Test("fitted projectors reconstruct a held-out gradient of a tiny model better than their random init")
@@ -154,7 +156,8 @@ struct LSPOffloadTests {
         let model = try LlamaModel(randomWeights: Self.config, seed: 2, std: 0.2, ledger: MemoryLedger())
         var settings = LSPOffload.Settings()
         (settings.size, settings.nonzeros, settings.checkFrequency, settings.refitThreshold) = (8, 2, 2, 0)
-        settings.fitLearningRate = .greatestFiniteMagnitude  // the first Adam step reaches ±3.4e38, the next error overflows
+        // the first Adam step reaches ±3.4e38, the next error overflows
+        settings.fitLearningRate = .greatestFiniteMagnitude
         let method = try Self.method(model, settings)
         let before = method.sketches.map { (Array($0.left.values.buffer), Array($0.right.values.buffer)) }
         try Self.run(method, model, steps: 3, heldOut: true)
@@ -207,7 +210,10 @@ struct LSPOffloadTests {
     }
 
     @Test(
-        "the host holds Σ 8·d² of moments; the compute side's state is the projectors' indices and values and the norms' AdamW"
+        """
+        the host holds Σ 8·d² of moments; the compute side's state is the projectors' indices and values and the \
+        norms' AdamW
+        """
     )
     func memorySplit() throws {
         let ledger = MemoryLedger()
@@ -220,11 +226,13 @@ struct LSPOffloadTests {
         let matrices = model.layout.parameters.filter { $0.role.isBlockMatrix }
         let norms = model.layout.parameters.filter { $0.role.kind == .scale }.reduce(0) { $0 + $1.count }
         #expect(method.matrices.count == matrices.count)
-        #expect(after[.host, default: 0] - before[.host, default: 0] == matrices.count * (8 * 8 * 8 + 4))  // M, V and a step count each
+        // M, V and a step count each
+        #expect(after[.host, default: 0] - before[.host, default: 0] == matrices.count * (8 * 8 * 8 + 4))
         #expect(
             after[.optimizerState, default: 0] - before[.optimizerState, default: 0]
                 == matrices.reduce(0) { $0 + 8 * 2 * ($1.shape[0] + $1.shape[1]) } + 8 * norms)
-        #expect(after[.gradients, default: 0] == before[.gradients, default: 0])  // nothing allocated for gradients up front
+        // nothing allocated for gradients up front
+        #expect(after[.gradients, default: 0] == before[.gradients, default: 0])
     }
 
     @Test("d or r out of range for a matrix is refused")

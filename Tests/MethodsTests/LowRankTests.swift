@@ -110,7 +110,8 @@ struct LowRankTests {
                 }
             }
         }
-        #expect(sides == [true, false])  // down 16×40 and k, v 8×16 project on the left; gate, up 40×16 and q, o 16×16 on the right
+        // down 16×40 and k, v 8×16 project on the left; gate, up 40×16 and q, o 16×16 on the right
+        #expect(sides == [true, false])
         #expect(galore.refreshes == 2 * 7 && galore.failures == 0)  // steps 1 and 3 (T = 2), seven matrices
     }
 
@@ -154,7 +155,8 @@ struct LowRankTests {
             let ada = try LowRankAdam(
                 layout: layout,
                 settings: Self.settings(
-                    .adaptive(minRank: 1, maxRank: 8, energy: threshold, capture: 0.5, minInterval: 1, maxInterval: 10)),
+                    .adaptive(
+                        minRank: 1, maxRank: 8, energy: threshold, capture: 0.5, minInterval: 1, maxInterval: 10)),
                 groups: ParameterGroups(weightDecay: 0), seed: 1, ledger: MemoryLedger())
             var w = [Float](repeating: 0, count: rows * columns)
             w.withUnsafeMutableBufferPointer { ada.update(id, weights: $0, gradient: g, learningRate: 1e-3, step: 1) }
@@ -176,7 +178,10 @@ struct LowRankTests {
     }
 
     @Test(
-        "optimizer state in the ledger is the formula: r·(min + 2·max) per block matrix, AdamW's 2 per value elsewhere, none for frozen tensors",
+        """
+        optimizer state in the ledger is the formula: r·(min + 2·max) per block matrix, AdamW's 2 per value elsewhere, \
+        none for frozen tensors
+        """,
         arguments: [Set<ParameterGroup>(), [.embedding, .head, .attention]])
     func stateBytes(frozen: Set<ParameterGroup>) throws {
         let layout = Self.layout, ledger = MemoryLedger(), groups = ParameterGroups(weightDecay: 0, frozen: frozen)

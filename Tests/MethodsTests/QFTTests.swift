@@ -18,7 +18,10 @@ struct QFTTests {
     }
 
     @Test(
-        "conversion keeps exactly the 1% largest magnitudes in fp32 and every other value within half a step of its row's scale"
+        """
+        conversion keeps exactly the 1% largest magnitudes in fp32 and every other value within half a step of its \
+        row's scale
+        """
     )
     func conversion() throws {
         let fp32 = FP32ParameterStore(layout: ParameterLayout(Self.config), ledger: MemoryLedger())
@@ -121,7 +124,8 @@ struct QFTTests {
                 b.withUnsafeMutableBufferPointer {
                     both.update(id, weights: $0, gradient: gq, learningRate: 1, step: t + 1)
                 }
-                for i in 0..<n where reference[i] != 0 {  // coordinates with a gradient (unused embedding rows have none)
+                // coordinates with a gradient (unused embedding rows have none)
+                for i in 0..<n where reference[i] != 0 {
                     total += 1
                     same.0 += a[i] == reference[i] ? 1 : 0
                     same.1 += b[i] == reference[i] ? 1 : 0

@@ -21,7 +21,8 @@ struct PhiloxTests {
         Parallel.threadCount = threads
         var full = [Float](repeating: 0, count: n)
         full.withUnsafeMutableBufferPointer { rng.fillNormal($0, stream: 9) }
-        #expect((12_288..<12_800).allSatisfy { full[$0] == rng.normal(stream: 9, index: UInt64($0)) })  // two whole tiles
+        // two whole tiles
+        #expect((12_288..<12_800).allSatisfy { full[$0] == rng.normal(stream: 9, index: UInt64($0)) })
         // Generating the second half first, from an odd offset, gives the same numbers.
         var tail = [Float](repeating: 0, count: n - 50_001)
         tail.withUnsafeMutableBufferPointer { rng.fillNormal($0, stream: 9, offset: 50_001) }

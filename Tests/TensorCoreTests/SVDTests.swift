@@ -8,7 +8,8 @@ struct SVDTests {
         rows m: Int, columns n: Int, sigma: [Float], ledger: MemoryLedger
     ) throws -> (a: [Float], u0: AlignedBuffer<Float>) {
         let k = min(m, n), rng = Philox(seed: 21)
-        let ut = AlignedBuffer<Float>(count: k * m, category: .workspace, ledger: ledger)  // U₀ column-major = U₀ᵀ row-major
+        // U₀ column-major = U₀ᵀ row-major
+        let ut = AlignedBuffer<Float>(count: k * m, category: .workspace, ledger: ledger)
         let vt = AlignedBuffer<Float>(count: k * n, category: .workspace, ledger: ledger)
         rng.fillNormal(ut.buffer, stream: 1)
         rng.fillNormal(vt.buffer, stream: 2)
@@ -51,7 +52,8 @@ struct SVDTests {
     }
 
     /// With σᵢ = 0.7ⁱ the gap after rank 10 + 8 oversampling is 0.7⁹ ≈ 0.04 per pass; two power iterations make the
-    /// leak into the found subspace ≈ 0.04⁵, so the largest principal angle to the true top-10 subspace is far below 1e-3.
+    /// leak into the found subspace ≈ 0.04⁵, so the largest principal angle to the true top-10 subspace is far below
+    /// 1e-3.
     @Test("randomized SVD finds the top-r left subspace of a decaying spectrum (largest principal angle < 1e-3 rad)")
     func randomized() throws {
         let ledger = MemoryLedger(), (m, n, r) = (200, 120, 10),
@@ -60,7 +62,8 @@ struct SVDTests {
         let found = try SVD.randomized(
             a, rows: m, columns: n, rank: r, generator: Philox(seed: 5), stream: 0, ledger: ledger)
         for (got, want) in zip(found.s, sigma) { #expect(abs(got - want) <= 1e-4) }
-        // sin of the largest principal angle = ‖(I − U₀U₀ᵀ)·U_found‖₂ (the residual, not 1 − cos², which fp32 cannot resolve).
+        // sin of the largest principal angle = ‖(I − U₀U₀ᵀ)·U_found‖₂ (the residual, not 1 − cos², which fp32 cannot
+        // resolve).
         var overlap = [Float](repeating: 0, count: r * r)  // U₀[:, :r]ᵀ·U_found
         for d in 0..<r {
             for c in 0..<r {

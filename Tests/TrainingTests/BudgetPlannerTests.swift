@@ -24,7 +24,10 @@ struct BudgetPlannerTests {
     }
 
     @Test(
-        "llama-2-7b in bf16 within 24 GiB: mezo, dizo, qft, lsp-offload, galore and adarankgrad fit (bf16 weights where needed); adamw does not"
+        """
+        llama-2-7b in bf16 within 24 GiB: mezo, dizo, qft, lsp-offload, galore and adarankgrad fit (bf16 weights where \
+        needed); adamw does not
+        """
     )
     func sevenBillion() throws {
         let shape = LlamaConfig.builtinShapes["llama-2-7b"]!
@@ -36,7 +39,10 @@ struct BudgetPlannerTests {
         for label in ["mezo", "dizo", "qft", "lsp-offload", "galore", "adarankgrad"] {
             #expect(
                 fits[label] != nil,
-                "\(label) does not fit: \(result.misses.first { $0.label == label }.map { "\($0.bytes >> 20) MiB" } ?? "?")"
+                """
+                \(label) does not fit: \
+                \(result.misses.first { $0.label == label }.map { "\($0.bytes >> 20) MiB" } ?? "?")
+                """
             )
         }
         #expect(fits["mezo"]?.weights == .bf16 && fits["qft"]?.weights == .int8 && fits["galore"]?.weights == .bf16)
@@ -50,7 +56,10 @@ struct BudgetPlannerTests {
     }
 
     @Test(
-        "fixed size (bench methods --budget): only the asked batch and length are tried; a method that fits only smaller is a miss at that size"
+        """
+        fixed size (bench methods --budget): only the asked batch and length are tried; a method that fits only \
+        smaller is a miss at that size
+        """
     )
     func fixedSize() throws {
         let budget = 3 << 29, entries = try MethodCatalog.select(["adamw", "mezo"])
@@ -63,7 +72,8 @@ struct BudgetPlannerTests {
         #expect(
             result.misses.count == 1 && miss.label == "adamw" && miss.batch == 4 && miss.seq == 256
                 && miss.bytes > budget)
-        // Without fixedSize the planner goes down to smaller batches and lengths (adamw's smallest plan is one of them).
+        // Without fixedSize the planner goes down to smaller batches and lengths (adamw's smallest plan is one of
+        // them).
         let free = try BudgetPlanner.plan(
             Self.shape, budget: budget, batch: 4, seq: 256, threads: 2, calibration: nil, entries: entries
         ) {
@@ -94,7 +104,10 @@ struct BudgetPlannerTests {
     }
 
     @Test(
-        "each method gets the first choice that fits, in the stated order: length, then batch, before either checkpointing, bf16 weights, both"
+        """
+        each method gets the first choice that fits, in the stated order: length, then batch, before either \
+        checkpointing, bf16 weights, both
+        """
     )
     func firstFittingChoice() throws {
         let budget = 3 << 29  // 1.5 GiB: between inference memory and full AdamW on SmolLM2's shape
@@ -138,7 +151,10 @@ struct BudgetPlannerTests {
     }
 
     @Test(
-        "with a calibration: its own setting expects its measured time with periodic work, checkpointing 4/3 of it, more tokens proportionally more"
+        """
+        with a calibration: its own setting expects its measured time with periodic work, checkpointing 4/3 of it, \
+        more tokens proportionally more
+        """
     )
     func calibratedTimes() throws {
         func row(_ label: String, seconds: Double, periodic: Double? = nil) -> MethodBenchmarkTable.Row {

@@ -96,7 +96,10 @@ struct InterruptionTests {
     ]
 
     @Test(
-        "SIGTERM and SIGKILL at random moments: no checkpoint is lost, and --resume auto ends bit for bit where an uninterrupted run does",
+        """
+        SIGTERM and SIGKILL at random moments: no checkpoint is lost, and --resume auto ends bit for bit where an \
+        uninterrupted run does
+        """,
         arguments: methods)
     func interruptedRunsResumeExactly(method: String) throws {
         #expect(
@@ -144,7 +147,10 @@ struct InterruptionTests {
     }
 
     @Test(
-        "a checkpoint that cannot be written (a full disk) is a clear error; the previous checkpoint stays and resumes exactly"
+        """
+        a checkpoint that cannot be written (a full disk) is a clear error; the previous checkpoint stays and resumes \
+        exactly
+        """
     )
     func failedCheckpointWriteKeepsThePrevious() throws {
         let reference = Self.folder("disk-reference"), output = Self.folder("disk")

@@ -100,7 +100,10 @@ struct MethodRegistryTests {
         }
         #expect(
             message(["method.name=adamw", "method.rank=64"])
-                == "method.rank does not apply to adamw; it is a setting of galore, adarankgrad. Remove it, or choose that method"
+                == """
+                method.rank does not apply to adamw; it is a setting of galore, adarankgrad. Remove it, or choose \
+                that method
+                """
         )
         #expect(
             message(["method.name=mezo", "method.projected=kv"]).hasPrefix("method.projected does not apply to mezo"))

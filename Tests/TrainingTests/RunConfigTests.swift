@@ -139,7 +139,10 @@ struct RunConfigTests {
     }
 
     @Test(
-        "zeroth-order settings: ε ≤ 0, a bad perturbation count or projection setting, an unknown projected set are refused"
+        """
+        zeroth-order settings: ε ≤ 0, a bad perturbation count or projection setting, an unknown projected set are \
+        refused
+        """
     )
     func zerothOrder() throws {
         for bad in [
@@ -182,7 +185,10 @@ struct RunConfigTests {
     }
 
     @Test(
-        "QFT settings out of range, an unknown gradient mode or group, fused updates with clipping are refused naming the key"
+        """
+        QFT settings out of range, an unknown gradient mode or group, fused updates with clipping are refused naming \
+        the key
+        """
     )
     func qft() throws {
         for (bad, key) in [
@@ -212,7 +218,10 @@ struct RunConfigTests {
     }
 
     @Test(
-        "GaLore and AdaRankGrad settings: the policy follows the method; bad ranks, thresholds, intervals and decompositions are refused"
+        """
+        GaLore and AdaRankGrad settings: the policy follows the method; bad ranks, thresholds, intervals and \
+        decompositions are refused
+        """
     )
     func lowRank() throws {
         let galore = try RunConfig.resolve(

@@ -24,7 +24,8 @@ struct TrainerTests {
         var o = TrainingOptions()
         o.method = method
         o.schedule = LRSchedule(
-            .constant, peak: method == .sgd || method == .lspOffload ? 0.1 : 1e-2, warmup: 2, total: 30)  // SGD; LSP: ε = 1e-4 inside √V damps small compressed gradients
+            // SGD; LSP: ε = 1e-4 inside √V damps small compressed gradients
+            .constant, peak: method == .sgd || method == .lspOffload ? 0.1 : 1e-2, warmup: 2, total: 30)
         o.batchSize = batch
         o.accumulation = accumulation
         o.maxLength = 16
@@ -106,7 +107,8 @@ struct TrainerTests {
         let examples = [5, 9, 3, 12, 7].enumerated().map { i, n in
             TokenizedExample(ids: (0..<n).map { Int32(($0 * 5 + i * 7) % 24) }, trained: (0..<n).map { $0 > i % 3 })
         }
-        #expect(Batcher.packRows(examples.map(\.ids.count), maxLength: 16) == [0..<3, 3..<4, 4..<5])  // 4 + 8 + 2 positions fit in 16
+        // 4 + 8 + 2 positions fit in 16
+        #expect(Batcher.packRows(examples.map(\.ids.count), maxLength: 16) == [0..<3, 3..<4, 4..<5])
         let alone = try Batcher.batch(examples, maxLength: 16)
         let packed = try Batcher.batch(
             packed: [Array(examples[0..<2]), Array(examples[2..<4]), [examples[4]]], maxLength: 16)
@@ -241,7 +243,10 @@ struct CheckpointTests {
 
 extension CheckpointTests {
     @Test(
-        "a QFT checkpoint of another quantization layout, or with outlier indices out of range, is refused before any step"
+        """
+        a QFT checkpoint of another quantization layout, or with outlier indices out of range, is refused before any \
+        step
+        """
     )
     func qftLayout() throws {
         let trainer = try TrainerTests.setUp(.qft, clip: nil)
@@ -272,7 +277,10 @@ struct MemoryPlanTests {
     /// tasks' score scratch, 16 KiB here, and in bf16 its rounded operands; 2–5% of this tiny model, nothing next to
     /// SmolLM2's 2.4 GiB) are not always alive at the moment of the peak.
     @Test(
-        "the estimate from shapes bounds the ledger's peak of a real step within attention's buffers + 1% (AdaRankGrad: from above)",
+        """
+        the estimate from shapes bounds the ledger's peak of a real step within attention's buffers + 1% (AdaRankGrad: \
+        from above)
+        """,
         arguments: TrainingOptions.Method.allCases)
     func matchesLedger(method: TrainingOptions.Method) throws {
         // fp32, and bf16 compute (where this CPU has it) with bf16 weights (QFT: its INT8 ones).
@@ -304,13 +312,15 @@ struct MemoryPlanTests {
                 batch: 4, queries: 32, keys: 32, heads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim,
                 queryOffset: 0)
             let scratch =
-                4 * min(Parallel.threadCount, 4 * c.kvHeadCount) * (method.isZerothOrder ? 1 : 2) * 32 * 32  // tasks × matrices × queries × keys
+                // tasks × matrices × queries × keys
+                4 * min(Parallel.threadCount, 4 * c.kvHeadCount) * (method.isZerothOrder ? 1 : 2) * 32 * 32
                 + (model.bf16 == nil
                     ? 0
                     : Attention.bf16Bytes(attention, backward: !method.isZerothOrder, threads: Parallel.threadCount))
             #expect(
                 plan >= peak, "\(method) checkpointing \(checkpointing) \(precision): plan \(plan) vs ledger \(peak)")
-            guard method != .adarankgrad else { continue }  // planned at its largest rank: an upper bound, its ranks fall
+            // planned at its largest rank: an upper bound, its ranks fall
+            guard method != .adarankgrad else { continue }
             #expect(
                 Double(plan - peak) <= Double(scratch) + 0.01 * Double(peak),
                 "\(method) checkpointing \(checkpointing) \(precision): plan \(plan) vs ledger \(peak)")
@@ -348,7 +358,10 @@ struct ClassificationTests {
     }
 
     @Test(
-        "MeZO on the classification loss: the step's objective is that loss on the step's examples; the plan counts every candidate"
+        """
+        MeZO on the classification loss: the step's objective is that loss on the step's examples; the plan counts \
+        every candidate
+        """
     )
     func zerothOrderObjective() throws {
         let c = LlamaConfig(

@@ -92,7 +92,10 @@ struct TrainingLoopTests {
     }
 
     @Test(
-        "a run stopped at a step, resumed from the latest or an earlier checkpoint, ends with the weights, state, metrics and samples of an uninterrupted one",
+        """
+        a run stopped at a step, resumed from the latest or an earlier checkpoint, ends with the weights, state, \
+        metrics and samples of an uninterrupted one
+        """,
         arguments: [
             (TrainingOptions.Method.adamw, 7, false), (.adamw, 10, false), (.adamw, 7, true), (.dizo, 13, false),
             (.qft, 7, true),

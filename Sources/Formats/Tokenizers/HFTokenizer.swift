@@ -12,7 +12,10 @@ enum HFTokenizer {
             FormatError(
                 file: path, problem: problem,
                 fix:
-                    "Supported tokenizer.json: byte-level BPE (GPT-2, SmolLM and Llama 3 splits) and SentencePiece-style BPE with byte fallback (Llama 2, TinyLlama)."
+                    """
+                    Supported tokenizer.json: byte-level BPE (GPT-2, SmolLM and Llama 3 splits) and \
+                    SentencePiece-style BPE with byte fallback (Llama 2, TinyLlama).
+                    """
             )
         }
         guard let model = j["model"] as? [String: Any], (model["type"] as? String) == "BPE",
@@ -44,7 +47,8 @@ enum HFTokenizer {
             let name = (value as? String) ?? ((value as? [String: Any])?["content"] as? String)
             return name.flatMap { ids[$0] }
         }
-        // BOS: tokenizer_config's add_bos_token, or a TemplateProcessing post-processor that starts with a special token.
+        // BOS: tokenizer_config's add_bos_token, or a TemplateProcessing post-processor that starts with a special
+        // token.
         let single = ((j["post_processor"] as? [String: Any])?["single"] as? [[String: Any]])?.first
         let templateBOS = ((single?["SpecialToken"] as? [String: Any])?["id"] as? String).flatMap { ids[$0] }
         let bos =
@@ -98,7 +102,8 @@ enum HFTokenizer {
     }
 
     /// The split and digit isolation of the supported pre-tokenizers: ByteLevel with its GPT-2 regex,
-    /// Sequence[Digits(individual), ByteLevel] (SmolLM), Sequence[Split(Llama-3 regex, isolated), ByteLevel without regex].
+    /// Sequence[Digits(individual), ByteLevel] (SmolLM), Sequence[Split(Llama-3 regex, isolated), ByteLevel without
+    /// regex].
     private static func preTokenizer(_ value: Any?, _ fail: (String) -> FormatError) throws -> (SplitPattern, Bool) {
         func isByteLevel(_ p: [String: Any], regex: Bool) -> Bool {
             (p["type"] as? String) == "ByteLevel" && (p["use_regex"] as? Bool ?? true) == regex
@@ -154,7 +159,8 @@ enum HFTokenizer {
         json["version"] = "1.0"
         for key in ["truncation", "padding"] { json[key] = NSNull() }
         json["post_processor"] = NSNull()
-        if let bos = tokenizer.bos {  // BOS is added by a TemplateProcessing post-processor, as in Llama's tokenizer.json
+        // BOS is added by a TemplateProcessing post-processor, as in Llama's tokenizer.json
+        if let bos = tokenizer.bos {
             let text = tokens[Int(bos)]
             let item: [String: Any] = ["SpecialToken": ["id": text, "type_id": 0]]
             json["post_processor"] =

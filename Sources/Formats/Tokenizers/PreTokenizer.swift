@@ -3,12 +3,15 @@ public enum SplitPattern: Sendable, Equatable {
     /// GPT-2 (and SmolLM after digit isolation):
     /// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
     case gpt2
-    /// Llama 3: `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+    /// Llama 3: `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+    /// ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
     case llama3
 
     /// The regex as tokenizer.json writes it.
-    static let llama3Regex =
-        #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    static let llama3Regex = [
+        #"(?i:'s|'t|'re|'ve|'m|'ll|'d)"#, #"[^\r\n\p{L}\p{N}]?\p{L}+"#, #"\p{N}{1,3}"#, #" ?[^\s\p{L}\p{N}]+[\r\n]*"#,
+        #"\s*[\r\n]+"#, #"\s+(?!\S)"#, #"\s+"#,
+    ].joined(separator: "|")
 }
 
 /// Splits text into the pieces BPE merges within: a ``SplitPattern``, optionally after isolating

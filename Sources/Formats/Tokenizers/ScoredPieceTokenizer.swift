@@ -68,7 +68,10 @@ public struct ScoredPieceTokenizer: Tokenizer {
             throw FormatError(
                 file: path,
                 problem:
-                    "the model's vocabulary has \(vocabularySize) tokens; a llama2.c vocabulary has at least <unk>, <s> and </s>",
+                    """
+                    the model's vocabulary has \(vocabularySize) tokens; a llama2.c vocabulary has at least <unk>, <s> \
+                    and </s>
+                    """,
                 fix: "The checkpoint's header is corrupted.")
         }
         var r = try BinaryReader(path: path)
@@ -95,7 +98,10 @@ public struct ScoredPieceTokenizer: Tokenizer {
             throw FormatError(
                 file: path,
                 problem:
-                    "\(r.remaining) bytes remain after the model's \(vocabularySize) tokens: the tokenizer is larger than the model's vocabulary",
+                    """
+                    \(r.remaining) bytes remain after the model's \(vocabularySize) tokens: the tokenizer is larger \
+                    than the model's vocabulary
+                    """,
                 fix: "Use the tokenizer.bin that was exported with this model.")
         }
         return try ScoredPieceTokenizer(

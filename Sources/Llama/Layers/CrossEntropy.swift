@@ -24,7 +24,8 @@ public enum CrossEntropy {
 
     /// −log p(target) of each row (0 where the target is < 0). x [N, D], head [V, D],
     /// logits workspace [chunkRows, V]. With `bf16`, the GEMMs take bf16 operands (x and the logits' gradient
-    /// rounded to nearest even) and accumulate in fp32; the softmax is fp32. Adds scale × the gradient of that sum when `gradient` is given.
+    /// rounded to nearest even) and accumulate in fp32; the softmax is fp32. Adds scale × the gradient of that sum when
+    /// `gradient` is given.
     ///
     /// Only rows with a target are multiplied by the head: when some are masked (a prompt, a
     /// classification template), those with a target are first moved to the front of x, which this

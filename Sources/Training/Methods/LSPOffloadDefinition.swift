@@ -33,13 +33,19 @@ public enum LSPOffloadDefinition: MethodDefinition {
         guard let schedule = LSPOffload.Settings.Schedule(rawValue: s.schedule) else {
             throw TrainingError(
                 message:
-                    "method.schedule '\(s.schedule)' is not a schedule; choose one of \(LSPOffload.Settings.Schedule.allCases.map(\.rawValue).joined(separator: ", "))"
+                    """
+                    method.schedule '\(s.schedule)' is not a schedule; choose one of \
+                    \(LSPOffload.Settings.Schedule.allCases.map(\.rawValue).joined(separator: ", "))
+                    """
             )
         }
         guard let compression = LSPOffload.Settings.Compression(rawValue: s.compression) else {
             throw TrainingError(
                 message:
-                    "method.compression '\(s.compression)' is not a compression; choose one of \(LSPOffload.Settings.Compression.allCases.map(\.rawValue).joined(separator: ", "))"
+                    """
+                    method.compression '\(s.compression)' is not a compression; choose one of \
+                    \(LSPOffload.Settings.Compression.allCases.map(\.rawValue).joined(separator: ", "))
+                    """
             )
         }
         (o.lsp.size, o.lsp.nonzeros, o.lsp.schedule, o.lsp.compression) = (s.size, s.nonzeros, schedule, compression)
@@ -97,7 +103,11 @@ public enum LSPOffloadDefinition: MethodDefinition {
             secondsPerStep: nil, details: ["compute_only_seconds": computeOnly],
             report: String(
                 format:
-                    "lsp-offload d %d r %d, %@ schedule, %@ compression: backward (compute side, compression included) %.3f s, waiting for the host %.3f s, host Adam %.3f s (overlap %.0f%%); compute-only step (step − wait) %.3f s, step / compute-only %.3f\nbytes per step: %.1f MiB to the host, %.1f MiB back",
+                    """
+                    lsp-offload d %d r %d, %@ schedule, %@ compression: backward (compute side, compression included) \
+                    %.3f s, waiting for the host %.3f s, host Adam %.3f s (overlap %.0f%%); compute-only step (step − \
+                    wait) %.3f s, step / compute-only %.3f\nbytes per step: %.1f MiB to the host, %.1f MiB back
+                    """,
                 l.size, l.nonzeros, l.schedule.rawValue, l.compression.rawValue, m("compute_seconds"), wait,
                 m("host_seconds"), 100 * m("overlap"), computeOnly, step / computeOnly, m("bytes_to_host") / 1_048_576,
                 m("bytes_to_compute") / 1_048_576))

@@ -91,7 +91,10 @@ extension LowRankDefinition {
         guard let decomposition = LowRankAdam.Settings.Decomposition(rawValue: svd) else {
             throw TrainingError(
                 message:
-                    "method.svd '\(svd)' is not a decomposition; choose one of \(LowRankAdam.Settings.Decomposition.allCases.map(\.rawValue).joined(separator: ", "))"
+                    """
+                    method.svd '\(svd)' is not a decomposition; choose one of \
+                    \(LowRankAdam.Settings.Decomposition.allCases.map(\.rawValue).joined(separator: ", "))
+                    """
             )
         }
         (o.lowRank.scale, o.lowRank.decomposition, o.lowRank.transferMoments) = (scale, decomposition, transfer)

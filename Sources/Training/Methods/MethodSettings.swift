@@ -26,7 +26,10 @@ extension MethodDefinition {
                     ? "unknown key 'method.\(foreign)'"
                         + (RunConfig.closest(to: foreign, among: settingKeys).map { "; did you mean 'method.\($0)'?" }
                             ?? "")
-                    : "method.\(foreign) does not apply to \(name); it is a setting of \(owners.joined(separator: ", ")). Remove it, or choose that method"
+                    : """
+                    method.\(foreign) does not apply to \(name); it is a setting of \(owners.joined(separator: ", ")). \
+                    Remove it, or choose that method
+                    """
             )
         }
         guard case .mapping(var mapping)? = try Yams.compose(yaml: YAMLEncoder().encode(defaults)) else {

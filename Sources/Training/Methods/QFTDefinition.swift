@@ -34,7 +34,10 @@ public enum QFTDefinition: MethodDefinition {
         guard let mode = QFT.GradientMode(rawValue: s.gradients) else {
             throw TrainingError(
                 message:
-                    "method.gradients '\(s.gradients)' is not a gradient mode; choose one of \(QFT.GradientMode.allCases.map(\.rawValue).joined(separator: ", "))"
+                    """
+                    method.gradients '\(s.gradients)' is not a gradient mode; choose one of \
+                    \(QFT.GradientMode.allCases.map(\.rawValue).joined(separator: ", "))
+                    """
             )
         }
         o.qft.gradients = mode
@@ -63,13 +66,20 @@ public enum QFTDefinition: MethodDefinition {
         if o.qft.gradients == .fused, o.clipNorm != nil {
             throw TrainingError(
                 message:
-                    "qft with method.gradients: fused updates each tensor inside backward, so the global gradient norm is never known: drop gradient clipping (optimizer.clip: 0) or use method.gradients: stack (INT8 gradient stack, +1 byte per parameter)"
+                    """
+                    qft with method.gradients: fused updates each tensor inside backward, so the global gradient norm \
+                    is never known: drop gradient clipping (optimizer.clip: 0) or use method.gradients: stack (INT8 \
+                    gradient stack, +1 byte per parameter)
+                    """
             )
         }
         if o.accumulation > 1 {
             throw TrainingError(
                 message:
-                    "qft updates from one batch's gradients (fused, or one INT8 stack): set train.accumulate to 1 and raise train.batch instead"
+                    """
+                    qft updates from one batch's gradients (fused, or one INT8 stack): set train.accumulate to 1 and \
+                    raise train.batch instead
+                    """
             )
         }
     }
@@ -84,7 +94,10 @@ public enum QFTDefinition: MethodDefinition {
         guard let store = model.store as? DenseSparseStore else {
             throw TrainingError(
                 message:
-                    "qft needs the model's weights in INT8 dense-and-sparse form: build the model with Trainer.model(_:for:)"
+                    """
+                    qft needs the model's weights in INT8 dense-and-sparse form: build the model with \
+                    Trainer.model(_:for:)
+                    """
             )
         }
         return try QFT(

@@ -88,7 +88,10 @@ public enum DiZODefinition: MethodDefinition {
         guard let set = DiZO.ProjectedSet(rawValue: s.projected) else {
             throw TrainingError(
                 message:
-                    "method.projected '\(s.projected)' is not a projected set; choose one of \(DiZO.ProjectedSet.allCases.map(\.rawValue).joined(separator: ", "))"
+                    """
+                    method.projected '\(s.projected)' is not a projected set; choose one of \
+                    \(DiZO.ProjectedSet.allCases.map(\.rawValue).joined(separator: ", "))
+                    """
             )
         }
         var p = DiZO.Projection()
@@ -97,7 +100,10 @@ public enum DiZODefinition: MethodDefinition {
         guard p.interval >= 1, p.iterations >= 1, p.clip > 0, p.clip < 1, p.epsilon > 0, p.stepSize > 0 else {
             throw TrainingError(
                 message:
-                    "DiZO needs method.interval ≥ 1, method.iterations ≥ 1, 0 < method.clip_range < 1, method.projection_epsilon > 0 and method.projection_step > 0"
+                    """
+                    DiZO needs method.interval ≥ 1, method.iterations ≥ 1, 0 < method.clip_range < 1, \
+                    method.projection_epsilon > 0 and method.projection_step > 0
+                    """
             )
         }
         o.zerothOrder.projection = p
