@@ -42,7 +42,8 @@ public final class AdamW: Optimizer {
         Parallel.forEachChunk(weights.count, grain: 1 << 15) { r in rule.apply(p, g, m, v, r) }
     }
 
-    /// Adam's elementwise step at step t with its settings fixed (also used in GaLore's projected space).
+    /// Adam's elementwise step at step t with its settings fixed (also used in GaLore's projected space and by
+    /// LSP-Offload's projector fit).
     struct Rule {
         let beta1: Float, beta2: Float, epsilon: Float
         /// η/(1 − β₁ᵗ), 1/√(1 − β₂ᵗ), and 1 − η·λ (decoupled weight decay).

@@ -50,6 +50,8 @@ enum ProjectorFit {
             gq = AlignedBuffer<Float>(count: m * d, category: .host, ledger: ledger)
         let pte = AlignedBuffer<Float>(count: d * n, category: .host, ledger: ledger),
             ptg = AlignedBuffer<Float>(count: d * n, category: .host, ledger: ledger)
+        let gathered = AlignedBuffer<Float>(
+            count: sides.map(\.values.count).max() ?? 0, category: .host, ledger: ledger)
         let gradP = AlignedBuffer<Float>(count: m * d, category: .host, ledger: ledger),
             gradQ = AlignedBuffer<Float>(count: n * d, category: .host, ledger: ledger)
         let gNorm = Double(Vector.sumOfSquares(g, m * n)).squareRoot()
@@ -73,18 +75,13 @@ enum ProjectorFit {
                 m: n, n: d, k: d, ptg.pointer, lda: n, transA: true, pteq.pointer, ldb: d, gradQ.pointer, ldc: d,
                 beta: 1)
             let scale = Float(1 / (loss * gNorm * gNorm))  // ∂L = ∂‖E‖²/(2·‖E‖·‖G‖), ‖E‖ = L·‖G‖, and the 2s cancel
-            let c1 = 1 / (1 - Float.pow(0.9, t)), c2 = 1 / (1 - Float.pow(0.999, t))
+            let rule = AdamW.Rule(beta1: 0.9, beta2: 0.999, epsilon: 1e-8, learningRate: learningRate, keep: 1, step: t)
             for (s, (full, (mo, vo))) in zip(sides, zip([gradP, gradQ], moments)) {
                 let r = s.nonzeros
-                for i in 0..<s.count {
-                    for k in 0..<r {
-                        let j = i * r + k, grad = scale * full.pointer[i * d + Int(s.indices.pointer[j])]
-                        mo.pointer[j] = 0.9 * mo.pointer[j] + 0.1 * grad
-                        vo.pointer[j] = 0.999 * vo.pointer[j] + 0.001 * grad * grad
-                        s.values.pointer[j] -=
-                            learningRate * (mo.pointer[j] * c1) / ((vo.pointer[j] * c2).squareRoot() + 1e-8)
-                    }
+                for j in 0..<s.values.count {  // the gradient of each stored value: its entry of the dense gradient
+                    gathered.pointer[j] = scale * full.pointer[j / r * d + Int(s.indices.pointer[j])]
                 }
+                rule.apply(s.values.pointer, gathered.pointer, mo.pointer, vo.pointer, 0..<s.values.count)
             }
         }
         finite =
