@@ -42,33 +42,54 @@ public final class AdamW: Optimizer {
         Parallel.forEachChunk(weights.count, grain: 1 << 15) { r in rule.apply(p, g, m, v, r) }
     }
 
-    /// Adam's elementwise step at step t with its settings fixed (also used in GaLore's projected space and by
-    /// LSP-Offload's projector fit).
+    /// Adam's elementwise step at step t with its settings fixed (also used in GaLore's projected space, by
+    /// LSP-Offload's projector fit and by its host worker).
     struct Rule {
-        let beta1: Float, beta2: Float, epsilon: Float
+        let beta1: Float, beta2: Float, epsilon: Float, learningRate: Float
         /// η/(1 − β₁ᵗ), 1/√(1 − β₂ᵗ), and 1 − η·λ (decoupled weight decay).
         let stepSize: Float, correction2: Float, keep: Float
+        /// ε inside the square root, as LSP-Offload's system code: p ← p·keep − η·(m·c₁) / √(v·c₂ + ε) with
+        /// c₁ = 1/(1 − β₁ᵗ) and c₂ = 1/(1 − β₂ᵗ), in that order of operations.
+        let epsilonInsideRoot: Bool
+        let c1: Float, c2: Float
 
-        init(beta1: Float, beta2: Float, epsilon: Float, learningRate: Float, keep: Float, step: Int) {
+        init(
+            beta1: Float, beta2: Float, epsilon: Float, learningRate: Float, keep: Float, step: Int,
+            epsilonInsideRoot: Bool = false
+        ) {
             (self.beta1, self.beta2, self.epsilon, self.keep) = (beta1, beta2, epsilon, keep)
+            (self.learningRate, self.epsilonInsideRoot) = (learningRate, epsilonInsideRoot)
             stepSize = learningRate / (1 - Float.pow(beta1, step))
             correction2 = 1 / (1 - Float.pow(beta2, step)).squareRoot()
+            (c1, c2) = (1 / (1 - Float.pow(beta1, step)), 1 / (1 - Float.pow(beta2, step)))
         }
 
         /// m ← β₁m + (1 − β₁)g; v ← β₂v + (1 − β₂)g²; p ← p·keep − stepSize·m/(√v·correction2 + ε), for elements `r`.
+        /// With `keep` 0 and `p` the gradient's own buffer, the buffer ends holding the step.
         @inline(__always)
         func apply(
             _ p: UnsafeMutablePointer<Float>, _ g: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
             _ v: UnsafeMutablePointer<Float>, _ r: Range<Int>
         ) {
             let (b1, b2, eps) = (beta1, beta2, epsilon)
-            for i in r {
+            @inline(__always) func moments(_ i: Int) -> (m: Float, v: Float) {
                 let gi = g[i]
                 let mi = b1 * m[i] + (1 - b1) * gi
                 let vi = b2 * v[i] + (1 - b2) * gi * gi
                 m[i] = mi
                 v[i] = vi
-                p[i] = p[i] * keep - stepSize * mi / (vi.squareRoot() * correction2 + eps)
+                return (mi, vi)
+            }
+            if epsilonInsideRoot {
+                for i in r {
+                    let (mi, vi) = moments(i)
+                    p[i] = p[i] * keep - learningRate * (mi * c1) / (vi * c2 + eps).squareRoot()
+                }
+            } else {
+                for i in r {
+                    let (mi, vi) = moments(i)
+                    p[i] = p[i] * keep - stepSize * mi / (vi.squareRoot() * correction2 + eps)
+                }
             }
         }
     }

@@ -104,14 +104,11 @@ final class HostWorker: @unchecked Sendable {
         guard message.buffer.buffer.allSatisfy(\.isFinite) else { return false }
         let i = message.matrix, t = Int(steps.pointer[i]) + 1
         steps.pointer[i] = Int32(t)
-        let (b1, b2, eps, lr) = (beta1, beta2, epsilon, message.learningRate)
-        let c1 = 1 / (1 - Float.pow(b1, t)), c2 = 1 / (1 - Float.pow(b2, t))
-        let (g, mp, vp) = (message.buffer.pointer, m[i].pointer, v[i].pointer)
-        for k in 0..<message.buffer.count {
-            let mk = b1 * mp[k] + (1 - b1) * g[k], vk = b2 * vp[k] + (1 - b2) * g[k] * g[k]
-            (mp[k], vp[k]) = (mk, vk)
-            g[k] = -lr * (mk * c1) / (vk * c2 + eps).squareRoot()
-        }
+        let rule = AdamW.Rule(
+            beta1: beta1, beta2: beta2, epsilon: epsilon, learningRate: message.learningRate, keep: 0, step: t,
+            epsilonInsideRoot: true)
+        let g = message.buffer.pointer
+        rule.apply(g, g, m[i].pointer, v[i].pointer, 0..<message.buffer.count)  // Δ replaces Ĝ in its buffer
         return true
     }
 }
