@@ -24,16 +24,12 @@ public final class DenseSparseStore: ParameterStore {
         public func validate() throws {
             guard outlierFraction >= 0, outlierFraction < 0.5 else {
                 throw MethodError(
-                    message: "method.outlier_fraction must be in [0, 0.5) (QFT keeps 0.01), got \(outlierFraction)")
+                    setting: "outlierFraction", message: "must be in [0, 0.5) (QFT keeps 0.01), got \(outlierFraction)")
             }
             guard blockSize >= 0, blockSize <= 1 << 20 else {
                 throw MethodError(
-                    message:
-                        """
-                        method.weight_block must be 0 (one scale per row) or a block size in 1...\(1 << 20), got \
-                        \(blockSize)
-                        """
-                )
+                    setting: "blockSize",
+                    message: "must be 0 (one scale per row) or a block size in 1...\(1 << 20), got \(blockSize)")
             }
         }
 

@@ -22,9 +22,12 @@ public struct MethodStep: Sendable {
 
 /// A method's settings that cannot work, found before any step.
 public struct MethodError: Error, CustomStringConvertible {
+    /// The setting at fault, as the method's own settings name it (e.g. `minRank`); nil when the error is not one
+    /// setting's. The configuration layer names it as its users write it.
+    public let setting: String?
     public let message: String
-    public init(message: String) { self.message = message }
-    public var description: String { message }
+    public init(setting: String? = nil, message: String) { (self.setting, self.message) = (setting, message) }
+    public var description: String { setting.map { "\($0) \(message)" } ?? message }
 }
 
 /// The data of one step as a method sees it.

@@ -34,30 +34,34 @@ public final class LSPOffload: FineTuningMethod {
 
         public init() {}
 
-        /// d or r out of range for a matrix of `layout`.
-        public func check(_ layout: ParameterLayout) throws {
-            guard checkFrequency >= 0, heldOutBatches >= 1, fitIterations >= 1, fitLearningRate > 0, refitThreshold >= 0
-            else {
-                throw MethodError(
-                    message:
-                        """
-                        method.check_frequency must be ≥ 0 (0: never refit), method.held_out_batches and \
-                        method.fit_iterations ≥ 1, method.fit_lr > 0 and method.refit_threshold ≥ 0
-                        """
-                )
+        /// Settings out of range, found before any weight is loaded.
+        public func validate() throws {
+            for (setting, value, valid, rule) in [
+                ("checkFrequency", "\(checkFrequency)", checkFrequency >= 0, "≥ 0 (0: never refit)"),
+                ("heldOutBatches", "\(heldOutBatches)", heldOutBatches >= 1, "≥ 1"),
+                ("fitIterations", "\(fitIterations)", fitIterations >= 1, "≥ 1"),
+                ("fitLearningRate", "\(fitLearningRate)", fitLearningRate > 0, "> 0"),
+                ("refitThreshold", "\(refitThreshold)", refitThreshold >= 0, "≥ 0"),
+            ] where !valid {
+                throw MethodError(setting: setting, message: "must be \(rule), got \(value)")
             }
+        }
+
+        /// Settings out of range, or d or r out of range for a matrix of `layout`.
+        public func check(_ layout: ParameterLayout) throws {
+            try validate()
             guard nonzeros >= 1, nonzeros <= size else {
                 throw MethodError(
-                    message: "method.nonzeros (r) must be in 1...method.size (d = \(size)), got \(nonzeros)")
+                    setting: "nonzeros",
+                    message: "(r) must be in 1...the compressed size (d = \(size)), got \(nonzeros)")
             }
             for info in layout.parameters where info.role.isBlockMatrix && size > info.shape.max()! {
                 throw MethodError(
-                    message:
-                        """
-                        method.size (d) \(size) exceeds the larger side of \(info.name) \(info.shape); choose d ≤ \
+                    setting: "size",
+                    message: """
+                        (d) \(size) exceeds the larger side of \(info.name) \(info.shape); choose d ≤ \
                         \(info.shape.max()!)
-                        """
-                )
+                        """)
             }
         }
     }

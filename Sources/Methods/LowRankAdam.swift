@@ -67,28 +67,28 @@ public final class LowRankAdam: Optimizer {
         public func validate() throws {
             switch policy {
             case .fixed(let rank, let interval):
-                guard rank >= 1 else { throw MethodError(message: "method.rank must be ≥ 1, got \(rank)") }
+                guard rank >= 1 else { throw MethodError(setting: "rank", message: "must be ≥ 1, got \(rank)") }
                 guard interval >= 1 else {
-                    throw MethodError(message: "method.update_interval (T) must be ≥ 1 step, got \(interval)")
+                    throw MethodError(setting: "interval", message: "(T) must be ≥ 1 step, got \(interval)")
                 }
             case .adaptive(let lo, let hi, let energy, let capture, let tMin, let tMax):
                 guard lo >= 1, lo <= hi else {
-                    throw MethodError(message: "method.min_rank must be in 1...method.rank (\(hi)), got \(lo)")
+                    throw MethodError(setting: "minRank", message: "must be in 1...the largest rank (\(hi)), got \(lo)")
                 }
                 guard energy > 0, energy <= 1 else {
-                    throw MethodError(message: "method.energy (η_th) must be in (0, 1], got \(energy)")
+                    throw MethodError(setting: "energy", message: "(η_th) must be in (0, 1], got \(energy)")
                 }
                 guard capture > 0, capture <= 1 else {
-                    throw MethodError(message: "method.capture (ρ) must be in (0, 1], got \(capture)")
+                    throw MethodError(setting: "capture", message: "(ρ) must be in (0, 1], got \(capture)")
                 }
                 guard tMin >= 1, tMax >= tMin else {
                     throw MethodError(
-                        message:
-                            "method.min_interval must be ≥ 1 and method.update_interval ≥ it, got \(tMin) and \(tMax)")
+                        setting: "minInterval",
+                        message: "must be ≥ 1 and at most the update interval, got \(tMin) and \(tMax)")
                 }
             }
             guard scale > 0, scale.isFinite else {
-                throw MethodError(message: "method.scale (α) must be > 0, got \(scale)")
+                throw MethodError(setting: "scale", message: "(α) must be > 0, got \(scale)")
             }
         }
 
@@ -96,9 +96,9 @@ public final class LowRankAdam: Optimizer {
         func check(_ layout: ParameterLayout) throws {
             for info in layout.parameters where info.role.isBlockMatrix && maxRank > info.shape.min()! {
                 throw MethodError(
-                    message:
-                        """
-                        method.rank \(maxRank) exceeds the smaller side of \(info.name) \(info.shape); choose a rank ≤ \
+                    setting: "rank",
+                    message: """
+                        \(maxRank) exceeds the smaller side of \(info.name) \(info.shape); choose a rank ≤ \
                         \(info.shape.min()!)
                         """
                 )

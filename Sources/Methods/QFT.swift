@@ -30,11 +30,12 @@ public final class QFT: FineTuningMethod {
             try weights.validate()
             guard stateBlock >= 1, stateBlock <= 1 << 20 else {
                 throw MethodError(
-                    message: "method.state_block must be in 1...\(1 << 20) values per scale, got \(stateBlock)")
+                    setting: "stateBlock", message: "must be in 1...\(1 << 20) values per scale, got \(stateBlock)")
             }
             guard refreshInterval >= 0 else {
                 throw MethodError(
-                    message: "method.outlier_refresh must be ≥ 0 steps (0: once per epoch), got \(refreshInterval)")
+                    setting: "refreshInterval", message: "must be ≥ 0 steps (0: once per epoch), got \(refreshInterval)"
+                )
             }
         }
     }

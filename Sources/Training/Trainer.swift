@@ -93,7 +93,7 @@ public final class Trainer {
             do {
                 store = try DenseSparseStore(
                     converting: model.store, settings: options.qft.weights, seed: options.seed, ledger: model.ledger)
-            } catch let e as MethodError { throw TrainingError(message: e.message) }
+            } catch let e as MethodError { throw options.method.definition.error(e) }
         }
         return try LlamaModel(config: model.config, store: store, bf16: kernel, ledger: model.ledger)
     }
@@ -103,9 +103,10 @@ public final class Trainer {
     public static func method(
         _ options: TrainingOptions, model: LlamaModel, stepsPerEpoch: Int = 1
     ) throws -> any FineTuningMethod {
-        do { return try options.method.definition.make(options, model: model, stepsPerEpoch: stepsPerEpoch) } catch let
-            e as MethodError
-        { throw TrainingError(message: e.message) }
+        let definition = options.method.definition
+        do { return try definition.make(options, model: model, stepsPerEpoch: stepsPerEpoch) } catch let e
+            as MethodError
+        { throw definition.error(e) }
     }
 
     func restore(step: Int, nonFiniteSkipped: Int) {

@@ -138,9 +138,7 @@ public struct TrainingOptions: Sendable, Codable, Equatable {
                     """
             )
         }
-        do { try method.definition.validate(self) } catch let e as MethodError {
-            throw TrainingError(message: e.message)
-        }
+        do { try method.definition.validate(self) } catch let e as MethodError { throw method.definition.error(e) }
         if case .classification = objective {
             guard method.isZerothOrder else {
                 throw TrainingError(

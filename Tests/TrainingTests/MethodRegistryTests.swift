@@ -119,6 +119,22 @@ struct MethodRegistryTests {
             message(["method.name=qft", "method.fused=true", "optimizer.clip=0"])
                 == "method.fused does not apply to qft")
         #expect(message(["method.name=galore", "method.rank=64", "method.scale=1"]) == "accepted")
+        // Methods name their own settings; the configuration layer gives the key path.
+        #expect(
+            message(["method.name=adarankgrad", "method.min_rank=0"])
+                == "method.min_rank must be in 1...the largest rank (128), got 0")
+        #expect(message(["method.name=galore", "method.update_interval=0"]).hasPrefix("method.update_interval (T) "))
+        #expect(
+            message(["method.name=lsp-offload", "method.fit_lr=0", "optimizer.clip=0"])
+                == "method.fit_lr must be > 0, got 0.0")
+        #expect(
+            message(["method.name=qft", "method.weight_block=-1", "optimizer.clip=0"]).hasPrefix("method.weight_block ")
+        )
+        #expect(
+            message(["method.name=qft", "method.outlier_refresh=-1", "optimizer.clip=0"]).hasPrefix(
+                "method.outlier_refresh "))
+        #expect(
+            message(["method.name=qft", "method.state_block=0", "optimizer.clip=0"]).hasPrefix("method.state_block "))
         // A run's file planned with another method keeps only the keys that method reads.
         let file = try RunConfig.resolve(yaml: nil, overrides: ["method.name=galore", "method.rank=16"])
         var other = file

@@ -28,6 +28,7 @@ public enum LSPOffloadDefinition: MethodDefinition {
     public static let fusion = Fusion.always
     public static let defaults = Settings()
     public static let catalogSettings = ["optimizer.clip=0"]
+    public static let settingNames = ["fitLearningRate": "fit_lr"]
 
     public static func apply(_ s: Settings, to o: inout TrainingOptions) throws {
         guard let schedule = LSPOffload.Settings.Schedule(rawValue: s.schedule) else {
@@ -68,6 +69,8 @@ public enum LSPOffloadDefinition: MethodDefinition {
         (s.fitIterations, s.fitLr, s.refitThreshold) = (l.fitIterations, l.fitLearningRate, l.refitThreshold)
         return s
     }
+
+    public static func validate(_ o: TrainingOptions) throws { try o.lsp.validate() }
 
     public static func make(
         _ o: TrainingOptions, model: LlamaModel, stepsPerEpoch: Int

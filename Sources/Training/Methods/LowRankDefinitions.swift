@@ -87,6 +87,8 @@ public enum AdaRankGradDefinition: LowRankDefinition {
 public protocol LowRankDefinition: OptimizerDefinition {}
 
 extension LowRankDefinition {
+    public static var settingNames: [String: String] { ["interval": "update_interval"] }
+
     static func setCommon(_ scale: Float, _ svd: String, _ transfer: Bool, on o: inout TrainingOptions) throws {
         guard let decomposition = LowRankAdam.Settings.Decomposition(rawValue: svd) else {
             throw TrainingError(

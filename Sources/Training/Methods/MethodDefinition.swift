@@ -46,6 +46,9 @@ public protocol MethodDefinition: Sendable {
     static func stepSummary(_ options: TrainingOptions, steps: [[String: Double]]) -> PeriodicWork?
     /// A short label of a configured run, e.g. "galore rank 128".
     static func label(_ options: TrainingOptions) -> String
+    /// The `method:` key of each setting its Methods type names in errors (``MethodError/setting``) where the key is
+    /// not the setting's name in snake case.
+    static var settingNames: [String: String] { get }
 }
 
 /// When a method updates each tensor's weights: inside backward, or after it from a full gradient.
@@ -76,6 +79,16 @@ extension MethodDefinition {
     public static func stepSummary(_ options: TrainingOptions, steps: [[String: Double]]) -> PeriodicWork? { nil }
     public static func label(_ options: TrainingOptions) -> String {
         name + (options.isFused && fusion == .optional ? " fused" : "")
+    }
+    public static var settingNames: [String: String] { [:] }
+
+    /// `error` with the key path of its setting, as a configuration names it (`method.min_rank must be …`).
+    static func error(_ error: MethodError) -> TrainingError {
+        guard let setting = error.setting else { return TrainingError(message: error.message) }
+        let key =
+            settingNames[setting]
+            ?? setting.reduce(into: "") { key, c in key += c.isUppercase ? "_" + c.lowercased() : String(c) }
+        return TrainingError(message: "method.\(key) \(error.message)")
     }
 }
 

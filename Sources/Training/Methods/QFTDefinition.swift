@@ -29,6 +29,7 @@ public enum QFTDefinition: MethodDefinition {
     public static let fusion = Fusion.never
     public static let defaults = Settings()
     public static let catalogSettings = ["optimizer.clip=0"]
+    public static let settingNames = ["blockSize": "weight_block", "refreshInterval": "outlier_refresh"]
 
     public static func apply(_ s: Settings, to o: inout TrainingOptions) throws {
         guard let mode = QFT.GradientMode(rawValue: s.gradients) else {
