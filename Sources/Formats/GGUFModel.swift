@@ -35,7 +35,7 @@ public enum GGUFModel {
             normEpsilon: Float(m["\(arch).attention.layer_norm_rms_epsilon"]?.double ?? 1e-5),
             ropeTheta: Float(m["\(arch).rope.freq_base"]?.double ?? 10000), ropeLayout: .adjacentPairs,
             tiedEmbeddings: gguf.tensors["output.weight"] == nil)
-        do { try config.validate() } catch let e as LlamaConfigError {
+        do { try config.validate() } catch let e as LlamaError {
             throw FormatError(file: gguf.path, problem: e.description, fix: "The metadata is inconsistent.")
         }
         return config

@@ -57,7 +57,7 @@ public enum HFConfig {
             ropeTheta: Float(double("rope_theta", default: 10000)),
             ropeLayout: .rotateHalf, ropeScaling: try scaling(j["rope_scaling"], fail),
             tiedEmbeddings: (j["tie_word_embeddings"] as? Bool) ?? false)
-        do { try config.validate() } catch let e as LlamaConfigError { throw fail(e.description, "Fix config.json.") }
+        do { try config.validate() } catch let e as LlamaError { throw fail(e.description, "Fix config.json.") }
         return config
     }
 

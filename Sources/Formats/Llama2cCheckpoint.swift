@@ -21,7 +21,7 @@ public enum Llama2cCheckpoint {
             dim: h[0], ffnDim: h[1], layerCount: h[2], headCount: h[3], kvHeadCount: h[4], vocabSize: abs(h[5]),
             maxSequenceLength: h[6], normEpsilon: 1e-5, ropeTheta: 10000, ropeLayout: .adjacentPairs,
             tiedEmbeddings: h[5] > 0)
-        do { try config.validate() } catch let e as LlamaConfigError {
+        do { try config.validate() } catch let e as LlamaError {
             throw FormatError(
                 file: path, problem: "header \(h) is not a valid model: \(e.message)",
                 fix: "This is not a llama2.c version-0 checkpoint (or it is corrupted).")

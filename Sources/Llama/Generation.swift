@@ -29,18 +29,18 @@ extension LlamaModel {
     /// Runs `tokens` (the next tokens of the cached sequence) and returns the logits [V] of the last.
     public func nextTokenLogits(_ tokens: [Int32], cache: KVCache) throws -> [Float] {
         let n = tokens.count, c = config
-        guard n > 0 else { throw LlamaInputError(message: "no tokens to run") }
+        guard n > 0 else { throw LlamaError(.input, "no tokens to run") }
         guard cache.length + n <= cache.capacity else {
-            throw LlamaInputError(
-                message:
-                    """
-                    the sequence would reach \(cache.length + n) tokens, beyond the cache's \(cache.capacity); ask for \
-                    fewer tokens
-                    """
+            throw LlamaError(
+                .input,
+                """
+                the sequence would reach \(cache.length + n) tokens, beyond the cache's \(cache.capacity); ask for \
+                fewer tokens
+                """
             )
         }
         if let bad = tokens.first(where: { $0 < 0 || Int($0) >= c.vocabSize }) {
-            throw LlamaInputError(message: "token id \(bad) is outside the vocabulary [0, \(c.vocabSize))")
+            throw LlamaError(.input, "token id \(bad) is outside the vocabulary [0, \(c.vocabSize))")
         }
         let s = PassShape(batch: 1, length: n)
         let keys = cache.length + n
@@ -80,8 +80,8 @@ extension LlamaModel {
     ) throws -> [Int32] {
         guard !prompt.isEmpty, maxNewTokens > 0 else { return [] }
         guard prompt.count <= config.maxSequenceLength else {
-            throw LlamaInputError(
-                message: "the prompt has \(prompt.count) tokens; the model allows \(config.maxSequenceLength)")
+            throw LlamaError(
+                .input, "the prompt has \(prompt.count) tokens; the model allows \(config.maxSequenceLength)")
         }
         let capacity = min(config.maxSequenceLength, prompt.count + min(maxNewTokens, config.maxSequenceLength) - 1)
         let budget = capacity - prompt.count + 1

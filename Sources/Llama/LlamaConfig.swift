@@ -57,10 +57,10 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
     /// K·E
     public var kvDim: Int { kvHeadCount * headDim }
 
-    /// Throws ``LlamaConfigError`` when the shape cannot be a Llama model.
+    /// Throws ``LlamaError`` when the shape cannot be a Llama model.
     public func validate() throws {
         func require(_ ok: Bool, _ message: String) throws {
-            if !ok { throw LlamaConfigError(message: message) }
+            if !ok { throw LlamaError(.shape, message) }
         }
         for (name, value, limit) in [
             ("dim", dim, 1 << 16), ("ffn_dim", ffnDim, 1 << 20), ("layers", layerCount, 1 << 10),
@@ -97,8 +97,11 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
     public static let sequenceLimit = 1 << 24
 }
 
-/// A configuration that describes no valid model.
-public struct LlamaConfigError: Error, CustomStringConvertible {
+/// What the model layer refuses: a configuration that describes no valid model, or a batch the model cannot run.
+public struct LlamaError: Error, CustomStringConvertible {
+    public enum Kind: Sendable { case shape, input }
+    public let kind: Kind
     public let message: String
-    public var description: String { "invalid model shape: \(message)" }
+    public init(_ kind: Kind, _ message: String) { (self.kind, self.message) = (kind, message) }
+    public var description: String { kind == .shape ? "invalid model shape: \(message)" : message }
 }

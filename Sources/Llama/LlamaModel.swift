@@ -1,11 +1,5 @@
 import TensorCore
 
-/// A batch the model cannot run.
-public struct LlamaInputError: Error, CustomStringConvertible {
-    public let message: String
-    public var description: String { message }
-}
-
 /// A Llama-family decoder over a ``ParameterStore``.
 ///
 /// Three passes share one layer implementation and differ only in what they keep:
@@ -38,7 +32,7 @@ public final class LlamaModel {
     ) throws {
         try config.validate()
         guard store.layout == ParameterLayout(config) else {
-            throw LlamaConfigError(message: "the parameter store's layout does not match the configuration")
+            throw LlamaError(.shape, "the parameter store's layout does not match the configuration")
         }
         self.config = config
         self.store = store
@@ -209,22 +203,22 @@ public final class LlamaModel {
 
     func check(_ batch: TokenBatch) throws {
         if batch.length > config.maxSequenceLength {
-            throw LlamaInputError(
-                message:
-                    """
-                    sequence length \(batch.length) exceeds the model's maximum \(config.maxSequenceLength); shorten \
-                    or split the sequences
-                    """
+            throw LlamaError(
+                .input,
+                """
+                sequence length \(batch.length) exceeds the model's maximum \(config.maxSequenceLength); shorten \
+                or split the sequences
+                """
             )
         }
         let v = Int32(config.vocabSize)
         if let bad = batch.inputs.first(where: { $0 < 0 || $0 >= v }) {
-            throw LlamaInputError(
-                message: "token id \(bad) is outside the vocabulary [0, \(v)); the tokenizer does not match the model")
+            throw LlamaError(
+                .input, "token id \(bad) is outside the vocabulary [0, \(v)); the tokenizer does not match the model")
         }
         if let bad = batch.targets.first(where: { $0 >= v }) {
-            throw LlamaInputError(
-                message: "target id \(bad) is outside the vocabulary [0, \(v)); the tokenizer does not match the model")
+            throw LlamaError(
+                .input, "target id \(bad) is outside the vocabulary [0, \(v)); the tokenizer does not match the model")
         }
     }
 }

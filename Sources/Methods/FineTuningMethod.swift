@@ -20,7 +20,8 @@ public struct MethodStep: Sendable {
     }
 }
 
-/// A method's settings that cannot work, found before any step.
+/// What the methods layer refuses: settings that cannot work (found before any step), or a run that must stop
+/// (non-finite losses or gradients, a host worker that stopped answering).
 public struct MethodError: Error, CustomStringConvertible {
     /// The setting at fault, as the method's own settings name it (e.g. `minRank`); nil when the error is not one
     /// setting's. The configuration layer names it as its users write it.
@@ -144,7 +145,7 @@ public final class FusedGradientMethod: FineTuningMethod {
         sink.step = step
         let loss = try model.lossAndGradients(batches[0], into: sink, checkpointing: checkpointing)
         guard loss.mean.isFinite else {  // the weights changed inside backward: nothing to skip
-            throw NonFiniteError(
+            throw MethodError(
                 message:
                     """
                     step \(step): non-finite loss \(loss.mean) with fused updates, which change the weights inside \

@@ -184,7 +184,7 @@ public final class LSPOffload: FineTuningMethod {
         sink.begin(store: model.store, learningRate: learningRate, step: step)
         let loss = try model.lossAndGradients(inputs.batches[0], into: sink, checkpointing: checkpointing)
         guard loss.mean.isFinite else {
-            throw NonFiniteError(
+            throw MethodError(
                 message:
                     """
                     step \(step): non-finite loss \(loss.mean); LSP-Offload moves the norms inside backward and cannot \

@@ -16,7 +16,7 @@ public struct NonFiniteGuard: Sendable, Codable, Equatable {
             skipped += 1
             consecutive += 1
             if consecutive >= limit {
-                throw NonFiniteError(
+                throw MethodError(
                     message:
                         """
                         step \(step): loss \(loss), gradient norm \(gradientNorm) — \(consecutive) non-finite steps in \
@@ -30,9 +30,4 @@ public struct NonFiniteGuard: Sendable, Codable, Equatable {
         consecutive = 0
         return true
     }
-}
-
-public struct NonFiniteError: Error, CustomStringConvertible {
-    public let message: String
-    public var description: String { message }
 }

@@ -153,11 +153,11 @@ struct Llama2cTests {
         .enabled(if: SharedReal.available))
     func badBatch() throws {
         let loaded = try ModelFile.load(SharedReal.model, tokenizer: SharedReal.tokenizer, ledger: MemoryLedger())
-        #expect(throws: LlamaInputError.self) {
+        #expect(throws: LlamaError.self) {
             try loaded.model.loss(TokenBatch(batchSize: 1, length: 2, inputs: [1, 512], targets: [5, 6]))
         }
         let long = [Int32](repeating: 5, count: 513)
-        #expect(throws: LlamaInputError.self) {
+        #expect(throws: LlamaError.self) {
             try loaded.model.loss(TokenBatch(batchSize: 1, length: 513, inputs: long, targets: long))
         }
     }
