@@ -214,23 +214,10 @@ public struct RunConfig: Equatable {
     public func trainingOptions() throws -> TrainingOptions {
         try checkRanges()
         var o = TrainingOptions()
-        let methodName = string("method.name") ?? ""
-        guard let method = TrainingOptions.Method(rawValue: methodName) else {
-            throw TrainingError(
-                message:
-                    "method.name '\(methodName)' is not a method; choose one of \(MethodRegistry.names)"
-            )
-        }
+        let method = try Self.choice(
+            TrainingOptions.Method.self, string("method.name") ?? "", key: "method.name", noun: "method")
         let shapeName = string("schedule.shape") ?? ""
-        guard let shape = LRSchedule.Shape(rawValue: shapeName) else {
-            throw TrainingError(
-                message:
-                    """
-                    schedule.shape '\(shapeName)' is not a schedule; choose one of \
-                    \(LRSchedule.Shape.allCases.map(\.rawValue).joined(separator: ", "))
-                    """
-            )
-        }
+        let shape = try RunConfig.choice(LRSchedule.Shape.self, shapeName, key: "schedule.shape", noun: "schedule")
         o.method = method
         o.schedule = LRSchedule(
             shape, peak: double("optimizer.lr") ?? 0, warmup: int("schedule.warmup"), total: int("schedule.steps"))
@@ -257,24 +244,8 @@ public struct RunConfig: Equatable {
             throw TrainingError(message: "method.fused does not apply to \(method.rawValue)")
         }
         let precision = string("train.precision") ?? "", weights = string("train.weights") ?? ""
-        guard let p = Precision(rawValue: precision) else {
-            throw TrainingError(
-                message:
-                    """
-                    train.precision '\(precision)' is not a precision; choose one of \
-                    \(Precision.allCases.map(\.rawValue).joined(separator: ", "))
-                    """
-            )
-        }
-        guard let w = TrainingOptions.Weights(rawValue: weights) else {
-            throw TrainingError(
-                message:
-                    """
-                    train.weights '\(weights)' is not a weight format; choose one of \
-                    \(TrainingOptions.Weights.allCases.map(\.rawValue).joined(separator: ", "))
-                    """
-            )
-        }
+        let p = try RunConfig.choice(Precision.self, precision, key: "train.precision", noun: "precision")
+        let w = try RunConfig.choice(TrainingOptions.Weights.self, weights, key: "train.weights", noun: "weight format")
         (o.precision, o.weights) = (p, w)
         switch string("train.loss") {
         case "lm": o.objective = .languageModel
@@ -323,6 +294,23 @@ public struct RunConfig: Equatable {
         let own = string("method.name").flatMap(MethodRegistry.definition(named:)).map { Set($0.settingKeys) } ?? []
         for key in methodEntries.keys where !own.contains(key) { config.values["method"]?[key] = nil }
         return config
+    }
+
+    /// The case of `type` named `raw`, the value of setting `key`; else an error listing the choices.
+    static func choice<Choice: CaseIterable & RawRepresentable<String>>(
+        _ type: Choice.Type, _ raw: String, key: String, noun: String
+    ) throws -> Choice {
+        guard let choice = Choice(rawValue: raw) else {
+            let article = "aeiou".contains(noun.first ?? " ") ? "an" : "a"
+            throw TrainingError(
+                message:
+                    """
+                    \(key) '\(raw)' is not \(article) \(noun); choose one of \
+                    \(Choice.allCases.map(\.rawValue).joined(separator: ", "))
+                    """
+            )
+        }
+        return choice
     }
 
     /// The keys of the `method:` section that the chosen method reads (all but the shared ones).

@@ -31,24 +31,10 @@ public enum LSPOffloadDefinition: MethodDefinition {
     public static let settingNames = ["fitLearningRate": "fit_lr"]
 
     public static func apply(_ s: Settings, to o: inout TrainingOptions) throws {
-        guard let schedule = LSPOffload.Settings.Schedule(rawValue: s.schedule) else {
-            throw TrainingError(
-                message:
-                    """
-                    method.schedule '\(s.schedule)' is not a schedule; choose one of \
-                    \(LSPOffload.Settings.Schedule.allCases.map(\.rawValue).joined(separator: ", "))
-                    """
-            )
-        }
-        guard let compression = LSPOffload.Settings.Compression(rawValue: s.compression) else {
-            throw TrainingError(
-                message:
-                    """
-                    method.compression '\(s.compression)' is not a compression; choose one of \
-                    \(LSPOffload.Settings.Compression.allCases.map(\.rawValue).joined(separator: ", "))
-                    """
-            )
-        }
+        let schedule = try RunConfig.choice(
+            LSPOffload.Settings.Schedule.self, s.schedule, key: "method.schedule", noun: "schedule")
+        let compression = try RunConfig.choice(
+            LSPOffload.Settings.Compression.self, s.compression, key: "method.compression", noun: "compression")
         (o.lsp.size, o.lsp.nonzeros, o.lsp.schedule, o.lsp.compression) = (s.size, s.nonzeros, schedule, compression)
         o.lsp.trainEmbeddings = s.trainEmbeddings
         (o.lsp.checkFrequency, o.lsp.heldOutBatches, o.lsp.fitIterations) = (

@@ -90,15 +90,8 @@ extension LowRankDefinition {
     public static var settingNames: [String: String] { ["interval": "update_interval"] }
 
     static func setCommon(_ scale: Float, _ svd: String, _ transfer: Bool, on o: inout TrainingOptions) throws {
-        guard let decomposition = LowRankAdam.Settings.Decomposition(rawValue: svd) else {
-            throw TrainingError(
-                message:
-                    """
-                    method.svd '\(svd)' is not a decomposition; choose one of \
-                    \(LowRankAdam.Settings.Decomposition.allCases.map(\.rawValue).joined(separator: ", "))
-                    """
-            )
-        }
+        let decomposition = try RunConfig.choice(
+            LowRankAdam.Settings.Decomposition.self, svd, key: "method.svd", noun: "decomposition")
         (o.lowRank.scale, o.lowRank.decomposition, o.lowRank.transferMoments) = (scale, decomposition, transfer)
     }
 

@@ -32,15 +32,8 @@ public enum QFTDefinition: MethodDefinition {
     public static let settingNames = ["blockSize": "weight_block", "refreshInterval": "outlier_refresh"]
 
     public static func apply(_ s: Settings, to o: inout TrainingOptions) throws {
-        guard let mode = QFT.GradientMode(rawValue: s.gradients) else {
-            throw TrainingError(
-                message:
-                    """
-                    method.gradients '\(s.gradients)' is not a gradient mode; choose one of \
-                    \(QFT.GradientMode.allCases.map(\.rawValue).joined(separator: ", "))
-                    """
-            )
-        }
+        let mode = try RunConfig.choice(
+            QFT.GradientMode.self, s.gradients, key: "method.gradients", noun: "gradient mode")
         o.qft.gradients = mode
         (o.qft.weights.outlierFraction, o.qft.weights.blockSize) = (s.outlierFraction, s.weightBlock)
         (o.qft.stateBlock, o.qft.refreshInterval) = (s.stateBlock, s.outlierRefresh)

@@ -85,15 +85,8 @@ public enum DiZODefinition: MethodDefinition {
         var mezo = MeZODefinition.Settings()
         (mezo.epsilon, mezo.perturbations) = (s.epsilon, s.perturbations)
         try MeZODefinition.apply(mezo, to: &o)
-        guard let set = DiZO.ProjectedSet(rawValue: s.projected) else {
-            throw TrainingError(
-                message:
-                    """
-                    method.projected '\(s.projected)' is not a projected set; choose one of \
-                    \(DiZO.ProjectedSet.allCases.map(\.rawValue).joined(separator: ", "))
-                    """
-            )
-        }
+        let set = try RunConfig.choice(
+            DiZO.ProjectedSet.self, s.projected, key: "method.projected", noun: "projected set")
         var p = DiZO.Projection()
         (p.set, p.interval, p.iterations) = (set, s.interval, s.iterations)
         (p.clip, p.epsilon, p.stepSize) = (s.clipRange, s.projectionEpsilon, s.projectionStep)
