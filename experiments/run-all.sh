@@ -26,7 +26,7 @@ if [ -z "${PAGE_ONLY:-}" ]; then
   ABLATION_STEPS=500 JOBS=2 experiments/lowrank-pretrain.sh
   # Every method's step side by side (issue 9), with PyTorch beside it where torch is installed
   peer=()
-  if python3 -c "import torch, transformers, galore_torch, lion_pytorch" 2>/dev/null; then peer=(--peer python3)
+  if python3 -c "import torch, transformers, galore_torch, lion_pytorch" 2>/dev/null; then peer=(--peer python3 --peer-script scripts/peer_bench.py)
   else echo "no PyTorch here (pip install torch transformers galore-torch lion-pytorch): the table gets no PyTorch column" >&2
   fi
   .build/release/leantune bench methods "${peer[@]}" --output docs/results/bench-methods

@@ -1,7 +1,7 @@
 import Foundation
 
 /// The files a run's events are recorded in: OUTPUT/metrics.jsonl (one line per step and per evaluation),
-/// metrics.csv with the same rows at the end, and samples.jsonl.
+/// samples.jsonl, and at the end metrics.csv with the same rows and run.json (``RunRecord``).
 public final class MetricsLog {
     /// metrics.csv's columns; metrics.jsonl lines hold these first, then a method's own keys.
     public static let columns = [
@@ -9,6 +9,8 @@ public final class MetricsLog {
     ]
     public let output: String
     private let metrics: FileHandle
+    private let started = RunRecord.now()
+    private var memory: RunRecord.Memory?
 
     /// Opens OUTPUT/metrics.jsonl, keeping in it and in samples.jsonl the lines of steps ≤ `step` (a resumed run
     /// redoes the rest).
@@ -48,7 +50,11 @@ public final class MetricsLog {
             ])
         case .sample(let step, let prompt, let completion):
             try sample(step: step, prompt: prompt, completion: completion)
-        case .memory, .checkpoint:
+        case .memory(let m):
+            memory = RunRecord.Memory(
+                length: m.length, plannedBytes: m.plannedBytes, ledgerPeakBytes: m.ledgerPeakBytes,
+                residentPeakBytes: m.residentPeakBytes)
+        case .checkpoint:
             break
         }
     }
@@ -84,8 +90,23 @@ public final class MetricsLog {
         try handle.close()
     }
 
+    /// Closes metrics.jsonl, writes metrics.csv with the same rows (empty cells for nulls) and run.json for `trainer`'s
+    /// run ending in `outcome`.
+    public func finish(_ trainer: Trainer, outcome: TrainingOutcome) throws {
+        try finish()
+        var checkpoint: String?
+        if case .stopped(_, let path) = outcome { checkpoint = path }
+        let record = RunRecord(
+            method: trainer.options.method.rawValue, step: trainer.step, totalSteps: trainer.options.schedule.total,
+            outcome: checkpoint == nil ? "finished" : "stopped", checkpoint: checkpoint, memory: memory,
+            provenance: RunRecord.Provenance(
+                started: started, finished: RunRecord.now(), machine: RunRecord.machine,
+                arguments: CommandLine.arguments))
+        try record.write(to: output + "/run.json")
+    }
+
     /// Closes metrics.jsonl and writes metrics.csv with the same rows (empty cells for nulls).
-    public func finish() throws {
+    func finish() throws {
         try metrics.close()
         var text = Self.columns.joined(separator: ",") + "\n"
         for line in Self.lines(output + "/metrics.jsonl") {

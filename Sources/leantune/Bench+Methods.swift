@@ -37,8 +37,8 @@ extension Bench {
         @Option(
             help: "A Python with torch and transformers: run the PyTorch peer script in this run for a PyTorch column.")
         var peer: String?
-        @Option(help: "The PyTorch peer script.")
-        var peerScript = "scripts/peer_bench.py"
+        @Option(help: "The PyTorch peer script, with --peer (the repository's scripts/peer_bench.py).")
+        var peerScript: String?
         @Option(
             help:
                 """
@@ -134,10 +134,13 @@ extension Bench {
             }
             var table = MethodBenchmarkTable(
                 shape: options.shape, batch: options.batch, seq: options.seq, threads: options.threads,
-                repetitions: options.repetitions, machine: Self.machine,
+                repetitions: options.repetitions, machine: RunRecord.machine,
                 date: ISO8601DateFormatter().string(from: Date()), rows: rows)
             if let budgetBytes { (table.budget, table.misses) = (budgetBytes, misses) }
             if let peer {
+                guard let peerScript else {
+                    throw ValidationError("--peer needs --peer-script FILE, e.g. scripts/peer_bench.py")
+                }
                 try PeerBenchmark.attach(to: &table, python: peer, script: peerScript, config: options.config)
             }
             let markdown = MethodBenchmarkReport.markdown(table)
@@ -174,16 +177,6 @@ extension Bench {
                 throw ValidationError("\(entry.label): the budget planner returned no plan")
             }
             return (nil, (settings(miss), miss.bytes))
-        }
-
-        /// The CPU's model name and the cores this process may use.
-        static var machine: String {
-            let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-            let model =
-                info.split(separator: "\n").first { $0.hasPrefix("model name") }?.split(separator: ":", maxSplits: 1)
-                .last?
-                .trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
-            return "\(model), \(ProcessInfo.processInfo.activeProcessorCount) cores"
         }
     }
 }

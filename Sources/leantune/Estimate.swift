@@ -24,10 +24,12 @@ struct Estimate: ParsableCommand {
     @Option(
         help: "List the methods (with batch, sequence length and checkpointing) that fit this much memory, e.g. 4GiB.")
     var budget: String?
-    @Option(help: "`leantune bench methods` JSON that ranks the methods by expected step time.")
-    var calibration = Self.defaultCalibration
-
-    static let defaultCalibration = "docs/results/bench-methods.json"
+    @Option(
+        help: """
+            `leantune bench methods` JSON that ranks the methods by expected step time (e.g. the repository's \
+            docs/results/bench-methods.json); without it they are ordered by memory.
+            """)
+    var calibration: String?
 
     func run() throws {
         let settings: RunConfig, options: TrainingOptions
@@ -71,9 +73,7 @@ struct Estimate: ParsableCommand {
         let budget: Int, table: MethodBenchmarkTable?
         do {
             budget = try MemorySize.parse(text)
-            let fallback =
-                calibration == Self.defaultCalibration && !FileManager.default.fileExists(atPath: calibration)
-            table = fallback ? nil : try MethodBenchmarkTable.load(calibration)
+            table = try calibration.map(MethodBenchmarkTable.load)
         } catch let e as TrainingError { throw ValidationError(e.message) }
         let result: BudgetPlanner.Result
         do {
@@ -99,7 +99,7 @@ struct Estimate: ParsableCommand {
             the runtime (\(table == nil ? "no calibration" : "the calibration's largest RSS above its ledger"))
             """
         )
-        if let table {
+        if let table, let calibration {
             print(
                 """
                 expected times: \(calibration) (\(table.shape), batch \(table.batch) × \(table.seq), \(table.threads) \
@@ -109,8 +109,8 @@ struct Estimate: ParsableCommand {
         } else {
             print(
                 """
-                no calibration at \(calibration): ordered by memory; run `leantune bench methods --output \
-                docs/results/bench-methods` to rank by time
+                no calibration: ordered by memory; pass --calibration FILE (a `leantune bench methods` JSON) to \
+                rank by time
                 """
             )
         }

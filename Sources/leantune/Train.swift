@@ -226,12 +226,12 @@ struct Train: ParsableCommand {
             console.show(event)
             return stopRequested.load(ordering: .relaxed) ? .stop : .continue
         }
-        try metrics.finish()
+        try metrics.finish(trainer, outcome: outcome)
         if case .stopped(let step, let path) = outcome {
             console.note("interrupted at step \(step): saved \(path); continue with --resume auto")
             throw ExitCode(130)
         }
         try HFDirectory.export(loaded, to: output + "/model")
-        print("wrote \(output)/model, \(output)/metrics.jsonl and metrics.csv")
+        print("wrote \(output)/model, \(output)/metrics.jsonl, metrics.csv and run.json")
     }
 }

@@ -52,6 +52,13 @@ struct TrainingLoopTests {
         return json + csv
     }
 
+    /// OUTPUT/run.json.
+    static func record(_ folder: String) throws -> RunRecord {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(RunRecord.self, from: Data(contentsOf: URL(fileURLWithPath: folder + "/run.json")))
+    }
+
     /// Runs `trainer` to its end or its stop, recording into `folder`.
     static func run(
         _ trainer: Trainer, in folder: String, answer: @escaping (TrainingEvent) -> TrainingAnswer = { _ in .continue }
@@ -64,7 +71,7 @@ struct TrainingLoopTests {
             try metrics.record($0)
             return answer($0)
         }
-        try metrics.finish()
+        try metrics.finish(trainer, outcome: outcome)
         return (outcome, events)
     }
 
@@ -113,6 +120,8 @@ struct TrainingLoopTests {
         }
         let saved = folder + String(format: "/checkpoints/step-%06d", stopAt)
         #expect(outcome == .stopped(step: stopAt, checkpoint: saved))
+        let stopped = try Self.record(folder)
+        #expect(stopped.outcome == "stopped" && stopped.checkpoint == saved && stopped.step == stopAt)
         #expect(try Checkpoint.latest(in: folder + "/checkpoints") == saved)
 
         let resumed = try TrainerTests.setUp(method, clip: clip)
@@ -120,6 +129,10 @@ struct TrainingLoopTests {
         try Checkpoint.restore(resumed, from: from)
         let (end, events) = try Self.run(resumed, in: folder)
         #expect(end == .finished)
+        let record = try Self.record(folder)
+        #expect(
+            record.outcome == "finished" && record.checkpoint == nil && record.step == 30 && record.totalSteps == 30)
+        #expect(record.method == method.rawValue && record.memory.map { $0.ledgerPeakBytes > 0 } == true)
         guard case .step(let first) = events.first else { throw TrainingError(message: "no step after the resume") }
         #expect(first.step == (fromEarlier ? 6 : stopAt + 1))
         let (a, b) = (TrainerTests.weights(straight), TrainerTests.weights(resumed))
