@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Writes docs/results.md, its plots (docs/results/*.svg) and the JSON every number in it comes from
-(docs/results/results.json), from the runs of the experiment scripts (runs/…) and the side-by-side benchmark
-(docs/results/bench-methods.json). experiments/run-all.sh makes all of them, then calls this.
+(docs/results/results.json), from the summaries of the experiment scripts' runs (experiments/runs.py compact:
+experiments/results/runs/FOLDER/NAME.json) and the side-by-side benchmark (docs/results/bench-methods.json).
+experiments/run-all.sh makes all of them, then calls this.
 
-usage: results_page.py [RUNS_ROOT] [DOCS]    (defaults: runs, docs)
+usage: results_page.py [SUMMARIES] [DOCS]    (defaults: experiments/results/runs, docs)
 """
-import json, math, os, statistics, sys
+import json, os, sys
 
-from summarize_sst2 import MEMORY
 from svg_plot import lines, stacked_bars
 
 # Each comparison: the paper's claim (from ../shared/docs/algorithms.md) and the runs that check it here.
@@ -84,13 +84,6 @@ SECTIONS = [
 ]
 
 
-def load_provenance(path):
-    """A run's provenance.txt (experiments/record.sh) as a dict: commit, machine, started, finished; {} when absent."""
-    if not os.path.isfile(path):
-        return {}
-    return dict(line.rstrip("\n").split(": ", 1) for line in open(path) if ": " in line)
-
-
 def provenance_line(runs):
     """Which commits, machines and days a section's runs come from."""
     records = [r["provenance"] for r in runs.values()]
@@ -107,33 +100,11 @@ def provenance_line(runs):
 
 
 def load_run(folder, name):
-    """One run's training steps, evaluations and memory line, or None when it has not been run."""
-    path = os.path.join(folder, name, "metrics.jsonl")
+    """One run's summary (experiments/runs.py compact), or None when it has not been run."""
+    path = os.path.join(folder, name + ".json")
     if not os.path.isfile(path):
         return None
-    rows = [json.loads(line) for line in open(path)]
-    steps = [r for r in rows if r.get("loss") is not None]
-    log = os.path.join(folder, name + ".log")
-    memory = MEMORY.search(open(log).read()) if os.path.isfile(log) else None
-    run = {"folder": os.path.join(folder, name), "steps": len(steps),
-           "final_loss": statistics.mean(r["loss"] for r in steps[-20:]),
-           "seconds_per_step": statistics.median(r["seconds"] for r in steps),
-           "training_seconds": sum(r["seconds"] for r in steps),
-           "ledger_peak_gib": float(memory.group(2)) if memory else None,
-           "rss_gib": float(memory.group(3)) if memory else None,
-           "evals": [], "curve": [], "provenance": load_provenance(os.path.join(folder, name, "provenance.txt"))}
-    for r in rows:
-        if r.get("eval_accuracy") is not None:
-            run["evals"].append([r["step"], r["eval_accuracy"]])
-        elif r.get("eval_loss") is not None and r.get("loss") is None:
-            run["evals"].append([r["step"], math.exp(r["eval_loss"])])
-    window = max(1, len(steps) // 50)  # about 50 points per curve: the mean loss of each window, at its last step
-    elapsed = 0.0
-    for i in range(0, len(steps) - window + 1, window):
-        chunk = steps[i:i + window]
-        elapsed += sum(r["seconds"] for r in chunk)
-        run["curve"].append([chunk[-1]["step"], statistics.mean(r["loss"] for r in chunk), elapsed])
-    return run
+    return {"folder": os.path.join(folder, name), **json.load(open(path))}
 
 
 def fmt(v, digits=3):
@@ -194,7 +165,7 @@ def bench_markdown(bench, docs):
 
 
 def main():
-    root = sys.argv[1] if len(sys.argv) > 1 else "runs"
+    root = sys.argv[1] if len(sys.argv) > 1 else "experiments/results/runs"
     docs = sys.argv[2] if len(sys.argv) > 2 else "docs"
     os.makedirs(os.path.join(docs, "results"), exist_ok=True)
     results = {"sections": {}}

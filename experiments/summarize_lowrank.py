@@ -3,17 +3,17 @@
 
 usage: summarize_lowrank.py OUT    markdown summary on stdout
 """
-import json, math, os, statistics, sys
+import math, os, statistics, sys
+
+import runs
 
 # llama-9m-tok512: embedding and head 512×128 each, per layer q, k, v, o 128×128, gate, up, down 128×352 and two norms
 # of 128, a final norm. AdamW keeps two fp32 moments of each.
 PARAMETERS = 2 * 512 * 128 + 4 * (4 * 128 * 128 + 3 * 128 * 352 + 2 * 128) + 128
 
 def load(path):
-    rows = [json.loads(line) for line in open(os.path.join(path, "metrics.jsonl"))]
-    steps = [r for r in rows if r.get("loss") is not None]
-    evals = {r["step"]: math.exp(r["eval_loss"]) for r in rows if r.get("eval_loss") is not None}
-    return steps, evals
+    run = runs.load(path)
+    return run["steps"], {s: math.exp(l) for s, l in run["eval_loss"].items()}
 
 def row(n, steps, evals):
     state = [r["state_bytes"] for r in steps if "state_bytes" in r]
@@ -30,7 +30,7 @@ HEADER = ("| run | final eval perplexity | best | optimizer state, mean over ste
 
 def main():
     out = sys.argv[1]
-    names = sorted(d for d in os.listdir(out) if os.path.isfile(os.path.join(out, d, "metrics.csv")))
+    names = runs.finished(out)
     main_runs = [n for n in ("adamw", "galore", "adarankgrad", "adarankgrad-capture-0.7") if n in names]
     ablation = sorted((n for n in names if n.startswith("ablation-")), key=lambda n: (n != "ablation-default", n))
     data = {n: load(os.path.join(out, n)) for n in names}

@@ -3,26 +3,21 @@
 
 usage: summarize_sst2.py OUT    markdown summary on stdout
 """
-import json, os, re, statistics, sys
+import os, statistics, sys
+
+import runs
 
 RUNS = ["adamw", "adamw-fused", "lion", "qft", "qft-stack", "qft-fp32-embedding", "galore", "adarankgrad"]
 RUNS += [f"lsp-d{d}-r{r}" for d in (256, 512) for r in (4, 8)]
 RUNS += [f"{m}-{p}{s}" for s in ("", "-seed1", "-seed2") for m in ("adamw", "mezo", "qft") for p in ("fp32", "bf16")]  # the precision suite
 
-# The training log's memory line: the plan, the ledger's peak and the process's peak RSS (GiB).
-MEMORY = re.compile(r"plan ([\d.]+) GiB, ledger peak ([\d.]+) GiB \([^)]*\), process peak RSS ([\d.]+) GiB")
-
 def load(out, name):
-    rows = [json.loads(line) for line in open(os.path.join(out, name, "metrics.jsonl"))]
-    steps = [r for r in rows if r.get("loss") is not None]
-    evals = {r["step"]: r["eval_accuracy"] for r in rows if r.get("eval_accuracy") is not None}
-    log = open(os.path.join(out, name + ".log")).read()
-    memory = MEMORY.search(log)
-    return steps, evals, memory
+    run = runs.load(os.path.join(out, name))
+    return run["steps"], run["accuracy"], run["memory"]
 
 def main():
     out = sys.argv[1]
-    names = [n for n in RUNS if os.path.isfile(os.path.join(out, n, "metrics.csv"))]
+    names = [n for n in RUNS if n in runs.finished(out)]
     data = {n: load(out, n) for n in names}
     print(f"# Gradient methods on SST-2 with SmolLM2-135M ({out})\n")
     print("Training loss is the gold label word's loss; 'final' is the mean over the last 20 steps (one step's batch is 16 sentences).\n")
@@ -40,7 +35,7 @@ def main():
         versus = f"{100 * (loss - base) / base:+.1f}%"
         accuracy = ", ".join(f"{s}: {a:.3f}" for s, a in sorted(evals.items()))
         seconds = statistics.median(r["seconds"] for r in steps)
-        ledger, rss = (memory.group(2), memory.group(3)) if memory else ("–", "–")
+        ledger, rss = (f"{memory['ledger_peak_gib']:.2f}", f"{memory['rss_gib']:.2f}") if memory else ("–", "–")
         print(f"| {n} | {loss:.4f} | {versus} | {accuracy} | {ledger} | {rss} | {seconds:.2f} |")
     print("\n## Training loss every 10 steps (mean of the 10 steps up to it)\n")
     print("| step | " + " | ".join(names) + " |\n| --- |" + " --- |" * len(names))

@@ -4,25 +4,21 @@
 usage: summarize_zo.py OUT            markdown summary on stdout
        summarize_zo.py OUT --best-lr  the grid run's learning rate with the best final dev accuracy
 """
-import json, os, statistics, sys
+import os, statistics, sys
+
+import runs
 
 def load(path):
-    evals, seconds = {}, {}
-    with open(os.path.join(path, "metrics.jsonl")) as f:
-        for line in f:
-            row = json.loads(line)
-            if row.get("eval_accuracy") is not None:
-                evals[row["step"]] = row["eval_accuracy"]
-            if row.get("seconds") is not None:
-                seconds[row["step"]] = row["seconds"]
+    run = runs.load(path)
+    evals, seconds = run["accuracy"], {r["step"]: r["seconds"] for r in run["steps"]}
     elapsed, total = {0: 0.0}, 0.0
     for step in sorted(seconds):
         total += seconds[step]
         elapsed[step] = total
     return evals, elapsed, seconds
 
-def runs(out, prefix):
-    return sorted(d for d in os.listdir(out) if d.startswith(prefix) and os.path.isfile(os.path.join(out, d, "metrics.csv")))
+def named(out, prefix):
+    return [d for d in runs.finished(out) if d.startswith(prefix)]
 
 def final(evals):
     return evals[max(evals)]
@@ -30,18 +26,18 @@ def final(evals):
 def main():
     out = sys.argv[1]
     if "--best-lr" in sys.argv:
-        grid = {d.split("lr", 1)[1]: final(load(os.path.join(out, d))[0]) for d in runs(out, "grid-mezo-")}
+        grid = {d.split("lr", 1)[1]: final(load(os.path.join(out, d))[0]) for d in named(out, "grid-mezo-")}
         print(max(grid, key=lambda lr: (grid[lr], -float(lr))))
         return
     print(f"# MeZO vs DiZO on SST-2 ({out})\n")
-    if runs(out, "grid-mezo-"):
+    if named(out, "grid-mezo-"):
         print("## Learning-rate grid (MeZO, seed 0, 500 dev sentences)\n\n| lr | zero-shot | final dev accuracy | best |\n| --- | --- | --- | --- |")
-    for d in runs(out, "grid-mezo-"):
+    for d in named(out, "grid-mezo-"):
         e, _, _ = load(os.path.join(out, d))
         print(f"| {d.split('lr', 1)[1]} | {e[0]:.4f} | {final(e):.4f} | {max(e.values()):.4f} |")
     print()
     groups = {}
-    for d in runs(out, "mezo-seed") + runs(out, "dizo-"):
+    for d in named(out, "mezo-seed") + named(out, "dizo-"):
         groups.setdefault(d.rsplit("-seed", 1)[0], []).append(d)
     print("## Test accuracy (872 sentences of test.tsv)\n\n| run | seeds | zero-shot | final accuracy (mean ± std) | seconds per step (mean) |\n| --- | --- | --- | --- | --- |")
     finals, per_step = {}, {}
