@@ -19,15 +19,10 @@ public struct LoopSettings: Sendable, Equatable {
 
     public init() {}
 
-    /// The `eval.*`, `checkpoint.*` and `train.threads` settings of `config`.
-    public init(_ config: RunConfig) {
-        evalEvery = config.int("eval.every")
-        evalBatch = max(1, config.int("eval.batch"))
-        sampleEvery = config.int("eval.sample_every")
-        sampleTokens = max(1, config.int("eval.sample_tokens"))
-        samplePrompts = config.strings("eval.sample_prompts")
-        checkpointEvery = config.int("checkpoint.every")
-        keepCheckpoints = config.int("checkpoint.keep")
-        threads = config.int("train.threads")
+    /// The `eval`, `checkpoint` and `train.threads` settings of `s`.
+    public init(_ s: RunSettings) {
+        (evalEvery, evalBatch, sampleEvery) = (s.eval.every, max(1, s.eval.batch), s.eval.sampleEvery)
+        (sampleTokens, samplePrompts) = (max(1, s.eval.sampleTokens), s.eval.samplePrompts)
+        (checkpointEvery, keepCheckpoints, threads) = (s.checkpoint.every, s.checkpoint.keep, s.train.threads)
     }
 }

@@ -5,39 +5,15 @@ import Methods
 import TensorCore
 import Yams
 
-/// A training run's configuration in YAML sections. Values are resolved in layers: the defaults below,
-/// then a YAML file, then `--set section.key=value` overrides (and explicit command-line flags, which
-/// the CLI turns into such overrides). Every layer is checked: an unknown key is an error with a
-/// did-you-mean, a value of the wrong type names the key and the expected type.
+/// A training run's configuration in YAML sections. Values are resolved in layers: the defaults of ``RunSettings``,
+/// then a YAML file, then `--set section.key=value` overrides (and explicit command-line flags, which the CLI turns
+/// into such overrides). Every layer is checked: an unknown key is an error with a did-you-mean, a value of the wrong
+/// type names the key and the expected type. The result is read as typed sections (``sections()``) and as the
+/// chosen method's `Settings`; ``trainingOptions()`` turns both into the options a ``Trainer`` runs.
 public struct RunConfig: Equatable {
-    /// The schema and its defaults: section → key → value (String, Int, Double, Bool, or nil for "none").
-    public static let defaults: [String: [String: Value]] = [
-        "model": ["path": .none, "tokenizer": .none, "shape": .none],
-        "data": [
-            "train": .none, "eval": .none, "packing": .bool(false), "task": .string("lm"),
-            "template": .string("{text}"),
-            "label_words": .strings([]), "limit": .int(0), "skip": .int(0), "eval_limit": .int(0), "eval_skip": .int(0),
-            "sample_seed": .int(0), "on_error": .string("fail"),
-        ],
-        // The keys every method shares; each method's own keys are its definition's Settings (``methodKeys``).
-        "method": ["name": .string("adamw"), "checkpointing": .bool(false), "fused": .bool(false)],
-        "optimizer": [
-            "lr": .double(1e-4), "weight_decay": .double(0), "clip": .double(1.0), "no_decay": .strings(["norms"]),
-            "frozen": .strings([]), "lr_scales": .strings([]),
-        ],
-        "schedule": ["shape": .string("cosine"), "warmup": .int(0), "steps": .int(100)],
-        "train": [
-            "batch": .int(4), "accumulate": .int(1), "seq": .int(256), "seed": .int(0), "threads": .int(2),
-            "loss": .string("lm"),
-            "precision": .string("fp32"), "weights": .string("auto"),
-        ],
-        "eval": [
-            "every": .int(0), "batch": .int(16), "sample_every": .int(0), "sample_prompts": .strings([]),
-            "sample_tokens": .int(48),
-        ],
-        "checkpoint": ["every": .int(0), "keep": .int(3)],
-        "logging": ["output": .none],
-    ]
+    /// The schema and its defaults, section → key → value, from ``RunSettings`` (the method's own keys come from its
+    /// definition: ``methodKeys``).
+    public static let defaults = RunSettings.schema()
 
     /// A configuration value.
     public enum Value: Equatable, Sendable, CustomStringConvertible {
@@ -191,45 +167,39 @@ public struct RunConfig: Equatable {
         return best.key
     }
 
+    /// The value of section.key, as resolved.
     public subscript(_ path: String) -> Value {
         let parts = path.split(separator: ".", maxSplits: 1).map(String.init)
-        return values[parts[0]]?[parts[1]] ?? .none
+        return parts.count == 2 ? values[parts[0]]?[parts[1]] ?? .none : .none
     }
 
-    public func string(_ path: String) -> String? { if case .string(let s) = self[path] { s } else { nil } }
-    public func int(_ path: String) -> Int { if case .int(let i) = self[path] { i } else { 0 } }
-    public func double(_ path: String) -> Double? { if case .double(let d) = self[path] { d } else { nil } }
-    public func bool(_ path: String) -> Bool { if case .bool(let b) = self[path] { b } else { false } }
-    public func strings(_ path: String) -> [String] { if case .strings(let list) = self[path] { list } else { [] } }
-
-    /// A required string setting.
-    public func required(_ path: String) throws -> String {
-        guard let s = string(path), !s.isEmpty else {
-            throw TrainingError(message: "'\(path)' is required (set it in the config or with --set \(path)=…)")
+    /// The resolved settings as typed sections.
+    public func sections() throws -> RunSettings {
+        do { return try RunSettings.decode(values) } catch {
+            throw TrainingError(message: "the configuration does not read as its sections: \(error)")
         }
-        return s
     }
+
+    /// The chosen method's name, as resolved.
+    var methodName: String? { if case .string(let s) = self["method.name"] { s } else { nil } }
 
     /// The training options these settings describe (validated).
     public func trainingOptions() throws -> TrainingOptions {
-        try checkRanges()
+        let s = try sections()
+        try Self.checkRanges(s)
         var o = TrainingOptions()
-        let method = try Self.choice(
-            TrainingOptions.Method.self, string("method.name") ?? "", key: "method.name", noun: "method")
-        let shapeName = string("schedule.shape") ?? ""
-        let shape = try RunConfig.choice(LRSchedule.Shape.self, shapeName, key: "schedule.shape", noun: "schedule")
+        let method = try Self.choice(TrainingOptions.Method.self, s.method.name, key: "method.name", noun: "method")
+        let shape = try Self.choice(LRSchedule.Shape.self, s.schedule.shape, key: "schedule.shape", noun: "schedule")
+        guard let lr = s.optimizer.lr else {
+            throw TrainingError(message: "optimizer.lr is required: the peak learning rate, e.g. 1e-4")
+        }
         o.method = method
-        o.schedule = LRSchedule(
-            shape, peak: double("optimizer.lr") ?? 0, warmup: int("schedule.warmup"), total: int("schedule.steps"))
-        o.groups = try parameterGroups()
-        o.batchSize = int("train.batch")
-        o.accumulation = int("train.accumulate")
-        o.maxLength = int("train.seq")
-        o.clipNorm = double("optimizer.clip").flatMap { $0 > 0 ? $0 : nil }
-        o.seed = UInt64(max(0, int("train.seed")))
-        o.checkpointing = bool("method.checkpointing")
-        o.packing = bool("data.packing")
-        o.fused = bool("method.fused")
+        o.schedule = LRSchedule(shape, peak: lr, warmup: s.schedule.warmup, total: s.schedule.steps)
+        o.groups = try Self.parameterGroups(s.optimizer)
+        (o.batchSize, o.accumulation, o.maxLength) = (s.train.batch, s.train.accumulate, s.train.seq)
+        o.clipNorm = s.optimizer.clip.flatMap { $0 > 0 ? $0 : nil }
+        o.seed = UInt64(max(0, s.train.seed))
+        (o.checkpointing, o.packing, o.fused) = (s.method.checkpointing, s.data.packing, s.method.fused)
         try method.definition.configure(methodEntries, into: &o)
         if o.checkpointing, method.isZerothOrder {
             throw TrainingError(
@@ -243,14 +213,13 @@ public struct RunConfig: Equatable {
         if o.fused, method.definition.fusion == .never {
             throw TrainingError(message: "method.fused does not apply to \(method.rawValue)")
         }
-        let precision = string("train.precision") ?? "", weights = string("train.weights") ?? ""
-        let p = try RunConfig.choice(Precision.self, precision, key: "train.precision", noun: "precision")
-        let w = try RunConfig.choice(TrainingOptions.Weights.self, weights, key: "train.weights", noun: "weight format")
-        (o.precision, o.weights) = (p, w)
-        switch string("train.loss") {
+        o.precision = try Self.choice(Precision.self, s.train.precision, key: "train.precision", noun: "precision")
+        o.weights = try Self.choice(
+            TrainingOptions.Weights.self, s.train.weights, key: "train.weights", noun: "weight format")
+        switch s.train.loss {
         case "lm": o.objective = .languageModel
         case "classification":
-            guard let task = try classificationTask() else {
+            guard let task = try Self.classificationTask(s.data) else {
                 throw TrainingError(
                     message:
                         """
@@ -261,7 +230,7 @@ public struct RunConfig: Equatable {
             }
             o.objective = .classification(classes: task.labelWords.count)
         case let other:
-            throw TrainingError(message: "train.loss '\(other ?? "none")' is not a loss; choose lm or classification")
+            throw TrainingError(message: "train.loss '\(other)' is not a loss; choose lm or classification")
         }
         try o.validate()
         return o
@@ -269,10 +238,10 @@ public struct RunConfig: Equatable {
 
     /// Parameter groups from optimizer.weight_decay, .no_decay and .frozen (lists of groups) and .lr_scales
     /// ("group=scale" entries).
-    func parameterGroups() throws -> ParameterGroups {
+    static func parameterGroups(_ optimizer: RunSettings.Optimizer) throws -> ParameterGroups {
         func group(_ name: String, _ key: String) throws -> ParameterGroup { try Self.group(name, "optimizer." + key) }
         var scales: [ParameterGroup: Float] = [:]
-        for entry in strings("optimizer.lr_scales") {
+        for entry in optimizer.lrScales {
             let parts = entry.split(separator: "=").map(String.init)
             guard parts.count == 2, let scale = Float(parts[1].trimmingCharacters(in: .whitespaces)), scale >= 0 else {
                 throw TrainingError(
@@ -281,9 +250,9 @@ public struct RunConfig: Equatable {
             scales[try group(parts[0], "lr_scales")] = scale
         }
         return ParameterGroups(
-            weightDecay: Float(double("optimizer.weight_decay") ?? 0),
-            noDecay: Set(try strings("optimizer.no_decay").map { try group($0, "no_decay") }),
-            frozen: Set(try strings("optimizer.frozen").map { try group($0, "frozen") }),
+            weightDecay: Float(optimizer.weightDecay),
+            noDecay: Set(try optimizer.noDecay.map { try group($0, "no_decay") }),
+            frozen: Set(try optimizer.frozen.map { try group($0, "frozen") }),
             learningRateScale: scales)
     }
 
@@ -291,7 +260,7 @@ public struct RunConfig: Equatable {
     /// with another method (`estimate --budget`).
     public func withoutForeignMethodKeys() -> RunConfig {
         var config = self
-        let own = string("method.name").flatMap(MethodRegistry.definition(named:)).map { Set($0.settingKeys) } ?? []
+        let own = methodName.flatMap(MethodRegistry.definition(named:)).map { Set($0.settingKeys) } ?? []
         for key in methodEntries.keys where !own.contains(key) { config.values["method"]?[key] = nil }
         return config
     }
@@ -332,53 +301,58 @@ public struct RunConfig: Equatable {
         return g
     }
 
-    /// The classification task of the data settings, nil for language modelling.
     /// Counts, intervals and rates no run can mean (a negative interval, a learning rate ≤ 0) are refused by key, not
     /// clamped or ignored. The method-specific settings are checked where each method's options are made.
-    func checkRanges() throws {
-        for key in ["eval.batch", "eval.sample_tokens"] where int(key) < 1 {
-            throw TrainingError(message: "\(key) must be at least 1, got \(int(key))")
+    static func checkRanges(_ s: RunSettings) throws {
+        for (key, value) in [("eval.batch", s.eval.batch), ("eval.sample_tokens", s.eval.sampleTokens)] where value < 1
+        {
+            throw TrainingError(message: "\(key) must be at least 1, got \(value)")
         }
-        guard (1...GEMM.maxThreads).contains(int("train.threads")) else {
-            throw TrainingError(message: "train.threads must be in 1...\(GEMM.maxThreads), got \(int("train.threads"))")
+        guard (1...GEMM.maxThreads).contains(s.train.threads) else {
+            throw TrainingError(message: "train.threads must be in 1...\(GEMM.maxThreads), got \(s.train.threads)")
         }
-        for key in [
-            "schedule.warmup", "eval.every", "eval.sample_every", "checkpoint.every", "checkpoint.keep", "train.seed",
-            "data.limit", "data.skip", "data.eval_limit", "data.eval_skip", "data.sample_seed",
-        ] where int(key) < 0 {
-            throw TrainingError(message: "\(key) must be 0 or more, got \(int(key))")
+        for (key, value) in [
+            ("schedule.warmup", s.schedule.warmup), ("eval.every", s.eval.every),
+            ("eval.sample_every", s.eval.sampleEvery),
+            ("checkpoint.every", s.checkpoint.every), ("checkpoint.keep", s.checkpoint.keep),
+            ("train.seed", s.train.seed),
+            ("data.limit", s.data.limit), ("data.skip", s.data.skip), ("data.eval_limit", s.data.evalLimit),
+            ("data.eval_skip", s.data.evalSkip), ("data.sample_seed", s.data.sampleSeed),
+        ] where value < 0 {
+            throw TrainingError(message: "\(key) must be 0 or more, got \(value)")
         }
         // Upper bounds far beyond any run, so that sizes derived from them (sequence + 1, batch × accumulation) never
         // overflow.
-        for (key, limit) in [
-            ("train.seq", LlamaConfig.sequenceLimit), ("train.batch", 1 << 20), ("train.accumulate", 1 << 20),
-            ("eval.batch", 1 << 20),
-            ("eval.sample_tokens", 1 << 24), ("schedule.steps", 2_000_000_000),
-        ] where int(key) > limit {
-            throw TrainingError(message: "\(key) is \(int(key)), above the limit of \(limit)")
+        for (key, value, limit) in [
+            ("train.seq", s.train.seq, LlamaConfig.sequenceLimit), ("train.batch", s.train.batch, 1 << 20),
+            ("train.accumulate", s.train.accumulate, 1 << 20), ("eval.batch", s.eval.batch, 1 << 20),
+            ("eval.sample_tokens", s.eval.sampleTokens, 1 << 24), ("schedule.steps", s.schedule.steps, 2_000_000_000),
+        ] where value > limit {
+            throw TrainingError(message: "\(key) is \(value), above the limit of \(limit)")
         }
-        if let lr = double("optimizer.lr"), !(lr > 0 && lr.isFinite) {
+        if let lr = s.optimizer.lr, !(lr > 0 && lr.isFinite) {
             throw TrainingError(message: "optimizer.lr must be a positive number, got \(lr)")
         }
-        for key in ["optimizer.weight_decay", "optimizer.clip"] {
-            if let v = double(key), !(v >= 0 && v.isFinite) {
+        for (key, value) in [("optimizer.weight_decay", s.optimizer.weightDecay), ("optimizer.clip", s.optimizer.clip)]
+        {
+            if let v = value, !(v >= 0 && v.isFinite) {
                 throw TrainingError(message: "\(key) must be 0 or more, got \(v)")
             }
         }
     }
 
-    public func classificationTask() throws -> ClassificationTask? {
-        switch string("data.task") {
+    /// The classification task of the data settings, nil for language modelling.
+    public static func classificationTask(_ data: RunSettings.Data) throws -> ClassificationTask? {
+        switch data.task {
         case "lm": return nil
         case "classification":
             do {
-                return try ClassificationTask(
-                    template: string("data.template") ?? "", labelWords: strings("data.label_words"))
+                return try ClassificationTask(template: data.template, labelWords: data.labelWords)
             } catch let e as DataError {
                 throw TrainingError(message: "\(e.file): \(e.problem)")
             }
         case let other:
-            throw TrainingError(message: "data.task '\(other ?? "none")' is not a task; choose lm or classification")
+            throw TrainingError(message: "data.task '\(other)' is not a task; choose lm or classification")
         }
     }
 
@@ -391,7 +365,7 @@ public struct RunConfig: Equatable {
     /// The resolved configuration as YAML (sections and keys sorted; "none" for unset).
     public var yaml: String {
         var values = values
-        if let method = string("method.name").flatMap(MethodRegistry.definition(named:)),
+        if let method = methodName.flatMap(MethodRegistry.definition(named:)),
             let resolved = try? method.resolved(methodEntries)
         {
             values["method", default: [:]].merge(resolved) { _, new in new }  // with the method's defaults

@@ -16,12 +16,12 @@ public struct RunData {
 
     /// Reads `data.train` and `data.eval` with their subsets (`data.skip`, `data.limit`, `data.eval_skip`,
     /// `data.eval_limit`, shuffled by `data.sample_seed`).
-    public init(_ settings: RunConfig) throws {
-        task = try settings.classificationTask()
-        trainPath = try settings.required("data.train")
-        evalPath = settings.string("data.eval")
-        let seed = UInt64(max(0, settings.int("data.sample_seed")))
-        let policy = settings.string("data.on_error") ?? "fail"
+    public init(_ data: RunSettings.Data) throws {
+        task = try RunConfig.classificationTask(data)
+        trainPath = try RunSettings.required(data.train, "data.train")
+        evalPath = data.eval
+        let seed = UInt64(max(0, data.sampleSeed))
+        let policy = data.onError
         guard let onError = DataReader.OnError(rawValue: policy) else {
             throw TrainingError(
                 message:
@@ -33,13 +33,13 @@ public struct RunData {
         }
         let trainFile = try DataReader.readNumbered(trainPath, task: task, onError: onError)
         train = try DataReader.subset(
-            trainFile.records, skip: settings.int("data.skip"), limit: settings.int("data.limit"), seed: seed,
+            trainFile.records, skip: data.skip, limit: data.limit, seed: seed,
             file: trainPath)
         var skipped = [(file: trainPath, errors: trainFile.skipped)]
         if let path = evalPath {
             let evalFile = try DataReader.readNumbered(path, task: task, onError: onError)
             eval = try DataReader.subset(
-                evalFile.records, skip: settings.int("data.eval_skip"), limit: settings.int("data.eval_limit"),
+                evalFile.records, skip: data.evalSkip, limit: data.evalLimit,
                 seed: seed, file: path)
             skipped.append((path, evalFile.skipped))
         } else {

@@ -32,25 +32,25 @@ struct Estimate: ParsableCommand {
     var calibration: String?
 
     func run() throws {
-        let settings: RunConfig, options: TrainingOptions
+        let s: RunSettings, options: TrainingOptions
         do {
-            settings = try RunConfig.load(config, overrides: sets)
-            options = try settings.trainingOptions()
+            let settings = try RunConfig.load(config, overrides: sets)
+            (s, options) = (try settings.sections(), try settings.trainingOptions())
         } catch let e as TrainingError { throw ValidationError(e.message) }
         let model: LlamaConfig
-        if let shape = shape ?? settings.string("model.shape") {
+        if let shape = shape ?? s.model.shape {
             guard let s = LlamaConfig.builtinShapes[shape] else { throw ValidationError("unknown shape '\(shape)'") }
             model = s
         } else {
-            guard let path = settings.string("model.path") else {
+            guard let path = s.model.path else {
                 throw ValidationError("give a config with model.path or model.shape, or --shape")
             }
             model = try ModelFile.config(path)
         }
         if let budget {
-            return try plan(model, budget: budget, options: options, threads: settings.int("train.threads"))
+            return try plan(model, budget: budget, options: options, threads: s.train.threads)
         }
-        let plan = MemoryPlan.estimate(model, options: options, threads: settings.int("train.threads"))
+        let plan = MemoryPlan.estimate(model, options: options, threads: s.train.threads)
         print(
             """
             \(options.method.rawValue), batch \(options.batchSize) × \

@@ -21,15 +21,15 @@ struct InspectData: ParsableCommand {
     var samples = 3
 
     func run() throws {
-        let settings: RunConfig, data: RunData, options: TrainingOptions
+        let s: RunSettings, data: RunData, options: TrainingOptions
         do {
-            settings = try RunConfig.load(config, overrides: sets)
-            options = try settings.trainingOptions()
-            data = try RunData(settings)
+            let settings = try RunConfig.load(config, overrides: sets)
+            (s, options) = (try settings.sections(), try settings.trainingOptions())
+            data = try RunData(s.data)
         } catch let e as TrainingError { throw ValidationError(e.message) }
         for line in data.skipReport { print(line) }
         let loaded = try ModelFile.load(
-            try settings.required("model.path"), tokenizer: settings.string("model.tokenizer"))
+            try RunSettings.required(s.model.path, "model.path"), tokenizer: s.model.tokenizer)
         let encoder = data.encoder(for: loaded), tok = loaded.tokenizer
         let examples = try data.train.map { try encoder.encode($0.record) }
         for (i, e) in examples.prefix(samples).enumerated() {

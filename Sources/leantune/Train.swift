@@ -116,25 +116,26 @@ struct Train: ParsableCommand {
             print(settings.yaml, terminator: "")
             return
         }
-        let options: TrainingOptions, output: String, modelPath: String, data: RunData
+        let options: TrainingOptions, output: String, modelPath: String, data: RunData, s: RunSettings
         do {
+            s = try settings.sections()
             options = try settings.trainingOptions()
-            output = try settings.required("logging.output")
-            modelPath = try settings.string("model.shape").map { "random \($0)" } ?? settings.required("model.path")
-            data = try RunData(settings)  // data errors before any weight loads
+            output = try RunSettings.required(s.logging.output, "logging.output")
+            modelPath = try s.model.shape.map { "random \($0)" } ?? RunSettings.required(s.model.path, "model.path")
+            data = try RunData(s.data)  // data errors before any weight loads
         } catch let e as TrainingError { throw ValidationError(e.message) }
         for line in data.skipReport { print(line) }
         // From shapes alone, before anything is allocated: a run that cannot fit in this machine is refused, not
         // crashed.
         let shape: LlamaConfig?  // an unknown shape name is refused below, by ModelFile.random
-        if let name = settings.string("model.shape") {
+        if let name = s.model.shape {
             shape = LlamaConfig.builtinShapes[name]
         } else {
             shape = try ModelFile.config(modelPath)
         }
         let needed =
             shape.map {
-                MemoryPlan.estimate($0, options: options, threads: settings.int("train.threads")).values.reduce(0, +)
+                MemoryPlan.estimate($0, options: options, threads: s.train.threads).values.reduce(0, +)
             } ?? 0
         guard needed <= ProcessMemory.physicalBytes else {
             throw ValidationError(
@@ -146,7 +147,7 @@ struct Train: ParsableCommand {
                 """
             )
         }
-        let steps = options.schedule.total, threads = settings.int("train.threads")
+        let steps = options.schedule.total, threads = s.train.threads
         GEMM.setThreads(threads)
         do { try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true) } catch {
             throw ValidationError(
@@ -172,10 +173,11 @@ struct Train: ParsableCommand {
         }
         try Data(settings.yaml.utf8).write(to: URL(fileURLWithPath: output + "/config.yaml"), options: .atomic)
         var loaded =
-            try settings.string("model.shape").map { shape in  // pre-training from scratch
+            try s.model.shape.map { shape in  // pre-training from scratch
                 try ModelFile.random(
-                    shape: shape, tokenizer: try settings.required("model.tokenizer"), seed: options.seed)
-            } ?? ModelFile.load(modelPath, tokenizer: settings.string("model.tokenizer"), lazy: true)  // converted next
+                    shape: shape, tokenizer: try RunSettings.required(s.model.tokenizer, "model.tokenizer"),
+                    seed: options.seed)
+            } ?? ModelFile.load(modelPath, tokenizer: s.model.tokenizer, lazy: true)  // converted next
         if let note = options.precision.kernel.note { print("note: \(note)") }
         do { loaded.model = try Trainer.model(loaded.model, for: options) } catch let e as TrainingError {
             throw ValidationError(e.message)
@@ -220,7 +222,7 @@ struct Train: ParsableCommand {
         let heldOut = HeldOut(
             examples: encoded.eval, classification: encoded.evalClassification, tokenizer: encoder.tokenizer)
         let outcome = try trainer.run(
-            LoopSettings(settings), heldOut: heldOut, checkpoints: checkpoints, resolvedConfig: settings.yaml
+            LoopSettings(s), heldOut: heldOut, checkpoints: checkpoints, resolvedConfig: settings.yaml
         ) { event in
             try metrics.record(event)
             console.show(event)

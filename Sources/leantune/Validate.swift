@@ -16,8 +16,11 @@ struct Validate: ParsableCommand {
             let settings = try RunConfig.load(config, overrides: sets)
             _ = try settings.trainingOptions()
             // a file, or a shape from scratch
-            let model = settings.string("model.shape") == nil ? ["model.path"] : ["model.tokenizer"]
-            for path in model + ["data.train", "logging.output"] { _ = try settings.required(path) }
+            let s = try settings.sections()
+            let model = s.model.shape == nil ? (s.model.path, "model.path") : (s.model.tokenizer, "model.tokenizer")
+            for (value, key) in [model, (s.data.train, "data.train"), (s.logging.output, "logging.output")] {
+                _ = try RunSettings.required(value, key)
+            }
             print(settings.yaml, terminator: "")
         } catch let e as TrainingError {
             throw ValidationError(e.message)

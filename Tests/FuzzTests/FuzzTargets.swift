@@ -282,7 +282,7 @@ extension FuzzTarget {
             run: { folder in
                 let settings = try RunConfig.load(folder + "/config.yaml")
                 _ = try settings.trainingOptions()
-                _ = try settings.classificationTask()
+                _ = try RunConfig.classificationTask(settings.sections().data)
             })
     }
 }

@@ -22,12 +22,31 @@ struct RunConfigTests {
         let c = try RunConfig.resolve(
             yaml: Self.yaml, overrides: ["schedule.steps=70", "train.batch=8"],
             explicit: [("train.batch", 16)])
-        #expect(c.double("optimizer.lr") == 3e-4)  // file over default
-        #expect(c.int("schedule.steps") == 70)  // --set over file
-        #expect(c.int("train.batch") == 16)  // flag over --set
-        #expect(c.int("train.seq") == 256)  // default
+        let s = try c.sections()
+        #expect(s.optimizer.lr == 3e-4)  // file over default
+        #expect(s.schedule.steps == 70)  // --set over file
+        #expect(s.train.batch == 16)  // flag over --set
+        #expect(s.train.seq == 256)  // default
         let options = try c.trainingOptions()
         #expect(options.schedule.total == 70 && options.batchSize == 16 && options.clipNorm == 1.0)
+    }
+
+    @Test("the schema is RunSettings': defaults decode to its defaults, and every key set reaches its typed property")
+    func typedSections() throws {
+        #expect(try RunConfig().sections() == RunSettings())
+        #expect(
+            RunConfig.defaults["data"]?["label_words"] == .strings([])
+                && RunConfig.defaults["model"]?["path"] == RunConfig.Value.none)
+        let c = try RunConfig.resolve(
+            yaml: Self.yaml,
+            overrides: [
+                "data.eval_limit=7", "eval.sample_prompts=[a, b]", "optimizer.clip=none", "train.precision=bf16",
+                "checkpoint.keep=1", "data.on_error=skip", "method.fused=true",
+            ])
+        let s = try c.sections()
+        #expect(s.model.path == "m.gguf" && s.data.train == "d.jsonl" && s.logging.output == "out")
+        #expect(s.data.evalLimit == 7 && s.eval.samplePrompts == ["a", "b"] && s.optimizer.clip == nil)
+        #expect(s.train.precision == "bf16" && s.checkpoint.keep == 1 && s.data.onError == "skip" && s.method.fused)
     }
 
     @Test("the resolved YAML reads back to the same configuration")
@@ -39,7 +58,7 @@ struct RunConfigTests {
                 "data.label_words=[' terrible', ' great']", "optimizer.frozen=[embedding]",
             ])
         #expect(try RunConfig.resolve(yaml: c.yaml) == c)
-        #expect(c.strings("data.label_words") == [" terrible", " great"])
+        #expect(try c.sections().data.labelWords == [" terrible", " great"])
     }
 
     @Test(
@@ -67,7 +86,9 @@ struct RunConfigTests {
         #expect(
             try RunConfig.resolve(yaml: Self.yaml, overrides: ["method.name=adamw-fused", "optimizer.clip=0"])
                 .trainingOptions().method == .adamwFused)
-        #expect(throws: TrainingError.self) { try RunConfig.resolve(yaml: nil).required("model.path") }
+        #expect(throws: TrainingError.self) {
+            try RunSettings.required(RunConfig.resolve(yaml: nil).sections().model.path, "model.path")
+        }
         #expect(throws: TrainingError.self) { try RunConfig.resolve(yaml: "- a\n- b") }
     }
 

@@ -35,7 +35,7 @@ extension MethodDefinition {
         guard case .mapping(var mapping)? = try Yams.compose(yaml: YAMLEncoder().encode(defaults)) else {
             return defaults
         }
-        for (key, value) in entries { mapping[key] = node(value) }
+        for (key, value) in entries { mapping[key] = value.node }
         do { return try YAMLDecoder().decode(Settings.self, from: .mapping(mapping)) } catch let e as DecodingError {
             throw TrainingError(message: describe(e, entries))
         }
@@ -49,16 +49,6 @@ extension MethodDefinition {
             if let k = key.string, let v = ConfigYAML.value(value).flatMap(RunConfig.Value.init(loaded:)) { out[k] = v }
         }
         return out
-    }
-
-    /// A YAML node of `value` (strings tagged as strings, so that "1" stays text).
-    static func node(_ value: RunConfig.Value) -> Node {
-        switch value {
-        case .string(let s): Node(s, Tag(.str))
-        case .strings(let list): Node(list.map { Node($0, Tag(.str)) })
-        case .none: Node("null", Tag(.null))
-        default: Node(value.description)
-        }
     }
 
     /// A decoding failure as the key and the value it could not take.
