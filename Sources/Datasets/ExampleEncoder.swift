@@ -76,13 +76,12 @@ public struct ExampleEncoder {
                 .messages([ChatMessage(role: "user", content: user), ChatMessage(role: "assistant", content: output)]))
         case .messages(let messages):
             guard let template else {
-                throw ChatTemplateError(
-                    message:
-                        """
-                        the data has chat messages but the model names no chat template; choose one of \
+                throw DataError(
+                    file: "data", line: nil,
+                    problem: """
+                        the record has chat messages but the model names no chat template; choose one of \
                         \(ChatTemplate.supportedNames)
-                        """
-                )
+                        """)
             }
             // Each assistant turn is the difference between the conversation rendered up to it with a
             // generation prompt and rendered through it; everything before is prompt.
@@ -93,13 +92,12 @@ public struct ExampleEncoder {
                 let through = try template.render(
                     Array(messages[...i]), addGenerationPrompt: false, bos: templateTokens.bos, eos: templateTokens.eos)
                 guard prompt.hasPrefix(rendered), through.hasPrefix(prompt) else {
-                    throw ChatTemplateError(
-                        message:
-                            """
-                            \(template): turn \(i + 1) does not extend the rendered conversation; masking needs a \
-                            template whose rendering grows turn by turn
-                            """
-                    )
+                    throw DataError(
+                        file: "data", line: nil,
+                        problem: """
+                            the \(template.name) chat template: turn \(i + 1) does not extend the rendered \
+                            conversation; masking needs a template whose rendering grows turn by turn
+                            """)
                 }
                 let head = String(prompt.dropFirst(rendered.count)), reply = String(through.dropFirst(prompt.count))
                 out.append(

@@ -10,13 +10,6 @@ public struct ChatMessage: Sendable, Equatable {
     }
 }
 
-/// A conversation the template cannot render (e.g. roles that do not alternate).
-public struct ChatTemplateError: Error, CustomStringConvertible {
-    public let message: String
-    public init(message: String) { self.message = message }
-    public var description: String { message }
-}
-
 /// Renders conversations into the text a chat model was trained on, as the model's Jinja template
 /// does (checked against Jinja with transformers' settings on the real template strings).
 public enum ChatTemplate: Sendable, Equatable {
@@ -32,6 +25,22 @@ public enum ChatTemplate: Sendable, Equatable {
     case zephyr
 
     public static let supportedNames = ["chatml", "llama2", "llama3", "mistral", "zephyr"]
+
+    /// The template's name, as `supportedNames` lists it.
+    public var name: String {
+        switch self {
+        case .chatML: "chatml"
+        case .llama2: "llama2"
+        case .llama3: "llama3"
+        case .mistral: "mistral"
+        case .zephyr: "zephyr"
+        }
+    }
+
+    /// A conversation this template cannot render, as an error.
+    func refuse(_ problem: String, fix: String) -> FormatError {
+        FormatError(file: "the \(name) chat template", problem: problem, fix: fix)
+    }
 
     /// A built-in template by name.
     public static func named(_ name: String) -> ChatTemplate? {
@@ -75,10 +84,9 @@ public enum ChatTemplate: Sendable, Equatable {
         func trimmed(_ s: String) -> String { s.trimmingCharacters(in: .whitespacesAndNewlines) }
         func alternating(_ turns: ArraySlice<ChatMessage>) throws {
             for (i, m) in turns.enumerated() where (m.role == "user") != (i % 2 == 0) {
-                throw ChatTemplateError(
-                    message:
-                        "\(self): conversation roles must alternate user/assistant/user/…; turn \(i + 1) is '\(m.role)'"
-                )
+                throw refuse(
+                    "conversation roles must alternate user/assistant/user/…; turn \(i + 1) is '\(m.role)'",
+                    fix: "Reorder the conversation's turns")
             }
         }
         switch self {
@@ -107,8 +115,9 @@ public enum ChatTemplate: Sendable, Equatable {
         case .mistral:
             try alternating(messages[...])
             if let other = messages.first(where: { $0.role != "user" && $0.role != "assistant" }) {
-                throw ChatTemplateError(
-                    message: "mistral: only user and assistant roles are supported, not '\(other.role)'")
+                throw refuse(
+                    "only user and assistant roles are supported, not '\(other.role)'",
+                    fix: "Fold the other turns into the user's")
             }
             return bos
                 + messages.map { $0.role == "user" ? "[INST] " + $0.content + " [/INST]" : $0.content + eos }.joined()

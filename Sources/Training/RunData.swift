@@ -91,11 +91,22 @@ public struct RunData {
             }
             return e
         }
+        /// `body`'s errors about the record at `line` of `file` (its chat template, its label) name them.
+        func located<T>(_ file: String, _ line: Int, _ body: () throws -> T) throws -> T {
+            do { return try body() } catch let e as DataError where e.line == nil {
+                throw DataError(file: file, line: line, problem: e.problem)
+            } catch let e as FormatError {
+                throw DataError(file: file, line: line, problem: e.description)
+            }
+        }
         /// A labelled record's candidates, each checked; nil for other records.
         func candidates(_ record: Record, _ file: String, _ line: Int) throws -> ClassificationExample? {
-            try encoder.classificationExample(record).map { c in
+            try located(file, line) { try encoder.classificationExample(record) }.map { c in
                 ClassificationExample(candidates: try c.candidates.map { try checked($0, file, line) }, label: c.label)
             }
+        }
+        func example(_ record: Record, _ file: String, _ line: Int) throws -> TokenizedExample {
+            try checked(located(file, line) { try encoder.encode(record) }, file, line)
         }
         var train: [TokenizedExample] = [], trainCandidates: [ClassificationExample] = []
         for (line, record) in self.train {
@@ -103,15 +114,16 @@ public struct RunData {
                 train.append(c.candidates[c.label])
                 trainCandidates.append(c)
             } else {
-                train.append(try checked(encoder.encode(record), trainPath, line))
+                train.append(try example(record, trainPath, line))
             }
         }
         var eval: [TokenizedExample] = [], classification: [ClassificationExample] = []
+        let evalFile = evalPath ?? "eval"
         for (line, record) in self.eval {
-            if let c = try candidates(record, evalPath!, line) {
+            if let c = try candidates(record, evalFile, line) {
                 classification.append(c)
             } else {
-                eval.append(try checked(encoder.encode(record), evalPath!, line))
+                eval.append(try example(record, evalFile, line))
             }
         }
         return Encoded(train: train, trainCandidates: trainCandidates, eval: eval, evalClassification: classification)

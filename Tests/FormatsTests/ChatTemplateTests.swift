@@ -31,7 +31,7 @@ struct ChatTemplateTests {
                     messages, addGenerationPrompt: c.add_generation_prompt, bos: c.bos, eos: c.eos)
                 #expect(text == expected, "\(label)")
             } else {
-                #expect(throws: ChatTemplateError.self, "\(label)") {
+                #expect(throws: FormatError.self, "\(label)") {
                     try template.render(messages, addGenerationPrompt: c.add_generation_prompt, bos: c.bos, eos: c.eos)
                 }
             }
