@@ -58,10 +58,8 @@ extension Bench {
 
         func run() throws {
             let entries: [MethodCatalog.Entry]
-            do {
-                entries = try MethodCatalog.select(
-                    methods.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-            } catch let e as TrainingError { throw ValidationError(e.message) }
+            entries = try MethodCatalog.select(
+                methods.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
             let list =
                 precisions.isEmpty
                 ? [options.precision]
@@ -78,7 +76,7 @@ extension Bench {
                 }
             let budgetBytes: Int?
             do { budgetBytes = try budget.map(MemorySize.parse) } catch let e as TrainingError {
-                throw ValidationError("--budget: \(e.message)")
+                throw TrainingError(message: "--budget: \(e.message)")
             }
             var rows: [MethodBenchmarkTable.Row] = [], misses: [MethodBenchmarkTable.Miss] = []
             for var entry in entries.flatMap({ e in list.map { (e, $0) } }).map({ e, p in
@@ -112,7 +110,7 @@ extension Bench {
                         nil, overrides: entry.settings + ["train.batch=\(options.batch)", "train.seq=\(options.seq)"]
                     )
                     .trainingOptions()
-                } catch let e as TrainingError { throw ValidationError("\(entry.label): \(e.message)") }
+                } catch let e as TrainingError { throw TrainingError(message: "\(entry.label): \(e.message)") }
                 print("== \(entry.label): \(entry.settings.joined(separator: " "))")
                 var o = options
                 o.precision = planned.precision
@@ -168,7 +166,7 @@ extension Bench {
                             + (weights.map { ["train.weights=\($0.rawValue)"] } ?? [])
                     ).trainingOptions()
                 }
-            } catch let e as TrainingError { throw ValidationError("\(entry.label): \(e.message)") }
+            } catch let e as TrainingError { throw TrainingError(message: "\(entry.label): \(e.message)") }
             let settings = { (c: BudgetPlanner.Choice) in
                 ["method.checkpointing=\(c.checkpointing)"] + (c.weights == .bf16 ? ["train.weights=bf16"] : [])
             }

@@ -38,15 +38,13 @@ extension Bench {
             // As `bench methods` and a real run: the catalog's settings (clipping where the method allows it).
             let catalog = MethodCatalog.entries.first { $0.label == method.rawValue }?.settings ?? []
             let planned: TrainingOptions
-            do {
-                planned = try RunConfig.load(
-                    nil,
-                    overrides: catalog + sets + [
-                        "train.batch=\(options.batch)", "train.seq=\(options.seq)",
-                        "train.precision=\(options.precision.rawValue)", "train.weights=\(weights.rawValue)",
-                    ] + (checkpointing ? ["method.checkpointing=true"] : [])
-                ).trainingOptions()
-            } catch let e as TrainingError { throw ValidationError(e.message) }
+            planned = try RunConfig.load(
+                nil,
+                overrides: catalog + sets + [
+                    "train.batch=\(options.batch)", "train.seq=\(options.seq)",
+                    "train.precision=\(options.precision.rawValue)", "train.weights=\(weights.rawValue)",
+                ] + (checkpointing ? ["method.checkpointing=true"] : [])
+            ).trainingOptions()
             let label =
                 "step \(method.definition.label(planned)) (checkpointing \(checkpointing ? "on" : "off"))"
             _ = try StepBenchmark.run(planned, options, label: label)

@@ -33,10 +33,8 @@ struct Estimate: ParsableCommand {
 
     func run() throws {
         let s: RunSettings, options: TrainingOptions
-        do {
-            let settings = try RunConfig.load(config, overrides: sets)
-            (s, options) = (try settings.sections(), try settings.trainingOptions())
-        } catch let e as TrainingError { throw ValidationError(e.message) }
+        let settings = try RunConfig.load(config, overrides: sets)
+        (s, options) = (try settings.sections(), try settings.trainingOptions())
         let model: LlamaConfig
         if let shape = shape ?? s.model.shape {
             guard let s = LlamaConfig.builtinShapes[shape] else { throw ValidationError("unknown shape '\(shape)'") }
@@ -71,26 +69,22 @@ struct Estimate: ParsableCommand {
     /// The budget planner's table: what fits, fastest first, and what does not.
     func plan(_ model: LlamaConfig, budget text: String, options base: TrainingOptions, threads: Int) throws {
         let budget: Int, table: MethodBenchmarkTable?
-        do {
-            budget = try MemorySize.parse(text)
-            table = try calibration.map(MethodBenchmarkTable.load)
-        } catch let e as TrainingError { throw ValidationError(e.message) }
+        budget = try MemorySize.parse(text)
+        table = try calibration.map(MethodBenchmarkTable.load)
         let result: BudgetPlanner.Result
-        do {
-            result = try BudgetPlanner.plan(
-                model, budget: budget, batch: base.batchSize, seq: base.maxLength, threads: threads, calibration: table
-            ) {
-                entry, batch, seq, checkpointing, weights in
-                try RunConfig.load(
-                    config,
-                    overrides: sets + entry.settings + [
-                        "train.batch=\(batch)", "train.seq=\(seq)", "method.checkpointing=\(checkpointing)",
-                    ]
-                        + (weights.map { ["train.weights=\($0.rawValue)"] } ?? [])
-                )
-                .withoutForeignMethodKeys().trainingOptions()  // the run's own method keys, where another method plans
-            }
-        } catch let e as TrainingError { throw ValidationError(e.message) }
+        result = try BudgetPlanner.plan(
+            model, budget: budget, batch: base.batchSize, seq: base.maxLength, threads: threads, calibration: table
+        ) {
+            entry, batch, seq, checkpointing, weights in
+            try RunConfig.load(
+                config,
+                overrides: sets + entry.settings + [
+                    "train.batch=\(batch)", "train.seq=\(seq)", "method.checkpointing=\(checkpointing)",
+                ]
+                    + (weights.map { ["train.weights=\($0.rawValue)"] } ?? [])
+            )
+            .withoutForeignMethodKeys().trainingOptions()  // the run's own method keys, where another method plans
+        }
         let gib = PassBenchmark.format(bytes:)
         print(
             """

@@ -22,11 +22,9 @@ struct InspectData: ParsableCommand {
 
     func run() throws {
         let s: RunSettings, data: RunData, options: TrainingOptions
-        do {
-            let settings = try RunConfig.load(config, overrides: sets)
-            (s, options) = (try settings.sections(), try settings.trainingOptions())
-            data = try RunData(s.data)
-        } catch let e as TrainingError { throw ValidationError(e.message) }
+        let settings = try RunConfig.load(config, overrides: sets)
+        (s, options) = (try settings.sections(), try settings.trainingOptions())
+        data = try RunData(s.data)
         for line in data.skipReport { print(line) }
         let loaded = try ModelFile.load(
             try RunSettings.required(s.model.path, "model.path"), tokenizer: s.model.tokenizer)

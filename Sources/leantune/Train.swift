@@ -102,9 +102,7 @@ struct Train: ParsableCommand {
     }
 
     func resolved() throws -> RunConfig {
-        do { return try RunConfig.load(config, overrides: sets, explicit: explicit) } catch let e as TrainingError {
-            throw ValidationError(e.message)
-        }
+        try RunConfig.load(config, overrides: sets, explicit: explicit)
     }
 
     func run() throws {
@@ -112,18 +110,16 @@ struct Train: ParsableCommand {
         signal(SIGXFSZ, SIG_IGN)
         let settings = try resolved()
         if dryRun {
-            do { _ = try settings.trainingOptions() } catch let e as TrainingError { throw ValidationError(e.message) }
+            _ = try settings.trainingOptions()
             print(settings.yaml, terminator: "")
             return
         }
         let options: TrainingOptions, output: String, modelPath: String, data: RunData, s: RunSettings
-        do {
-            s = try settings.sections()
-            options = try settings.trainingOptions()
-            output = try RunSettings.required(s.logging.output, "logging.output")
-            modelPath = try s.model.shape.map { "random \($0)" } ?? RunSettings.required(s.model.path, "model.path")
-            data = try RunData(s.data)  // data errors before any weight loads
-        } catch let e as TrainingError { throw ValidationError(e.message) }
+        s = try settings.sections()
+        options = try settings.trainingOptions()
+        output = try RunSettings.required(s.logging.output, "logging.output")
+        modelPath = try s.model.shape.map { "random \($0)" } ?? RunSettings.required(s.model.path, "model.path")
+        data = try RunData(s.data)  // data errors before any weight loads
         for line in data.skipReport { print(line) }
         // From shapes alone, before anything is allocated: a run that cannot fit in this machine is refused, not
         // crashed.
@@ -158,7 +154,7 @@ struct Train: ParsableCommand {
             throw ValidationError("\(output): the output folder is not writable")
         }
         let lock: OutputLock
-        do { lock = try OutputLock(folder: output) } catch let e as TrainingError { throw ValidationError(e.message) }
+        lock = try OutputLock(folder: output)
         defer { withExtendedLifetime(lock) {} }  // held until the run ends
         let existing = ((try? FileManager.default.contentsOfDirectory(atPath: output)) ?? []).filter {
             $0 != OutputLock.fileName
@@ -179,9 +175,7 @@ struct Train: ParsableCommand {
                     seed: options.seed)
             } ?? ModelFile.load(modelPath, tokenizer: s.model.tokenizer, lazy: true)  // converted next
         if let note = options.precision.kernel.note { print("note: \(note)") }
-        do { loaded.model = try Trainer.model(loaded.model, for: options) } catch let e as TrainingError {
-            throw ValidationError(e.message)
-        }
+        loaded.model = try Trainer.model(loaded.model, for: options)
         let encoder = data.encoder(for: loaded)
         let encoded = try data.encode(encoder, maxLength: min(options.maxLength, loaded.model.config.maxSequenceLength))
         if let warning = encoder.stopTokenWarning(encoded.train) { print("warning: \(warning)") }

@@ -12,18 +12,14 @@ struct Validate: ParsableCommand {
     var sets: [String] = []
 
     func run() throws {
-        do {
-            let settings = try RunConfig.load(config, overrides: sets)
-            _ = try settings.trainingOptions()
-            // a file, or a shape from scratch
-            let s = try settings.sections()
-            let model = s.model.shape == nil ? (s.model.path, "model.path") : (s.model.tokenizer, "model.tokenizer")
-            for (value, key) in [model, (s.data.train, "data.train"), (s.logging.output, "logging.output")] {
-                _ = try RunSettings.required(value, key)
-            }
-            print(settings.yaml, terminator: "")
-        } catch let e as TrainingError {
-            throw ValidationError(e.message)
+        let settings = try RunConfig.load(config, overrides: sets)
+        _ = try settings.trainingOptions()
+        // a file, or a shape from scratch
+        let s = try settings.sections()
+        let model = s.model.shape == nil ? (s.model.path, "model.path") : (s.model.tokenizer, "model.tokenizer")
+        for (value, key) in [model, (s.data.train, "data.train"), (s.logging.output, "logging.output")] {
+            _ = try RunSettings.required(value, key)
         }
+        print(settings.yaml, terminator: "")
     }
 }
