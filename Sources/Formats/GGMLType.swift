@@ -30,6 +30,12 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
 
     public var name: String { "\(self)".uppercased() }
 
+    /// The type named `name` (case-insensitive: q8_0, Q8_0).
+    public init?(name: String) {
+        guard let type = Self.allCases.first(where: { $0.name == name.uppercased() }) else { return nil }
+        self = type
+    }
+
     /// Bytes of `count` values (count must be a multiple of ``blockSize``).
     public func byteCount(_ count: Int) -> Int { count / blockSize * blockBytes }
 

@@ -1,0 +1,152 @@
+import Foundation
+import Llama
+import TensorCore
+
+/// Writes a loaded model as a `llama`-architecture GGUF file that llama.cpp reads: the architecture metadata, the
+/// tokenizer (tokens, merges or scores, token types, special ids, chat template) and the tensors named as
+/// llama.cpp's converter names them, with the query and key rows in its RoPE order (adjacent pairs).
+extension GGUFModel {
+    /// The tensor types export writes; 1-D tensors (the norms) are always F32, as llama.cpp's converter keeps them.
+    public static let exportTypes: [GGMLType] = [.f32, .f16, .bf16, .q8_0]
+
+    /// Writes `loaded` to `path` with its matrices in `type`. Returns what was written otherwise than asked (a matrix
+    /// whose rows do not fill Q8_0 blocks of 32 is written F16).
+    @discardableResult
+    public static func export(_ loaded: LoadedModel, to path: String, type: GGMLType) throws -> [String] {
+        guard exportTypes.contains(type) else {
+            throw FormatError(
+                file: path,
+                problem: "GGUF export writes \(exportTypes.map(\.name).joined(separator: ", ")), not \(type.name)",
+                fix: "Choose one of those types.")
+        }
+        let m = loaded.model, c = m.config
+        guard c.ropeScaling == nil else {
+            throw FormatError(
+                file: path, problem: "the model uses RoPE scaling, which GGUF export does not write yet",
+                fix: "Export it as a Hugging Face directory (--format hf) and convert that with llama.cpp.")
+        }
+        var notes: [String] = []
+        var tensors: [GGUFWriter.Tensor] = []
+        for (id, info) in m.layout.parameters.enumerated() where !(c.tiedEmbeddings && info.role == .head) {
+            var tensorType = info.shape.count == 1 ? GGMLType.f32 : type
+            if tensorType == .q8_0, info.shape[1] % 32 != 0 {
+                tensorType = .f16
+                notes.append("\(tensorName(info)): rows of \(info.shape[1]) do not fill Q8_0 blocks of 32; written F16")
+            }
+            let permute = c.ropeLayout == .rotateHalf && (info.role == .query || info.role == .key)
+            tensors.append(
+                GGUFWriter.Tensor(name: tensorName(info), dims: info.shape.reversed(), type: tensorType) {
+                    var values = m.store.withFloats(id) { Array($0) }
+                    if permute {
+                        values = adjacentPairOrder(
+                            values, heads: info.shape[0] / c.headDim, headDim: c.headDim, columns: info.shape[1])
+                    }
+                    return encode(values, as: tensorType)
+                })
+        }
+        let fileType: UInt32 = [.f32: 0, .f16: 1, .q8_0: 7, .bf16: 32][type] ?? 0
+        var metadata: [(String, GGUFWriter.Value)] = [
+            ("general.architecture", .string("llama")), ("general.name", .string("LeanTune export")),
+            ("general.file_type", .uint32(fileType)),
+            ("llama.context_length", .uint32(UInt32(c.maxSequenceLength))),
+            ("llama.embedding_length", .uint32(UInt32(c.dim))), ("llama.block_count", .uint32(UInt32(c.layerCount))),
+            ("llama.feed_forward_length", .uint32(UInt32(c.ffnDim))),
+            ("llama.attention.head_count", .uint32(UInt32(c.headCount))),
+            ("llama.attention.head_count_kv", .uint32(UInt32(c.kvHeadCount))),
+            ("llama.attention.layer_norm_rms_epsilon", .float32(c.normEpsilon)),
+            ("llama.rope.freq_base", .float32(c.ropeTheta)), ("llama.rope.dimension_count", .uint32(UInt32(c.headDim))),
+            ("llama.vocab_size", .uint32(UInt32(c.vocabSize))),
+        ]
+        metadata += try tokenizerMetadata(loaded, path: path)
+        try GGUFWriter.write(metadata: metadata, tensors: tensors, to: path)
+        return notes
+    }
+
+    /// `tokenizer.ggml.*` and the chat template.
+    static func tokenizerMetadata(_ loaded: LoadedModel, path: String) throws -> [(String, GGUFWriter.Value)] {
+        let tokenizer = loaded.tokenizer
+        var out: [(String, GGUFWriter.Value)] = []
+        // Token types: 1 normal, 2 unknown, 3 control, 6 byte.
+        switch tokenizer {
+        case let t as ByteLevelBPETokenizer:
+            let special = Set(t.specialTokens.values)
+            guard
+                let pre = GGUFTokenizer.preTokenizers.sorted(by: { $0.key < $1.key }).first(where: {
+                    $0.value.0 == t.splitPattern && $0.value.1 == t.isolatesDigits
+                })?.key
+            else {
+                throw FormatError(
+                    file: path, problem: "the tokenizer's pre-tokenizer has no GGUF name", fix: "Export as --format hf."
+                )
+            }
+            out += [
+                ("tokenizer.ggml.model", .string("gpt2")), ("tokenizer.ggml.pre", .string(pre)),
+                ("tokenizer.ggml.tokens", .strings(t.tokens)),
+                ("tokenizer.ggml.token_type", .int32s(t.tokens.indices.map { special.contains(Int32($0)) ? 3 : 1 })),
+                ("tokenizer.ggml.merges", .strings(t.merges)),
+            ]
+        case let t as ScoredPieceTokenizer:
+            let special = Set(t.specialTokens.values).union(t.stopTokens).union([t.bos].compactMap { $0 })
+            let tokens = t.pieces.map {
+                String(decoding: $0, as: UTF8.self).replacingOccurrences(of: " ", with: "\u{2581}")
+            }
+            let types: [Int32] = tokens.enumerated().map { i, token in
+                if token == "<unk>" { return 2 }
+                if special.contains(Int32(i)) { return 3 }
+                let isByte = token.count == 6 && token.hasPrefix("<0x") && token.hasSuffix(">")
+                return isByte ? 6 : 1
+            }
+            out += [
+                ("tokenizer.ggml.model", .string("llama")), ("tokenizer.ggml.tokens", .strings(tokens)),
+                ("tokenizer.ggml.scores", .float32s(t.scores)), ("tokenizer.ggml.token_type", .int32s(types)),
+                ("tokenizer.ggml.add_space_prefix", .bool(t.addsSpacePrefix)),
+            ]
+        default:
+            throw FormatError(
+                file: path, problem: "a \(type(of: tokenizer)) has no GGUF tokenizer form yet",
+                fix: "Export as a Hugging Face directory (--format hf).")
+        }
+        if let bos = tokenizer.bos { out.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(bos)))) }
+        out.append(("tokenizer.ggml.add_bos_token", .bool(tokenizer.bos != nil)))
+        if let eos = tokenizer.stopTokens.min() { out.append(("tokenizer.ggml.eos_token_id", .uint32(UInt32(eos)))) }
+        if let template = loaded.chatTemplateSource { out.append(("tokenizer.chat_template", .string(template))) }
+        return out
+    }
+
+    /// Rows of a query or key matrix from rotate-half order (i, i+E/2) to adjacent-pair order (2i, 2i+1), per head:
+    /// what llama.cpp's converter does to Hugging Face weights.
+    static func adjacentPairOrder(_ w: [Float], heads: Int, headDim e: Int, columns: Int) -> [Float] {
+        var out = w
+        for h in 0..<heads {
+            for i in 0..<e / 2 {
+                for (from, to) in [(i, 2 * i), (i + e / 2, 2 * i + 1)] {
+                    let src = (h * e + from) * columns, dst = (h * e + to) * columns
+                    out.replaceSubrange(dst..<dst + columns, with: w[src..<src + columns])
+                }
+            }
+        }
+        return out
+    }
+
+    /// `values` as the bytes of `type`: F32, F16 and BF16 rounded to nearest; Q8_0 as llama.cpp quantizes it, per
+    /// block of 32 d = max|x|/127 (stored F16) and q = round(x/d).
+    static func encode(_ values: [Float], as type: GGMLType) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(type.byteCount(values.count))
+        func half(_ x: Float) { withUnsafeBytes(of: Float16(x).bitPattern.littleEndian) { out.append(contentsOf: $0) } }
+        switch type {
+        case .f16: for x in values { half(x) }
+        case .bf16:
+            for x in values { withUnsafeBytes(of: Conversions.bf16(x).littleEndian) { out.append(contentsOf: $0) } }
+        case .q8_0:
+            for start in stride(from: 0, to: values.count, by: 32) {
+                let block = values[start..<start + 32]
+                let d = (block.map(abs).max() ?? 0) / 127, inverse: Float = d > 0 ? 1 / d : 0
+                half(d)
+                for x in block { out.append(UInt8(bitPattern: Int8(max(-127, min(127, (x * inverse).rounded()))))) }
+            }
+        default: for x in values { withUnsafeBytes(of: x.bitPattern.littleEndian) { out.append(contentsOf: $0) } }
+        }
+        return out
+    }
+}
