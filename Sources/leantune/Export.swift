@@ -15,8 +15,7 @@ struct Export: ParsableCommand {
 
     static let configuration = CommandConfiguration(
         abstract:
-            "Write a loaded model as a Hugging Face directory (config.json, safetensors, tokenizer files) or a GGUF file."
-    )
+            "Write a loaded model as a Hugging Face directory (config.json, safetensors, tokenizers) or a GGUF file.")
 
     @OptionGroup var source: ModelOptions
     @Option(help: "Output directory (hf) or file (gguf).")

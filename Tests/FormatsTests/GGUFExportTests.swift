@@ -1,0 +1,160 @@
+import Foundation
+import TestSupport
+import Testing
+@testable import Formats
+import Llama
+import TensorCore
+
+@Suite("GGUF export")
+struct GGUFExportTests {
+    /// A model whose rows fill Q8_0 blocks except the MLP's down projection (80 columns), with the export tests'
+    /// byte-level tokenizer and a chat template, in `layout`.
+    static func tinyModel(_ layout: RoPELayout) throws -> LoadedModel {
+        let c = LlamaConfig(
+            dim: 64, ffnDim: 80, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 263, maxSequenceLength: 32,
+            ropeTheta: 500, ropeLayout: layout, tiedEmbeddings: false)
+        let store = FP32ParameterStore(layout: ParameterLayout(c), ledger: MemoryLedger())
+        store.initializeRandomly(Philox(seed: 11), std: 0.3)
+        return LoadedModel(
+            model: try LlamaModel(config: c, store: store, ledger: MemoryLedger()),
+            tokenizer: try ExportTests.tinyTokenizer(), chatTemplate: .chatML(defaultSystem: nil),
+            chatTemplateSource: "{{ '<|im_start|>' }}")
+    }
+
+    static func path(_ name: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("leantune-gguf-\(getpid())-\(name).gguf").path
+    }
+
+    static func floats(_ loaded: LoadedModel) -> [Float] {
+        Array((loaded.model.store as! FP32ParameterStore).slab.buffer)
+    }
+
+    @Test("a Hugging Face (rotate-half) model written as F32 reads back with llama.cpp's q/k order and the same logits")
+    func rotateHalf() throws {
+        let original = try Self.tinyModel(.rotateHalf), path = Self.path("rotate-half")
+        try GGUFModel.export(original, to: path, type: .f32)
+        let reloaded = try ModelFile.load(path, tokenizer: nil, ledger: MemoryLedger())
+        #expect(reloaded.model.config.ropeLayout == .adjacentPairs)
+        var expected = original.model.config
+        expected.ropeLayout = .adjacentPairs
+        #expect(reloaded.model.config == expected)
+        let batch = TokenBatch(sequences: [[1, 5, 9, 200, 7, 3, 261, 40, 41]])
+        let a = try original.model.logits(batch), b = try reloaded.model.logits(batch)
+        #expect(zip(a, b).allSatisfy { abs($0 - $1) < 1e-4 })
+        let text = "<|im_start|>the 2024 theme<|im_end|>"
+        #expect(reloaded.tokenizer.encode(text) == original.tokenizer.encode(text))
+        #expect(reloaded.tokenizer.stopTokens == original.tokenizer.stopTokens)
+        #expect(reloaded.chatTemplateSource == original.chatTemplateSource)
+        // The q/k rows are the only tensors that move: everything else is bit for bit.
+        let again = Self.path("rotate-half-again")
+        try GGUFModel.export(reloaded, to: again, type: .f32)  // already adjacent: written as is
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(contentsOf: URL(fileURLWithPath: again)))
+    }
+
+    @Test("F16, BF16 and Q8_0 read back within their rounding", arguments: [GGMLType.f16, .bf16, .q8_0])
+    func types(type: GGMLType) throws {
+        let original = try Self.tinyModel(.adjacentPairs), path = Self.path("\(type.name)")
+        let notes = try GGUFModel.export(original, to: path, type: type)
+        let reloaded = try ModelFile.load(path, tokenizer: nil, ledger: MemoryLedger())
+        let file = try GGUFFile(path: path), layout = original.model.layout
+        for info in layout.parameters where !(original.model.config.tiedEmbeddings && info.role == .head) {
+            let t = try #require(file.tensors[GGUFModel.tensorName(info)])
+            let expectedType: GGMLType =
+                info.shape.count == 1 ? .f32 : (type == .q8_0 && info.shape[1] % 32 != 0) ? .f16 : type
+            #expect(t.type == expectedType, "\(info.name)")
+        }
+        #expect(
+            notes.count
+                == (type == .q8_0 ? layout.parameters.filter { $0.shape.count == 2 && $0.shape[1] % 32 != 0 }.count : 0)
+        )
+        let (a, b) = (Self.floats(original), Self.floats(reloaded))
+        let rms = (zip(a, b).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +) / Double(a.count)).squareRoot()
+        let scale = (a.map { Double($0) * Double($0) }.reduce(0, +) / Double(a.count)).squareRoot()
+        let bound = ["F16": 1e-3, "BF16": 4e-3, "Q8_0": 1e-2][type.name]!
+        #expect(rms / scale < bound && rms > 0, "\(type.name): relative RMS error \(rms / scale)")
+    }
+
+    @Test(
+        "stories260K (llama2.c, SentencePiece scores) exported as F32 tokenizes and generates as before",
+        .enabled(if: SharedReal.available))
+    func stories() throws {
+        let original = try ModelFile.load(SharedReal.model, tokenizer: SharedReal.tokenizer, ledger: MemoryLedger())
+        let path = Self.path("stories")
+        try GGUFModel.export(original, to: path, type: .f32)
+        let reloaded = try ModelFile.load(path, tokenizer: nil, ledger: MemoryLedger())
+        #expect(Self.floats(reloaded) == Self.floats(original))
+        let text = "Once upon a time, Lily saw a big red ball."
+        #expect(reloaded.tokenizer.encode(text) == original.tokenizer.encode(text))
+        #expect(
+            reloaded.tokenizer.bos == original.tokenizer.bos
+                && reloaded.tokenizer.stopTokens == original.tokenizer.stopTokens)
+        func greedy(_ m: LoadedModel) throws -> [Int32] {
+            var sampler = Sampler(temperature: 0, seed: 0)
+            return try m.model.generate(prompt: [1] + m.tokenizer.encode(text), maxNewTokens: 20, sampler: &sampler)
+        }
+        #expect(try greedy(reloaded) == greedy(original))
+    }
+
+    static let ggufPy: Bool = {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import gguf"]
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return false }
+        p.waitUntilExit()
+        return p.terminationStatus == 0
+    }()
+
+    @Test("gguf-py (llama.cpp's reader library) reads the metadata, tensor shapes and types back", .enabled(if: ggufPy))
+    func ggufPyReads() throws {
+        let original = try Self.tinyModel(.rotateHalf), path = Self.path("gguf-py"), f32 = Self.path("gguf-py-f32")
+        try GGUFModel.export(original, to: path, type: .q8_0)
+        try GGUFModel.export(original, to: f32, type: .f32)
+        // Besides the fields: every Q8_0 tensor's bytes against gguf-py's own quantization of the F32 file's tensor.
+        let script = """
+            import gguf, gguf.quants, json, sys
+            import numpy as np
+            r, full = gguf.GGUFReader(sys.argv[1]), {t.name: t for t in gguf.GGUFReader(sys.argv[2]).tensors}
+            f = r.fields
+            def ours(t): return bytes(np.asarray(t.data).tobytes())
+            def theirs(t):
+                values = np.asarray(full[t.name].data, dtype=np.float32)
+                return bytes(gguf.quants.quantize(values, gguf.GGMLQuantizationType.Q8_0).tobytes())
+            same = [ours(t) == theirs(t) for t in r.tensors if t.tensor_type.name == "Q8_0"]
+            print(json.dumps({
+                "q8_0": len(same), "q8_0_equal": sum(same),
+                "architecture": f["general.architecture"].contents(),
+                "blocks": f["llama.block_count"].contents(), "heads_kv": f["llama.attention.head_count_kv"].contents(),
+                "tokenizer": f["tokenizer.ggml.model"].contents(), "pre": f["tokenizer.ggml.pre"].contents(),
+                "tokens": len(f["tokenizer.ggml.tokens"].contents()),
+                "merges": len(f["tokenizer.ggml.merges"].contents()),
+                "eos": f["tokenizer.ggml.eos_token_id"].contents(), "template": f["tokenizer.chat_template"].contents(),
+                "tensors": {t.name: [[int(d) for d in t.shape], t.tensor_type.name] for t in r.tensors}}))
+            """
+        let p = Process(), out = Pipe()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script, path, f32]
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        try #require(p.terminationStatus == 0)
+        let read = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let c = original.model.config
+        #expect(read["architecture"] as? String == "llama" && read["blocks"] as? Int == c.layerCount)
+        #expect(read["heads_kv"] as? Int == c.kvHeadCount && read["tokenizer"] as? String == "gpt2")
+        #expect(
+            read["pre"] as? String == "smollm" && read["tokens"] as? Int == c.vocabSize && read["merges"] as? Int == 5)
+        #expect(read["eos"] as? Int == 262 && read["template"] as? String == original.chatTemplateSource)
+        let tensors = try #require(read["tensors"] as? [String: [Any]])
+        let layout = original.model.layout
+        #expect(tensors.count == layout.parameters.count)
+        let quantized = layout.parameters.filter { $0.shape.count == 2 && $0.shape[1] % 32 == 0 }.count
+        #expect(read["q8_0"] as? Int == quantized && read["q8_0_equal"] as? Int == quantized, "Q8_0 bytes as gguf-py's")
+        for info in layout.parameters {
+            let t = try #require(tensors[GGUFModel.tensorName(info)], "\(info.name)")
+            #expect(t[0] as? [Int] == Array(info.shape.reversed()), "\(info.name)")
+            #expect(t[1] as? String == (info.shape.count == 1 ? "F32" : info.shape[1] % 32 == 0 ? "Q8_0" : "F16"))
+        }
+    }
+}
