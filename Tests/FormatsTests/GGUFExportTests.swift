@@ -95,15 +95,7 @@ struct GGUFExportTests {
         #expect(try greedy(reloaded) == greedy(original))
     }
 
-    static let ggufPy: Bool = {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", "import gguf"]
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return false }
-        p.waitUntilExit()
-        return p.terminationStatus == 0
-    }()
+    static let ggufPy = python("import gguf")
 
     @Test("gguf-py (llama.cpp's reader library) reads the metadata, tensor shapes and types back", .enabled(if: ggufPy))
     func ggufPyReads() throws {
@@ -156,5 +148,53 @@ struct GGUFExportTests {
             #expect(t[0] as? [Int] == Array(info.shape.reversed()), "\(info.name)")
             #expect(t[1] as? String == (info.shape.count == 1 ? "F32" : info.shape[1] % 32 == 0 ? "Q8_0" : "F16"))
         }
+    }
+
+    static let llamaCpp = python("import llama_cpp")
+
+    /// Whether python3 runs `code` without error.
+    static func python(_ code: String) -> Bool {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", code]
+        (p.standardOutput, p.standardError) = (FileHandle.nullDevice, FileHandle.nullDevice)
+        guard (try? p.run()) != nil else { return false }
+        p.waitUntilExit()
+        return p.terminationStatus == 0
+    }
+
+    @Test(
+        "llama.cpp (llama-cpp-python) loads stories260K exported as F32 and decodes the same 30 greedy tokens",
+        .enabled(if: SharedReal.available && llamaCpp))
+    func llamaCppGreedy() throws {
+        let original = try ModelFile.load(SharedReal.model, tokenizer: SharedReal.tokenizer, ledger: MemoryLedger())
+        let path = Self.path("llama-cpp")
+        try GGUFModel.export(original, to: path, type: .f32)
+        let prompt = "Once upon a time"
+        var sampler = Sampler(temperature: 0, seed: 0)
+        let ids = [1] + original.tokenizer.encode(prompt)
+        let ours = try original.model.generate(prompt: ids, maxNewTokens: 30, sampler: &sampler)
+        let script = """
+            import json, sys
+            from llama_cpp import Llama
+            llm = Llama(model_path=sys.argv[1], n_ctx=128, verbose=False, n_threads=2)
+            prompt = llm.tokenize(sys.argv[2].encode(), add_bos=True, special=False)
+            out = []
+            for t in llm.generate(prompt, temp=0.0, top_k=1, top_p=1.0, repeat_penalty=1.0):
+                if len(out) == 30: break
+                out.append(t)
+            print(json.dumps({"prompt": prompt, "ids": out}))
+            """
+        let p = Process(), out = Pipe()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script, path, prompt]
+        (p.standardOutput, p.standardError) = (out, FileHandle.nullDevice)
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        try #require(p.terminationStatus == 0)
+        let read = try #require(try JSONSerialization.jsonObject(with: data) as? [String: [Int]])
+        #expect(read["prompt"] == ids.map(Int.init), "the prompt's ids")
+        #expect(read["ids"] == ours.map(Int.init), "llama.cpp's greedy tokens")
     }
 }
