@@ -2,7 +2,8 @@ import Foundation
 import Llama
 import TensorCore
 
-/// Writes a loaded model as a `llama`-architecture GGUF file that llama.cpp reads: the architecture metadata, the
+/// Writes a loaded model as a `llama`- or (with q/k/v biases) `qwen2`-architecture GGUF file that llama.cpp reads: the
+/// architecture metadata, the
 /// tokenizer (tokens, merges or scores, token types, special ids, chat template) and the tensors named as
 /// llama.cpp's converter names them, with the query and key rows in its RoPE order (adjacent pairs).
 extension GGUFModel {
@@ -33,29 +34,37 @@ extension GGUFModel {
                 tensorType = .f16
                 notes.append("\(tensorName(info)): rows of \(info.shape[1]) do not fill Q8_0 blocks of 32; written F16")
             }
-            let permute = c.ropeLayout == .rotateHalf && (info.role == .query || info.role == .key)
+            // llama.cpp's llama architecture rotates adjacent pairs; its qwen2 rotates halves, as Hugging Face does.
+            let target: RoPELayout = c.attentionBias ? .rotateHalf : .adjacentPairs
+            let permute = c.ropeLayout != target && (info.role == .query || info.role == .key)
             tensors.append(
                 GGUFWriter.Tensor(name: tensorName(info), dims: info.shape.reversed(), type: tensorType) {
                     var values = m.store.withFloats(id) { Array($0) }
                     if permute {
-                        values = adjacentPairOrder(
-                            values, heads: info.shape[0] / c.headDim, headDim: c.headDim, columns: info.shape[1])
+                        let (heads, columns) = (info.shape[0] / c.headDim, info.shape[1])
+                        values =
+                            target == .adjacentPairs
+                            ? adjacentPairOrder(values, heads: heads, headDim: c.headDim, columns: columns)
+                            : HFDirectory.rotateHalfOrder(values, heads: heads, headDim: c.headDim, columns: columns)
                     }
                     return encode(values, as: tensorType)
                 })
         }
         let fileType: UInt32 = [.f32: 0, .f16: 1, .q8_0: 7, .bf16: 32][type] ?? 0
+        let arch = c.attentionBias ? "qwen2" : "llama"
         var metadata: [(String, GGUFWriter.Value)] = [
-            ("general.architecture", .string("llama")), ("general.name", .string("LeanTune export")),
+            ("general.architecture", .string(arch)), ("general.name", .string("LeanTune export")),
             ("general.file_type", .uint32(fileType)),
-            ("llama.context_length", .uint32(UInt32(c.maxSequenceLength))),
-            ("llama.embedding_length", .uint32(UInt32(c.dim))), ("llama.block_count", .uint32(UInt32(c.layerCount))),
-            ("llama.feed_forward_length", .uint32(UInt32(c.ffnDim))),
-            ("llama.attention.head_count", .uint32(UInt32(c.headCount))),
-            ("llama.attention.head_count_kv", .uint32(UInt32(c.kvHeadCount))),
-            ("llama.attention.layer_norm_rms_epsilon", .float32(c.normEpsilon)),
-            ("llama.rope.freq_base", .float32(c.ropeTheta)), ("llama.rope.dimension_count", .uint32(UInt32(c.headDim))),
-            ("llama.vocab_size", .uint32(UInt32(c.vocabSize))),
+            ("\(arch).context_length", .uint32(UInt32(c.maxSequenceLength))),
+            ("\(arch).embedding_length", .uint32(UInt32(c.dim))),
+            ("\(arch).block_count", .uint32(UInt32(c.layerCount))),
+            ("\(arch).feed_forward_length", .uint32(UInt32(c.ffnDim))),
+            ("\(arch).attention.head_count", .uint32(UInt32(c.headCount))),
+            ("\(arch).attention.head_count_kv", .uint32(UInt32(c.kvHeadCount))),
+            ("\(arch).attention.layer_norm_rms_epsilon", .float32(c.normEpsilon)),
+            ("\(arch).rope.freq_base", .float32(c.ropeTheta)),
+            ("\(arch).rope.dimension_count", .uint32(UInt32(c.headDim))),
+            ("\(arch).vocab_size", .uint32(UInt32(c.vocabSize))),
         ]
         metadata += try tokenizerMetadata(loaded, path: path)
         try GGUFWriter.write(metadata: metadata, tensors: tensors, to: path)

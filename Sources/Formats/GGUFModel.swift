@@ -1,10 +1,11 @@
 import Llama
 import TensorCore
 
-/// Reads a `llama`-architecture GGUF file into an fp32 model. llama.cpp's converter permutes the
-/// query and key rows so that RoPE rotates adjacent pairs; the model is configured accordingly.
+/// Reads a `llama`- or `qwen2`-architecture GGUF file into an fp32 model. For llama, llama.cpp's converter permutes
+/// the query and key rows so that RoPE rotates adjacent pairs; qwen2 keeps Hugging Face's rotate-half order and has
+/// q/k/v biases. The model is configured accordingly.
 public enum GGUFModel {
-    public static let supportedArchitectures = ["llama"]
+    public static let supportedArchitectures = ["llama", "qwen2"]
 
     /// The configuration described by the file's metadata.
     public static func config(_ gguf: GGUFFile) throws -> LlamaConfig {
@@ -33,8 +34,10 @@ public enum GGUFModel {
             headCount: heads, kvHeadCount: m["\(arch).attention.head_count_kv"]?.int ?? heads, vocabSize: vocab,
             maxSequenceLength: try int("context_length"),
             normEpsilon: Float(m["\(arch).attention.layer_norm_rms_epsilon"]?.double ?? 1e-5),
-            ropeTheta: Float(m["\(arch).rope.freq_base"]?.double ?? 10000), ropeLayout: .adjacentPairs,
-            tiedEmbeddings: gguf.tensors["output.weight"] == nil)
+            ropeTheta: Float(m["\(arch).rope.freq_base"]?.double ?? 10000),
+            ropeLayout: arch == "qwen2" ? .rotateHalf : .adjacentPairs,
+            tiedEmbeddings: gguf.tensors["output.weight"] == nil,
+            attentionBias: arch == "qwen2")
         do { try config.validate() } catch let e as LlamaError {
             throw FormatError(file: gguf.path, problem: e.description, fix: "The metadata is inconsistent.")
         }
@@ -58,8 +61,11 @@ public enum GGUFModel {
             case .down: "ffn_down"
             case .finalNorm: "output_norm"
             case .head: "output"
+            case .queryBias: "attn_q"
+            case .keyBias: "attn_k"
+            case .valueBias: "attn_v"
             }
-        return block + name + ".weight"
+        return block + name + (info.role.kind == .bias ? ".bias" : ".weight")
     }
 
     /// Dequantizes every tensor into an fp32 store.

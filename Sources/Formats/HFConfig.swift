@@ -2,7 +2,7 @@ import Llama
 
 /// Hugging Face `config.json` ↔ ``LlamaConfig`` for the Llama architecture under its names.
 public enum HFConfig {
-    public static let architectures = ["LlamaForCausalLM", "MistralForCausalLM"]
+    public static let architectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"]
 
     /// Reads a parsed config.json; anything LeanTune's Llama cannot represent is refused by name.
     public static func parse(_ j: [String: Any], file: String) throws -> LlamaConfig {
@@ -14,8 +14,8 @@ public enum HFConfig {
             throw fail(
                 "architecture '\(arch)' is not supported",
                 """
-                Supported: \(architectures.joined(separator: ", ")) (Llama 2/3/3.2, TinyLlama, SmolLM, Mistral without \
-                sliding window).
+                Supported: \(architectures.joined(separator: ", ")) (Llama 2/3/3.2, TinyLlama, SmolLM, Qwen2/2.5, \
+                Mistral and Qwen2 without sliding window).
                 """
             )
         }
@@ -30,7 +30,9 @@ public enum HFConfig {
         func double(_ key: String, default d: Double) -> Double {
             (j[key] as? Double) ?? (j[key] as? Int).map(Double.init) ?? d
         }
-        if let window = j["sliding_window"] as? Int {
+        // Qwen2 configs carry a sliding_window that applies only with use_sliding_window.
+        let qwen2 = arch == "Qwen2ForCausalLM"
+        if let window = j["sliding_window"] as? Int, !qwen2 || (j["use_sliding_window"] as? Bool) == true {
             throw fail(
                 "sliding_window \(window) is set",
                 "Sliding-window attention is not supported; set \"sliding_window\": null if the model does not need it."
@@ -56,7 +58,7 @@ public enum HFConfig {
             normEpsilon: Float(double("rms_norm_eps", default: 1e-6)),
             ropeTheta: Float(double("rope_theta", default: 10000)),
             ropeLayout: .rotateHalf, ropeScaling: try scaling(j["rope_scaling"], fail),
-            tiedEmbeddings: (j["tie_word_embeddings"] as? Bool) ?? false)
+            tiedEmbeddings: (j["tie_word_embeddings"] as? Bool) ?? false, attentionBias: qwen2)
         do { try config.validate() } catch let e as LlamaError { throw fail(e.description, "Fix config.json.") }
         return config
     }
@@ -98,13 +100,14 @@ public enum HFConfig {
     /// config.json for `c` (always rotate-half RoPE: export permutes GGUF/llama2.c query and key rows).
     public static func json(_ c: LlamaConfig, bos: Int32?, eos: Int32?) -> [String: Any] {
         var j: [String: Any] = [
-            "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_act": "silu",
+            "architectures": [c.attentionBias ? "Qwen2ForCausalLM" : "LlamaForCausalLM"],
+            "model_type": c.attentionBias ? "qwen2" : "llama", "hidden_act": "silu",
             "hidden_size": c.dim, "intermediate_size": c.ffnDim, "num_hidden_layers": c.layerCount,
             "num_attention_heads": c.headCount, "num_key_value_heads": c.kvHeadCount, "vocab_size": c.vocabSize,
             "max_position_embeddings": c.maxSequenceLength, "rms_norm_eps": Double("\(c.normEpsilon)")!,
             "rope_theta": Double("\(c.ropeTheta)")!, "tie_word_embeddings": c.tiedEmbeddings, "torch_dtype": "float32",
-            "attention_bias": false, "mlp_bias": false,
         ]
+        if !c.attentionBias { (j["attention_bias"], j["mlp_bias"]) = (false, false) }  // Qwen2 has neither key
         if let bos { j["bos_token_id"] = Int(bos) }
         if let eos { j["eos_token_id"] = Int(eos) }
         switch c.ropeScaling {

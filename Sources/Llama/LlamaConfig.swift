@@ -32,12 +32,16 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
     public var ropeScaling: RoPEScaling?
     /// The LM head reuses the token embedding.
     public var tiedEmbeddings: Bool
+    /// The query, key and value projections add a bias (Qwen2, Qwen2.5).
+    public var attentionBias: Bool
 
     public init(
         dim: Int, ffnDim: Int, layerCount: Int, headCount: Int, kvHeadCount: Int, vocabSize: Int,
         maxSequenceLength: Int, normEpsilon: Float = 1e-5, ropeTheta: Float = 10000,
-        ropeLayout: RoPELayout = .rotateHalf, ropeScaling: RoPEScaling? = nil, tiedEmbeddings: Bool = true
+        ropeLayout: RoPELayout = .rotateHalf, ropeScaling: RoPEScaling? = nil, tiedEmbeddings: Bool = true,
+        attentionBias: Bool = false
     ) {
+        self.attentionBias = attentionBias
         self.dim = dim
         self.ffnDim = ffnDim
         self.layerCount = layerCount

@@ -108,6 +108,9 @@ extension LlamaModel {
         projectBackward(p.query, dy: dq, x: ws.normed, rows: n, dx: dNormed, accumulate: false, sink)
         projectBackward(p.key, dy: dk, x: ws.normed, rows: n, dx: dNormed, accumulate: true, sink)
         projectBackward(p.value, dy: dv, x: ws.normed, rows: n, dx: dNormed, accumulate: true, sink)
+        biasBackward(p.queryBias, dy: dq, rows: n, sink)
+        biasBackward(p.keyBias, dy: dk, rows: n, sink)
+        biasBackward(p.valueBias, dy: dv, rows: n, sink)
         withFloats(p.attentionNorm) { w in
             RMSNorm.backward(
                 dNormed, x, w, rstd: a.rstdAttention, dx: dx,
@@ -118,6 +121,15 @@ extension LlamaModel {
 
     /// For y = x·Wᵀ: dx (+)= dy·W and dW += dyᵀ·x (into the sink). dy [n, out], x [n, in]; `bits`: x's bf16 bits where
     /// they are kept, the dW product's operand then (x itself is not rounded again).
+    /// For y = x·Wᵀ + b: db += Σ_rows dy (dy [n, width]).
+    func biasBackward(_ id: ParameterID?, dy: UnsafePointer<Float>, rows n: Int, _ sink: any GradientSink) {
+        guard let id, sink.wants(id) else { return }
+        let width = layout.parameters[id].count, db = sink.accumulator(for: id)
+        for r in 0..<n {
+            for j in 0..<width { db[j] += dy[r * width + j] }
+        }
+    }
+
     func projectBackward(
         _ id: ParameterID, dy: UnsafePointer<Float>, x: UnsafePointer<Float>, bits: UnsafePointer<UInt16>? = nil,
         rows n: Int,

@@ -74,6 +74,17 @@ extension LlamaModel {
     }
 
     /// y [n, out] = x [n, in] · Wᵀ (+ y when `accumulate`); x from ``activation(_:count:)``.
+    /// y[r, :] += b for each of `n` rows (no-op without a bias).
+    func addBias(_ id: ParameterID?, to y: UnsafeMutablePointer<Float>, rows n: Int) {
+        guard let id else { return }
+        withFloats(id) { b in
+            let width = layout.parameters[id].count
+            for r in 0..<n {
+                for j in 0..<width { y[r * width + j] += b[j] }
+            }
+        }
+    }
+
     func project(
         _ id: ParameterID, _ x: GEMMOperand, rows n: Int, into y: UnsafeMutablePointer<Float>,
         accumulate: Bool = false

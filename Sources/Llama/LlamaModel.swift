@@ -146,6 +146,9 @@ public final class LlamaModel {
         project(p.query, normed, rows: n, into: a.q)
         project(p.key, normed, rows: n, into: kNew)
         project(p.value, normed, rows: n, into: vNew)
+        addBias(p.queryBias, to: a.q, rows: n)
+        addBias(p.keyBias, to: kNew, rows: n)
+        addBias(p.valueBias, to: vNew, rows: n)
         rope.apply(a.q, rows: n, heads: c.headCount)
         rope.apply(kNew, rows: n, heads: c.kvHeadCount)
         Attention.forward(

@@ -16,11 +16,14 @@ public enum ParameterKind: String, Sendable, Codable {
 /// What a parameter is; methods choose treatment by role (e.g. no weight decay on norms).
 public enum ParameterRole: String, Sendable, Codable {
     case embedding, attentionNorm, query, key, value, output, ffnNorm, gate, up, down, finalNorm, head
+    /// The biases of the query, key and value projections (Qwen2).
+    case queryBias, keyBias, valueBias
 
     public var kind: ParameterKind {
         switch self {
         case .attentionNorm, .ffnNorm, .finalNorm: .scale
         case .embedding, .query, .key, .value, .output, .gate, .up, .down, .head: .matrix
+        case .queryBias, .keyBias, .valueBias: .bias
         }
     }
 
@@ -29,7 +32,7 @@ public enum ParameterRole: String, Sendable, Codable {
     public var isBlockMatrix: Bool {
         switch self {
         case .query, .key, .value, .output, .gate, .up, .down: true
-        case .embedding, .head, .attentionNorm, .ffnNorm, .finalNorm: false
+        case .embedding, .head, .attentionNorm, .ffnNorm, .finalNorm, .queryBias, .keyBias, .valueBias: false
         }
     }
 
@@ -61,9 +64,14 @@ public struct ParameterInfo: Sendable, Equatable {
 /// The ids of one decoder layer's parameters.
 public struct LayerParameterIDs: Sendable, Equatable {
     public let attentionNorm, query, key, value, output, ffnNorm, gate, up, down: ParameterID
+    /// The projections' biases, where the configuration has them.
+    public let queryBias, keyBias, valueBias: ParameterID?
 
     /// In the order backward finishes them.
-    public var all: [ParameterID] { [down, up, gate, ffnNorm, output, value, key, query, attentionNorm] }
+    public var all: [ParameterID] {
+        [down, up, gate, ffnNorm, output, value] + [valueBias].compactMap { $0 } + [key]
+            + [keyBias].compactMap { $0 } + [query] + [queryBias].compactMap { $0 } + [attentionNorm]
+    }
 }
 
 /// Every parameter of a Llama model laid out in one slab, with named per-layer views.
@@ -89,17 +97,22 @@ public struct ParameterLayout: Sendable, Equatable {
         var layers: [LayerParameterIDs] = []
         for l in 0..<c.layerCount {
             let p = "model.layers.\(l)."
+            let attentionNorm = add(p + "input_layernorm.weight", [c.dim], .attentionNorm, l)
+            let query = add(p + "self_attn.q_proj.weight", [c.dim, c.dim], .query, l)
+            let queryBias = c.attentionBias ? add(p + "self_attn.q_proj.bias", [c.dim], .queryBias, l) : nil
+            let key = add(p + "self_attn.k_proj.weight", [c.kvDim, c.dim], .key, l)
+            let keyBias = c.attentionBias ? add(p + "self_attn.k_proj.bias", [c.kvDim], .keyBias, l) : nil
+            let value = add(p + "self_attn.v_proj.weight", [c.kvDim, c.dim], .value, l)
+            let valueBias = c.attentionBias ? add(p + "self_attn.v_proj.bias", [c.kvDim], .valueBias, l) : nil
             layers.append(
                 LayerParameterIDs(
-                    attentionNorm: add(p + "input_layernorm.weight", [c.dim], .attentionNorm, l),
-                    query: add(p + "self_attn.q_proj.weight", [c.dim, c.dim], .query, l),
-                    key: add(p + "self_attn.k_proj.weight", [c.kvDim, c.dim], .key, l),
-                    value: add(p + "self_attn.v_proj.weight", [c.kvDim, c.dim], .value, l),
+                    attentionNorm: attentionNorm, query: query, key: key, value: value,
                     output: add(p + "self_attn.o_proj.weight", [c.dim, c.dim], .output, l),
                     ffnNorm: add(p + "post_attention_layernorm.weight", [c.dim], .ffnNorm, l),
                     gate: add(p + "mlp.gate_proj.weight", [c.ffnDim, c.dim], .gate, l),
                     up: add(p + "mlp.up_proj.weight", [c.ffnDim, c.dim], .up, l),
-                    down: add(p + "mlp.down_proj.weight", [c.dim, c.ffnDim], .down, l)))
+                    down: add(p + "mlp.down_proj.weight", [c.dim, c.ffnDim], .down, l), queryBias: queryBias,
+                    keyBias: keyBias, valueBias: valueBias))
         }
         self.layers = layers
         finalNorm = add("model.norm.weight", [c.dim], .finalNorm)

@@ -8,7 +8,7 @@ public enum ParameterGroup: String, Sendable, Codable, CaseIterable, Comparable 
     case head
     /// RMSNorm scales.
     case norms
-    /// q, k, v and o projections.
+    /// q, k, v and o projections (and the biases of q, k and v).
     case attention
     /// gate, up and down projections.
     case mlp
@@ -19,7 +19,7 @@ public enum ParameterGroup: String, Sendable, Codable, CaseIterable, Comparable 
             case .embedding: .embedding
             case .head: .head
             case .attentionNorm, .ffnNorm, .finalNorm: .norms
-            case .query, .key, .value, .output: .attention
+            case .query, .key, .value, .output, .queryBias, .keyBias, .valueBias: .attention
             case .gate, .up, .down: .mlp
             }
     }
