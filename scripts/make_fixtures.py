@@ -6,6 +6,7 @@ under Tests/Fixtures:
     python3 scripts/make_fixtures.py            # model parity (torch), GGUF blocks (gguf), RoPE scaling (transformers)
     python3 scripts/make_fixtures.py --smollm2 cache/SmolLM2-135M-Instruct.Q4_1.gguf   # tokenizer ids too
     python3 scripts/make_fixtures.py --optimizers   # only the optimizer trajectories (torch, lion-pytorch)
+    python3 scripts/make_fixtures.py --architectures   # only the architecture checkpoints (transformers)
 
 Model parity (llm.c's test_gpt2 pattern): for each tiny configuration a random Llama (parameters
 drawn in float32, math in float64) runs one batch with a masked target; the inputs, logits, mean
@@ -213,6 +214,64 @@ def make_optimizer_steps(name, c, seed, steps=10):
             losses.append(loss.item())
         out[opt_name] = {"hyperparameters": h, "losses": losses}
     return out
+
+
+ARCHITECTURES = {
+    # q/k/v biases; tied embeddings as the small Qwen2.5 models
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", dict(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=64, rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True,
+        use_sliding_window=False, sliding_window=None)),
+}
+
+
+def make_architecture(name, seed=7):
+    """A small random checkpoint of one architecture, written with transformers' save_pretrained into
+    Tests/Fixtures/architectures/NAME/ with a byte-level BPE tokenizer of 260 tokens, and reference.json: a batch's
+    inputs and targets, its mean loss, every parameter's gradient, the logits and 20 greedy tokens."""
+    import transformers
+    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    config_class, model_class, settings = ARCHITECTURES[name]
+    out = OUT / "architectures" / name
+    out.mkdir(parents=True, exist_ok=True)
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {c: i for i, c in enumerate(sorted(alphabet))}
+    merges = [("t", "h"), ("th", "e"), ("Ġ", "t"), ("Ġt", "h")]
+    for a, b in merges:
+        vocab[a + b] = len(vocab)
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.save(str(out / "tokenizer.json"))
+    (out / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast"}) + "\n")
+    torch.manual_seed(seed)
+    config = getattr(transformers, config_class)(vocab_size=len(vocab), bos_token_id=None, eos_token_id=None, **settings)
+    model = getattr(transformers, model_class)(config).float()
+    with torch.no_grad():  # biases and norms away from their zero and one initialisation, so that they matter
+        for pname, p in model.named_parameters():
+            if pname.endswith(".bias"):
+                p.normal_(0, 0.3)
+            elif p.dim() == 1:
+                p.copy_(1 + 0.2 * torch.randn_like(p))
+            else:
+                p.normal_(0, 0.3)
+    model.save_pretrained(out, safe_serialization=True)
+    g = torch.Generator().manual_seed(seed)
+    seq = torch.randint(0, len(vocab), (2, 9), generator=g)
+    inputs, targets = seq[:, :-1], seq[:, 1:]
+    model = model.double()
+    logits = model(input_ids=inputs).logits
+    loss = F.cross_entropy(logits.reshape(-1, len(vocab)), targets.reshape(-1))
+    loss.backward()
+    greedy = model.generate(input_ids=inputs[:1, :4], max_new_tokens=20, do_sample=False, min_new_tokens=20)
+    reference = {
+        "inputs": inputs.flatten().tolist(), "targets": targets.flatten().tolist(), "batch": 2, "length": 8,
+        "loss": loss.item(), "logits": [float(f"{v:.9g}") for v in logits.detach().flatten().tolist()],
+        "gradients": {n: [float(f"{v:.9g}") for v in p.grad.flatten().tolist()] for n, p in model.named_parameters()},
+        "prompt": inputs[0, :4].tolist(), "greedy": greedy[0, 4:].tolist(),
+    }
+    (out / "reference.json").write_text(json.dumps(reference, separators=(",", ":")) + "\n")
+    print(f"{out.relative_to(OUT.parent.parent)}: loss {loss.item():.6f}")
 
 
 def make_schedules_and_clipping():
@@ -505,6 +564,10 @@ if __name__ == "__main__":
     import torch
     import torch.nn.functional as F
     torch.set_default_dtype(torch.float64)
+    if "--architectures" in sys.argv:
+        for name in ARCHITECTURES:
+            make_architecture(name)
+        sys.exit(0)
     trajectories = {}
     for i, (name, config) in enumerate(CONFIGS.items()):
         if "--optimizers" not in sys.argv:  # --optimizers: only Tests/Fixtures/optimizer-steps.json

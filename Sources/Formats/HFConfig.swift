@@ -44,6 +44,8 @@ public enum HFConfig {
         for key in ["attention_bias", "mlp_bias"] where (j[key] as? Bool) == true {
             throw fail("'\(key)' is true", "Projections with biases are not supported.")
         }
+        // transformers 5 writes rope_theta and the scaling together as rope_parameters.
+        let parameters = j["rope_parameters"] as? [String: Any] ?? [:]
         let dim = try int("hidden_size"), heads = try int("num_attention_heads")
         if let headDim = j["head_dim"] as? Int, headDim.multipliedReportingOverflow(by: heads) != (dim, false) {
             throw fail(
@@ -56,8 +58,8 @@ public enum HFConfig {
             vocabSize: try int("vocab_size"),
             maxSequenceLength: j["max_position_embeddings"] == nil ? 2048 : try int("max_position_embeddings"),
             normEpsilon: Float(double("rms_norm_eps", default: 1e-6)),
-            ropeTheta: Float(double("rope_theta", default: 10000)),
-            ropeLayout: .rotateHalf, ropeScaling: try scaling(j["rope_scaling"], fail),
+            ropeTheta: Float((parameters["rope_theta"] as? Double) ?? double("rope_theta", default: 10000)),
+            ropeLayout: .rotateHalf, ropeScaling: try scaling(j["rope_scaling"] ?? j["rope_parameters"], fail),
             tiedEmbeddings: (j["tie_word_embeddings"] as? Bool) ?? false, attentionBias: qwen2)
         do { try config.validate() } catch let e as LlamaError { throw fail(e.description, "Fix config.json.") }
         return config

@@ -67,10 +67,12 @@ struct MethodRegistryTests {
         #expect(RunConfig.methodKeys == Set(types.keys))
     }
 
-    @Test("every catalog entry makes valid options, a memory plan and, on a tiny model, a method that steps")
+    @Test(
+        "every catalog entry makes valid options, a memory plan and, with q/k/v biases, a step that moves them")
     func catalog() throws {
         let c = LlamaConfig(
-            dim: 16, ffnDim: 32, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 24, maxSequenceLength: 32)
+            dim: 16, ffnDim: 32, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 24, maxSequenceLength: 32,
+            attentionBias: true)
         for entry in MethodCatalog.entries {
             var o = try RunConfig.resolve(yaml: nil, overrides: entry.settings + ["train.seq=16"]).trainingOptions()
             (o.lowRank.policy, o.lsp.size) = (
@@ -86,7 +88,10 @@ struct MethodRegistryTests {
                 examples: (0..<8).map { i in
                     .init(ids: (0..<12).map { Int32(($0 + i) % 24) }, trained: (0..<12).map { $0 > 0 })
                 }, options: o)
+            let bias = try #require(model.layout.layers[0].queryBias)
+            let before = model.store.withFloats(bias) { Array($0) }
             #expect(try trainer.runStep().loss.isFinite, "\(entry.label)")
+            #expect(model.store.withFloats(bias) { Array($0) } != before, "\(entry.label): the query bias did not move")
         }
     }
 

@@ -1,0 +1,144 @@
+import Foundation
+import TestSupport
+import Testing
+@testable import Formats
+import Llama
+import TensorCore
+
+/// Each architecture against transformers: a small random checkpoint written by its own `save_pretrained`
+/// (scripts/make_fixtures.py --architectures), with the reference loss, gradients, logits and greedy tokens.
+@Suite("Architecture parity")
+struct ArchitectureTests {
+    struct Reference: Decodable {
+        let inputs: [Int32], targets: [Int32], batch: Int, length: Int
+        let loss: Double, logits: [Double]
+        let gradients: [String: [Double]]
+        let prompt: [Int32], greedy: [Int32]
+    }
+
+    static let families = ["qwen2"]
+
+    static func load(_ name: String) throws -> (LoadedModel, Reference) {
+        let dir = fixtureURL("architectures/\(name)")
+        let reference = try JSONDecoder().decode(
+            Reference.self, from: Data(contentsOf: dir.appendingPathComponent("reference.json")))
+        return (try HFDirectory.load(dir.path, ledger: MemoryLedger()), reference)
+    }
+
+    /// max |a − b| / max |b|: the error relative to the tensor's scale.
+    static func relativeError(_ a: some Collection<Float>, _ b: [Double]) -> Double {
+        let scale = b.map(abs).max() ?? 0
+        return zip(a, b).map { abs(Double($0) - $1) }.max().map { $0 / max(scale, 1e-30) } ?? 0
+    }
+
+    @Test("loss within 1e-4 and every gradient within 1e-3 of transformers'", arguments: families)
+    func lossAndGradients(family: String) throws {
+        let (loaded, r) = try Self.load(family)
+        let model = loaded.model
+        let batch = TokenBatch(batchSize: r.batch, length: r.length, inputs: r.inputs, targets: r.targets)
+        let grads = GradientSlab(layout: model.layout, ledger: MemoryLedger())
+        let loss = try model.lossAndGradients(batch, into: grads)
+        #expect(abs(loss.mean - r.loss) <= 1e-4 * r.loss, "\(family): loss \(loss.mean) vs \(r.loss)")
+        var checked = 0
+        for (id, info) in model.layout.parameters.enumerated() {
+            let expected = try #require(r.gradients[info.name], "\(info.name) has no reference gradient")
+            let error = Self.relativeError(grads.view(id), expected)
+            #expect(error <= 1e-3, "\(family) \(info.name): relative gradient error \(error)")
+            checked += 1
+        }
+        #expect(checked == r.gradients.count, "every reference tensor is a parameter")
+        let logits = try model.logits(batch)
+        #expect(Self.relativeError(logits, r.logits) <= 1e-4, "\(family): logits")
+    }
+
+    @Test("greedy generation equals transformers' for 20 tokens", arguments: families)
+    func greedy(family: String) throws {
+        let (loaded, r) = try Self.load(family)
+        var sampler = Sampler(temperature: 0, seed: 0)
+        #expect(try loaded.model.generate(prompt: r.prompt, maxNewTokens: 20, sampler: &sampler) == r.greedy)
+    }
+
+    @Test("export back to a Hugging Face directory reloads to the same weights and logits", arguments: families)
+    func exportRoundTrip(family: String) throws {
+        let (loaded, r) = try Self.load(family)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("leantune-arch-\(getpid())-\(family)")
+            .path
+        try? FileManager.default.removeItem(atPath: dir)
+        try HFDirectory.export(loaded, to: dir)
+        let again = try HFDirectory.load(dir, ledger: MemoryLedger())
+        #expect(again.model.config == loaded.model.config)
+        let batch = TokenBatch(batchSize: r.batch, length: r.length, inputs: r.inputs, targets: r.targets)
+        #expect(try again.model.logits(batch) == loaded.model.logits(batch))
+    }
+
+    @Test("GGUF export of each architecture reads back to the same logits", arguments: families)
+    func ggufRoundTrip(family: String) throws {
+        let (loaded, r) = try Self.load(family)
+        let path = GGUFExportTests.path("arch-\(family)")
+        try GGUFModel.export(loaded, to: path, type: .f32)
+        let again = try ModelFile.load(path, tokenizer: nil, ledger: MemoryLedger())
+        #expect(again.model.config == loaded.model.config)
+        let batch = TokenBatch(batchSize: r.batch, length: r.length, inputs: r.inputs, targets: r.targets)
+        #expect(try again.model.logits(batch) == loaded.model.logits(batch))
+    }
+
+    @Test(
+        "llama.cpp (llama-cpp-python) runs the GGUF export of each architecture to transformers' greedy tokens",
+        .enabled(if: GGUFExportTests.llamaCpp), arguments: families)
+    func llamaCppGreedy(family: String) throws {
+        let (loaded, r) = try Self.load(family)
+        let path = GGUFExportTests.path("arch-llama-cpp-\(family)")
+        try GGUFModel.export(loaded, to: path, type: .f32)
+        let script = """
+            import json, sys
+            from llama_cpp import Llama
+            llm = Llama(model_path=sys.argv[1], n_ctx=64, verbose=False, n_threads=2)
+            out = []
+            for t in llm.generate(json.loads(sys.argv[2]), temp=0.0, top_k=1, top_p=1.0, repeat_penalty=1.0):
+                if len(out) == int(sys.argv[3]): break
+                out.append(t)
+            print(json.dumps(out))
+            """
+        let p = Process(), out = Pipe()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script, path, "\(r.prompt)", "\(r.greedy.count)"]
+        (p.standardOutput, p.standardError) = (out, FileHandle.nullDevice)
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        try #require(p.terminationStatus == 0, "llama.cpp could not run the export")
+        #expect(try JSONSerialization.jsonObject(with: data) as? [Int] == r.greedy.map(Int.init))
+    }
+
+    static let transformers = GGUFExportTests.python("import torch, transformers")
+
+    @Test(
+        "transformers loads our export of each architecture to the reference logits", .enabled(if: transformers),
+        arguments: families)
+    func transformersReadsExport(family: String) throws {
+        let (loaded, r) = try Self.load(family)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "leantune-arch-hf-\(getpid())-\(family)"
+        )
+        .path
+        try? FileManager.default.removeItem(atPath: dir)
+        try HFDirectory.export(loaded, to: dir)
+        let script = """
+            import json, sys, torch, transformers
+            model = transformers.AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float64)
+            inputs = torch.tensor(json.loads(sys.argv[2])).reshape(int(sys.argv[3]), -1)
+            print(json.dumps(model(input_ids=inputs).logits.flatten().tolist()))
+            """
+        let p = Process(), out = Pipe()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script, dir, "\(r.inputs)", "\(r.batch)"]
+        (p.standardOutput, p.standardError) = (out, FileHandle.nullDevice)
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        try #require(p.terminationStatus == 0, "transformers could not load the export")
+        let logits = try #require(try JSONSerialization.jsonObject(with: data) as? [Double])
+        #expect(logits.count == r.logits.count)
+        #expect(Self.relativeError(logits.map(Float.init), r.logits) <= 1e-5, "\(family): transformers on our export")
+    }
+}
