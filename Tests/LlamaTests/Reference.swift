@@ -110,15 +110,21 @@ enum Reference {
         let table = p(layout.embedding)
         var x = batch.inputs.flatMap { table[Int($0) * d..<(Int($0) + 1) * d] }
         let eps = Double(c.normEpsilon), theta = Double(c.ropeTheta)
+        /// y + b on every row (y unchanged without a bias).
+        func biased(_ y: [Double], _ b: ParameterID?) -> [Double] {
+            guard let b else { return y }
+            let bias = p(b)
+            return y.enumerated().map { $1 + bias[$0 % bias.count] }
+        }
         for l in layout.layers {
             let xn = rmsNorm(x, p(l.attentionNorm), rows: n, dim: d, eps: eps)
             let q = rope(
-                linear(xn, p(l.query), rows: n, out: d, in: d), rows: n, heads: c.headCount,
+                biased(linear(xn, p(l.query), rows: n, out: d, in: d), l.queryBias), rows: n, heads: c.headCount,
                 headDim: c.headDim, theta: theta, layout: c.ropeLayout, period: batch.length)
             let k = rope(
-                linear(xn, p(l.key), rows: n, out: c.kvDim, in: d), rows: n, heads: c.kvHeadCount,
-                headDim: c.headDim, theta: theta, layout: c.ropeLayout, period: batch.length)
-            let v = linear(xn, p(l.value), rows: n, out: c.kvDim, in: d)
+                biased(linear(xn, p(l.key), rows: n, out: c.kvDim, in: d), l.keyBias), rows: n,
+                heads: c.kvHeadCount, headDim: c.headDim, theta: theta, layout: c.ropeLayout, period: batch.length)
+            let v = biased(linear(xn, p(l.value), rows: n, out: c.kvDim, in: d), l.valueBias)
             let att = attention(
                 q, k, v, batch: batch.batchSize, length: batch.length, heads: c.headCount,
                 kvHeads: c.kvHeadCount, headDim: c.headDim)
@@ -175,7 +181,11 @@ enum TinyConfigs {
     static let mhaTiedAdjacent = LlamaConfig(
         dim: 12, ffnDim: 20, layerCount: 2, headCount: 3, kvHeadCount: 3, vocabSize: 18, maxSequenceLength: 16,
         normEpsilon: 1e-5, ropeTheta: 500, ropeLayout: .adjacentPairs, tiedEmbeddings: true)
-    static let all = [gqaUntiedRotateHalf, mhaTiedAdjacent]
+    /// Qwen2's q/k/v biases on the GQA shape.
+    static let gqaBiases = LlamaConfig(
+        dim: 16, ffnDim: 24, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 20, maxSequenceLength: 16,
+        normEpsilon: 1e-5, ropeTheta: 10000, ropeLayout: .rotateHalf, tiedEmbeddings: false, attentionBias: true)
+    static let all = [gqaUntiedRotateHalf, mhaTiedAdjacent, gqaBiases]
 
     /// A model with weights large enough that every path matters (std 0.3, norms around 1).
     static func model(_ c: LlamaConfig, seed: UInt64 = 7) throws -> LlamaModel {
@@ -183,6 +193,9 @@ enum TinyConfigs {
         store.initializeRandomly(Philox(seed: seed), std: 0.3)
         for (id, info) in store.layout.parameters.enumerated() where info.role.kind == .scale {
             store.update(id) { w in for i in w.indices { w[i] = 1 + 0.2 * Float(i % 5) - 0.4 } }
+        }
+        for (id, info) in store.layout.parameters.enumerated() where info.role.kind == .bias {
+            store.update(id) { w in for i in w.indices { w[i] = 0.1 * Float(i % 7) - 0.3 } }
         }
         return try LlamaModel(config: c, store: store, ledger: MemoryLedger())
     }
