@@ -222,6 +222,11 @@ ARCHITECTURES = {
         hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
         max_position_embeddings=64, rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True,
         use_sliding_window=False, sliding_window=None)),
+    # sliding-window attention: 4 keys per query in an 8-token batch, so the window masks
+    "mistral": ("MistralConfig", "MistralForCausalLM", dict(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=64, rope_theta=10000.0, rms_norm_eps=1e-5, tie_word_embeddings=False,
+        sliding_window=4, head_dim=4)),
 }
 
 

@@ -21,6 +21,11 @@ extension GGUFModel {
                 fix: "Choose one of those types.")
         }
         let m = loaded.model, c = m.config
+        guard c.slidingWindow == nil else {
+            throw FormatError(
+                file: path, problem: "the model uses sliding-window attention, which GGUF export does not write yet",
+                fix: "Export it as a Hugging Face directory (--format hf).")
+        }
         guard c.ropeScaling == nil else {
             throw FormatError(
                 file: path, problem: "the model uses RoPE scaling, which GGUF export does not write yet",

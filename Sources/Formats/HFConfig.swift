@@ -30,13 +30,21 @@ public enum HFConfig {
         func double(_ key: String, default d: Double) -> Double {
             (j[key] as? Double) ?? (j[key] as? Int).map(Double.init) ?? d
         }
-        // Qwen2 configs carry a sliding_window that applies only with use_sliding_window.
+        // Qwen2 configs carry a sliding_window that applies only with use_sliding_window, in the layers that
+        // layer_types marks "sliding_attention" (transformers 5) or from max_window_layers on (before).
         let qwen2 = arch == "Qwen2ForCausalLM"
-        if let window = j["sliding_window"] as? Int, !qwen2 || (j["use_sliding_window"] as? Bool) == true {
-            throw fail(
-                "sliding_window \(window) is set",
-                "Sliding-window attention is not supported; set \"sliding_window\": null if the model does not need it."
-            )
+        var window: Int?, slidingLayers: [Bool]?
+        if let w = JSONNumber.integer(j["sliding_window"]), !qwen2 || (j["use_sliding_window"] as? Bool) == true {
+            guard w > 0 else {
+                throw fail("sliding_window is \(w)", "It must be a positive number of tokens, or null.")
+            }
+            window = w
+            let layerCount = JSONNumber.integer(j["num_hidden_layers"]) ?? 0
+            if let types = j["layer_types"] as? [String] {
+                slidingLayers = types.map { $0 == "sliding_attention" }
+            } else if qwen2, let first = JSONNumber.integer(j["max_window_layers"]) {
+                slidingLayers = (0..<max(0, layerCount)).map { $0 >= first }
+            }
         }
         if let act = j["hidden_act"] as? String, act != "silu" {
             throw fail("hidden_act '\(act)' is not supported", "Only SwiGLU with silu is supported.")
@@ -60,7 +68,8 @@ public enum HFConfig {
             normEpsilon: Float(double("rms_norm_eps", default: 1e-6)),
             ropeTheta: Float((parameters["rope_theta"] as? Double) ?? double("rope_theta", default: 10000)),
             ropeLayout: .rotateHalf, ropeScaling: try scaling(j["rope_scaling"] ?? j["rope_parameters"], fail),
-            tiedEmbeddings: (j["tie_word_embeddings"] as? Bool) ?? false, attentionBias: qwen2)
+            tiedEmbeddings: (j["tie_word_embeddings"] as? Bool) ?? false, attentionBias: qwen2, slidingWindow: window,
+            slidingLayers: slidingLayers)
         do { try config.validate() } catch let e as LlamaError { throw fail(e.description, "Fix config.json.") }
         return config
     }
@@ -101,15 +110,26 @@ public enum HFConfig {
 
     /// config.json for `c` (always rotate-half RoPE: export permutes GGUF/llama2.c query and key rows).
     public static func json(_ c: LlamaConfig, bos: Int32?, eos: Int32?) -> [String: Any] {
+        // Qwen2 for biases; Mistral for a sliding window without them (Llama has no window); else Llama.
+        let (architecture, modelType) =
+            c.attentionBias
+            ? ("Qwen2ForCausalLM", "qwen2")
+            : c.slidingWindow != nil ? ("MistralForCausalLM", "mistral") : ("LlamaForCausalLM", "llama")
         var j: [String: Any] = [
-            "architectures": [c.attentionBias ? "Qwen2ForCausalLM" : "LlamaForCausalLM"],
-            "model_type": c.attentionBias ? "qwen2" : "llama", "hidden_act": "silu",
+            "architectures": [architecture], "model_type": modelType, "hidden_act": "silu",
             "hidden_size": c.dim, "intermediate_size": c.ffnDim, "num_hidden_layers": c.layerCount,
             "num_attention_heads": c.headCount, "num_key_value_heads": c.kvHeadCount, "vocab_size": c.vocabSize,
             "max_position_embeddings": c.maxSequenceLength, "rms_norm_eps": Double("\(c.normEpsilon)")!,
             "rope_theta": Double("\(c.ropeTheta)")!, "tie_word_embeddings": c.tiedEmbeddings, "torch_dtype": "float32",
         ]
-        if !c.attentionBias { (j["attention_bias"], j["mlp_bias"]) = (false, false) }  // Qwen2 has neither key
+        if modelType == "llama" { (j["attention_bias"], j["mlp_bias"]) = (false, false) }
+        if let w = c.slidingWindow {
+            j["sliding_window"] = w
+            if c.attentionBias { j["use_sliding_window"] = true }
+            if let layers = c.slidingLayers {
+                j["layer_types"] = layers.map { $0 ? "sliding_attention" : "full_attention" }
+            }
+        }
         if let bos { j["bos_token_id"] = Int(bos) }
         if let eos { j["eos_token_id"] = Int(eos) }
         switch c.ropeScaling {

@@ -34,14 +34,24 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
     public var tiedEmbeddings: Bool
     /// The query, key and value projections add a bias (Qwen2, Qwen2.5).
     public var attentionBias: Bool
+    /// Sliding-window attention (Mistral; Qwen2 with use_sliding_window): each query sees the `slidingWindow` keys
+    /// up to its own, in the layers `slidingLayers` marks (every layer when nil).
+    public var slidingWindow: Int?
+    public var slidingLayers: [Bool]?
+
+    /// The window of layer `l`'s attention, nil for full attention.
+    public func window(layer l: Int) -> Int? {
+        slidingWindow.flatMap { w in slidingLayers.map { $0.indices.contains(l) && $0[l] } ?? true ? w : nil }
+    }
 
     public init(
         dim: Int, ffnDim: Int, layerCount: Int, headCount: Int, kvHeadCount: Int, vocabSize: Int,
         maxSequenceLength: Int, normEpsilon: Float = 1e-5, ropeTheta: Float = 10000,
         ropeLayout: RoPELayout = .rotateHalf, ropeScaling: RoPEScaling? = nil, tiedEmbeddings: Bool = true,
-        attentionBias: Bool = false
+        attentionBias: Bool = false, slidingWindow: Int? = nil, slidingLayers: [Bool]? = nil
     ) {
         self.attentionBias = attentionBias
+        (self.slidingWindow, self.slidingLayers) = (slidingWindow, slidingLayers)
         self.dim = dim
         self.ffnDim = ffnDim
         self.layerCount = layerCount
@@ -86,6 +96,10 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
         try require(headDim % 2 == 0, "head dim \(headDim) must be even for RoPE")
         try require(normEpsilon > 0 && normEpsilon.isFinite, "norm epsilon must be positive, got \(normEpsilon)")
         try require(ropeTheta > 0 && ropeTheta.isFinite, "rope theta must be positive, got \(ropeTheta)")
+        if let w = slidingWindow { try require(w > 0, "the sliding window must be positive, got \(w)") }
+        if let layers = slidingLayers {
+            try require(layers.count == layerCount, "\(layers.count) layer types for \(layerCount) layers")
+        }
         // Each factor is bounded above, so this cannot overflow: at most 2⁴² + 2¹⁰ · 2⁴⁰·¹ values.
         let perLayer = 2 * dim * dim + 2 * kvDim * dim + 3 * ffnDim * dim + 2 * dim
         let total = vocabSize * dim * (tiedEmbeddings ? 1 : 2) + layerCount * perLayer + dim

@@ -100,7 +100,8 @@ extension LlamaModel {
         dv.update(repeating: 0, count: n * c.kvDim)
         Attention.backward(
             dOut: dNormed, q: a.q, k: a.k!, v: a.v!, lse: a.lse, dq: dq, dk: dk, dv: dv,
-            attentionShape(s, KVTarget(k: a.k!, v: a.v!, keys: s.length, offset: 0)), bf16: bf16?.kernel, ledger: ledger
+            attentionShape(s, KVTarget(k: a.k!, v: a.v!, keys: s.length, offset: 0), layer: l), bf16: bf16?.kernel,
+            ledger: ledger
         )
         rope.apply(dq, rows: n, heads: c.headCount, inverse: true)
         rope.apply(dk, rows: n, heads: c.kvHeadCount, inverse: true)

@@ -152,7 +152,7 @@ public final class LlamaModel {
         rope.apply(a.q, rows: n, heads: c.headCount)
         rope.apply(kNew, rows: n, heads: c.kvHeadCount)
         Attention.forward(
-            q: a.q, k: kv.k, v: kv.v, out: a.attention, lse: a.lse, attentionShape(s, kv), bf16: bf16?.kernel,
+            q: a.q, k: kv.k, v: kv.v, out: a.attention, lse: a.lse, attentionShape(s, kv, layer: l), bf16: bf16?.kernel,
             ledger: ledger)
         a.residualMid.update(from: x, count: n * c.dim)
         project(
@@ -174,11 +174,11 @@ public final class LlamaModel {
         project(p.down, activation(ws.hidden, count: n * c.ffnDim), rows: n, into: out, accumulate: true)
     }
 
-    func attentionShape(_ s: PassShape, _ kv: KVTarget) -> AttentionShape {
+    func attentionShape(_ s: PassShape, _ kv: KVTarget, layer l: Int) -> AttentionShape {
         AttentionShape(
             batch: s.batch, queries: s.length, keys: kv.keys, heads: config.headCount,
             kvHeads: config.kvHeadCount, headDim: config.headDim, queryOffset: kv.offset,
-            firstKeys: s.segmentStarts)
+            firstKeys: s.segmentStarts, window: config.window(layer: l))
     }
 
     /// Final norm of x [N, D] into the workspace, then the chunked cross-entropy. Returns each row's loss.

@@ -16,7 +16,9 @@ struct ArchitectureTests {
         let prompt: [Int32], greedy: [Int32]
     }
 
-    static let families = ["qwen2"]
+    static let families = ["qwen2", "mistral"]
+    /// The families GGUF export writes (sliding-window attention is refused).
+    static let ggufFamilies = ["qwen2"]
 
     static func load(_ name: String) throws -> (LoadedModel, Reference) {
         let dir = fixtureURL("architectures/\(name)")
@@ -71,7 +73,7 @@ struct ArchitectureTests {
         #expect(try again.model.logits(batch) == loaded.model.logits(batch))
     }
 
-    @Test("GGUF export of each architecture reads back to the same logits", arguments: families)
+    @Test("GGUF export of each architecture reads back to the same logits", arguments: ggufFamilies)
     func ggufRoundTrip(family: String) throws {
         let (loaded, r) = try Self.load(family)
         let path = GGUFExportTests.path("arch-\(family)")
@@ -84,7 +86,7 @@ struct ArchitectureTests {
 
     @Test(
         "llama.cpp (llama-cpp-python) runs the GGUF export of each architecture to transformers' greedy tokens",
-        .enabled(if: GGUFExportTests.llamaCpp), arguments: families)
+        .enabled(if: GGUFExportTests.llamaCpp), arguments: ggufFamilies)
     func llamaCppGreedy(family: String) throws {
         let (loaded, r) = try Self.load(family)
         let path = GGUFExportTests.path("arch-llama-cpp-\(family)")
@@ -108,6 +110,15 @@ struct ArchitectureTests {
         p.waitUntilExit()
         try #require(p.terminationStatus == 0, "llama.cpp could not run the export")
         #expect(try JSONSerialization.jsonObject(with: data) as? [Int] == r.greedy.map(Int.init))
+    }
+
+    @Test("GGUF export of a sliding-window model is refused, naming what to do instead")
+    func ggufRefusesWindow() throws {
+        let (loaded, _) = try Self.load("mistral")
+        let error = try #require(throws: FormatError.self) {
+            try GGUFModel.export(loaded, to: GGUFExportTests.path("window"), type: .f32)
+        }
+        #expect(error.problem.contains("sliding-window") && error.fix.contains("--format hf"))
     }
 
     static let transformers = GGUFExportTests.python("import torch, transformers")

@@ -86,7 +86,9 @@ struct ExportTests {
         #expect(e1.problem.contains("GPT2LMHeadModel") && e1.fix.contains("LlamaForCausalLM"))
         var mistral = base
         mistral["architectures"] = ["MistralForCausalLM"]
-        mistral["sliding_window"] = 4096
+        mistral["sliding_window"] = 4096  // sliding-window attention, every layer (issue 22)
+        #expect(try HFConfig.parse(mistral, file: "c").slidingWindow == 4096)
+        mistral["sliding_window"] = 0
         #expect(throws: FormatError.self) { try HFConfig.parse(mistral, file: "c") }
         mistral["sliding_window"] = NSNull()
         #expect(try HFConfig.parse(mistral, file: "c").dim == 16)

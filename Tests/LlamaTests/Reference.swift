@@ -46,7 +46,7 @@ enum Reference {
     /// Causal GQA attention, q [B·T, H·E], k, v [B·T, K·E], all at offset 0.
     static func attention(
         _ q: [Double], _ k: [Double], _ v: [Double], batch: Int, length t: Int,
-        heads: Int, kvHeads: Int, headDim e: Int, firstKeys: [Int32]? = nil
+        heads: Int, kvHeads: Int, headDim e: Int, firstKeys: [Int32]? = nil, window: Int? = nil
     ) -> [Double] {
         var out = [Double](repeating: 0, count: q.count)
         let qs = heads * e, ks = kvHeads * e, scale = 1 / Double(e).squareRoot()
@@ -54,7 +54,7 @@ enum Reference {
             for h in 0..<heads {
                 let kvh = h / (heads / kvHeads)
                 for i in 0..<t {
-                    let first = firstKeys.map { Int($0[b * t + i]) } ?? 0
+                    let first = max(firstKeys.map { Int($0[b * t + i]) } ?? 0, window.map { i + 1 - $0 } ?? 0)
                     var scores = [Double](repeating: -.infinity, count: i + 1)
                     for j in first...i {
                         var dot = 0.0
@@ -64,7 +64,7 @@ enum Reference {
                     let m = scores.max()!
                     let ex = scores.map { exp($0 - m) }
                     let sum = ex.reduce(0, +)
-                    for j in 0...i {
+                    for j in first...i {
                         for d in 0..<e {
                             out[(b * t + i) * qs + h * e + d] += ex[j] / sum * v[(b * t + j) * ks + kvh * e + d]
                         }
@@ -116,7 +116,7 @@ enum Reference {
             let bias = p(b)
             return y.enumerated().map { $1 + bias[$0 % bias.count] }
         }
-        for l in layout.layers {
+        for (index, l) in layout.layers.enumerated() {
             let xn = rmsNorm(x, p(l.attentionNorm), rows: n, dim: d, eps: eps)
             let q = rope(
                 biased(linear(xn, p(l.query), rows: n, out: d, in: d), l.queryBias), rows: n, heads: c.headCount,
@@ -127,7 +127,7 @@ enum Reference {
             let v = biased(linear(xn, p(l.value), rows: n, out: c.kvDim, in: d), l.valueBias)
             let att = attention(
                 q, k, v, batch: batch.batchSize, length: batch.length, heads: c.headCount,
-                kvHeads: c.kvHeadCount, headDim: c.headDim)
+                kvHeads: c.kvHeadCount, headDim: c.headDim, window: c.window(layer: index))
             x = zip(x, linear(att, p(l.output), rows: n, out: d, in: d)).map(+)
             let xn2 = rmsNorm(x, p(l.ffnNorm), rows: n, dim: d, eps: eps)
             let h = swiglu(
@@ -185,7 +185,12 @@ enum TinyConfigs {
     static let gqaBiases = LlamaConfig(
         dim: 16, ffnDim: 24, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 20, maxSequenceLength: 16,
         normEpsilon: 1e-5, ropeTheta: 10000, ropeLayout: .rotateHalf, tiedEmbeddings: false, attentionBias: true)
-    static let all = [gqaUntiedRotateHalf, mhaTiedAdjacent, gqaBiases]
+    /// A sliding window of 3 keys (the batch has 5 positions) in the first layer only.
+    static let slidingWindow = LlamaConfig(
+        dim: 16, ffnDim: 24, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 20, maxSequenceLength: 16,
+        normEpsilon: 1e-5, ropeTheta: 10000, ropeLayout: .rotateHalf, tiedEmbeddings: false, slidingWindow: 3,
+        slidingLayers: [true, false])
+    static let all = [gqaUntiedRotateHalf, mhaTiedAdjacent, gqaBiases, slidingWindow]
 
     /// A model with weights large enough that every path matters (std 0.3, norms around 1).
     static func model(_ c: LlamaConfig, seed: UInt64 = 7) throws -> LlamaModel {

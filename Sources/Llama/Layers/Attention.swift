@@ -17,11 +17,14 @@ public struct AttentionShape: Sendable {
     /// Packed sequences: [B·Tq] the first key each query may see (the start of its sample), non-decreasing
     /// along a sequence; nil when every query sees keys from 0.
     public var firstKeys: [Int32]?
+    /// Sliding-window attention: query i sees only the `window` keys up to its own (keys j > i + queryOffset − window).
+    public var window: Int?
 
     public init(
         batch: Int, queries: Int, keys: Int, heads: Int, kvHeads: Int, headDim: Int, queryOffset: Int,
-        firstKeys: [Int32]? = nil
+        firstKeys: [Int32]? = nil, window: Int? = nil
     ) {
+        self.window = window
         precondition(
             firstKeys == nil || firstKeys!.count == batch * queries, "AttentionShape: firstKeys needs B·Tq entries")
         self.batch = batch
@@ -37,7 +40,10 @@ public struct AttentionShape: Sendable {
     var scale: Float { 1 / Float(headDim).squareRoot() }
     /// Query i of sequence b sees keys firstKey(b, i) ..< visibleKeys(i).
     func visibleKeys(_ i: Int) -> Int { min(keys, i + queryOffset + 1) }
-    func firstKey(_ b: Int, _ i: Int) -> Int { firstKeys.map { Int($0[b * queries + i]) } ?? 0 }
+    /// The later of the sample's start (packing) and the window's start; non-decreasing along a sequence.
+    func firstKey(_ b: Int, _ i: Int) -> Int {
+        max(firstKeys.map { Int($0[b * queries + i]) } ?? 0, window.map { i + queryOffset + 1 - $0 } ?? 0)
+    }
 }
 
 /// Causal scaled-dot-product attention. Work is split over (sequence, head) pairs, each task
