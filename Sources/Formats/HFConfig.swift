@@ -14,8 +14,8 @@ public enum HFConfig {
             throw fail(
                 "architecture '\(arch)' is not supported",
                 """
-                Supported: \(architectures.joined(separator: ", ")) (Llama 2/3/3.2, TinyLlama, SmolLM, Qwen2/2.5, \
-                Mistral and Qwen2 without sliding window).
+                Supported: \(architectures.joined(separator: ", ")) (Llama 2/3/3.2, TinyLlama, SmolLM, Mistral, \
+                Qwen2/2.5).
                 """
             )
         }
