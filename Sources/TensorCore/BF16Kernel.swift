@@ -43,7 +43,7 @@ public enum BF16Kernel: Sendable {
 
     /// The kernel this process can use, or why there is none (checked once).
     public static let detected: Result<BF16Kernel, Unavailable> = detect(
-        environment: ProcessInfo.processInfo.environment, cpuFlags: cpuFlags())
+        environment: ProcessInfo.processInfo.environment, cpuFlags: CPUInfo.flags())
 
     /// Why the fast kernel cannot run here.
     public struct Unavailable: Error, Sendable, CustomStringConvertible {
@@ -63,15 +63,6 @@ public enum BF16Kernel: Sendable {
             return .failure(Unavailable(reason: "oneDNN (libdnnl.so.2) is not installed: apt-get install libdnnl-dev"))
         }
         return .success(.oneDNN(entry))
-    }
-
-    /// The flags of the first CPU in `/proc/cpuinfo` (empty where there is no such file).
-    static func cpuFlags() -> Set<String> {
-        guard let text = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
-            let colon = line.firstIndex(of: ":")
-        else { return [] }
-        return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
     }
 
     /// C[m×n] = alpha · op(A) · op(B) + beta · C, row-major, A and B bf16 bits (A stored k×m when `transA`).

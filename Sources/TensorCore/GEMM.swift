@@ -20,6 +20,7 @@ public enum GEMM {
         alpha: Float = 1, beta: Float = 0
     ) {
         guard m > 0, n > 0 else { return }
+        _ = BLASCore.adjustment
         if k == 0 {
             // BLAS semantics: beta = 0 overwrites C (NaNs included).
             if beta != 1 {
@@ -76,6 +77,7 @@ public enum GEMM {
 
     /// Sets the number of OpenBLAS threads (and ``Parallel/threadCount`` with it).
     public static func setThreads(_ requested: Int) {
+        _ = BLASCore.adjustment
         _ = quietIdleWorkers
         let n = min(max(1, requested), maxThreads)
         openblas_set_num_threads(Int32(n))

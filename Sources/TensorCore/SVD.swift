@@ -29,6 +29,7 @@ public enum SVD {
     public static func full(
         _ a: UnsafePointer<Float>, rows m: Int, columns n: Int, ledger: MemoryLedger = .shared
     ) throws -> SVDResult {
+        _ = BLASCore.adjustment
         let k = min(m, n)
         let copy = AlignedBuffer<Float>(count: m * n, category: .workspace, ledger: ledger)
         copy.pointer.update(from: a, count: m * n)

@@ -87,6 +87,7 @@ enum PassBenchmark {
     /// weights are generated as they are read: convert them into the store a method trains in before timing.
     static func setUp(_ o: PassOptions, converted: Bool = false) throws -> (LlamaModel, TokenBatch) {
         GEMM.setThreads(o.threads)
+        if let note = BLASCore.adjustment { print("note: \(note)") }
         var c = o.config
         c.maxSequenceLength = max(c.maxSequenceLength, o.seq)
         let random = RandomParameterStore(layout: ParameterLayout(c), seed: 1)

@@ -175,6 +175,7 @@ struct Train: ParsableCommand {
                     seed: options.seed)
             } ?? ModelFile.load(modelPath, tokenizer: s.model.tokenizer, lazy: true)  // converted next
         if let note = options.precision.kernel.note { print("note: \(note)") }
+        if let note = BLASCore.adjustment { print("note: \(note)") }
         loaded.model = try Trainer.model(loaded.model, for: options)
         let encoder = data.encoder(for: loaded)
         let encoded = try data.encode(encoder, maxLength: min(options.maxLength, loaded.model.config.maxSequenceLength))
