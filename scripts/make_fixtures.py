@@ -6,7 +6,7 @@ under Tests/Fixtures:
     python3 scripts/make_fixtures.py            # model parity (torch), GGUF blocks (gguf), RoPE scaling (transformers)
     python3 scripts/make_fixtures.py --smollm2 cache/SmolLM2-135M-Instruct.Q4_1.gguf   # tokenizer ids too
     python3 scripts/make_fixtures.py --optimizers   # only the optimizer trajectories (torch, lion-pytorch)
-    python3 scripts/make_fixtures.py --architectures   # only the architecture checkpoints (transformers)
+    python3 scripts/make_fixtures.py --architectures [NAME ...]  # only the architecture checkpoints (all, or those named)
 
 Model parity (llm.c's test_gpt2 pattern): for each tiny configuration a random Llama (parameters
 drawn in float32, math in float64) runs one batch with a masked target; the inputs, logits, mean
@@ -227,6 +227,11 @@ ARCHITECTURES = {
         hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
         max_position_embeddings=64, rope_theta=10000.0, rms_norm_eps=1e-5, tie_word_embeddings=False,
         sliding_window=4, head_dim=4)),
+    # per-head q/k RMSNorm before RoPE, and head_dim 8 apart from hidden_size / heads = 4 (queries 32 wide)
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", dict(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=8, max_position_embeddings=64, rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True,
+        attention_bias=False, use_sliding_window=False, sliding_window=None)),
 }
 
 
@@ -570,7 +575,7 @@ if __name__ == "__main__":
     import torch.nn.functional as F
     torch.set_default_dtype(torch.float64)
     if "--architectures" in sys.argv:
-        for name in ARCHITECTURES:
+        for name in sys.argv[sys.argv.index("--architectures") + 1:] or ARCHITECTURES:
             make_architecture(name)
         sys.exit(0)
     trajectories = {}

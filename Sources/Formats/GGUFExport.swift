@@ -2,10 +2,10 @@ import Foundation
 import Llama
 import TensorCore
 
-/// Writes a loaded model as a `llama`- or (with q/k/v biases) `qwen2`-architecture GGUF file that llama.cpp reads: the
-/// architecture metadata, the
-/// tokenizer (tokens, merges or scores, token types, special ids, chat template) and the tensors named as
-/// llama.cpp's converter names them, with the query and key rows in its RoPE order (adjacent pairs).
+/// Writes a loaded model as a `llama`-, (with q/k/v biases) `qwen2`- or (with per-head q/k norms) `qwen3`-architecture
+/// GGUF file that llama.cpp reads: the architecture metadata, the tokenizer (tokens, merges or scores, token types,
+/// special ids, chat template) and the tensors named as llama.cpp's converter names them, with the query and key rows
+/// in its RoPE order (adjacent pairs for llama, halves for qwen2 and qwen3).
 extension GGUFModel {
     /// The tensor types export writes; 1-D tensors (the norms) are always F32, as llama.cpp's converter keeps them.
     public static let exportTypes: [GGMLType] = [.f32, .f16, .bf16, .q8_0]
@@ -31,6 +31,7 @@ extension GGUFModel {
                 file: path, problem: "the model uses RoPE scaling, which GGUF export does not write yet",
                 fix: "Export it as a Hugging Face directory (--format hf) and convert that with llama.cpp.")
         }
+        let arch = c.queryKeyNorm ? "qwen3" : c.attentionBias ? "qwen2" : "llama"
         var notes: [String] = []
         var tensors: [GGUFWriter.Tensor] = []
         for (id, info) in m.layout.parameters.enumerated() where !(c.tiedEmbeddings && info.role == .head) {
@@ -39,8 +40,9 @@ extension GGUFModel {
                 tensorType = .f16
                 notes.append("\(tensorName(info)): rows of \(info.shape[1]) do not fill Q8_0 blocks of 32; written F16")
             }
-            // llama.cpp's llama architecture rotates adjacent pairs; its qwen2 rotates halves, as Hugging Face does.
-            let target: RoPELayout = c.attentionBias ? .rotateHalf : .adjacentPairs
+            // llama.cpp's llama architecture rotates adjacent pairs; its qwen2 and qwen3 rotate halves, as Hugging
+            // Face does.
+            let target: RoPELayout = arch == "llama" ? .adjacentPairs : .rotateHalf
             let permute = c.ropeLayout != target && (info.role == .query || info.role == .key)
             tensors.append(
                 GGUFWriter.Tensor(name: tensorName(info), dims: info.shape.reversed(), type: tensorType) {
@@ -56,7 +58,6 @@ extension GGUFModel {
                 })
         }
         let fileType: UInt32 = [.f32: 0, .f16: 1, .q8_0: 7, .bf16: 32][type] ?? 0
-        let arch = c.attentionBias ? "qwen2" : "llama"
         var metadata: [(String, GGUFWriter.Value)] = [
             ("general.architecture", .string(arch)), ("general.name", .string("LeanTune export")),
             ("general.file_type", .uint32(fileType)),
@@ -71,6 +72,12 @@ extension GGUFModel {
             ("\(arch).rope.dimension_count", .uint32(UInt32(c.headDim))),
             ("\(arch).vocab_size", .uint32(UInt32(c.vocabSize))),
         ]
+        if c.explicitHeadDim != nil {  // llama.cpp's default is embedding_length / head_count
+            metadata += [
+                ("\(arch).attention.key_length", .uint32(UInt32(c.headDim))),
+                ("\(arch).attention.value_length", .uint32(UInt32(c.headDim))),
+            ]
+        }
         metadata += try tokenizerMetadata(loaded, path: path)
         try GGUFWriter.write(metadata: metadata, tensors: tensors, to: path)
         return notes

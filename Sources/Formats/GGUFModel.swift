@@ -1,11 +1,12 @@
 import Llama
 import TensorCore
 
-/// Reads a `llama`- or `qwen2`-architecture GGUF file into an fp32 model. For llama, llama.cpp's converter permutes
-/// the query and key rows so that RoPE rotates adjacent pairs; qwen2 keeps Hugging Face's rotate-half order and has
-/// q/k/v biases. The model is configured accordingly.
+/// Reads a `llama`-, `qwen2`- or `qwen3`-architecture GGUF file into an fp32 model. For llama, llama.cpp's converter
+/// permutes the query and key rows so that RoPE rotates adjacent pairs; qwen2 and qwen3 keep Hugging Face's
+/// rotate-half order, qwen2 has q/k/v biases and qwen3 per-head query and key norms. The model is configured
+/// accordingly.
 public enum GGUFModel {
-    public static let supportedArchitectures = ["llama", "qwen2"]
+    public static let supportedArchitectures = ["llama", "qwen2", "qwen3"]
 
     /// The configuration described by the file's metadata.
     public static func config(_ gguf: GGUFFile) throws -> LlamaConfig {
@@ -24,20 +25,22 @@ public enum GGUFModel {
             }
             return v
         }
-        let heads = try int("attention.head_count")
+        let heads = try int("attention.head_count"), dim = try int("embedding_length")
+        // the head dimension, where the file sets it apart from embedding_length / head_count
+        let keyLength = m["\(arch).attention.key_length"]?.int.flatMap { heads > 0 && $0 * heads != dim ? $0 : nil }
         let vocab =
             m["\(arch).vocab_size"]?.int ?? m["tokenizer.ggml.tokens"]?.array?.count
             ?? gguf.tensors["token_embd.weight"]?.dims.last ?? 0
         let config = LlamaConfig(
-            dim: try int("embedding_length"), ffnDim: try int("feed_forward_length"),
+            dim: dim, ffnDim: try int("feed_forward_length"),
             layerCount: try int("block_count"),
             headCount: heads, kvHeadCount: m["\(arch).attention.head_count_kv"]?.int ?? heads, vocabSize: vocab,
             maxSequenceLength: try int("context_length"),
             normEpsilon: Float(m["\(arch).attention.layer_norm_rms_epsilon"]?.double ?? 1e-5),
             ropeTheta: Float(m["\(arch).rope.freq_base"]?.double ?? 10000),
-            ropeLayout: arch == "qwen2" ? .rotateHalf : .adjacentPairs,
+            ropeLayout: arch == "llama" ? .adjacentPairs : .rotateHalf,
             tiedEmbeddings: gguf.tensors["output.weight"] == nil,
-            attentionBias: arch == "qwen2")
+            attentionBias: arch == "qwen2", explicitHeadDim: keyLength, queryKeyNorm: arch == "qwen3")
         do { try config.validate() } catch let e as LlamaError {
             throw FormatError(file: gguf.path, problem: e.description, fix: "The metadata is inconsistent.")
         }
@@ -64,6 +67,8 @@ public enum GGUFModel {
             case .queryBias: "attn_q"
             case .keyBias: "attn_k"
             case .valueBias: "attn_v"
+            case .queryNorm: "attn_q_norm"
+            case .keyNorm: "attn_k_norm"
             }
         return block + name + (info.role.kind == .bias ? ".bias" : ".weight")
     }

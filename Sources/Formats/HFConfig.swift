@@ -1,8 +1,11 @@
+import Foundation
 import Llama
 
 /// Hugging Face `config.json` ↔ ``LlamaConfig`` for the Llama architecture under its names.
 public enum HFConfig {
-    public static let architectures = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"]
+    public static let architectures = [
+        "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
+    ]
 
     /// Reads a parsed config.json; anything LeanTune's Llama cannot represent is refused by name.
     public static func parse(_ j: [String: Any], file: String) throws -> LlamaConfig {
@@ -15,7 +18,7 @@ public enum HFConfig {
                 "architecture '\(arch)' is not supported",
                 """
                 Supported: \(architectures.joined(separator: ", ")) (Llama 2/3/3.2, TinyLlama, SmolLM, Mistral, \
-                Qwen2/2.5).
+                Qwen2/2.5, Qwen3).
                 """
             )
         }
@@ -30,11 +33,11 @@ public enum HFConfig {
         func double(_ key: String, default d: Double) -> Double {
             (j[key] as? Double) ?? (j[key] as? Int).map(Double.init) ?? d
         }
-        // Qwen2 configs carry a sliding_window that applies only with use_sliding_window, in the layers that
-        // layer_types marks "sliding_attention" (transformers 5) or from max_window_layers on (before).
-        let qwen2 = arch == "Qwen2ForCausalLM"
+        // Qwen2 and Qwen3 configs carry a sliding_window that applies only with use_sliding_window, in the layers
+        // that layer_types marks "sliding_attention" (transformers 5) or from max_window_layers on (before).
+        let qwen2 = arch == "Qwen2ForCausalLM", qwen3 = arch == "Qwen3ForCausalLM", qwen = qwen2 || qwen3
         var window: Int?, slidingLayers: [Bool]?
-        if let w = JSONNumber.integer(j["sliding_window"]), !qwen2 || (j["use_sliding_window"] as? Bool) == true {
+        if let w = JSONNumber.integer(j["sliding_window"]), !qwen || (j["use_sliding_window"] as? Bool) == true {
             guard w > 0 else {
                 throw fail("sliding_window is \(w)", "It must be a positive number of tokens, or null.")
             }
@@ -42,7 +45,7 @@ public enum HFConfig {
             let layerCount = JSONNumber.integer(j["num_hidden_layers"]) ?? 0
             if let types = j["layer_types"] as? [String] {
                 slidingLayers = types.map { $0 == "sliding_attention" }
-            } else if qwen2, let first = JSONNumber.integer(j["max_window_layers"]) {
+            } else if qwen, let first = JSONNumber.integer(j["max_window_layers"]) {
                 slidingLayers = (0..<max(0, layerCount)).map { $0 >= first }
             }
         }
@@ -55,11 +58,9 @@ public enum HFConfig {
         // transformers 5 writes rope_theta and the scaling together as rope_parameters.
         let parameters = j["rope_parameters"] as? [String: Any] ?? [:]
         let dim = try int("hidden_size"), heads = try int("num_attention_heads")
-        if let headDim = j["head_dim"] as? Int, headDim.multipliedReportingOverflow(by: heads) != (dim, false) {
-            throw fail(
-                "head_dim \(headDim) × \(heads) heads ≠ hidden_size \(dim)",
-                "Only head_dim = hidden_size / num_attention_heads is supported.")
-        }
+        // head_dim may differ from hidden_size / heads (Qwen3, Mistral-Nemo); kept only where it does
+        let headDim = j["head_dim"] == nil || j["head_dim"] is NSNull ? nil : try int("head_dim")
+        let explicitHeadDim = headDim.flatMap { $0.multipliedReportingOverflow(by: heads) == (dim, false) ? nil : $0 }
         let config = LlamaConfig(
             dim: dim, ffnDim: try int("intermediate_size"), layerCount: try int("num_hidden_layers"), headCount: heads,
             kvHeadCount: j["num_key_value_heads"] == nil ? heads : try int("num_key_value_heads"),
@@ -69,7 +70,7 @@ public enum HFConfig {
             ropeTheta: Float((parameters["rope_theta"] as? Double) ?? double("rope_theta", default: 10000)),
             ropeLayout: .rotateHalf, ropeScaling: try scaling(j["rope_scaling"] ?? j["rope_parameters"], fail),
             tiedEmbeddings: (j["tie_word_embeddings"] as? Bool) ?? false, attentionBias: qwen2, slidingWindow: window,
-            slidingLayers: slidingLayers)
+            slidingLayers: slidingLayers, explicitHeadDim: explicitHeadDim, queryKeyNorm: qwen3)
         do { try config.validate() } catch let e as LlamaError { throw fail(e.description, "Fix config.json.") }
         return config
     }
@@ -110,11 +111,14 @@ public enum HFConfig {
 
     /// config.json for `c` (always rotate-half RoPE: export permutes GGUF/llama2.c query and key rows).
     public static func json(_ c: LlamaConfig, bos: Int32?, eos: Int32?) -> [String: Any] {
-        // Qwen2 for biases; Mistral for a sliding window without them (Llama has no window); else Llama.
+        // Qwen3 for query and key norms; Qwen2 for biases; Mistral for a sliding window without them (Llama has
+        // no window); else Llama.
         let (architecture, modelType) =
-            c.attentionBias
-            ? ("Qwen2ForCausalLM", "qwen2")
-            : c.slidingWindow != nil ? ("MistralForCausalLM", "mistral") : ("LlamaForCausalLM", "llama")
+            c.queryKeyNorm
+            ? ("Qwen3ForCausalLM", "qwen3")
+            : c.attentionBias
+                ? ("Qwen2ForCausalLM", "qwen2")
+                : c.slidingWindow != nil ? ("MistralForCausalLM", "mistral") : ("LlamaForCausalLM", "llama")
         var j: [String: Any] = [
             "architectures": [architecture], "model_type": modelType, "hidden_act": "silu",
             "hidden_size": c.dim, "intermediate_size": c.ffnDim, "num_hidden_layers": c.layerCount,
@@ -123,9 +127,11 @@ public enum HFConfig {
             "rope_theta": Double("\(c.ropeTheta)")!, "tie_word_embeddings": c.tiedEmbeddings, "torch_dtype": "float32",
         ]
         if modelType == "llama" { (j["attention_bias"], j["mlp_bias"]) = (false, false) }
+        if modelType == "qwen3" { j["attention_bias"] = false }
+        if let e = c.explicitHeadDim { j["head_dim"] = e }
         if let w = c.slidingWindow {
             j["sliding_window"] = w
-            if c.attentionBias { j["use_sliding_window"] = true }
+            if modelType.hasPrefix("qwen") { j["use_sliding_window"] = true }
             if let layers = c.slidingLayers {
                 j["layer_types"] = layers.map { $0 ? "sliding_attention" : "full_attention" }
             }

@@ -66,23 +66,33 @@ struct LayerActivations {
     /// The bf16 bits of attention, gate and up that backward reads, where the layer keeps them in bf16 (see
     /// ``PassBuffers/keepsBF16``); nil when it keeps the fp32 values themselves.
     var kept: Kept?
+    /// The per-head query and key norms' inputs and 1/rms, where the configuration has those norms.
+    var queryKeyNorm: QueryKeyNorm?
 
     struct Kept {
         let attention, gate, up: UnsafeMutablePointer<UInt16>
     }
 
+    struct QueryKeyNorm {
+        /// [N, H·E] and [N, K·E]: the projections (biases added) before the norm.
+        let q, k: UnsafeMutablePointer<Float>
+        /// [N·H] and [N·K]: 1/rms of each head's row.
+        let rstdQ, rstdK: UnsafeMutablePointer<Float>
+    }
+
     /// Float counts of one layer's fp32 pieces; `bf16`: attention, gate and up are kept in bf16 (``keptCounts(_:_:)``).
     static func counts(_ c: LlamaConfig, _ s: PassShape, withKV: Bool, bf16: Bool = false) -> [Int] {
         let n = s.rows
-        return [n, n, n * c.dim] + (withKV ? [n * c.kvDim, n * c.kvDim] : []) + [
+        return [n, n, n * c.queryDim] + (withKV ? [n * c.kvDim, n * c.kvDim] : []) + [
             s.batch * c.headCount * s.length, n * c.dim,
         ]
             + (bf16 ? [] : keptCounts(c, s))
+            + (c.queryKeyNorm ? [n * c.queryDim, n * c.kvDim, n * c.headCount, n * c.kvHeadCount] : [])
     }
 
     /// Element counts of attention, gate and up.
     static func keptCounts(_ c: LlamaConfig, _ s: PassShape) -> [Int] {
-        [s.rows * c.dim, s.rows * c.ffnDim, s.rows * c.ffnDim]
+        [s.rows * c.queryDim, s.rows * c.ffnDim, s.rows * c.ffnDim]
     }
 
     /// - Parameter kept: the bf16 arena and the fp32 scratch of attention, gate and up when the layer keeps them in
@@ -94,7 +104,7 @@ struct LayerActivations {
         let n = s.rows
         rstdAttention = a.take(n)
         rstdFFN = a.take(n)
-        q = a.take(n * c.dim)
+        q = a.take(n * c.queryDim)
         k = withKV ? a.take(n * c.kvDim) : nil
         v = withKV ? a.take(n * c.kvDim) : nil
         lse = a.take(s.batch * c.headCount * s.length)
@@ -102,9 +112,14 @@ struct LayerActivations {
         if let (bits, shared) = kept {
             (attention, gate, up) = (shared.attention, shared.gate, shared.up)
             self.kept = Kept(
-                attention: bits.take(n * c.dim), gate: bits.take(n * c.ffnDim), up: bits.take(n * c.ffnDim))
+                attention: bits.take(n * c.queryDim), gate: bits.take(n * c.ffnDim), up: bits.take(n * c.ffnDim))
         } else {
-            (attention, gate, up) = (a.take(n * c.dim), a.take(n * c.ffnDim), a.take(n * c.ffnDim))
+            (attention, gate, up) = (a.take(n * c.queryDim), a.take(n * c.ffnDim), a.take(n * c.ffnDim))
+        }
+        if c.queryKeyNorm {
+            queryKeyNorm = QueryKeyNorm(
+                q: a.take(n * c.queryDim), k: a.take(n * c.kvDim), rstdQ: a.take(n * c.headCount),
+                rstdK: a.take(n * c.kvHeadCount))
         }
     }
 }
@@ -120,11 +135,11 @@ struct Workspace {
     /// [chunk, V] logits of one chunk of rows.
     let logits: UnsafeMutablePointer<Float>
     let logitsChunkRows: Int
-    /// Backward only: [N, D] residual-stream gradient, [N, D] gradient into a norm output,
-    /// [N, H·E] dq, [N, K·E] dk and dv, [N, F] d(hidden) and d(gate) (apart, so the SwiGLU
+    /// Backward only: [N, D] residual-stream gradient, [N, max(D, H·E)] gradient into a norm output or into
+    /// attention's output, [N, H·E] dq, [N, K·E] dk and dv, [N, F] d(hidden) and d(gate) (apart, so the SwiGLU
     /// backward loop has no aliasing and vectorises).
     let dResidual, dNormed, dq, dk, dv, dHidden, dGate: UnsafeMutablePointer<Float>?
-    /// Layers that keep attention, gate and up in bf16 compute them here in fp32: [N, D], [N, F], [N, F].
+    /// Layers that keep attention, gate and up in bf16 compute them here in fp32: [N, H·E], [N, F], [N, F].
     let shared: Shared?
 
     struct Shared {
@@ -141,9 +156,11 @@ struct Workspace {
     static func counts(_ c: LlamaConfig, _ s: PassShape, logitsRows: Int, backward: Bool, shared: Bool = false) -> [Int]
     {
         let n = s.rows, chunk = chunkRows(n, logitsRows: logitsRows)
+        let wide = n * max(c.dim, c.queryDim)
         return [n * c.dim, n * c.ffnDim, chunk * c.vocabSize]
-            + (backward ? [n * c.dim, n * c.dim, n * c.dim, n * c.kvDim, n * c.kvDim, n * c.ffnDim, n * c.ffnDim] : [])
-            + (shared ? [n * c.dim, n * c.ffnDim, n * c.ffnDim] : [])
+            + (backward
+                ? [n * c.dim, wide, n * c.queryDim, n * c.kvDim, n * c.kvDim, n * c.ffnDim, n * c.ffnDim] : [])
+            + (shared ? [n * c.queryDim, n * c.ffnDim, n * c.ffnDim] : [])
     }
 
     /// - Parameters:
@@ -162,15 +179,16 @@ struct Workspace {
         logits = arena.take(chunk * c.vocabSize)
         logitsChunkRows = chunk
         dResidual = backward ? arena.take(n * c.dim) : nil
-        dNormed = backward ? arena.take(n * c.dim) : nil
-        dq = backward ? arena.take(n * c.dim) : nil
+        dNormed = backward ? arena.take(n * max(c.dim, c.queryDim)) : nil
+        dq = backward ? arena.take(n * c.queryDim) : nil
         dk = backward ? arena.take(n * c.kvDim) : nil
         dv = backward ? arena.take(n * c.kvDim) : nil
         dHidden = backward ? arena.take(n * c.ffnDim) : nil
         dGate = backward ? arena.take(n * c.ffnDim) : nil
         shared =
             withShared
-            ? Shared(attention: arena.take(n * c.dim), gate: arena.take(n * c.ffnDim), up: arena.take(n * c.ffnDim))
+            ? Shared(
+                attention: arena.take(n * c.queryDim), gate: arena.take(n * c.ffnDim), up: arena.take(n * c.ffnDim))
             : nil
     }
 }

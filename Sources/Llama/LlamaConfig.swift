@@ -34,6 +34,11 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
     public var tiedEmbeddings: Bool
     /// The query, key and value projections add a bias (Qwen2, Qwen2.5).
     public var attentionBias: Bool
+    /// E when the checkpoint sets it apart from D / H (Qwen3's `head_dim`); nil: E = D / H.
+    public var explicitHeadDim: Int?
+    /// Each query and key head is RMS-normalised over its E values, with one learned scale of E shared by the
+    /// heads, after the projection and before RoPE (Qwen3's q_norm and k_norm).
+    public var queryKeyNorm: Bool
     /// Sliding-window attention (Mistral; Qwen2 with use_sliding_window): each query sees the `slidingWindow` keys
     /// up to its own, in the layers `slidingLayers` marks (every layer when nil).
     public var slidingWindow: Int?
@@ -48,9 +53,11 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
         dim: Int, ffnDim: Int, layerCount: Int, headCount: Int, kvHeadCount: Int, vocabSize: Int,
         maxSequenceLength: Int, normEpsilon: Float = 1e-5, ropeTheta: Float = 10000,
         ropeLayout: RoPELayout = .rotateHalf, ropeScaling: RoPEScaling? = nil, tiedEmbeddings: Bool = true,
-        attentionBias: Bool = false, slidingWindow: Int? = nil, slidingLayers: [Bool]? = nil
+        attentionBias: Bool = false, slidingWindow: Int? = nil, slidingLayers: [Bool]? = nil,
+        explicitHeadDim: Int? = nil, queryKeyNorm: Bool = false
     ) {
         self.attentionBias = attentionBias
+        (self.explicitHeadDim, self.queryKeyNorm) = (explicitHeadDim, queryKeyNorm)
         (self.slidingWindow, self.slidingLayers) = (slidingWindow, slidingLayers)
         self.dim = dim
         self.ffnDim = ffnDim
@@ -66,8 +73,10 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
         self.tiedEmbeddings = tiedEmbeddings
     }
 
-    /// E = D / H
-    public var headDim: Int { dim / headCount }
+    /// E: D / H unless the checkpoint sets it (``explicitHeadDim``).
+    public var headDim: Int { explicitHeadDim ?? dim / headCount }
+    /// H·E, the width of the queries and of attention's output (D unless E is set apart).
+    public var queryDim: Int { headCount * headDim }
     /// K·E
     public var kvDim: Int { kvHeadCount * headDim }
 
@@ -91,7 +100,11 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
                 """
             )
         }
-        try require(dim % headCount == 0, "dim \(dim) is not divisible by heads \(headCount)")
+        if let e = explicitHeadDim {
+            try require(e > 0 && e <= 1 << 16, "head dim must be in 1...\(1 << 16), got \(e)")
+        } else {
+            try require(dim % headCount == 0, "dim \(dim) is not divisible by heads \(headCount)")
+        }
         try require(headCount % kvHeadCount == 0, "heads \(headCount) is not a multiple of kv_heads \(kvHeadCount)")
         try require(headDim % 2 == 0, "head dim \(headDim) must be even for RoPE")
         try require(normEpsilon > 0 && normEpsilon.isFinite, "norm epsilon must be positive, got \(normEpsilon)")
@@ -100,8 +113,9 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
         if let layers = slidingLayers {
             try require(layers.count == layerCount, "\(layers.count) layer types for \(layerCount) layers")
         }
-        // Each factor is bounded above, so this cannot overflow: at most 2⁴² + 2¹⁰ · 2⁴⁰·¹ values.
-        let perLayer = 2 * dim * dim + 2 * kvDim * dim + 3 * ffnDim * dim + 2 * dim
+        // Each factor is bounded above, so this cannot overflow: well below 2⁵⁵ values.
+        let perLayer =
+            2 * queryDim * dim + 2 * kvDim * dim + 3 * ffnDim * dim + 2 * dim + (queryKeyNorm ? 2 * headDim : 0)
         let total = vocabSize * dim * (tiedEmbeddings ? 1 : 2) + layerCount * perLayer + dim
         try require(
             total <= Self.parameterLimit, "\(total) parameters, above LeanTune's limit of \(Self.parameterLimit)")

@@ -75,7 +75,7 @@ extension LlamaModel {
         if let kept = a.kept {
             for (bits, floats, count) in [
                 (kept.gate, a.gate, n * c.ffnDim), (kept.up, a.up, n * c.ffnDim),
-                (kept.attention, a.attention, n * c.dim),
+                (kept.attention, a.attention, n * c.queryDim),
             ] {
                 Conversions.fromBF16(bits, floats, count: count)
             }
@@ -105,6 +105,18 @@ extension LlamaModel {
         )
         rope.apply(dq, rows: n, heads: c.headCount, inverse: true)
         rope.apply(dk, rows: n, heads: c.kvHeadCount, inverse: true)
+        if let norms = a.queryKeyNorm, let qNorm = p.queryNorm, let kNorm = p.keyNorm {
+            // through the per-head norms, in place: dq and dk become the projections' output gradients
+            for (id, d, x, rstd, heads) in [
+                (qNorm, dq, norms.q, norms.rstdQ, c.headCount), (kNorm, dk, norms.k, norms.rstdK, c.kvHeadCount),
+            ] {
+                withFloats(id) { w in
+                    RMSNorm.backward(
+                        d, x, w, rstd: rstd, dx: d, dw: sink.accumulator(for: id), rows: n * heads, dim: c.headDim,
+                        accumulate: false)
+                }
+            }
+        }
         withFloats(p.attentionNorm) { w in RMSNorm.apply(x, w, rstd: a.rstdAttention, ws.normed, rows: n, dim: c.dim) }
         projectBackward(p.query, dy: dq, x: ws.normed, rows: n, dx: dNormed, accumulate: false, sink)
         projectBackward(p.key, dy: dk, x: ws.normed, rows: n, dx: dNormed, accumulate: true, sink)

@@ -44,8 +44,9 @@ extension LlamaModel {
         formsWeightGradients: Bool = true, logitsChunkBytes: Int = 64 << 20
     ) -> Int {
         let n = batch * length, chunk = Workspace.chunkRows(n, logitsRows: max(1, logitsChunkBytes / (4 * c.vocabSize)))
-        let slotA = max(n * c.ffnDim, training ? chunk * c.vocabSize : chunk * c.dim)
-        let slotB = training && formsWeightGradients ? max(n * c.ffnDim, chunk * c.dim) : 0
+        let widest = n * max(c.ffnDim, c.queryDim)
+        let slotA = max(widest, training ? chunk * c.vocabSize : chunk * c.dim)
+        let slotB = training && formsWeightGradients ? max(widest, chunk * c.dim) : 0
         let largest = ParameterLayout(c).parameters.filter { $0.shape.count == 2 }.map(\.count).max() ?? 0
         return 2 * (slotA + slotB + (roundsWeights ? largest : 0))
     }

@@ -149,6 +149,17 @@ public final class LlamaModel {
         addBias(p.queryBias, to: a.q, rows: n)
         addBias(p.keyBias, to: kNew, rows: n)
         addBias(p.valueBias, to: vNew, rows: n)
+        if let norms = a.queryKeyNorm, let qNorm = p.queryNorm, let kNorm = p.keyNorm {
+            // per head, in place: the projections are kept for backward
+            for (id, y, x, rstd, heads) in [
+                (qNorm, a.q, norms.q, norms.rstdQ, c.headCount), (kNorm, kNew, norms.k, norms.rstdK, c.kvHeadCount),
+            ] {
+                x.update(from: y, count: n * heads * c.headDim)
+                withFloats(id) { w in
+                    RMSNorm.forward(x, w, y, rstd: rstd, rows: n * heads, dim: c.headDim, epsilon: c.normEpsilon)
+                }
+            }
+        }
         rope.apply(a.q, rows: n, heads: c.headCount)
         rope.apply(kNew, rows: n, heads: c.kvHeadCount)
         Attention.forward(
@@ -156,8 +167,8 @@ public final class LlamaModel {
             ledger: ledger)
         a.residualMid.update(from: x, count: n * c.dim)
         project(
-            p.output, activation(a.attention, count: n * c.dim, keep: a.kept?.attention), rows: n, into: a.residualMid,
-            accumulate: true)
+            p.output, activation(a.attention, count: n * c.queryDim, keep: a.kept?.attention), rows: n,
+            into: a.residualMid, accumulate: true)
 
         withFloats(p.ffnNorm) { w in
             RMSNorm.forward(a.residualMid, w, ws.normed, rstd: a.rstdFFN, rows: n, dim: c.dim, epsilon: c.normEpsilon)

@@ -9,7 +9,7 @@ public enum ParameterKind: String, Sendable, Codable {
     case matrix
     /// A 1-D multiplicative scale, e.g. an RMSNorm weight (initialised to ones).
     case scale
-    /// A 1-D additive bias (initialised to zeros); none of the current architectures has one.
+    /// A 1-D additive bias (initialised to zeros), e.g. Qwen2's query, key and value biases.
     case bias
 }
 
@@ -18,10 +18,12 @@ public enum ParameterRole: String, Sendable, Codable {
     case embedding, attentionNorm, query, key, value, output, ffnNorm, gate, up, down, finalNorm, head
     /// The biases of the query, key and value projections (Qwen2).
     case queryBias, keyBias, valueBias
+    /// The per-head RMSNorm scales of queries and keys (Qwen3).
+    case queryNorm, keyNorm
 
     public var kind: ParameterKind {
         switch self {
-        case .attentionNorm, .ffnNorm, .finalNorm: .scale
+        case .attentionNorm, .ffnNorm, .finalNorm, .queryNorm, .keyNorm: .scale
         case .embedding, .query, .key, .value, .output, .gate, .up, .down, .head: .matrix
         case .queryBias, .keyBias, .valueBias: .bias
         }
@@ -32,7 +34,9 @@ public enum ParameterRole: String, Sendable, Codable {
     public var isBlockMatrix: Bool {
         switch self {
         case .query, .key, .value, .output, .gate, .up, .down: true
-        case .embedding, .head, .attentionNorm, .ffnNorm, .finalNorm, .queryBias, .keyBias, .valueBias: false
+        case .embedding, .head, .attentionNorm, .ffnNorm, .finalNorm, .queryBias, .keyBias, .valueBias, .queryNorm,
+            .keyNorm:
+            false
         }
     }
 
@@ -66,11 +70,14 @@ public struct LayerParameterIDs: Sendable, Equatable {
     public let attentionNorm, query, key, value, output, ffnNorm, gate, up, down: ParameterID
     /// The projections' biases, where the configuration has them.
     public let queryBias, keyBias, valueBias: ParameterID?
+    /// The per-head query and key norms, where the configuration has them.
+    public let queryNorm, keyNorm: ParameterID?
 
     /// In the order backward finishes them.
     public var all: [ParameterID] {
-        [down, up, gate, ffnNorm, output, value] + [valueBias].compactMap { $0 } + [key]
-            + [keyBias].compactMap { $0 } + [query] + [queryBias].compactMap { $0 } + [attentionNorm]
+        [down, up, gate, ffnNorm, output] + [keyNorm, queryNorm].compactMap { $0 } + [value]
+            + [valueBias].compactMap { $0 } + [key] + [keyBias].compactMap { $0 } + [query]
+            + [queryBias].compactMap { $0 } + [attentionNorm]
     }
 }
 
@@ -98,21 +105,23 @@ public struct ParameterLayout: Sendable, Equatable {
         for l in 0..<c.layerCount {
             let p = "model.layers.\(l)."
             let attentionNorm = add(p + "input_layernorm.weight", [c.dim], .attentionNorm, l)
-            let query = add(p + "self_attn.q_proj.weight", [c.dim, c.dim], .query, l)
-            let queryBias = c.attentionBias ? add(p + "self_attn.q_proj.bias", [c.dim], .queryBias, l) : nil
+            let query = add(p + "self_attn.q_proj.weight", [c.queryDim, c.dim], .query, l)
+            let queryBias = c.attentionBias ? add(p + "self_attn.q_proj.bias", [c.queryDim], .queryBias, l) : nil
             let key = add(p + "self_attn.k_proj.weight", [c.kvDim, c.dim], .key, l)
             let keyBias = c.attentionBias ? add(p + "self_attn.k_proj.bias", [c.kvDim], .keyBias, l) : nil
             let value = add(p + "self_attn.v_proj.weight", [c.kvDim, c.dim], .value, l)
             let valueBias = c.attentionBias ? add(p + "self_attn.v_proj.bias", [c.kvDim], .valueBias, l) : nil
+            let output = add(p + "self_attn.o_proj.weight", [c.dim, c.queryDim], .output, l)
+            let queryNorm = c.queryKeyNorm ? add(p + "self_attn.q_norm.weight", [c.headDim], .queryNorm, l) : nil
+            let keyNorm = c.queryKeyNorm ? add(p + "self_attn.k_norm.weight", [c.headDim], .keyNorm, l) : nil
             layers.append(
                 LayerParameterIDs(
-                    attentionNorm: attentionNorm, query: query, key: key, value: value,
-                    output: add(p + "self_attn.o_proj.weight", [c.dim, c.dim], .output, l),
+                    attentionNorm: attentionNorm, query: query, key: key, value: value, output: output,
                     ffnNorm: add(p + "post_attention_layernorm.weight", [c.dim], .ffnNorm, l),
                     gate: add(p + "mlp.gate_proj.weight", [c.ffnDim, c.dim], .gate, l),
                     up: add(p + "mlp.up_proj.weight", [c.ffnDim, c.dim], .up, l),
                     down: add(p + "mlp.down_proj.weight", [c.dim, c.ffnDim], .down, l), queryBias: queryBias,
-                    keyBias: keyBias, valueBias: valueBias))
+                    keyBias: keyBias, valueBias: valueBias, queryNorm: queryNorm, keyNorm: keyNorm))
         }
         self.layers = layers
         finalNorm = add("model.norm.weight", [c.dim], .finalNorm)

@@ -6,7 +6,7 @@ public enum ParameterGroup: String, Sendable, Codable, CaseIterable, Comparable 
     case embedding
     /// An untied LM head.
     case head
-    /// RMSNorm scales.
+    /// RMSNorm scales (Qwen3's per-head query and key norms among them).
     case norms
     /// q, k, v and o projections (and the biases of q, k and v).
     case attention
@@ -18,7 +18,7 @@ public enum ParameterGroup: String, Sendable, Codable, CaseIterable, Comparable 
             switch role {
             case .embedding: .embedding
             case .head: .head
-            case .attentionNorm, .ffnNorm, .finalNorm: .norms
+            case .attentionNorm, .ffnNorm, .finalNorm, .queryNorm, .keyNorm: .norms
             case .query, .key, .value, .output, .queryBias, .keyBias, .valueBias: .attention
             case .gate, .up, .down: .mlp
             }

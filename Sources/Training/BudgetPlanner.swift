@@ -117,10 +117,10 @@ public enum BudgetPlanner {
     /// Floating-point work of one step, up to a constant shared by every step of the same kind.
     static func work(_ c: LlamaConfig, batch: Int, seq: Int, checkpointing: Bool, backward: Bool) -> Double {
         let matrices =
-            c.layerCount * (2 * c.dim * c.dim + 2 * c.dim * c.kvDim + 3 * c.dim * c.ffnDim) + c.vocabSize * c.dim
+            c.layerCount * (2 * c.dim * c.queryDim + 2 * c.dim * c.kvDim + 3 * c.dim * c.ffnDim) + c.vocabSize * c.dim
         let tokens = Double(batch * seq)
         let forward =
-            2 * tokens * Double(matrices) + 2 * Double(batch) * Double(seq * seq) * Double(c.dim * c.layerCount)
+            2 * tokens * Double(matrices) + 2 * Double(batch) * Double(seq * seq) * Double(c.queryDim * c.layerCount)
         return forward * (backward ? (checkpointing ? 4 : 3) : 1)
     }
 }

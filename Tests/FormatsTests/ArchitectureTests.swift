@@ -16,9 +16,9 @@ struct ArchitectureTests {
         let prompt: [Int32], greedy: [Int32]
     }
 
-    static let families = ["qwen2", "mistral"]
+    static let families = ["qwen2", "mistral", "qwen3"]
     /// The families GGUF export writes (sliding-window attention is refused).
-    static let ggufFamilies = ["qwen2"]
+    static let ggufFamilies = ["qwen2", "qwen3"]
 
     static func load(_ name: String) throws -> (LoadedModel, Reference) {
         let dir = fixtureURL("architectures/\(name)")

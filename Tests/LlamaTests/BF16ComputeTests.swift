@@ -100,9 +100,12 @@ struct BF16ComputeTests {
     /// gradient (which itself matches finite differences to 1e-4), the loss within 0.5%. Every GEMM rounds its
     /// operands (0.2–0.3% per attention product, see ``attention()``); these tiny models with N(0, 0.3²) weights
     /// amplify that through two layers, most in the first layer's k projection (3.1–3.3% measured, 2.6% before
-    /// attention's own GEMMs took bf16 operands).
+    /// attention's own GEMMs took bf16 operands). The per-head query and key norms' scales (Qwen3) are held to 8%:
+    /// their gradient sums dq ⊙ q̂ over every head and position straight from attention's backward, with no
+    /// projection in between (4.1–5.8% measured; below 4% when attention's GEMMs run in fp32, so the rounding of
+    /// attention's operands is where it comes from).
     @Test(
-        "bf16 forward and backward track fp32: loss within 0.5%, every tensor's gradient within 4%",
+        "bf16 forward and backward track fp32: loss within 0.5%, every tensor's gradient within 4% (q/k norms 8%)",
         arguments: TinyConfigs.all.indices, [false, true])
     func modelGradients(index: Int, checkpointing: Bool) throws {
         let c = TinyConfigs.all[index]
@@ -116,7 +119,8 @@ struct BF16ComputeTests {
             #expect(loss16 != loss32, "bf16 compute gave the fp32 loss bit for bit: it did not run")
             for (id, info) in model.layout.parameters.enumerated() {
                 let e = relativeError(g16.view(id).map(Double.init), g32.view(id).map(Double.init))
-                #expect(e < 4e-2, "\(info.name): relative error \(e)")
+                let tolerance = [.queryNorm, .keyNorm].contains(info.role) ? 8e-2 : 4e-2
+                #expect(e < tolerance, "\(info.name): relative error \(e)")
             }
         }
     }

@@ -6,7 +6,7 @@ import TensorCore
 struct ModelGradientTests {
     static let cases: [(LlamaConfig, Bool)] = TinyConfigs.all.flatMap { c in [(c, false), (c, true)] }
 
-    @Test("every parameter's gradient", arguments: 0..<8)
+    @Test("every parameter's gradient", arguments: cases.indices)
     func gradients(caseIndex: Int) throws {
         let (c, checkpointing) = Self.cases[caseIndex]
         let model = try TinyConfigs.model(c)

@@ -118,17 +118,27 @@ enum Reference {
         }
         for (index, l) in layout.layers.enumerated() {
             let xn = rmsNorm(x, p(l.attentionNorm), rows: n, dim: d, eps: eps)
+            /// Qwen3's per-head norm of queries or keys, where the configuration has it.
+            func headNorm(_ y: [Double], _ id: ParameterID?, heads: Int) -> [Double] {
+                id.map { rmsNorm(y, p($0), rows: n * heads, dim: c.headDim, eps: eps) } ?? y
+            }
             let q = rope(
-                biased(linear(xn, p(l.query), rows: n, out: d, in: d), l.queryBias), rows: n, heads: c.headCount,
-                headDim: c.headDim, theta: theta, layout: c.ropeLayout, period: batch.length)
+                headNorm(
+                    biased(linear(xn, p(l.query), rows: n, out: c.queryDim, in: d), l.queryBias), l.queryNorm,
+                    heads: c.headCount),
+                rows: n, heads: c.headCount, headDim: c.headDim, theta: theta, layout: c.ropeLayout,
+                period: batch.length)
             let k = rope(
-                biased(linear(xn, p(l.key), rows: n, out: c.kvDim, in: d), l.keyBias), rows: n,
-                heads: c.kvHeadCount, headDim: c.headDim, theta: theta, layout: c.ropeLayout, period: batch.length)
+                headNorm(
+                    biased(linear(xn, p(l.key), rows: n, out: c.kvDim, in: d), l.keyBias), l.keyNorm,
+                    heads: c.kvHeadCount),
+                rows: n, heads: c.kvHeadCount, headDim: c.headDim, theta: theta, layout: c.ropeLayout,
+                period: batch.length)
             let v = biased(linear(xn, p(l.value), rows: n, out: c.kvDim, in: d), l.valueBias)
             let att = attention(
                 q, k, v, batch: batch.batchSize, length: batch.length, heads: c.headCount,
                 kvHeads: c.kvHeadCount, headDim: c.headDim, window: c.window(layer: index))
-            x = zip(x, linear(att, p(l.output), rows: n, out: d, in: d)).map(+)
+            x = zip(x, linear(att, p(l.output), rows: n, out: d, in: c.queryDim)).map(+)
             let xn2 = rmsNorm(x, p(l.ffnNorm), rows: n, dim: d, eps: eps)
             let h = swiglu(
                 linear(xn2, p(l.gate), rows: n, out: c.ffnDim, in: d),
@@ -190,7 +200,12 @@ enum TinyConfigs {
         dim: 16, ffnDim: 24, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 20, maxSequenceLength: 16,
         normEpsilon: 1e-5, ropeTheta: 10000, ropeLayout: .rotateHalf, tiedEmbeddings: false, slidingWindow: 3,
         slidingLayers: [true, false])
-    static let all = [gqaUntiedRotateHalf, mhaTiedAdjacent, gqaBiases, slidingWindow]
+    /// Qwen3's per-head query and key norms, with a head dimension of 6 apart from dim / heads (queries 24 wide).
+    static let queryKeyNorm = LlamaConfig(
+        dim: 16, ffnDim: 24, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 20, maxSequenceLength: 16,
+        normEpsilon: 1e-6, ropeTheta: 10000, ropeLayout: .rotateHalf, tiedEmbeddings: true, explicitHeadDim: 6,
+        queryKeyNorm: true)
+    static let all = [gqaUntiedRotateHalf, mhaTiedAdjacent, gqaBiases, slidingWindow, queryKeyNorm]
 
     /// A model with weights large enough that every path matters (std 0.3, norms around 1).
     static func model(_ c: LlamaConfig, seed: UInt64 = 7) throws -> LlamaModel {

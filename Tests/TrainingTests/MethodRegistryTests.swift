@@ -68,11 +68,11 @@ struct MethodRegistryTests {
     }
 
     @Test(
-        "every catalog entry makes valid options, a memory plan and, with q/k/v biases, a step that moves them")
+        "every catalog entry makes valid options, a memory plan and a step that moves q/k/v biases and q/k norms")
     func catalog() throws {
         let c = LlamaConfig(
             dim: 16, ffnDim: 32, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 24, maxSequenceLength: 32,
-            attentionBias: true)
+            attentionBias: true, explicitHeadDim: 8, queryKeyNorm: true)
         for entry in MethodCatalog.entries {
             var o = try RunConfig.resolve(yaml: nil, overrides: entry.settings + ["train.seq=16"]).trainingOptions()
             (o.lowRank.policy, o.lsp.size) = (
@@ -88,10 +88,14 @@ struct MethodRegistryTests {
                 examples: (0..<8).map { i in
                     .init(ids: (0..<12).map { Int32(($0 + i) % 24) }, trained: (0..<12).map { $0 > 0 })
                 }, options: o)
-            let bias = try #require(model.layout.layers[0].queryBias)
-            let before = model.store.withFloats(bias) { Array($0) }
+            let layer = model.layout.layers[0]
+            let added = [try #require(layer.queryBias), try #require(layer.queryNorm), try #require(layer.keyNorm)]
+            let before = added.map { id in model.store.withFloats(id) { Array($0) } }
             #expect(try trainer.runStep().loss.isFinite, "\(entry.label)")
-            #expect(model.store.withFloats(bias) { Array($0) } != before, "\(entry.label): the query bias did not move")
+            for (id, values) in zip(added, before) {
+                let name = model.layout.parameters[id].name
+                #expect(model.store.withFloats(id) { Array($0) } != values, "\(entry.label): \(name) did not move")
+            }
         }
     }
 

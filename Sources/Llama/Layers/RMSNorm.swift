@@ -35,26 +35,31 @@ public enum RMSNorm {
 
     /// With x̂ = x·rstd and g = dy ⊙ w: dx += rstd·(g − x̂·mean(g ⊙ x̂)), dw += Σ_rows dy ⊙ x̂.
     /// dx rows are split across tasks; dw is split by columns, so the result does not depend on the
-    /// thread count.
+    /// thread count. Without `accumulate`, dx is overwritten instead, and may then be `dy` itself (in place).
     public static func backward(
         _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
         rstd: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, dw: UnsafeMutablePointer<Float>,
-        rows n: Int, dim d: Int
+        rows n: Int, dim d: Int, accumulate: Bool = true
     ) {
         nonisolated(unsafe) let (dy, x, w, rstd, dx, dw) = (dy, x, w, rstd, dx, dw)  // disjoint rows / columns
+        // dw first: it reads dy, which the dx pass may overwrite
+        Parallel.forEachChunk(d, grain: 64) { cols in
+            for r in 0..<n {
+                let dyr = dy + r * d, xr = x + r * d, s = rstd[r]
+                for i in cols { dw[i] += dyr[i] * xr[i] * s }
+            }
+        }
         Parallel.forEachChunk(n, grain: max(1, 8192 / d)) { rows in
             for r in rows {
                 let dyr = dy + r * d, xr = x + r * d, dxr = dx + r * d, s = rstd[r]
                 var dot: Float = 0
                 for i in 0..<d { dot = Relaxed.multiplyAdd(dyr[i] * w[i], xr[i], dot) }
                 let c = dot * s * s / Float(d)
-                for i in 0..<d { dxr[i] += s * (dyr[i] * w[i] - xr[i] * c) }
-            }
-        }
-        Parallel.forEachChunk(d, grain: 64) { cols in
-            for r in 0..<n {
-                let dyr = dy + r * d, xr = x + r * d, s = rstd[r]
-                for i in cols { dw[i] += dyr[i] * xr[i] * s }
+                if accumulate {
+                    for i in 0..<d { dxr[i] += s * (dyr[i] * w[i] - xr[i] * c) }
+                } else {
+                    for i in 0..<d { dxr[i] = s * (dyr[i] * w[i] - xr[i] * c) }
+                }
             }
         }
     }
