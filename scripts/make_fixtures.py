@@ -232,6 +232,11 @@ ARCHITECTURES = {
         hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
         head_dim=8, max_position_embeddings=64, rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True,
         attention_bias=False, use_sliding_window=False, sliding_window=None)),
+    # q, k, v stacked in one qkv_proj and gate, up in one gate_up_proj; a sliding window of 4 in every layer
+    "phi3": ("Phi3Config", "Phi3ForCausalLM", dict(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=64, original_max_position_embeddings=64, rope_theta=10000.0, rms_norm_eps=1e-5,
+        tie_word_embeddings=False, sliding_window=4, pad_token_id=None)),
 }
 
 

@@ -26,6 +26,11 @@ extension GGUFModel {
                 file: path, problem: "the model uses sliding-window attention, which GGUF export does not write yet",
                 fix: "Export it as a Hugging Face directory (--format hf).")
         }
+        guard !c.fusedProjections else {
+            throw FormatError(
+                file: path, problem: "GGUF export does not write Phi-3's stacked projections yet",
+                fix: "Export it as a Hugging Face directory (--format hf) and convert that with llama.cpp.")
+        }
         guard c.ropeScaling == nil else {
             throw FormatError(
                 file: path, problem: "the model uses RoPE scaling, which GGUF export does not write yet",

@@ -4,7 +4,7 @@ import Llama
 /// Hugging Face `config.json` ↔ ``LlamaConfig`` for the Llama architecture under its names.
 public enum HFConfig {
     public static let architectures = [
-        "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
+        "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Phi3ForCausalLM",
     ]
 
     /// Reads a parsed config.json; anything LeanTune's Llama cannot represent is refused by name.
@@ -18,7 +18,7 @@ public enum HFConfig {
                 "architecture '\(arch)' is not supported",
                 """
                 Supported: \(architectures.joined(separator: ", ")) (Llama 2/3/3.2, TinyLlama, SmolLM, Mistral, \
-                Qwen2/2.5, Qwen3).
+                Qwen2/2.5, Qwen3, Phi-3/3.5).
                 """
             )
         }
@@ -49,6 +49,13 @@ public enum HFConfig {
                 slidingLayers = (0..<max(0, layerCount)).map { $0 >= first }
             }
         }
+        // Phi-3 stacks its projections (split on load); a partial rotary factor (Phi-4-mini) is not supported.
+        let phi3 = arch == "Phi3ForCausalLM"
+        let rotary = (j["rope_parameters"] as? [String: Any])?["partial_rotary_factor"] ?? j["partial_rotary_factor"]
+        if let f = rotary as? Double, f != 1 {
+            throw fail(
+                "partial_rotary_factor is \(f)", "Only RoPE over whole heads (partial_rotary_factor 1) is supported.")
+        }
         if let act = j["hidden_act"] as? String, act != "silu" {
             throw fail("hidden_act '\(act)' is not supported", "Only SwiGLU with silu is supported.")
         }
@@ -70,7 +77,7 @@ public enum HFConfig {
             ropeTheta: Float((parameters["rope_theta"] as? Double) ?? double("rope_theta", default: 10000)),
             ropeLayout: .rotateHalf, ropeScaling: try scaling(j["rope_scaling"] ?? j["rope_parameters"], fail),
             tiedEmbeddings: (j["tie_word_embeddings"] as? Bool) ?? false, attentionBias: qwen2, slidingWindow: window,
-            slidingLayers: slidingLayers, explicitHeadDim: explicitHeadDim, queryKeyNorm: qwen3)
+            slidingLayers: slidingLayers, explicitHeadDim: explicitHeadDim, queryKeyNorm: qwen3, fusedProjections: phi3)
         do { try config.validate() } catch let e as LlamaError { throw fail(e.description, "Fix config.json.") }
         return config
     }
@@ -111,14 +118,16 @@ public enum HFConfig {
 
     /// config.json for `c` (always rotate-half RoPE: export permutes GGUF/llama2.c query and key rows).
     public static func json(_ c: LlamaConfig, bos: Int32?, eos: Int32?) -> [String: Any] {
-        // Qwen3 for query and key norms; Qwen2 for biases; Mistral for a sliding window without them (Llama has
-        // no window); else Llama.
+        // Phi-3 for stacked projections; Qwen3 for query and key norms; Qwen2 for biases; Mistral for a sliding
+        // window without them (Llama has no window); else Llama.
         let (architecture, modelType) =
-            c.queryKeyNorm
-            ? ("Qwen3ForCausalLM", "qwen3")
-            : c.attentionBias
-                ? ("Qwen2ForCausalLM", "qwen2")
-                : c.slidingWindow != nil ? ("MistralForCausalLM", "mistral") : ("LlamaForCausalLM", "llama")
+            c.fusedProjections
+            ? ("Phi3ForCausalLM", "phi3")
+            : c.queryKeyNorm
+                ? ("Qwen3ForCausalLM", "qwen3")
+                : c.attentionBias
+                    ? ("Qwen2ForCausalLM", "qwen2")
+                    : c.slidingWindow != nil ? ("MistralForCausalLM", "mistral") : ("LlamaForCausalLM", "llama")
         var j: [String: Any] = [
             "architectures": [architecture], "model_type": modelType, "hidden_act": "silu",
             "hidden_size": c.dim, "intermediate_size": c.ffnDim, "num_hidden_layers": c.layerCount,
@@ -128,6 +137,8 @@ public enum HFConfig {
         ]
         if modelType == "llama" { (j["attention_bias"], j["mlp_bias"]) = (false, false) }
         if modelType == "qwen3" { j["attention_bias"] = false }
+        // transformers' Phi-3 defaults pad_token_id to 32000, outside small vocabularies; LeanTune keeps no padding id
+        if modelType == "phi3" { j["pad_token_id"] = NSNull() }
         if let e = c.explicitHeadDim { j["head_dim"] = e }
         if let w = c.slidingWindow {
             j["sliding_window"] = w

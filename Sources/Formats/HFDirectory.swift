@@ -16,18 +16,26 @@ public enum HFDirectory {
         let layout = ParameterLayout(config)
         let files = try weightFiles(dir)
         var sources: [(file: SafeTensorsFile, tensor: SafeTensor)] = []
-        for info in layout.parameters {
-            guard let (file, tensor) = files.lazy.compactMap({ f in f.tensors[info.name].map { (f, $0) } }).first else {
+        let stacked = FusedProjections.places(layout, config)
+        for (id, info) in layout.parameters.enumerated() {
+            // a parameter of a stacked tensor is read from its rows (the whole tensor's shape is checked)
+            let place = stacked[id]
+            let name = place?.group.name ?? info.name
+            guard let (file, found) = files.lazy.compactMap({ f in f.tensors[name].map { (f, $0) } }).first else {
                 throw FormatError(
-                    file: dir, problem: "tensor '\(info.name)' is in no safetensors file",
+                    file: dir, problem: "tensor '\(name)' is in no safetensors file",
                     fix: "The checkpoint is incomplete or not a Llama model.")
             }
-            guard tensor.shape == info.shape else {
+            let expected =
+                place.map { p in [p.group.parts.reduce(0) { $0 + layout.parameters[$1].shape[0] }, info.shape[1]] }
+                ?? info.shape
+            guard found.shape == expected else {
                 throw FormatError(
                     file: file.path,
-                    problem: "tensor '\(info.name)' has shape \(tensor.shape); config.json needs \(info.shape)",
+                    problem: "tensor '\(name)' has shape \(found.shape); config.json needs \(expected)",
                     fix: "config.json and the weights disagree.")
             }
+            let tensor = place.map { found.rows($0.row..<$0.row + info.shape[0], name: info.name) } ?? found
             guard tensor.dtype.isFloatingPoint else {
                 throw FormatError(
                     file: file.path, problem: "tensor '\(info.name)' is \(tensor.dtype) (integer)",
@@ -118,15 +126,27 @@ public enum HFDirectory {
 
         // Weights in layout order, in shards of at most shardBytes; each tensor is read when written.
         var shards: [[SafeTensorsWriter.Entry]] = [[]], shardSize = 0
-        for (id, info) in layout.parameters.enumerated() where !(c.tiedEmbeddings && info.role == .head) {
+        func values(_ id: ParameterID) -> [Float] {
+            let info = layout.parameters[id], values = m.store.withFloats(id) { Array($0) }
             let permute = c.ropeLayout == .adjacentPairs && (info.role == .query || info.role == .key)
-            let entry = SafeTensorsWriter.Entry(name: info.name, shape: info.shape) {
-                let values = m.store.withFloats(id) { Array($0) }
-                return permute
-                    ? rotateHalfOrder(
-                        values, heads: info.shape[0] / c.headDim, headDim: c.headDim, columns: info.shape[1]) : values
+            return permute
+                ? rotateHalfOrder(values, heads: info.shape[0] / c.headDim, headDim: c.headDim, columns: info.shape[1])
+                : values
+        }
+        let stacked = FusedProjections.places(layout, c)
+        for (id, info) in layout.parameters.enumerated() where !(c.tiedEmbeddings && info.role == .head) {
+            let entry: SafeTensorsWriter.Entry
+            if let place = stacked[id] {  // the stacked tensor, written where its first part is
+                guard place.row == 0 else { continue }
+                let parts = place.group.parts
+                let rows = parts.reduce(0) { $0 + layout.parameters[$1].shape[0] }
+                entry = SafeTensorsWriter.Entry(name: place.group.name, shape: [rows, info.shape[1]]) {
+                    parts.flatMap(values)
+                }
+            } else {
+                entry = SafeTensorsWriter.Entry(name: info.name, shape: info.shape) { values(id) }
             }
-            let bytes = info.count * dtype.byteSize
+            let bytes = entry.shape.reduce(1, *) * dtype.byteSize
             if shardSize > 0, shardSize + bytes > shardBytes {
                 shards.append([])
                 shardSize = 0

@@ -9,6 +9,15 @@ public struct SafeTensor: Sendable, Equatable {
     /// Offset of the data from the start of the file, and its length.
     public let offset: Int, byteCount: Int
     public var count: Int { shape.reduce(1, *) }
+
+    /// Rows `range` of this 2-D tensor as a tensor of its own (a view of the same bytes): one parameter of a
+    /// checkpoint tensor that stacks several (Phi-3's qkv_proj).
+    public func rows(_ range: Range<Int>, name: String) -> SafeTensor {
+        let rowBytes = byteCount / max(1, shape[0])
+        return SafeTensor(
+            name: name, dtype: dtype, shape: [range.count, shape[1]], offset: offset + range.lowerBound * rowBytes,
+            byteCount: range.count * rowBytes)
+    }
 }
 
 /// A safetensors file, memory-mapped: an 8-byte little-endian header length, a JSON header

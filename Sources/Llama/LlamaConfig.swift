@@ -39,6 +39,9 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
     /// Each query and key head is RMS-normalised over its E values, with one learned scale of E shared by the
     /// heads, after the projection and before RoPE (Qwen3's q_norm and k_norm).
     public var queryKeyNorm: Bool
+    /// The checkpoint stacks q, k and v into one `qkv_proj` and gate and up into one `gate_up_proj` (Phi-3). The
+    /// model keeps them apart; loading splits them by rows and export stacks them again.
+    public var fusedProjections: Bool
     /// Sliding-window attention (Mistral; Qwen2 with use_sliding_window): each query sees the `slidingWindow` keys
     /// up to its own, in the layers `slidingLayers` marks (every layer when nil).
     public var slidingWindow: Int?
@@ -54,8 +57,9 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
         maxSequenceLength: Int, normEpsilon: Float = 1e-5, ropeTheta: Float = 10000,
         ropeLayout: RoPELayout = .rotateHalf, ropeScaling: RoPEScaling? = nil, tiedEmbeddings: Bool = true,
         attentionBias: Bool = false, slidingWindow: Int? = nil, slidingLayers: [Bool]? = nil,
-        explicitHeadDim: Int? = nil, queryKeyNorm: Bool = false
+        explicitHeadDim: Int? = nil, queryKeyNorm: Bool = false, fusedProjections: Bool = false
     ) {
+        self.fusedProjections = fusedProjections
         self.attentionBias = attentionBias
         (self.explicitHeadDim, self.queryKeyNorm) = (explicitHeadDim, queryKeyNorm)
         (self.slidingWindow, self.slidingLayers) = (slidingWindow, slidingLayers)
