@@ -237,6 +237,21 @@ ARCHITECTURES = {
         hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
         max_position_embeddings=64, original_max_position_embeddings=64, rope_theta=10000.0, rms_norm_eps=1e-5,
         tie_word_embeddings=False, sliding_window=4, pad_token_id=None)),
+    # YaRN scaling (Qwen2.5's long context): frequencies ramped between interpolation and extrapolation, cos and
+    # sin scaled by 0.1·ln 4 + 1
+    "qwen2-yarn": ("Qwen2Config", "Qwen2ForCausalLM", dict(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+        max_position_embeddings=64, rope_theta=10000.0, rms_norm_eps=1e-6, tie_word_embeddings=True,
+        use_sliding_window=False, sliding_window=None,
+        rope_scaling={"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16})),
+    # LongRoPE (Phi-3.5): per-pair short factors below the original 32 positions (the test stays below), cos and
+    # sin scaled by √(1 + ln 4 / ln 32)
+    "phi3-longrope": ("Phi3Config", "Phi3ForCausalLM", dict(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+        max_position_embeddings=128, original_max_position_embeddings=32, rope_theta=10000.0, rms_norm_eps=1e-5,
+        tie_word_embeddings=False, pad_token_id=None,
+        rope_scaling={"rope_type": "longrope", "short_factor": [1.0, 1.5, 2.0, 3.0],
+                      "long_factor": [2.0, 4.0, 8.0, 16.0]})),
 }
 
 
@@ -371,17 +386,30 @@ def sampled_lines(count=160, seed=11):
 
 
 def make_rope_scaling():
-    """Inverse frequencies of transformers' rope initialisation for linear and llama3 scaling (Llama 3.2-like)."""
+    """Inverse frequencies and the cos/sin factor of transformers' rope initialisation for each scaling type, at a
+    sequence length (seq_len; None: the initial tables) where the type depends on it (dynamic, longrope)."""
     from transformers import LlamaConfig
     from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
     cases = []
-    for scaling in [{"rope_type": "linear", "factor": 4.0},
-                    {"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                     "original_max_position_embeddings": 8192}]:
+    short = [1.0 + 0.05 * i for i in range(32)]
+    long = [1.0 + 0.9 * i for i in range(32)]
+    for scaling, seq_len in [
+            ({"rope_type": "linear", "factor": 4.0}, None),
+            ({"rope_type": "llama3", "factor": 32.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+              "original_max_position_embeddings": 8192}, None),
+            ({"rope_type": "dynamic", "factor": 4.0}, 2 * 131072),
+            ({"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}, None),
+            ({"rope_type": "yarn", "factor": 8.0, "original_max_position_embeddings": 16384, "beta_fast": 16.0,
+              "beta_slow": 2.0, "mscale": 0.707, "mscale_all_dim": 1.0, "truncate": False}, None),
+            ({"rope_type": "longrope", "short_factor": short, "long_factor": long,
+              "original_max_position_embeddings": 4096}, None),
+            ({"rope_type": "longrope", "short_factor": short, "long_factor": long,
+              "original_max_position_embeddings": 4096}, 4097)]:
         config = LlamaConfig(hidden_size=2048, num_attention_heads=32, rope_theta=500000.0, rope_scaling=scaling,
                              max_position_embeddings=131072)
-        inv_freq, _ = ROPE_INIT_FUNCTIONS[scaling["rope_type"]](config, "cpu")
-        cases.append({"rope_scaling": scaling, "theta": 500000.0, "head_dim": 64,
+        inv_freq, attention_factor = ROPE_INIT_FUNCTIONS[scaling["rope_type"]](config, "cpu", seq_len=seq_len)
+        cases.append({"rope_scaling": scaling, "theta": 500000.0, "head_dim": 64, "max_position_embeddings": 131072,
+                      "seq_len": seq_len, "attention_factor": float(attention_factor),
                       "inv_freq": [float(f"{v:.9g}") for v in inv_freq.double().tolist()]})
     path = OUT / "rope-scaling.json"
     path.write_text(json.dumps(cases, separators=(",", ":")) + "\n")

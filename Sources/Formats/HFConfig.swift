@@ -75,23 +75,52 @@ public enum HFConfig {
             maxSequenceLength: j["max_position_embeddings"] == nil ? 2048 : try int("max_position_embeddings"),
             normEpsilon: Float(double("rms_norm_eps", default: 1e-6)),
             ropeTheta: Float((parameters["rope_theta"] as? Double) ?? double("rope_theta", default: 10000)),
-            ropeLayout: .rotateHalf, ropeScaling: try scaling(j["rope_scaling"] ?? j["rope_parameters"], fail),
+            ropeLayout: .rotateHalf, ropeScaling: try scaling(j["rope_scaling"] ?? j["rope_parameters"], j, fail),
             tiedEmbeddings: (j["tie_word_embeddings"] as? Bool) ?? false, attentionBias: qwen2, slidingWindow: window,
             slidingLayers: slidingLayers, explicitHeadDim: explicitHeadDim, queryKeyNorm: qwen3, fusedProjections: phi3)
         do { try config.validate() } catch let e as LlamaError { throw fail(e.description, "Fix config.json.") }
         return config
     }
 
-    private static func scaling(_ value: Any?, _ fail: (String, String) -> FormatError) throws -> RoPEScaling? {
+    /// rope_scaling (or transformers 5's rope_parameters) read as transformers' rope initialisation reads it;
+    /// `j` is the whole config, whose max_position_embeddings and (Phi-3) original_max_position_embeddings count.
+    private static func scaling(
+        _ value: Any?, _ j: [String: Any], _ fail: (String, String) -> FormatError
+    ) throws -> RoPEScaling? {
         guard let s = value as? [String: Any] else { return nil }
         let type = (s["rope_type"] as? String) ?? (s["type"] as? String) ?? "default"
-        func number(_ key: String) throws -> Double {  // every rope_scaling number is a positive factor or length
+        func number(_ key: String, default d: Double? = nil) throws -> Double {
+            // every rope_scaling number is a positive factor or length
+            if s[key] == nil || s[key] is NSNull, let d { return d }
             guard let v = s[key] as? Double, !JSONNumber.isBoolean(s[key]) else {
                 throw fail("rope_scaling.\(key) is missing or not a number", "Complete rope_scaling in config.json.")
             }
             guard v > 0, v.isFinite else { throw fail("rope_scaling.\(key) is \(v)", "It must be a positive number.") }
             return v
         }
+        func length(_ value: Any?, _ key: String) throws -> Int {
+            guard let n = JSONNumber.integer(value), n > 0, n <= LlamaConfig.sequenceLimit else {
+                throw fail(
+                    "\(key) must be a whole number in 1...\(LlamaConfig.sequenceLimit)",
+                    "Fix rope_scaling in config.json.")
+            }
+            return n
+        }
+        func factors(_ key: String) throws -> [Double] {
+            guard let list = s[key] as? [Any], let values = list.map({ $0 as? Double }) as? [Double],
+                values.allSatisfy({ $0 > 0 && $0.isFinite })
+            else {
+                throw fail("rope_scaling.\(key) is not a list of positive numbers", "Fix rope_scaling in config.json.")
+            }
+            return values
+        }
+        let context =
+            j["max_position_embeddings"] == nil
+            ? 2048 : try length(j["max_position_embeddings"], "max_position_embeddings")
+        // the pre-training context: Phi-3 keeps it beside rope_scaling, others inside; else the model's context
+        let original = try length(
+            j["original_max_position_embeddings"] ?? s["original_max_position_embeddings"] ?? context,
+            "original_max_position_embeddings")
         switch type {
         case "default": return nil
         case "linear": return .linear(factor: try number("factor"))
@@ -99,20 +128,32 @@ public enum HFConfig {
             return .llama3(
                 factor: try number("factor"), lowFrequencyFactor: try number("low_freq_factor"),
                 highFrequencyFactor: try number("high_freq_factor"),
-                originalContextLength: try {
-                    guard let n = JSONNumber.integer(s["original_max_position_embeddings"]), n > 0,
-                        n <= LlamaConfig.sequenceLimit
-                    else {
-                        throw fail(
-                            """
-                            rope_scaling.original_max_position_embeddings must be a whole number in \
-                            1...\(LlamaConfig.sequenceLimit)
-                            """,
-                            "Fix rope_scaling in config.json.")
-                    }
-                    return n
-                }())
-        default: throw fail("rope_scaling type '\(type)' is not supported", "Supported: linear, llama3.")
+                originalContextLength: try length(
+                    s["original_max_position_embeddings"], "rope_scaling.original_max_position_embeddings"))
+        case "dynamic": return .dynamic(factor: try number("factor"), contextLength: context)
+        case "yarn":
+            let factor = try number("factor", default: Double(context) / Double(original))
+            // mscale and mscale_all_dim count only together
+            let both = s["mscale"] != nil && s["mscale_all_dim"] != nil
+            let attention = try number(
+                "attention_factor",
+                default: RoPEScaling.yarnAttentionFactor(
+                    factor: factor, mscales: both ? (try number("mscale"), try number("mscale_all_dim")) : nil))
+            return .yarn(
+                factor: factor, originalContextLength: original, betaFast: try number("beta_fast", default: 32),
+                betaSlow: try number("beta_slow", default: 1), truncate: (s["truncate"] as? Bool) ?? true,
+                attentionFactor: attention)
+        case "longrope", "su":
+            let factor = try number("factor", default: Double(context) / Double(original))
+            let attention = try number(
+                "attention_factor",
+                default: RoPEScaling.longRoPEAttentionFactor(factor: factor, originalContextLength: original))
+            return .longRoPE(
+                shortFactors: try factors("short_factor"), longFactors: try factors("long_factor"),
+                originalContextLength: original, attentionFactor: attention)
+        default:
+            throw fail(
+                "rope_scaling type '\(type)' is not supported", "Supported: linear, llama3, dynamic, yarn, longrope.")
         }
     }
 
@@ -157,6 +198,26 @@ public enum HFConfig {
                 "rope_type": "llama3", "factor": factor, "low_freq_factor": low, "high_freq_factor": high,
                 "original_max_position_embeddings": original,
             ]
+        case .dynamic(let factor, _): j["rope_scaling"] = ["rope_type": "dynamic", "factor": factor]
+        // attention_factor is written only where it is not the one the other keys imply: JSON parsing on Linux may
+        // not read a Double back to the same bits, and the implied one is recomputed exactly
+        case .yarn(let factor, let original, let fast, let slow, let truncate, let attention):
+            var scaling: [String: Any] = [
+                "rope_type": "yarn", "factor": factor, "original_max_position_embeddings": original, "beta_fast": fast,
+                "beta_slow": slow, "truncate": truncate,
+            ]
+            if attention != RoPEScaling.yarnAttentionFactor(factor: factor) { scaling["attention_factor"] = attention }
+            j["rope_scaling"] = scaling
+        case .longRoPE(let short, let long, let original, let attention):
+            var scaling: [String: Any] = [
+                "rope_type": "longrope", "short_factor": short, "long_factor": long,
+                "original_max_position_embeddings": original,
+            ]
+            let implied = RoPEScaling.longRoPEAttentionFactor(
+                factor: Double(c.maxSequenceLength) / Double(original), originalContextLength: original)
+            if attention != implied { scaling["attention_factor"] = attention }
+            j["rope_scaling"] = scaling
+            j["original_max_position_embeddings"] = original  // where Phi-3's configuration reads it
         }
         return j
     }

@@ -114,6 +114,9 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
         try require(normEpsilon > 0 && normEpsilon.isFinite, "norm epsilon must be positive, got \(normEpsilon)")
         try require(ropeTheta > 0 && ropeTheta.isFinite, "rope theta must be positive, got \(ropeTheta)")
         if let w = slidingWindow { try require(w > 0, "the sliding window must be positive, got \(w)") }
+        for count in ropeScaling?.factorCounts ?? [] {
+            try require(count == headDim / 2, "RoPE scaling has \(count) frequency factors for \(headDim / 2) pairs")
+        }
         if let layers = slidingLayers {
             try require(layers.count == layerCount, "\(layers.count) layer types for \(layerCount) layers")
         }

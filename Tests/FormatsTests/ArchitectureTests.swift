@@ -16,7 +16,7 @@ struct ArchitectureTests {
         let prompt: [Int32], greedy: [Int32]
     }
 
-    static let families = ["qwen2", "mistral", "qwen3", "phi3"]
+    static let families = ["qwen2", "mistral", "qwen3", "phi3", "qwen2-yarn", "phi3-longrope"]
     /// The families GGUF export writes (sliding-window attention is refused).
     static let ggufFamilies = ["qwen2", "qwen3"]
 

@@ -179,28 +179,35 @@ struct ExportTests {
 
 @Suite("RoPE scaling")
 struct RoPEScalingTests {
-    @Test("linear and llama3 frequencies match transformers' rope initialisation")
+    @Test(
+        """
+        linear, llama3, dynamic, yarn and longrope frequencies and cos/sin factors match transformers' rope \
+        initialisation, before and past the lengths where they change
+        """)
     func matchesTransformers() throws {
         let data = try Data(contentsOf: fixtureURL("rope-scaling.json"))
         let cases = try JSONSerialization.jsonObject(with: data) as! [[String: Any]]
-        #expect(cases.count == 2)
+        #expect(cases.count == 7)
         for c in cases {
             let scaling = c["rope_scaling"] as! [String: Any], theta = c["theta"] as! Double, e = c["head_dim"] as! Int
+            let context = c["max_position_embeddings"] as! Int
             let config = try HFConfig.parse(
                 [
                     "architectures": ["LlamaForCausalLM"], "hidden_size": 2048, "intermediate_size": 8192,
-                    "num_hidden_layers": 1,
-                    "num_attention_heads": 32, "vocab_size": 10, "rope_theta": theta, "rope_scaling": scaling,
+                    "num_hidden_layers": 1, "num_attention_heads": 32, "vocab_size": 10, "rope_theta": theta,
+                    "rope_scaling": scaling, "max_position_embeddings": context,
                 ], file: "config.json")
             let scaled = try #require(config.ropeScaling)
-            let expected = c["inv_freq"] as! [Double]
-            #expect(expected.count == e / 2)
+            let expected = c["inv_freq"] as! [Double], label = "\(scaling["rope_type"]!) at \(c["seq_len"] ?? "start")"
+            // without a seq_len, transformers' initial tables: those of a short sequence
+            let (ours, scale) = scaled.frequencies(theta: theta, headDim: e, positions: (c["seq_len"] as? Int) ?? 1)
+            #expect(expected.count == e / 2 && ours.count == e / 2)
             for (i, reference) in expected.enumerated() {
-                let ours = scaled.apply(Foundation.pow(theta, -Double(2 * i) / Double(e)))
                 #expect(
-                    abs(ours - reference) <= 1e-6 * reference,
-                    "\(scaling["rope_type"]!) frequency \(i): \(ours) vs \(reference)")
+                    abs(ours[i] - reference) <= 1e-6 * reference, "\(label) frequency \(i): \(ours[i]) vs \(reference)")
             }
+            let factor = c["attention_factor"] as! Double
+            #expect(abs(scale - factor) <= 1e-9 * factor, "\(label): cos/sin factor \(scale) vs \(factor)")
         }
     }
 }

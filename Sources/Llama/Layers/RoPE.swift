@@ -1,7 +1,8 @@
 import RealModule
 import TensorCore
 
-/// Rotary position embedding: each pair (a, b) of a head at position p turns by angle p·θ^(−2i/E).
+/// Rotary position embedding: each pair (a, b) of a head at position p turns by angle p·θ^(−2i/E) (frequencies and
+/// a factor on cos and sin as the configuration's scaling sets them).
 public struct RoPE {
     public let layout: RoPELayout
     /// E
@@ -44,14 +45,15 @@ public struct RoPE {
         self.headDim = headDim
         positionCount = count
         let half = headDim / 2
+        let (frequencies, scale) =
+            scaling?.frequencies(theta: Double(theta), headDim: headDim, positions: start + count)
+            ?? ((0..<half).map { Double.pow(Double(theta), -Double(2 * $0) / Double(headDim)) }, 1)
         var c = [Float](repeating: 0, count: count * half), s = c
         for p in 0..<count {
             for i in 0..<half {
-                let base = Double.pow(Double(theta), -Double(2 * i) / Double(headDim))
-                let freq = scaling?.apply(base) ?? base
-                let angle = Double(start + p) * freq
-                c[p * half + i] = Float(Double.cos(angle))
-                s[p * half + i] = Float(Double.sin(angle))
+                let angle = Double(start + p) * frequencies[i]
+                c[p * half + i] = Float(scale * Double.cos(angle))
+                s[p * half + i] = Float(scale * Double.sin(angle))
             }
         }
         cos = c
