@@ -60,8 +60,8 @@ public struct RoPE {
         sin = s
     }
 
-    /// Rotates x [N, heads·E] in place; row r is at table position r mod P (or `rowPositions[r]`). `inverse` turns the
-    /// other way, which is the backward pass (the rotation is orthogonal).
+    /// Rotates x [N, heads·E] in place; row r is at table position r mod P (or `rowPositions[r]`). `inverse`
+    /// applies the transpose, which is the backward pass: the other way round, with the same factor on cos and sin.
     public func apply(_ x: UnsafeMutablePointer<Float>, rows n: Int, heads: Int, inverse: Bool = false) {
         let e = headDim, half = e / 2, width = heads * e, p = positionCount
         let (stride, partner) = layout == .rotateHalf ? (1, half) : (2, 1)
