@@ -31,11 +31,6 @@ extension GGUFModel {
                 file: path, problem: "GGUF export does not write Phi-3's stacked projections yet",
                 fix: "Export it as a Hugging Face directory (--format hf) and convert that with llama.cpp.")
         }
-        guard c.ropeScaling == nil else {
-            throw FormatError(
-                file: path, problem: "the model uses RoPE scaling, which GGUF export does not write yet",
-                fix: "Export it as a Hugging Face directory (--format hf) and convert that with llama.cpp.")
-        }
         let arch = c.queryKeyNorm ? "qwen3" : c.attentionBias ? "qwen2" : "llama"
         var notes: [String] = []
         var tensors: [GGUFWriter.Tensor] = []
@@ -62,6 +57,27 @@ extension GGUFModel {
                     return encode(values, as: tensorType)
                 })
         }
+        // linear as metadata; Llama 3's and per-pair factors as the rope_freqs tensor, as llama.cpp's converter does
+        var scalingMetadata: [(String, GGUFWriter.Value)] = []
+        if let scaling = c.ropeScaling {
+            switch scaling {
+            case .linear(let factor):
+                scalingMetadata = [
+                    ("\(arch).rope.scaling.type", .string("linear")),
+                    ("\(arch).rope.scaling.factor", .float32(Float(factor))),
+                ]
+            case .llama3, .frequencyFactors:
+                let factors = frequencyFactors(scaling, theta: Double(c.ropeTheta), headDim: c.headDim).map(Float.init)
+                tensors.append(
+                    GGUFWriter.Tensor(name: frequencyFactorsTensor, dims: [factors.count], type: .f32) {
+                        encode(factors, as: .f32)
+                    })
+            case .dynamic, .yarn, .longRoPE:
+                throw FormatError(
+                    file: path, problem: "the model uses RoPE scaling \(scaling), which GGUF export does not write yet",
+                    fix: "Export it as a Hugging Face directory (--format hf) and convert that with llama.cpp.")
+            }
+        }
         let fileType: UInt32 = [.f32: 0, .f16: 1, .q8_0: 7, .bf16: 32][type] ?? 0
         var metadata: [(String, GGUFWriter.Value)] = [
             ("general.architecture", .string(arch)), ("general.name", .string("LeanTune export")),
@@ -83,6 +99,7 @@ extension GGUFModel {
                 ("\(arch).attention.value_length", .uint32(UInt32(c.headDim))),
             ]
         }
+        metadata += scalingMetadata
         metadata += try tokenizerMetadata(loaded, path: path)
         try GGUFWriter.write(metadata: metadata, tensors: tensors, to: path)
         return notes

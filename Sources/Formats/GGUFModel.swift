@@ -1,3 +1,4 @@
+import Foundation
 import Llama
 import TensorCore
 
@@ -31,7 +32,7 @@ public enum GGUFModel {
         let vocab =
             m["\(arch).vocab_size"]?.int ?? m["tokenizer.ggml.tokens"]?.array?.count
             ?? gguf.tensors["token_embd.weight"]?.dims.last ?? 0
-        let config = LlamaConfig(
+        var config = LlamaConfig(
             dim: dim, ffnDim: try int("feed_forward_length"),
             layerCount: try int("block_count"),
             headCount: heads, kvHeadCount: m["\(arch).attention.head_count_kv"]?.int ?? heads, vocabSize: vocab,
@@ -41,10 +42,64 @@ public enum GGUFModel {
             ropeLayout: arch == "llama" ? .adjacentPairs : .rotateHalf,
             tiedEmbeddings: gguf.tensors["output.weight"] == nil,
             attentionBias: arch == "qwen2", explicitHeadDim: keyLength, queryKeyNorm: arch == "qwen3")
-        do { try config.validate() } catch let e as LlamaError {
+        do {
+            try config.validate()  // before the head dimension is used
+            config.ropeScaling = try ropeScaling(
+                gguf, arch: arch, theta: Double(config.ropeTheta), headDim: config.headDim)
+            try config.validate()
+        } catch let e as LlamaError {
             throw FormatError(file: gguf.path, problem: e.description, fix: "The metadata is inconsistent.")
         }
         return config
+    }
+
+    /// The name llama.cpp gives the per-pair frequency factors (Llama 3's scaling as its converter writes it).
+    static let frequencyFactorsTensor = "rope_freqs.weight"
+
+    /// The RoPE scaling of the file: linear from `rope.scaling.type` and `.factor`, per-pair factors from
+    /// `rope_freqs.weight` (read back as Llama 3's scaling where they are exactly its published settings'); other
+    /// types are refused rather than ignored.
+    static func ropeScaling(_ gguf: GGUFFile, arch: String, theta: Double, headDim: Int) throws -> RoPEScaling? {
+        let m = gguf.metadata, type = m["\(arch).rope.scaling.type"]?.string ?? "none"
+        func refuse(_ problem: String) -> FormatError {
+            FormatError(
+                file: gguf.path, problem: problem,
+                fix: "Load the model's Hugging Face directory instead; it carries the scaling in config.json.")
+        }
+        guard let t = gguf.tensors[frequencyFactorsTensor] else {
+            switch type {
+            case "none": return nil
+            case "linear":
+                guard let f = m["\(arch).rope.scaling.factor"]?.double, f > 0, f.isFinite else {
+                    throw refuse("rope.scaling.factor is missing or not a positive number")
+                }
+                return .linear(factor: f)
+            default: throw refuse("RoPE scaling '\(type)' in GGUF files is not read yet")
+            }
+        }
+        guard type == "none", t.dims == [headDim / 2] else {
+            throw refuse(
+                "\(frequencyFactorsTensor) has dims \(t.dims) beside scaling '\(type)'; it needs [\(headDim / 2)]")
+        }
+        var floats = [Float](repeating: 0, count: headDim / 2)
+        floats.withUnsafeMutableBufferPointer { gguf.read(t, into: $0.baseAddress!) }
+        let factors = floats.map(Double.init)
+        guard factors.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+            throw refuse("\(frequencyFactorsTensor) holds a factor that is not a positive number")
+        }
+        let llama3 = RoPEScaling.llama3(
+            factor: factors.max() ?? 1, lowFrequencyFactor: 1, highFrequencyFactor: 4, originalContextLength: 8192)
+        let same = zip(frequencyFactors(llama3, theta: theta, headDim: headDim), factors).allSatisfy {
+            abs($0 - $1) <= 1e-6 * $1
+        }
+        return same ? llama3 : .frequencyFactors(factors)
+    }
+
+    /// Base over scaled frequency for each pair: what `rope_freqs.weight` holds for `scaling`.
+    static func frequencyFactors(_ scaling: RoPEScaling, theta: Double, headDim e: Int) -> [Double] {
+        scaling.frequencies(theta: theta, headDim: e, positions: 1).inverse.enumerated().map { i, scaled in
+            Foundation.pow(theta, -Double(2 * i) / Double(e)) / scaled
+        }
     }
 
     /// The GGUF name of each parameter of `layout`.

@@ -218,6 +218,12 @@ public enum HFConfig {
             if attention != implied { scaling["attention_factor"] = attention }
             j["rope_scaling"] = scaling
             j["original_max_position_embeddings"] = original  // where Phi-3's configuration reads it
+        case .frequencyFactors(let factors):
+            // transformers' longrope with one set of factors over the whole context divides frequencies alike
+            j["rope_scaling"] = [
+                "rope_type": "longrope", "short_factor": factors, "long_factor": factors,
+                "original_max_position_embeddings": c.maxSequenceLength,
+            ]
         }
         return j
     }

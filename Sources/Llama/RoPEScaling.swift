@@ -17,6 +17,9 @@ public enum RoPEScaling: Sendable, Codable, Equatable {
     /// LongRoPE (Phi-3/3.5's 128k models): frequency i divided by `shortFactors[i]`, or by `longFactors[i]` once the
     /// positions pass the original context; cos and sin scaled by `attentionFactor`.
     case longRoPE(shortFactors: [Double], longFactors: [Double], originalContextLength: Int, attentionFactor: Double)
+    /// Frequency i divided by `factors[i]`: GGUF's `rope_freqs` tensor, as llama.cpp's converter writes a scaling
+    /// (Llama 3's among them) that no scaling above matches exactly.
+    case frequencyFactors([Double])
 
     /// The inverse frequencies of RoPE's E/2 pairs and the factor on cos and sin, for tables that reach
     /// `positions` positions.
@@ -63,6 +66,8 @@ public enum RoPEScaling: Sendable, Codable, Equatable {
         case .longRoPE(let short, let long, let original, let attentionFactor):
             let factors = positions > original ? long : short
             return (zip(base, factors).map { $0 / $1 }, attentionFactor)
+        case .frequencyFactors(let factors):
+            return (zip(base, factors).map { $0 / $1 }, 1)
         }
     }
 
@@ -80,7 +85,10 @@ public enum RoPEScaling: Sendable, Codable, Equatable {
 
     /// Pairs of frequency factors the scaling holds, nil where it holds none (checked against E/2).
     public var factorCounts: [Int]? {
-        if case .longRoPE(let short, let long, _, _) = self { return [short.count, long.count] }
-        return nil
+        switch self {
+        case .longRoPE(let short, let long, _, _): [short.count, long.count]
+        case .frequencyFactors(let factors): [factors.count]
+        case .linear, .llama3, .dynamic, .yarn: nil
+        }
     }
 }

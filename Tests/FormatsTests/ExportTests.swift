@@ -92,10 +92,16 @@ struct ExportTests {
         #expect(throws: FormatError.self) { try HFConfig.parse(mistral, file: "c") }
         mistral["sliding_window"] = NSNull()
         #expect(try HFConfig.parse(mistral, file: "c").dim == 16)
-        var yarn = base
-        yarn["rope_scaling"] = ["rope_type": "yarn", "factor": 4]
-        let e2 = try #require(throws: FormatError.self) { try HFConfig.parse(yarn, file: "c") }
-        #expect(e2.problem.contains("yarn"))
+        var scaled = base
+        scaled["rope_scaling"] = ["rope_type": "yarn", "factor": 4.0]
+        if case .yarn(let factor, _, _, _, _, _) = try HFConfig.parse(scaled, file: "c").ropeScaling {
+            #expect(factor == 4)
+        } else {
+            Issue.record("yarn scaling was not read")
+        }
+        scaled["rope_scaling"] = ["rope_type": "mrope", "factor": 4.0]  // Qwen2-VL's multimodal RoPE
+        let e2 = try #require(throws: FormatError.self) { try HFConfig.parse(scaled, file: "c") }
+        #expect(e2.problem.contains("mrope") && e2.fix.contains("yarn, longrope"))
         for (key, value) in [("num_hidden_layers", true as Any), ("hidden_size", 16.5), ("vocab_size", "10")] {
             var wrong = base
             wrong[key] = value
