@@ -21,11 +21,6 @@ extension GGUFModel {
                 fix: "Choose one of those types.")
         }
         let m = loaded.model, c = m.config
-        guard c.slidingWindow == nil else {
-            throw FormatError(
-                file: path, problem: "the model uses sliding-window attention, which GGUF export does not write yet",
-                fix: "Export it as a Hugging Face directory (--format hf).")
-        }
         guard !c.fusedProjections else {
             throw FormatError(
                 file: path, problem: "GGUF export does not write Phi-3's stacked projections yet",
@@ -33,6 +28,13 @@ extension GGUFModel {
         }
         let arch = c.queryKeyNorm ? "qwen3" : c.attentionBias ? "qwen2" : "llama"
         var notes: [String] = []
+        if let w = c.slidingWindow {  // as llama.cpp's own converter writes Mistral: no window in the file
+            notes.append(
+                """
+                llama.cpp's \(arch) architecture attends to the whole context, without the model's sliding window: \
+                its results equal ours up to \(w) tokens of context, not beyond
+                """)
+        }
         var tensors: [GGUFWriter.Tensor] = []
         for (id, info) in m.layout.parameters.enumerated() where !(c.tiedEmbeddings && info.role == .head) {
             var tensorType = info.shape.count == 1 ? GGMLType.f32 : type

@@ -17,7 +17,7 @@ struct ArchitectureTests {
     }
 
     static let families = ["qwen2", "mistral", "qwen3", "phi3", "qwen2-yarn", "phi3-longrope"]
-    /// The families GGUF export writes (sliding-window attention is refused).
+    /// The families GGUF export writes as llama.cpp runs them (a sliding window is written without, with a note).
     static let ggufFamilies = ["qwen2", "qwen3"]
 
     static func load(_ name: String) throws -> (LoadedModel, Reference) {
@@ -116,13 +116,18 @@ struct ArchitectureTests {
         #expect(try JSONSerialization.jsonObject(with: data) as? [Int] == r.greedy.map(Int.init))
     }
 
-    @Test("GGUF export of a sliding-window model is refused, naming what to do instead")
-    func ggufRefusesWindow() throws {
-        let (loaded, _) = try Self.load("mistral")
-        let error = try #require(throws: FormatError.self) {
-            try GGUFModel.export(loaded, to: GGUFExportTests.path("window"), type: .f32)
-        }
-        #expect(error.problem.contains("sliding-window") && error.fix.contains("--format hf"))
+    @Test("GGUF export of a sliding-window model writes no window, as llama.cpp's converter does, and says so")
+    func ggufWindow() throws {
+        let (loaded, r) = try Self.load("mistral")
+        let window = try #require(loaded.model.config.slidingWindow), path = GGUFExportTests.path("window")
+        let notes = try GGUFModel.export(loaded, to: path, type: .f32)
+        #expect(notes.contains { $0.contains("without the model's sliding window") && $0.contains("\(window) tokens") })
+        let again = try ModelFile.load(path, tokenizer: nil, ledger: MemoryLedger())
+        #expect(again.model.config.slidingWindow == nil)
+        // within the window both attend to the same keys
+        let batch = TokenBatch(sequences: [Array(r.inputs.prefix(window))])
+        let (a, b) = (try loaded.model.logits(batch), try again.model.logits(batch))
+        #expect(zip(a, b).allSatisfy { abs($0 - $1) < 1e-4 })
     }
 
     static let transformers = GGUFExportTests.python("import torch, transformers")
