@@ -91,6 +91,7 @@ def main():
     a.add_argument("--steps", type=int, default=100)
     a.add_argument("--lr", type=float, default=1e-5)
     a.add_argument("--threads", type=int, default=2)
+    a.add_argument("--no-eval", action="store_true", help="skip the dev accuracy before and after (losses only)")
     a.add_argument("--output", required=True)
     o = a.parse_args()
     torch.set_num_threads(o.threads)
@@ -100,7 +101,7 @@ def main():
     train, dev = read_rows(o.data)
     bf16 = o.precision == "bf16"
     optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
-    first = accuracy(model, tokenizer, dev, bf16)
+    first = None if o.no_eval else accuracy(model, tokenizer, dev, bf16)
     order, losses, start = [], [], time.time()
     shuffle = random.Random(o.seed)
     model.train()
@@ -118,7 +119,7 @@ def main():
         losses.append(loss.item())
         print(f"step {step + 1} loss {losses[-1]:.4f} ({time.time() - start:.0f} s)", flush=True)
     model.eval()
-    last = accuracy(model, tokenizer, dev, bf16)
+    last = None if o.no_eval else accuracy(model, tokenizer, dev, bf16)
     result = {
         "precision": o.precision, "seed": o.seed, "steps": o.steps, "lr": o.lr, "losses": losses,
         "finalLoss": sum(losses[-20:]) / len(losses[-20:]), "accuracy": [first, last],

@@ -102,6 +102,31 @@ struct ExportTests {
         scaled["rope_scaling"] = ["rope_type": "mrope", "factor": 4.0]  // Qwen2-VL's multimodal RoPE
         let e2 = try #require(throws: FormatError.self) { try HFConfig.parse(scaled, file: "c") }
         #expect(e2.problem.contains("mrope") && e2.fix.contains("yarn, longrope"))
+        // bad scaling values are named, never trapped on: head dim 4 has 2 pairs
+        for (scaling, problem) in [
+            (["rope_type": "yarn", "factor": "4"], "rope_scaling.factor is missing or not a number"),
+            (["rope_type": "yarn", "factor": -4.0], "rope_scaling.factor is -4.0"),
+            (
+                ["rope_type": "dynamic", "factor": 2.0, "original_max_position_embeddings": 0.5],
+                "must be a whole number"
+            ),
+            (
+                ["rope_type": "longrope", "short_factor": [1.0, 2.0, 3.0], "long_factor": [1.0, 2.0]],
+                "3 frequency factors for 2 pairs"
+            ),
+            (
+                ["rope_type": "longrope", "short_factor": [1.0, "x"], "long_factor": [1.0, 2.0]],
+                "short_factor is not a list"
+            ),
+            (
+                ["rope_type": "longrope", "short_factor": [1.0, 0.0], "long_factor": [1.0, 2.0]],
+                "short_factor is not a list"
+            ),
+        ] as [([String: Any], String)] {
+            scaled["rope_scaling"] = scaling
+            let e = try #require(throws: FormatError.self) { try HFConfig.parse(scaled, file: "c") }
+            #expect(e.problem.contains(problem), "\(e)")
+        }
         for (key, value) in [("num_hidden_layers", true as Any), ("hidden_size", 16.5), ("vocab_size", "10")] {
             var wrong = base
             wrong[key] = value
