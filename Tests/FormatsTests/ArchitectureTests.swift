@@ -95,25 +95,10 @@ struct ArchitectureTests {
         let (loaded, r) = try Self.load(family)
         let path = GGUFExportTests.path("arch-llama-cpp-\(family)")
         try GGUFModel.export(loaded, to: path, type: .f32)
-        let script = """
-            import json, sys
-            from llama_cpp import Llama
-            llm = Llama(model_path=sys.argv[1], n_ctx=64, verbose=False, n_threads=2)
-            out = []
-            for t in llm.generate(json.loads(sys.argv[2]), temp=0.0, top_k=1, top_p=1.0, repeat_penalty=1.0):
-                if len(out) == int(sys.argv[3]): break
-                out.append(t)
-            print(json.dumps(out))
-            """
-        let p = Process(), out = Pipe()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script, path, "\(r.prompt)", "\(r.greedy.count)"]
-        (p.standardOutput, p.standardError) = (out, FileHandle.nullDevice)
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        try #require(p.terminationStatus == 0, "llama.cpp could not run the export")
-        #expect(try JSONSerialization.jsonObject(with: data) as? [Int] == r.greedy.map(Int.init))
+        let tokens = try #require(
+            try GGUFExportTests.llamaCppGreedy(path, prompt: r.prompt, count: r.greedy.count),
+            "llama.cpp could not run the export")
+        #expect(tokens == r.greedy)
     }
 
     @Test("GGUF export of a sliding-window model writes no window, as llama.cpp's converter does, and says so")

@@ -193,6 +193,55 @@ struct GGUFExportTests {
 
     static let llamaCpp = python("import llama_cpp")
 
+    /// The `count` greedy tokens llama.cpp (llama-cpp-python) decodes from the GGUF file at `path` after `prompt`.
+    static func llamaCppGreedy(_ path: String, prompt: [Int32], count: Int) throws -> [Int32]? {
+        let script = """
+            import json, sys
+            from llama_cpp import Llama
+            llm = Llama(model_path=sys.argv[1], n_ctx=64, verbose=False, n_threads=2)
+            out = []
+            for t in llm.generate(json.loads(sys.argv[2]), temp=0.0, top_k=1, top_p=1.0, repeat_penalty=1.0):
+                if len(out) == int(sys.argv[3]): break
+                out.append(t)
+            print(json.dumps(out))
+            """
+        let p = Process(), out = Pipe()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script, path, "\(prompt)", "\(count)"]
+        (p.standardOutput, p.standardError) = (out, FileHandle.nullDevice)
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { return nil }
+        return (try JSONSerialization.jsonObject(with: data) as? [Int])?.map { Int32($0) }
+    }
+
+    @Test(
+        """
+        llama.cpp applies the rope_freqs factors as we do: its greedy tokens of a model with per-pair factors equal \
+        ours, which differ from the model's without them
+        """,
+        .enabled(if: llamaCpp))
+    func llamaCppFrequencyFactors() throws {
+        var loaded = try Self.tinyModel(.adjacentPairs)
+        var c = loaded.model.config
+        (c.ropeTheta, c.ropeScaling) = (10_000, .frequencyFactors([1, 2, 4, 8, 16, 32, 64, 128]))
+        let unscaled = loaded.model
+        loaded.model = try LlamaModel(config: c, store: unscaled.store, ledger: MemoryLedger())
+        let prompt: [Int32] = [1, 5, 9, 200]
+        func greedy(_ m: LlamaModel) throws -> [Int32] {
+            var sampler = Sampler(temperature: 0, seed: 0)
+            return try m.generate(prompt: prompt, maxNewTokens: 24, sampler: &sampler)
+        }
+        var plain = unscaled.config
+        plain.ropeTheta = 10_000
+        let ours = try greedy(loaded.model)
+        try #require(ours != greedy(try LlamaModel(config: plain, store: unscaled.store, ledger: MemoryLedger())))
+        let path = Self.path("llama-cpp-factors")
+        try GGUFModel.export(loaded, to: path, type: .f32)
+        #expect(try Self.llamaCppGreedy(path, prompt: prompt, count: ours.count) == ours)
+    }
+
     /// Whether python3 runs `code` without error.
     static func python(_ code: String) -> Bool {
         let p = Process()
