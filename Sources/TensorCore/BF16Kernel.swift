@@ -38,7 +38,9 @@ public enum BF16Kernel: Sendable {
     case oneDNN(Entry)
     case emulated
 
-    /// The environment variable that turns the oneDNN kernel off (`off`, `0` or `false`): the fallback, on any CPU.
+    /// The environment variable that turns the oneDNN kernel off (`off`, `0` or `false`: the fallback, on any CPU),
+    /// or asks for ``emulated`` (`emulate`: bf16 compute's numbers on any CPU, at fp32 speed or below, for studying
+    /// them where no AVX512-BF16 is).
     public static let environmentSwitch = "LEANTUNE_BF16_GEMM"
 
     /// The kernel this process can use, or why there is none (checked once).
@@ -56,6 +58,7 @@ public enum BF16Kernel: Sendable {
         if let value = environment[environmentSwitch]?.lowercased(), ["off", "0", "false", "no"].contains(value) {
             return .failure(Unavailable(reason: "the bf16 GEMM is switched off by \(environmentSwitch)=\(value)"))
         }
+        if environment[environmentSwitch]?.lowercased() == "emulate" { return .success(.emulated) }
         guard cpuFlags.contains("avx512_bf16") else {
             return .failure(Unavailable(reason: "this CPU has no AVX512-BF16"))
         }

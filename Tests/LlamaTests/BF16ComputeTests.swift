@@ -45,7 +45,7 @@ struct BF16ComputeTests {
         }
     }
 
-    @Test("the fallback: switched off by the environment, or no AVX512-BF16, says why")
+    @Test("the fallback: switched off by the environment, or no AVX512-BF16, says why; emulate asks for the emulation")
     func detection() {
         let off = BF16Kernel.detect(environment: [BF16Kernel.environmentSwitch: "off"], cpuFlags: ["avx512_bf16"])
         guard case .failure(let why) = off else { Issue.record("LEANTUNE_BF16_GEMM=off still gave a kernel"); return }
@@ -54,6 +54,12 @@ struct BF16ComputeTests {
             Issue.record("an AVX2-only CPU got the bf16 kernel"); return
         }
         #expect(cpu.reason.contains("AVX512-BF16"))
+        guard
+            case .success(.emulated) = BF16Kernel.detect(
+                environment: [BF16Kernel.environmentSwitch: "emulate"], cpuFlags: [])
+        else {
+            Issue.record("LEANTUNE_BF16_GEMM=emulate did not give the emulated kernel"); return
+        }
     }
 
     /// The stated tolerance of bf16 attention: out, dq, dk and dv within 1% (relative L2; measured 0.2–0.3%) of fp32
