@@ -117,10 +117,14 @@ public enum HFConfig {
         let context =
             j["max_position_embeddings"] == nil
             ? 2048 : try length(j["max_position_embeddings"], "max_position_embeddings")
-        // the pre-training context: Phi-3 keeps it beside rope_scaling, others inside; else the model's context
-        let original = try length(
-            j["original_max_position_embeddings"] ?? s["original_max_position_embeddings"] ?? context,
-            "original_max_position_embeddings")
+        // the pre-training context (yarn, longrope): Phi-3 keeps it beside rope_scaling, others inside; else the
+        // model's context. A null counts as absent.
+        func originalContext() throws -> Int {
+            let given = [j["original_max_position_embeddings"], s["original_max_position_embeddings"]].first {
+                $0 != nil && !($0 is NSNull)
+            }
+            return try length((given ?? nil) ?? context, "original_max_position_embeddings")
+        }
         switch type {
         case "default": return nil
         case "linear": return .linear(factor: try number("factor"))
@@ -132,6 +136,7 @@ public enum HFConfig {
                     s["original_max_position_embeddings"], "rope_scaling.original_max_position_embeddings"))
         case "dynamic": return .dynamic(factor: try number("factor"), contextLength: context)
         case "yarn":
+            let original = try originalContext()
             let factor = try number("factor", default: Double(context) / Double(original))
             // mscale and mscale_all_dim count only together
             let both = s["mscale"] != nil && s["mscale_all_dim"] != nil
@@ -144,6 +149,7 @@ public enum HFConfig {
                 betaSlow: try number("beta_slow", default: 1), truncate: (s["truncate"] as? Bool) ?? true,
                 attentionFactor: attention)
         case "longrope", "su":
+            let original = try originalContext()
             let factor = try number("factor", default: Double(context) / Double(original))
             let attention = try number(
                 "attention_factor",

@@ -99,6 +99,17 @@ struct ExportTests {
         } else {
             Issue.record("yarn scaling was not read")
         }
+        // a null pre-training context counts as absent: no error without scaling, rope_scaling's own with yarn
+        scaled["original_max_position_embeddings"] = NSNull()
+        scaled["rope_scaling"] = ["rope_type": "default"]
+        #expect(try HFConfig.parse(scaled, file: "c").ropeScaling == nil)
+        scaled["rope_scaling"] = ["rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 16]
+        if case .yarn(_, let original, _, _, _, _) = try HFConfig.parse(scaled, file: "c").ropeScaling {
+            #expect(original == 16)
+        } else {
+            Issue.record("yarn scaling was not read beside a null original_max_position_embeddings")
+        }
+        scaled["original_max_position_embeddings"] = nil
         scaled["rope_scaling"] = ["rope_type": "mrope", "factor": 4.0]  // Qwen2-VL's multimodal RoPE
         let e2 = try #require(throws: FormatError.self) { try HFConfig.parse(scaled, file: "c") }
         #expect(e2.problem.contains("mrope") && e2.fix.contains("yarn, longrope"))
@@ -107,7 +118,7 @@ struct ExportTests {
             (["rope_type": "yarn", "factor": "4"], "rope_scaling.factor is missing or not a number"),
             (["rope_type": "yarn", "factor": -4.0], "rope_scaling.factor is -4.0"),
             (
-                ["rope_type": "dynamic", "factor": 2.0, "original_max_position_embeddings": 0.5],
+                ["rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 0.5],
                 "must be a whole number"
             ),
             (
