@@ -134,14 +134,9 @@ struct ArchitectureTests {
             inputs = torch.tensor(json.loads(sys.argv[2])).reshape(int(sys.argv[3]), -1)
             print(json.dumps(model(input_ids=inputs).logits.flatten().tolist()))
             """
-        let p = Process(), out = Pipe()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script, dir, "\(r.inputs)", "\(r.batch)"]
-        (p.standardOutput, p.standardError) = (out, FileHandle.nullDevice)
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        try #require(p.terminationStatus == 0, "transformers could not load the export")
+        let data = try #require(
+            try GGUFExportTests.pythonOutput(script, [dir, "\(r.inputs)", "\(r.batch)"]),
+            "transformers could not load the export")
         let logits = try #require(try JSONSerialization.jsonObject(with: data) as? [Double])
         #expect(logits.count == r.logits.count)
         #expect(Self.relativeError(logits.map(Float.init), r.logits) <= 1e-5, "\(family): transformers on our export")

@@ -205,15 +205,20 @@ struct GGUFExportTests {
                 out.append(t)
             print(json.dumps(out))
             """
+        guard let data = try pythonOutput(script, [path, "\(prompt)", "\(count)"]) else { return nil }
+        return (try JSONSerialization.jsonObject(with: data) as? [Int])?.map { Int32($0) }
+    }
+
+    /// What python3 prints running `script` with `arguments`; nil when it fails.
+    static func pythonOutput(_ script: String, _ arguments: [String]) throws -> Data? {
         let p = Process(), out = Pipe()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", script, path, "\(prompt)", "\(count)"]
+        p.arguments = ["python3", "-c", script] + arguments
         (p.standardOutput, p.standardError) = (out, FileHandle.nullDevice)
         try p.run()
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        guard p.terminationStatus == 0 else { return nil }
-        return (try JSONSerialization.jsonObject(with: data) as? [Int])?.map { Int32($0) }
+        return p.terminationStatus == 0 ? data : nil
     }
 
     @Test(
