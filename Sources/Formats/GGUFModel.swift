@@ -1,4 +1,3 @@
-import Foundation
 import Llama
 import TensorCore
 
@@ -97,9 +96,11 @@ public enum GGUFModel {
 
     /// Base over scaled frequency for each pair: what `rope_freqs.weight` holds for `scaling`.
     static func frequencyFactors(_ scaling: RoPEScaling, theta: Double, headDim e: Int) -> [Double] {
-        scaling.frequencies(theta: theta, headDim: e, positions: 1).inverse.enumerated().map { i, scaled in
-            Foundation.pow(theta, -Double(2 * i) / Double(e)) / scaled
-        }
+        zip(
+            RoPE.frequencies(theta: theta, headDim: e),
+            scaling.frequencies(theta: theta, headDim: e, positions: 1).inverse
+        )
+        .map { $0 / $1 }
     }
 
     /// The GGUF name of each parameter of `layout`.

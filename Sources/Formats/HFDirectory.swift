@@ -26,9 +26,7 @@ public enum HFDirectory {
                     file: dir, problem: "tensor '\(name)' is in no safetensors file",
                     fix: "The checkpoint is incomplete or not a Llama model.")
             }
-            let expected =
-                place.map { p in [p.group.parts.reduce(0) { $0 + layout.parameters[$1].shape[0] }, info.shape[1]] }
-                ?? info.shape
+            let expected = place?.group.shape ?? info.shape
             guard found.shape == expected else {
                 throw FormatError(
                     file: file.path,
@@ -139,8 +137,7 @@ public enum HFDirectory {
             if let place = stacked[id] {  // the stacked tensor, written where its first part is
                 guard place.row == 0 else { continue }
                 let parts = place.group.parts
-                let rows = parts.reduce(0) { $0 + layout.parameters[$1].shape[0] }
-                entry = SafeTensorsWriter.Entry(name: place.group.name, shape: [rows, info.shape[1]]) {
+                entry = SafeTensorsWriter.Entry(name: place.group.name, shape: place.group.shape) {
                     parts.flatMap(values)
                 }
             } else {

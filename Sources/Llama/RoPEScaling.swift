@@ -24,8 +24,7 @@ public enum RoPEScaling: Sendable, Codable, Equatable {
     /// The inverse frequencies of RoPE's E/2 pairs and the factor on cos and sin, for tables that reach
     /// `positions` positions.
     public func frequencies(theta: Double, headDim e: Int, positions: Int) -> (inverse: [Double], scale: Double) {
-        let half = e / 2
-        let base = (0..<half).map { Double.pow(theta, -Double(2 * $0) / Double(e)) }
+        let base = RoPE.frequencies(theta: theta, headDim: e)
         switch self {
         case .linear(let factor):
             return (base.map { $0 / factor }, 1)
@@ -46,7 +45,7 @@ public enum RoPEScaling: Sendable, Codable, Equatable {
             let grown =
                 theta
                 * Double.pow(factor * Double(positions) / Double(length) - (factor - 1), Double(e) / Double(e - 2))
-            return ((0..<half).map { Double.pow(grown, -Double(2 * $0) / Double(e)) }, 1)
+            return (RoPE.frequencies(theta: grown, headDim: e), 1)
         case .yarn(let factor, let original, let betaFast, let betaSlow, let truncate, let attentionFactor):
             // the pair index at which a frequency turns `rotations` times over the original context
             func pair(_ rotations: Double) -> Double {

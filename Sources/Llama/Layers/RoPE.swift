@@ -47,7 +47,7 @@ public struct RoPE {
         let half = headDim / 2
         let (frequencies, scale) =
             scaling?.frequencies(theta: Double(theta), headDim: headDim, positions: start + count)
-            ?? ((0..<half).map { Double.pow(Double(theta), -Double(2 * $0) / Double(headDim)) }, 1)
+            ?? (RoPE.frequencies(theta: Double(theta), headDim: headDim), 1)
         var c = [Float](repeating: 0, count: count * half), s = c
         for p in 0..<count {
             for i in 0..<half {
@@ -58,6 +58,11 @@ public struct RoPE {
         }
         cos = c
         sin = s
+    }
+
+    /// The unscaled inverse frequencies θ^(−2i/E) of the E/2 pairs.
+    public static func frequencies(theta: Double, headDim e: Int) -> [Double] {
+        (0..<e / 2).map { Double.pow(theta, -Double(2 * $0) / Double(e)) }
     }
 
     /// Rotates x [N, heads·E] in place; row r is at table position r mod P (or `rowPositions[r]`). `inverse`
