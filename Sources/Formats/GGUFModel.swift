@@ -125,6 +125,8 @@ public enum GGUFModel {
             case .valueBias: "attn_v"
             case .queryNorm: "attn_q_norm"
             case .keyNorm: "attn_k_norm"
+            case .attentionOutputNorm: "post_attention_norm"
+            case .ffnOutputNorm: "post_ffw_norm"
             }
         return block + name + (info.role.kind == .bias ? ".bias" : ".weight")
     }

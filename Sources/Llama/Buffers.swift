@@ -68,6 +68,8 @@ struct LayerActivations {
     var kept: Kept?
     /// The per-head query and key norms' inputs and 1/rms, where the configuration has those norms.
     var queryKeyNorm: QueryKeyNorm?
+    /// Attention's and the MLP's outputs before their norms, and those norms' 1/rms, where the configuration has them.
+    var outputNorms: OutputNorms?
 
     struct Kept {
         let attention, gate, up: UnsafeMutablePointer<UInt16>
@@ -80,6 +82,13 @@ struct LayerActivations {
         let rstdQ, rstdK: UnsafeMutablePointer<Float>
     }
 
+    struct OutputNorms {
+        /// [N, D] o(attention) and down(hidden), the norms' inputs.
+        let attention, ffn: UnsafeMutablePointer<Float>
+        /// [N] their 1/rms.
+        let rstdAttention, rstdFFN: UnsafeMutablePointer<Float>
+    }
+
     /// Float counts of one layer's fp32 pieces; `bf16`: attention, gate and up are kept in bf16 (``keptCounts(_:_:)``).
     static func counts(_ c: LlamaConfig, _ s: PassShape, withKV: Bool, bf16: Bool = false) -> [Int] {
         let n = s.rows
@@ -88,6 +97,7 @@ struct LayerActivations {
         ]
             + (bf16 ? [] : keptCounts(c, s))
             + (c.queryKeyNorm ? [n * c.queryDim, n * c.kvDim, n * c.headCount, n * c.kvHeadCount] : [])
+            + (c.gemma.outputNorms ? [n * c.dim, n * c.dim, n, n] : [])
     }
 
     /// Element counts of attention, gate and up.
@@ -121,6 +131,10 @@ struct LayerActivations {
                 q: a.take(n * c.queryDim), k: a.take(n * c.kvDim), rstdQ: a.take(n * c.headCount),
                 rstdK: a.take(n * c.kvHeadCount))
         }
+        if c.gemma.outputNorms {
+            outputNorms = OutputNorms(
+                attention: a.take(n * c.dim), ffn: a.take(n * c.dim), rstdAttention: a.take(n), rstdFFN: a.take(n))
+        }
     }
 }
 
@@ -139,6 +153,8 @@ struct Workspace {
     /// attention's output, [N, H·E] dq, [N, K·E] dk and dv, [N, F] d(hidden) and d(gate) (apart, so the SwiGLU
     /// backward loop has no aliasing and vectorises).
     let dResidual, dNormed, dq, dk, dv, dHidden, dGate: UnsafeMutablePointer<Float>?
+    /// Backward with output norms: [N, D] the gradient into an output norm's input.
+    let dOutput: UnsafeMutablePointer<Float>?
     /// Layers that keep attention, gate and up in bf16 compute them here in fp32: [N, H·E], [N, F], [N, F].
     let shared: Shared?
 
@@ -160,6 +176,7 @@ struct Workspace {
         return [n * c.dim, n * c.ffnDim, chunk * c.vocabSize]
             + (backward
                 ? [n * c.dim, wide, n * c.queryDim, n * c.kvDim, n * c.kvDim, n * c.ffnDim, n * c.ffnDim] : [])
+            + (backward && c.gemma.outputNorms ? [n * c.dim] : [])
             + (shared ? [n * c.queryDim, n * c.ffnDim, n * c.ffnDim] : [])
     }
 
@@ -185,6 +202,7 @@ struct Workspace {
         dv = backward ? arena.take(n * c.kvDim) : nil
         dHidden = backward ? arena.take(n * c.ffnDim) : nil
         dGate = backward ? arena.take(n * c.ffnDim) : nil
+        dOutput = backward && c.gemma.outputNorms ? arena.take(n * c.dim) : nil
         shared =
             withShared
             ? Shared(

@@ -49,22 +49,14 @@ extension LlamaModel {
         let a = LayerActivations(c, s, withKV: false, from: arena)
         let x = arena.take(n * c.dim)
         let ws = Workspace(c, s, logitsRows: 1, backward: false, ledger: ledger)
-        let rope = RoPE(c, start: cache.length, count: n)
+        let rope = LayerRoPE(c) { RoPE(c, start: cache.length, count: n, local: $0) }
         embed(tokens, into: x)
         for l in 0..<c.layerCount {
             let kv = KVTarget(k: cache.keys[l].pointer, v: cache.values[l].pointer, keys: keys, offset: cache.length)
-            layerForward(l, x: x, out: x, a, s, kv: kv, rope: rope, ws)
+            layerForward(l, x: x, out: x, a, s, kv: kv, rope: rope[layer: l], ws)
         }
         cache.advance(by: n)
-        let last = x + (n - 1) * c.dim
-        withFloats(layout.finalNorm) { w in
-            RMSNorm.forward(last, w, ws.normed, rstd: nil, rows: 1, dim: c.dim, epsilon: c.normEpsilon)
-        }
-        var logits = [Float](repeating: 0, count: c.vocabSize)
-        logits.withUnsafeMutableBufferPointer {
-            project(layout.head, activation(ws.normed, count: config.dim), rows: 1, into: $0.baseAddress!)
-        }
-        return logits
+        return outputLogits(x + (n - 1) * c.dim, rows: 1, ws)
     }
 }
 

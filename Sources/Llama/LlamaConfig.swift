@@ -46,6 +46,52 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
     /// up to its own, in the layers `slidingLayers` marks (every layer when nil).
     public var slidingWindow: Int?
     public var slidingLayers: [Bool]?
+    /// Gemma's differences from Llama (none by default).
+    public var gemma: GemmaTraits
+
+    /// What Gemma changes in the Llama decoder, each a switch of its own (Gemma 1 sets the first three, Gemma 2 adds
+    /// the output norms, the attention scale and the soft-capping, Gemma 3 the sliding layers' RoPE base).
+    public struct GemmaTraits: Sendable, Codable, Equatable {
+        /// Every RMSNorm (q/k norms included) scales by 1 + w instead of w; its weights start at zero.
+        public var normsScaleFromOne = false
+        /// The MLP gates with tanh-approximated GELU (GeGLU) instead of SiLU.
+        public var geluGate = false
+        /// The embedding rows are multiplied by √D on the way in (not on the way out through a tied head).
+        public var scalesEmbedding = false
+        /// Attention's and the MLP's outputs are RMS-normalised before they join the residual stream.
+        public var outputNorms = false
+        /// Attention scores are scaled by 1/√(this) instead of 1/√E (query_pre_attn_scalar).
+        public var queryPreAttentionScalar: Float?
+        /// Attention scores become c·tanh(s/c) before the softmax (attn_logit_softcapping).
+        public var attentionSoftcap: Float?
+        /// Logits become c·tanh(z/c) (final_logit_softcapping).
+        public var logitSoftcap: Float?
+        /// The RoPE base of the sliding-window layers, which then turn without the scaling (Gemma 3's
+        /// rope_local_base_freq); nil: every layer uses ``LlamaConfig/ropeTheta`` and ``LlamaConfig/ropeScaling``.
+        public var localRopeTheta: Float?
+
+        public init(
+            normsScaleFromOne: Bool = false, geluGate: Bool = false, scalesEmbedding: Bool = false,
+            outputNorms: Bool = false, queryPreAttentionScalar: Float? = nil, attentionSoftcap: Float? = nil,
+            logitSoftcap: Float? = nil, localRopeTheta: Float? = nil
+        ) {
+            (self.normsScaleFromOne, self.geluGate, self.scalesEmbedding) = (
+                normsScaleFromOne, geluGate, scalesEmbedding
+            )
+            (self.outputNorms, self.queryPreAttentionScalar) = (outputNorms, queryPreAttentionScalar)
+            (self.attentionSoftcap, self.logitSoftcap, self.localRopeTheta) =
+                (attentionSoftcap, logitSoftcap, localRopeTheta)
+        }
+    }
+
+    /// What RMSNorm adds to its weights before scaling: 1 for Gemma, else 0.
+    public var normOffset: Float { gemma.normsScaleFromOne ? 1 : 0 }
+    /// The factor on attention scores before the softmax.
+    public var attentionScale: Float { 1 / (gemma.queryPreAttentionScalar ?? Float(headDim)).squareRoot() }
+    /// The gated MLP's activation.
+    public var gatedActivation: GatedActivation { gemma.geluGate ? .geluTanh : .silu }
+    /// The factor on the embedding rows as they enter the first layer.
+    public var embeddingScale: Float { gemma.scalesEmbedding ? Float(Double(dim).squareRoot()) : 1 }
 
     /// The window of layer `l`'s attention, nil for full attention.
     public func window(layer l: Int) -> Int? {
@@ -57,8 +103,10 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
         maxSequenceLength: Int, normEpsilon: Float = 1e-5, ropeTheta: Float = 10000,
         ropeLayout: RoPELayout = .rotateHalf, ropeScaling: RoPEScaling? = nil, tiedEmbeddings: Bool = true,
         attentionBias: Bool = false, slidingWindow: Int? = nil, slidingLayers: [Bool]? = nil,
-        explicitHeadDim: Int? = nil, queryKeyNorm: Bool = false, fusedProjections: Bool = false
+        explicitHeadDim: Int? = nil, queryKeyNorm: Bool = false, fusedProjections: Bool = false,
+        gemma: GemmaTraits = GemmaTraits()
     ) {
+        self.gemma = gemma
         self.fusedProjections = fusedProjections
         self.attentionBias = attentionBias
         (self.explicitHeadDim, self.queryKeyNorm) = (explicitHeadDim, queryKeyNorm)
@@ -76,6 +124,10 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
         self.ropeScaling = ropeScaling
         self.tiedEmbeddings = tiedEmbeddings
     }
+
+    /// Whether layer `l` turns by Gemma 3's local RoPE (``GemmaTraits/localRopeTheta``, unscaled) rather than by
+    /// ``ropeTheta`` and ``ropeScaling``.
+    public func turnsLocally(layer l: Int) -> Bool { gemma.localRopeTheta != nil && window(layer: l) != nil }
 
     /// E: D / H unless the checkpoint sets it (``explicitHeadDim``).
     public var headDim: Int { explicitHeadDim ?? dim / headCount }
@@ -114,6 +166,13 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
         try require(normEpsilon > 0 && normEpsilon.isFinite, "norm epsilon must be positive, got \(normEpsilon)")
         try require(ropeTheta > 0 && ropeTheta.isFinite, "rope theta must be positive, got \(ropeTheta)")
         if let w = slidingWindow { try require(w > 0, "the sliding window must be positive, got \(w)") }
+        for (name, value) in [
+            ("query_pre_attn_scalar", gemma.queryPreAttentionScalar),
+            ("attn_logit_softcapping", gemma.attentionSoftcap),
+            ("final_logit_softcapping", gemma.logitSoftcap), ("rope_local_base_freq", gemma.localRopeTheta),
+        ] {
+            if let v = value { try require(v > 0 && v.isFinite, "\(name) must be positive, got \(v)") }
+        }
         for count in ropeScaling?.factorCounts ?? [] {
             try require(count == headDim / 2, "RoPE scaling has \(count) frequency factors for \(headDim / 2) pairs")
         }
@@ -122,7 +181,8 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
         }
         // Each factor is bounded above, so this cannot overflow: well below 2⁵⁵ values.
         let perLayer =
-            2 * queryDim * dim + 2 * kvDim * dim + 3 * ffnDim * dim + 2 * dim + (queryKeyNorm ? 2 * headDim : 0)
+            2 * queryDim * dim + 2 * kvDim * dim + 3 * ffnDim * dim + (gemma.outputNorms ? 4 : 2) * dim
+            + (queryKeyNorm ? 2 * headDim : 0)
         let total = vocabSize * dim * (tiedEmbeddings ? 1 : 2) + layerCount * perLayer + dim
         try require(
             total <= Self.parameterLimit, "\(total) parameters, above LeanTune's limit of \(Self.parameterLimit)")

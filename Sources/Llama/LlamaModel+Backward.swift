@@ -16,14 +16,14 @@ extension LlamaModel {
 
         let b = buffers(.training(checkpointing: checkpointing), batch)
         let acts = b.layers, ws = b.workspace, rstdFinal = b.rstdFinal, residuals = b.residuals
-        let rope = RoPE(c, batch: batch)
+        let rope = LayerRoPE(c) { RoPE(c, batch: batch, local: $0) }
         func residual(_ l: Int) -> UnsafeMutablePointer<Float> { residuals.pointer + l * nd }
         func kv(_ a: LayerActivations) -> KVTarget { KVTarget(k: a.k!, v: a.v!, keys: s.length, offset: 0) }
 
         embed(batch.inputs, into: residual(0))
         for l in 0..<c.layerCount {
             let a = acts[checkpointing ? 0 : l]
-            layerForward(l, x: residual(l), out: residual(l + 1), a, s, kv: kv(a), rope: rope, ws)
+            layerForward(l, x: residual(l), out: residual(l + 1), a, s, kv: kv(a), rope: rope[layer: l], ws)
         }
 
         // Head: the loss and d(final norm output), then the final norm's backward into dResidual.
@@ -38,22 +38,20 @@ extension LlamaModel {
             )
         ).reduce(0, +)
         if !c.tiedEmbeddings { sink.finish(layout.head) }
-        withFloats(layout.finalNorm) { w in
-            RMSNorm.backward(
-                dNormed, residual(c.layerCount), w, rstd: rstdFinal, dx: dResidual,
-                dw: sink.accumulator(for: layout.finalNorm), rows: n, dim: c.dim)
-        }
+        normBackward(layout.finalNorm, dNormed, residual(c.layerCount), rstd: rstdFinal, dx: dResidual, rows: n, sink)
         sink.finish(layout.finalNorm)
 
         for l in stride(from: c.layerCount - 1, through: 0, by: -1) {
             let a = acts[checkpointing ? 0 : l]
             if checkpointing {
                 // Layer l+1's input is no longer needed: let the recomputation overwrite it.
-                layerForward(l, x: residual(l), out: residual(l + 1), a, s, kv: kv(a), rope: rope, ws)
+                layerForward(l, x: residual(l), out: residual(l + 1), a, s, kv: kv(a), rope: rope[layer: l], ws)
             }
-            layerBackward(l, x: residual(l), dx: dResidual, a, s, rope: rope, ws, sink)
+            layerBackward(l, x: residual(l), dx: dResidual, a, s, rope: rope[layer: l], ws, sink)
         }
         if sink.wants(layout.embedding) {
+            let scale = c.embeddingScale
+            if scale != 1 { for i in 0..<nd { dResidual[i] *= scale } }
             batch.inputs.withUnsafeBufferPointer {
                 Embedding.backward($0, dResidual, dTable: sink.accumulator(for: layout.embedding), dim: c.dim)
             }
@@ -80,22 +78,23 @@ extension LlamaModel {
                 Conversions.fromBF16(bits, floats, count: count)
             }
         }
-        // MLP: out = h + down(SiLU(gate(x̂)) ⊙ up(x̂)), x̂ = norm(h).
-        withFloats(p.ffnNorm) { w in RMSNorm.apply(a.residualMid, w, rstd: a.rstdFFN, ws.normed, rows: n, dim: c.dim) }
-        SwiGLU.forward(gate: a.gate, up: a.up, ws.hidden, count: n * c.ffnDim)
-        projectBackward(p.down, dy: dx, x: ws.hidden, rows: n, dx: dHidden, accumulate: false, sink)
-        SwiGLU.backward(dHidden, gate: a.gate, up: a.up, dGate: dGate, dUp: ws.hidden, count: n * c.ffnDim)
+        // MLP: out = h + down(act(gate(x̂)) ⊙ up(x̂)), x̂ = norm(h); with an output norm, out = h + norm(down(…)).
+        norm(p.ffnNorm, a.residualMid, rstd: a.rstdFFN, ws.normed, rows: n)
+        c.gatedActivation.forward(gate: a.gate, up: a.up, ws.hidden, count: n * c.ffnDim)
+        let dFFN = outputNormBackward(
+            p.ffnOutputNorm, dx, a.outputNorms?.ffn, rstd: a.outputNorms?.rstdFFN, ws, rows: n, sink)
+        projectBackward(p.down, dy: dFFN, x: ws.hidden, rows: n, dx: dHidden, accumulate: false, sink)
+        c.gatedActivation.backward(dHidden, gate: a.gate, up: a.up, dGate: dGate, dUp: ws.hidden, count: n * c.ffnDim)
         projectBackward(p.gate, dy: dGate, x: ws.normed, rows: n, dx: dNormed, accumulate: false, sink)
         projectBackward(p.up, dy: ws.hidden, x: ws.normed, rows: n, dx: dNormed, accumulate: true, sink)
-        withFloats(p.ffnNorm) { w in
-            RMSNorm.backward(
-                dNormed, a.residualMid, w, rstd: a.rstdFFN, dx: dx,
-                dw: sink.accumulator(for: p.ffnNorm), rows: n, dim: c.dim)
-        }
+        normBackward(p.ffnNorm, dNormed, a.residualMid, rstd: a.rstdFFN, dx: dx, rows: n, sink)
 
-        // Attention: h = x + o(Attn(rope(q(x̂)), rope(k(x̂)), v(x̂))), x̂ = norm(x).
+        // Attention: h = x + o(Attn(rope(q(x̂)), rope(k(x̂)), v(x̂))), x̂ = norm(x) (o(…) normed where it has a norm).
+        let dAttention = outputNormBackward(
+            p.attentionOutputNorm, dx, a.outputNorms?.attention, rstd: a.outputNorms?.rstdAttention, ws, rows: n, sink)
         projectBackward(
-            p.output, dy: dx, x: a.attention, bits: a.kept?.attention, rows: n, dx: dNormed, accumulate: false, sink)
+            p.output, dy: dAttention, x: a.attention, bits: a.kept?.attention, rows: n, dx: dNormed, accumulate: false,
+            sink)
         dk.update(repeating: 0, count: n * c.kvDim)
         dv.update(repeating: 0, count: n * c.kvDim)
         Attention.backward(
@@ -110,26 +109,51 @@ extension LlamaModel {
             for (id, d, x, rstd, heads) in [
                 (qNorm, dq, norms.q, norms.rstdQ, c.headCount), (kNorm, dk, norms.k, norms.rstdK, c.kvHeadCount),
             ] {
-                withFloats(id) { w in
-                    RMSNorm.backward(
-                        d, x, w, rstd: rstd, dx: d, dw: sink.accumulator(for: id), rows: n * heads, dim: c.headDim,
-                        accumulate: false)
-                }
+                normBackward(id, d, x, rstd: rstd, dx: d, rows: n * heads, dim: c.headDim, accumulate: false, sink)
             }
         }
-        withFloats(p.attentionNorm) { w in RMSNorm.apply(x, w, rstd: a.rstdAttention, ws.normed, rows: n, dim: c.dim) }
+        norm(p.attentionNorm, x, rstd: a.rstdAttention, ws.normed, rows: n)
         projectBackward(p.query, dy: dq, x: ws.normed, rows: n, dx: dNormed, accumulate: false, sink)
         projectBackward(p.key, dy: dk, x: ws.normed, rows: n, dx: dNormed, accumulate: true, sink)
         projectBackward(p.value, dy: dv, x: ws.normed, rows: n, dx: dNormed, accumulate: true, sink)
         biasBackward(p.queryBias, dy: dq, rows: n, sink)
         biasBackward(p.keyBias, dy: dk, rows: n, sink)
         biasBackward(p.valueBias, dy: dv, rows: n, sink)
-        withFloats(p.attentionNorm) { w in
-            RMSNorm.backward(
-                dNormed, x, w, rstd: a.rstdAttention, dx: dx,
-                dw: sink.accumulator(for: p.attentionNorm), rows: n, dim: c.dim)
-        }
+        normBackward(p.attentionNorm, dNormed, x, rstd: a.rstdAttention, dx: dx, rows: n, sink)
         for id in p.all { sink.finish(id) }
+    }
+
+    /// The gradient into an output norm's input from dy, the gradient of its output (in the workspace's `dOutput`);
+    /// dy itself where the layer has no such norm.
+    private func outputNormBackward(
+        _ id: ParameterID?, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>?, rstd: UnsafePointer<Float>?,
+        _ ws: Workspace, rows n: Int, _ sink: any GradientSink
+    ) -> UnsafePointer<Float> {
+        guard let id, let x, let rstd, let out = ws.dOutput else { return dy }
+        normBackward(id, dy, x, rstd: rstd, dx: out, rows: n, accumulate: false, sink)
+        return UnsafePointer(out)
+    }
+
+    /// RMSNorm backward by parameter `id` (see ``RMSNorm/backward(_:_:_:rstd:dx:dw:rows:dim:offset:accumulate:)``),
+    /// rows of D unless `dim` says otherwise.
+    func normBackward(
+        _ id: ParameterID, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, rstd: UnsafePointer<Float>,
+        dx: UnsafeMutablePointer<Float>, rows n: Int, dim: Int? = nil, accumulate: Bool = true,
+        _ sink: any GradientSink
+    ) {
+        withFloats(id) { w in
+            RMSNorm.backward(
+                dy, x, w, rstd: rstd, dx: dx, dw: sink.accumulator(for: id), rows: n, dim: dim ?? config.dim,
+                offset: config.normOffset, accumulate: accumulate)
+        }
+    }
+
+    /// The normalised rows of x recomputed from their saved 1/rms, into y.
+    func norm(
+        _ id: ParameterID, _ x: UnsafePointer<Float>, rstd: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+        rows n: Int
+    ) {
+        withFloats(id) { w in RMSNorm.apply(x, w, rstd: rstd, y, rows: n, dim: config.dim, offset: config.normOffset) }
     }
 
     /// For y = x·Wᵀ: dx (+)= dy·W and dW += dyᵀ·x (into the sink). dy [n, out], x [n, in]; `bits`: x's bf16 bits where

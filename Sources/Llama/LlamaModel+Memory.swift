@@ -16,12 +16,13 @@ extension LlamaModel {
         let kind: PassBuffers.Kind = checkpointing.map { .training(checkpointing: $0) } ?? .forwardOnly
         let plan = PassBuffers.plan(kind, c), logitsRows = max(1, logitsChunkBytes / (4 * c.vocabSize))
         let bytes = Arena<Float>.bytes
-        let attentionScratch =
-            min(threads, batch * c.kvHeadCount) * (plan.backward ? 2 : 1) * min(Attention.queryBlock, length) * length
         let shared = PassBuffers.keepsBF16(kind, bf16: bf16)
         let attentionShape = AttentionShape(
             batch: batch, queries: length, keys: length, heads: c.headCount, kvHeads: c.kvHeadCount,
-            headDim: c.headDim, queryOffset: 0)
+            headDim: c.headDim, queryOffset: 0, softcap: c.gemma.attentionSoftcap)
+        let attentionScratch =
+            min(threads, batch * c.kvHeadCount) * attentionShape.scratchMatrices(backward: plan.backward)
+            * min(Attention.queryBlock, length) * length
         let attentionBF16 = bf16 ? Attention.bf16Bytes(attentionShape, backward: plan.backward, threads: threads) : 0
         return [
             .activations: 4 * plan.residuals * s.rows * c.dim

@@ -131,20 +131,23 @@ extension LlamaModel {
                 tokens.withUnsafeBufferPointer { Embedding.forward($0, table: table.baseAddress!, x, dim: d) }
             }
         }
-        guard let p = perturbation, let stream = p.stream(layout.embedding) else { return }
-        nonisolated(unsafe) let x = x
-        let (rng, s) = (p.rng, p.scale)
-        tokens.withUnsafeBufferPointer { t in
-            nonisolated(unsafe) let t = t
-            Parallel.forEachChunk(t.count, grain: 16) { rows in  // tasks own disjoint rows of x
-                for n in rows {
-                    let row = Int(t[n]) * d
-                    rng.withNormals(stream: stream, range: row..<(row + d)) { r, z in
-                        let out = x + n * d + (r.lowerBound - row)
-                        for i in 0..<r.count { out[i] += s * z[i] }
+        if let p = perturbation, let stream = p.stream(layout.embedding) {
+            nonisolated(unsafe) let x = x
+            let (rng, s) = (p.rng, p.scale)
+            tokens.withUnsafeBufferPointer { t in
+                nonisolated(unsafe) let t = t
+                Parallel.forEachChunk(t.count, grain: 16) { rows in  // tasks own disjoint rows of x
+                    for n in rows {
+                        let row = Int(t[n]) * d
+                        rng.withNormals(stream: stream, range: row..<(row + d)) { r, z in
+                            let out = x + n * d + (r.lowerBound - row)
+                            for i in 0..<r.count { out[i] += s * z[i] }
+                        }
                     }
                 }
             }
         }
+        let scale = config.embeddingScale
+        if scale != 1 { for i in 0..<tokens.count * d { x[i] *= scale } }
     }
 }

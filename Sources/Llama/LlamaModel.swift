@@ -98,26 +98,27 @@ public final class LlamaModel {
         let s = PassShape(batch)
         let b = buffers(.forwardOnly, batch), ws = b.workspace
         residualForward(batch, s, b)
-        withFloats(layout.finalNorm) { w in
-            RMSNorm.forward(
-                b.residuals.pointer, w, ws.normed, rstd: nil, rows: s.rows, dim: config.dim, epsilon: config.normEpsilon
-            )
-        }
-        var out = [Float](repeating: 0, count: s.rows * config.vocabSize)
+        return outputLogits(b.residuals.pointer, rows: s.rows, ws)
+    }
+
+    /// Logits [rows, V] of the last layer's output x: final norm, head, and soft-capping where the model has it.
+    func outputLogits(_ x: UnsafePointer<Float>, rows n: Int, _ ws: Workspace) -> [Float] {
+        norm(layout.finalNorm, x, ws.normed, rstd: nil, rows: n, dim: config.dim)
+        var out = [Float](repeating: 0, count: n * config.vocabSize)
         out.withUnsafeMutableBufferPointer { o in
-            project(layout.head, activation(ws.normed, count: s.rows * config.dim), rows: s.rows, into: o.baseAddress!)
+            project(layout.head, activation(ws.normed, count: n * config.dim), rows: n, into: o.baseAddress!)
         }
-        return out
+        return config.gemma.logitSoftcap.map { cap in out.map { cap * FastMath.tanh($0 / cap) } } ?? out
     }
 
     /// Embedding and all layers in place in the one [N, D] residual buffer.
     private func residualForward(_ batch: TokenBatch, _ s: PassShape, _ b: PassBuffers) {
         let x = b.residuals.pointer, a = b.layers[0]
-        let rope = RoPE(config, batch: batch)
+        let rope = LayerRoPE(config) { RoPE(config, batch: batch, local: $0) }
         embed(batch.inputs, into: x)
         for l in 0..<config.layerCount {
             layerForward(
-                l, x: x, out: x, a, s, kv: KVTarget(k: a.k!, v: a.v!, keys: s.length, offset: 0), rope: rope,
+                l, x: x, out: x, a, s, kv: KVTarget(k: a.k!, v: a.v!, keys: s.length, offset: 0), rope: rope[layer: l],
                 b.workspace)
         }
     }
@@ -132,15 +133,14 @@ public final class LlamaModel {
         let offset: Int
     }
 
-    /// One decoder layer: out = h + MLP(norm(h)) with h = x + Attn(norm(x)). `out` may be `x`.
+    /// One decoder layer: out = h + MLP(norm(h)) with h = x + Attn(norm(x)); with output norms (Gemma 2, 3)
+    /// h = x + norm(Attn(norm(x))) and out = h + norm(MLP(norm(h))). `out` may be `x`.
     func layerForward(
         _ l: Int, x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, _ a: LayerActivations, _ s: PassShape,
         kv: KVTarget, rope: RoPE, _ ws: Workspace
     ) {
         let p = layout.layers[l], c = config, n = s.rows
-        withFloats(p.attentionNorm) { w in
-            RMSNorm.forward(x, w, ws.normed, rstd: a.rstdAttention, rows: n, dim: c.dim, epsilon: c.normEpsilon)
-        }
+        norm(p.attentionNorm, x, ws.normed, rstd: a.rstdAttention, rows: n, dim: c.dim)
         let kNew = kv.k + kv.offset * c.kvDim, vNew = kv.v + kv.offset * c.kvDim
         let normed = activation(ws.normed, count: n * c.dim)  // rounded once for the three projections
         project(p.query, normed, rows: n, into: a.q)
@@ -155,9 +155,7 @@ public final class LlamaModel {
                 (qNorm, a.q, norms.q, norms.rstdQ, c.headCount), (kNorm, kNew, norms.k, norms.rstdK, c.kvHeadCount),
             ] {
                 x.update(from: y, count: n * heads * c.headDim)
-                withFloats(id) { w in
-                    RMSNorm.forward(x, w, y, rstd: rstd, rows: n * heads, dim: c.headDim, epsilon: c.normEpsilon)
-                }
+                norm(id, x, y, rstd: rstd, rows: n * heads, dim: c.headDim)
             }
         }
         rope.apply(a.q, rows: n, heads: c.headCount)
@@ -165,31 +163,58 @@ public final class LlamaModel {
         Attention.forward(
             q: a.q, k: kv.k, v: kv.v, out: a.attention, lse: a.lse, attentionShape(s, kv, layer: l), bf16: bf16?.kernel,
             ledger: ledger)
-        a.residualMid.update(from: x, count: n * c.dim)
-        project(
-            p.output, activation(a.attention, count: n * c.queryDim, keep: a.kept?.attention), rows: n,
-            into: a.residualMid, accumulate: true)
+        let attention = activation(a.attention, count: n * c.queryDim, keep: a.kept?.attention)
+        addOutput(
+            p.output, attention, norm: p.attentionOutputNorm, a.outputNorms?.attention, a.outputNorms?.rstdAttention,
+            to: x, into: a.residualMid, rows: n, ws)
 
-        withFloats(p.ffnNorm) { w in
-            RMSNorm.forward(a.residualMid, w, ws.normed, rstd: a.rstdFFN, rows: n, dim: c.dim, epsilon: c.normEpsilon)
-        }
+        norm(p.ffnNorm, a.residualMid, ws.normed, rstd: a.rstdFFN, rows: n, dim: c.dim)
         let normedMid = activation(ws.normed, count: n * c.dim)
         project(p.gate, normedMid, rows: n, into: a.gate)
         project(p.up, normedMid, rows: n, into: a.up)
-        SwiGLU.forward(gate: a.gate, up: a.up, ws.hidden, count: n * c.ffnDim)
+        c.gatedActivation.forward(gate: a.gate, up: a.up, ws.hidden, count: n * c.ffnDim)
         if let kept = a.kept {
             Conversions.toBF16(a.gate, kept.gate, count: n * c.ffnDim)
             Conversions.toBF16(a.up, kept.up, count: n * c.ffnDim)
         }
-        out.update(from: a.residualMid, count: n * c.dim)
-        project(p.down, activation(ws.hidden, count: n * c.ffnDim), rows: n, into: out, accumulate: true)
+        addOutput(
+            p.down, activation(ws.hidden, count: n * c.ffnDim), norm: p.ffnOutputNorm, a.outputNorms?.ffn,
+            a.outputNorms?.rstdFFN, to: a.residualMid, into: out, rows: n, ws)
+    }
+
+    /// y = residual + x·Wᵀ, or with an output norm y = residual + norm(x·Wᵀ), keeping x·Wᵀ in `kept` and its 1/rms in
+    /// `rstd`. `y` may be `residual`.
+    private func addOutput(
+        _ id: ParameterID, _ x: GEMMOperand, norm normID: ParameterID?, _ kept: UnsafeMutablePointer<Float>?,
+        _ rstd: UnsafeMutablePointer<Float>?, to residual: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
+        rows n: Int, _ ws: Workspace
+    ) {
+        let d = config.dim
+        if residual != UnsafePointer(y) { y.update(from: residual, count: n * d) }
+        guard let normID, let kept else { return project(id, x, rows: n, into: y, accumulate: true) }
+        project(id, x, rows: n, into: kept)
+        norm(normID, kept, ws.normed, rstd: rstd, rows: n, dim: d)
+        for i in 0..<n * d { y[i] += ws.normed[i] }
+    }
+
+    /// RMSNorm by parameter `id` of `rows` rows of `dim`, with the model's ε and offset.
+    func norm(
+        _ id: ParameterID, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+        rstd: UnsafeMutablePointer<Float>?,
+        rows n: Int, dim d: Int
+    ) {
+        withFloats(id) { w in
+            RMSNorm.forward(
+                x, w, y, rstd: rstd, rows: n, dim: d, epsilon: config.normEpsilon, offset: config.normOffset)
+        }
     }
 
     func attentionShape(_ s: PassShape, _ kv: KVTarget, layer l: Int) -> AttentionShape {
         AttentionShape(
             batch: s.batch, queries: s.length, keys: kv.keys, heads: config.headCount,
             kvHeads: config.kvHeadCount, headDim: config.headDim, queryOffset: kv.offset,
-            firstKeys: s.segmentStarts, window: config.window(layer: l))
+            firstKeys: s.segmentStarts, window: config.window(layer: l), scale: config.attentionScale,
+            softcap: config.gemma.attentionSoftcap)
     }
 
     /// Final norm of x [N, D] into the workspace, then the chunked cross-entropy. Returns each row's loss.
@@ -200,15 +225,12 @@ public final class LlamaModel {
             dHead: UnsafeMutablePointer<Float>?, scale: Float
         )?
     ) -> [Double] {
-        withFloats(layout.finalNorm) { w in
-            RMSNorm.forward(
-                x, w, ws.normed, rstd: gradient?.rstd, rows: s.rows, dim: config.dim, epsilon: config.normEpsilon)
-        }
+        norm(layout.finalNorm, x, ws.normed, rstd: gradient?.rstd, rows: s.rows, dim: config.dim)
         return withWeight(layout.head) { w in
             batch.targets.withUnsafeBufferPointer { t in
                 CrossEntropy.run(
                     x: ws.normed, head: w, bf16: bf16, targets: t, rows: s.rows, dim: config.dim,
-                    vocab: config.vocabSize,
+                    vocab: config.vocabSize, softcap: config.gemma.logitSoftcap,
                     logits: ws.logits, chunkRows: ws.logitsChunkRows,
                     gradient: gradient.map { CrossEntropy.Gradient(dx: $0.dNormed, dHead: $0.dHead, scale: $0.scale) })
             }

@@ -18,12 +18,14 @@ public enum ParameterRole: String, Sendable, Codable {
     case embedding, attentionNorm, query, key, value, output, ffnNorm, gate, up, down, finalNorm, head
     /// The biases of the query, key and value projections (Qwen2).
     case queryBias, keyBias, valueBias
-    /// The per-head RMSNorm scales of queries and keys (Qwen3).
+    /// The per-head RMSNorm scales of queries and keys (Qwen3, Gemma 3).
     case queryNorm, keyNorm
+    /// The norms of attention's and the MLP's outputs, before the residual add (Gemma 2 and 3).
+    case attentionOutputNorm, ffnOutputNorm
 
     public var kind: ParameterKind {
         switch self {
-        case .attentionNorm, .ffnNorm, .finalNorm, .queryNorm, .keyNorm: .scale
+        case .attentionNorm, .ffnNorm, .finalNorm, .queryNorm, .keyNorm, .attentionOutputNorm, .ffnOutputNorm: .scale
         case .embedding, .query, .key, .value, .output, .gate, .up, .down, .head: .matrix
         case .queryBias, .keyBias, .valueBias: .bias
         }
@@ -35,19 +37,11 @@ public enum ParameterRole: String, Sendable, Codable {
         switch self {
         case .query, .key, .value, .output, .gate, .up, .down: true
         case .embedding, .head, .attentionNorm, .ffnNorm, .finalNorm, .queryBias, .keyBias, .valueBias, .queryNorm,
-            .keyNorm:
+            .keyNorm, .attentionOutputNorm, .ffnOutputNorm:
             false
         }
     }
 
-    /// The value every entry starts from when not drawn at random: 1 for scales, 0 for biases (nil for matrices).
-    public var constantInitialValue: Float? {
-        switch kind {
-        case .matrix: nil
-        case .scale: 1
-        case .bias: 0
-        }
-    }
 }
 
 /// Name, shape and place of one parameter in the slab.
@@ -61,6 +55,9 @@ public struct ParameterInfo: Sendable, Equatable {
     public let role: ParameterRole
     /// The decoder layer, or nil for embedding, final norm and head.
     public let layer: Int?
+    /// The value every entry starts from when not drawn at random (nil for matrices): 0 for biases; for scales 1, or
+    /// 0 where the norm scales by 1 + w (Gemma).
+    public let constantInitialValue: Float?
 
     public var count: Int { shape.reduce(1, *) }
 }
@@ -72,10 +69,13 @@ public struct LayerParameterIDs: Sendable, Equatable {
     public let queryBias, keyBias, valueBias: ParameterID?
     /// The per-head query and key norms, where the configuration has them.
     public let queryNorm, keyNorm: ParameterID?
+    /// The norms of attention's and the MLP's outputs, where the configuration has them.
+    public let attentionOutputNorm, ffnOutputNorm: ParameterID?
 
     /// In the order backward finishes them.
     public var all: [ParameterID] {
-        [down, up, gate, ffnNorm, output] + [keyNorm, queryNorm].compactMap { $0 } + [value]
+        [ffnOutputNorm].compactMap { $0 } + [down, up, gate, ffnNorm] + [attentionOutputNorm].compactMap { $0 }
+            + [output] + [keyNorm, queryNorm].compactMap { $0 } + [value]
             + [valueBias].compactMap { $0 } + [key] + [keyBias].compactMap { $0 } + [query]
             + [queryBias].compactMap { $0 } + [attentionNorm]
     }
@@ -96,7 +96,15 @@ public struct ParameterLayout: Sendable, Equatable {
         var params: [ParameterInfo] = []
         var offset = 0
         func add(_ name: String, _ shape: [Int], _ role: ParameterRole, _ layer: Int? = nil) -> ParameterID {
-            params.append(ParameterInfo(name: name, shape: shape, offset: offset, role: role, layer: layer))
+            let initial: Float? =
+                switch role.kind {
+                case .matrix: nil
+                case .scale: 1 - c.normOffset
+                case .bias: 0
+                }
+            params.append(
+                ParameterInfo(
+                    name: name, shape: shape, offset: offset, role: role, layer: layer, constantInitialValue: initial))
             offset += (shape.reduce(1, *) + 15) / 16 * 16
             return params.count - 1
         }
@@ -114,14 +122,25 @@ public struct ParameterLayout: Sendable, Equatable {
             let output = add(p + "self_attn.o_proj.weight", [c.dim, c.queryDim], .output, l)
             let queryNorm = c.queryKeyNorm ? add(p + "self_attn.q_norm.weight", [c.headDim], .queryNorm, l) : nil
             let keyNorm = c.queryKeyNorm ? add(p + "self_attn.k_norm.weight", [c.headDim], .keyNorm, l) : nil
+            // With output norms (Gemma 2, 3) post_attention_layernorm is attention's output norm, and the MLP's input
+            // norm is pre_feedforward_layernorm.
+            let outputNorms = c.gemma.outputNorms
+            let attentionOutputNorm =
+                outputNorms ? add(p + "post_attention_layernorm.weight", [c.dim], .attentionOutputNorm, l) : nil
+            let ffnNorm = add(
+                p + (outputNorms ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight"), [c.dim],
+                .ffnNorm, l)
             layers.append(
                 LayerParameterIDs(
                     attentionNorm: attentionNorm, query: query, key: key, value: value, output: output,
-                    ffnNorm: add(p + "post_attention_layernorm.weight", [c.dim], .ffnNorm, l),
+                    ffnNorm: ffnNorm,
                     gate: add(p + "mlp.gate_proj.weight", [c.ffnDim, c.dim], .gate, l),
                     up: add(p + "mlp.up_proj.weight", [c.ffnDim, c.dim], .up, l),
                     down: add(p + "mlp.down_proj.weight", [c.dim, c.ffnDim], .down, l), queryBias: queryBias,
-                    keyBias: keyBias, valueBias: valueBias, queryNorm: queryNorm, keyNorm: keyNorm))
+                    keyBias: keyBias, valueBias: valueBias, queryNorm: queryNorm, keyNorm: keyNorm,
+                    attentionOutputNorm: attentionOutputNorm,
+                    ffnOutputNorm: outputNorms
+                        ? add(p + "post_feedforward_layernorm.weight", [c.dim], .ffnOutputNorm, l) : nil))
         }
         self.layers = layers
         finalNorm = add("model.norm.weight", [c.dim], .finalNorm)

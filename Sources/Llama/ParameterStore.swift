@@ -82,7 +82,7 @@ extension ParameterStore {
     public func initializeRandomly(_ rng: Philox, std: Float = 0.02) {
         for (id, info) in layout.parameters.enumerated() {
             update(id) { w in
-                if let constant = info.role.constantInitialValue {
+                if let constant = info.constantInitialValue {
                     w.update(repeating: constant)
                 } else {
                     rng.fillNormal(w, stream: UInt64(id), scale: std)

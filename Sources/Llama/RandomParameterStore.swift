@@ -25,7 +25,7 @@ public final class RandomParameterStore: ParameterStore {
             workspace = AlignedBuffer(count: info.count, category: .workspace, ledger: ledger)
         }
         let w = workspace!.slice(0, info.count)
-        if let constant = info.role.constantInitialValue {
+        if let constant = info.constantInitialValue {
             w.update(repeating: constant)
         } else {
             rng.fillNormal(w, stream: UInt64(id), scale: std)

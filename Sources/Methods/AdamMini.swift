@@ -43,7 +43,8 @@ public final class AdamMini: Optimizer {
         switch info.role {
         case .query, .key: headDimension * info.shape[1]
         case .embedding, .head, .output, .gate, .up, .down: info.shape[1]
-        case .value, .attentionNorm, .ffnNorm, .finalNorm, .queryBias, .keyBias, .valueBias, .queryNorm, .keyNorm:
+        case .value, .attentionNorm, .ffnNorm, .finalNorm, .queryBias, .keyBias, .valueBias, .queryNorm, .keyNorm,
+            .attentionOutputNorm, .ffnOutputNorm:
             info.count
         }
     }

@@ -18,7 +18,8 @@ public enum ParameterGroup: String, Sendable, Codable, CaseIterable, Comparable 
             switch role {
             case .embedding: .embedding
             case .head: .head
-            case .attentionNorm, .ffnNorm, .finalNorm, .queryNorm, .keyNorm: .norms
+            case .attentionNorm, .ffnNorm, .finalNorm, .queryNorm, .keyNorm, .attentionOutputNorm, .ffnOutputNorm:
+                .norms
             case .query, .key, .value, .output, .queryBias, .keyBias, .valueBias: .attention
             case .gate, .up, .down: .mlp
             }

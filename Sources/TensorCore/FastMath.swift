@@ -29,4 +29,8 @@ public enum FastMath {
     /// The logistic function σ(x).
     @inlinable @inline(__always)
     public static func sigmoid(_ x: Float) -> Float { 1 / (1 + exp(-x)) }
+
+    /// tanh(x) = 1 − 2/(1 + e^{2x}), absolute error about 1e-7 (e^{2x} saturates at the ends, giving ±1).
+    @inlinable @inline(__always)
+    public static func tanh(_ x: Float) -> Float { 1 - 2 / (1 + exp(2 * x)) }
 }

@@ -8,17 +8,19 @@ import TensorCore
 struct LayerGradientTests {
     static let bound = 1e-4
 
-    @Test("RMSNorm: dx and dw")
-    func rmsNorm() {
+    @Test("RMSNorm: dx and dw, scaling by w and by 1 + w", arguments: [Float(0), 1])
+    func rmsNorm(offset: Float) {
         let (n, d) = (3, 8)
         let x = randomFloats(n * d, seed: 1, scale: 2), w = randomFloats(d, seed: 2), r = randomFloats(n * d, seed: 3)
         var y = [Float](repeating: 0, count: n * d), rstd = [Float](repeating: 0, count: n)
         var dx = [Float](repeating: 0, count: n * d), dw = [Float](repeating: 0, count: d)
-        RMSNorm.forward(x, w, &y, rstd: &rstd, rows: n, dim: d, epsilon: 1e-5)
-        RMSNorm.backward(r, x, w, rstd: rstd, dx: &dx, dw: &dw, rows: n, dim: d)
+        RMSNorm.forward(x, w, &y, rstd: &rstd, rows: n, dim: d, epsilon: 1e-5, offset: offset)
+        RMSNorm.backward(r, x, w, rstd: rstd, dx: &dx, dw: &dw, rows: n, dim: d, offset: offset)
         let xd = x.map(Double.init), wd = w.map(Double.init), rd = r.map(Double.init)
         func f(_ x: [Double], _ w: [Double]) -> Double {
-            zip(Reference.rmsNorm(x, w, rows: n, dim: d, eps: 1e-5), rd).reduce(0) { $0 + $1.0 * $1.1 }
+            zip(Reference.rmsNorm(x, w, rows: n, dim: d, eps: 1e-5, offset: Double(offset)), rd).reduce(0) {
+                $0 + $1.0 * $1.1
+            }
         }
         let (fdx, fdw) = finiteDifferences(xd, wd, f)
         #expect(relativeError(dx.map(Double.init), fdx) < Self.bound)
@@ -50,37 +52,42 @@ struct LayerGradientTests {
         #expect(relativeError(dx.map(Double.init), fd) < Self.bound)
     }
 
-    @Test("SwiGLU: d(gate) and d(up)")
-    func swiglu() {
+    @Test("Gated activations (SiLU, tanh GELU): d(gate) and d(up)", arguments: [GatedActivation.silu, .geluTanh])
+    func gated(activation: GatedActivation) {
         let n = 40
         let g = randomFloats(n, seed: 6, scale: 4), u = randomFloats(n, seed: 7), r = randomFloats(n, seed: 8)
         var h = [Float](repeating: 0, count: n), dg = h, du = h
-        SwiGLU.forward(gate: g, up: u, &h, count: n)
-        #expect(relativeError(h.map(Double.init), Reference.swiglu(g.map(Double.init), u.map(Double.init))) < 1e-6)
-        SwiGLU.backward(r, gate: g, up: u, dGate: &dg, dUp: &du, count: n)
+        let reference = activation == .silu ? Reference.swiglu : Reference.geglu
+        activation.forward(gate: g, up: u, &h, count: n)
+        #expect(relativeError(h.map(Double.init), reference(g.map(Double.init), u.map(Double.init))) < 1e-6)
+        activation.backward(r, gate: g, up: u, dGate: &dg, dUp: &du, count: n)
         let gd = g.map(Double.init), ud = u.map(Double.init), rd = r.map(Double.init)
         func f(_ g: [Double], _ u: [Double]) -> Double {
-            zip(Reference.swiglu(g, u), rd).reduce(0) { $0 + $1.0 * $1.1 }
+            zip(reference(g, u), rd).reduce(0) { $0 + $1.0 * $1.1 }
         }
         let (fdg, fdu) = finiteDifferences(gd, ud, f)
         #expect(relativeError(dg.map(Double.init), fdg) < Self.bound)
         #expect(relativeError(du.map(Double.init), fdu) < Self.bound)
     }
 
-    /// (B, T, H, K, E) and, for packed samples, where samples start in every sequence.
+    /// (B, T, H, K, E), for packed samples where samples start in every sequence, and whether Gemma 2's scale and
+    /// soft-capping apply.
     @Test(
-        "Attention: dq, dk, dv with grouped-query heads and the causal mask, and with packed samples",
+        "Attention: dq, dk, dv with grouped-query heads and the causal mask, with packed samples, with soft-capping",
         arguments: [
-            ((2, 4, 4, 2, 4), []), ((1, Attention.queryBlock + 6, 2, 1, 4), []),  // one block; two, the second partial
-            ((2, Attention.queryBlock + 6, 2, 1, 4), [0, 20, 60, 66]),
-        ])  // samples inside a block and across blocks
-    func attention(shape: (Int, Int, Int, Int, Int), sampleStarts: [Int]) {
+            ((2, 4, 4, 2, 4), [], false), ((1, Attention.queryBlock + 6, 2, 1, 4), [], false),  // one block; two
+            ((2, Attention.queryBlock + 6, 2, 1, 4), [0, 20, 60, 66], false),  // samples inside a block and across
+            ((2, 5, 4, 2, 4), [], true),  // Gemma 2's own scale (here 1/√3) and soft-capping (at 1.5)
+        ])
+    func attention(shape: (Int, Int, Int, Int, Int), sampleStarts: [Int], gemma: Bool) {
         let (b, t, h, kv, e) = shape
+        let (scale, softcap): (Float?, Float?) = gemma ? (1 / Float(3).squareRoot(), 1.5) : (nil, nil)
         let firstKeys: [Int32]? =
             sampleStarts.isEmpty
             ? nil : (0..<b).flatMap { _ in (0..<t).map { i in Int32(sampleStarts.last { $0 <= i }!) } }
         let s = AttentionShape(
-            batch: b, queries: t, keys: t, heads: h, kvHeads: kv, headDim: e, queryOffset: 0, firstKeys: firstKeys)
+            batch: b, queries: t, keys: t, heads: h, kvHeads: kv, headDim: e, queryOffset: 0, firstKeys: firstKeys,
+            scale: scale, softcap: softcap)
         let q = randomFloats(b * t * h * e, seed: 9), k = randomFloats(b * t * kv * e, seed: 10)
         let v = randomFloats(b * t * kv * e, seed: 11), r = randomFloats(b * t * h * e, seed: 12)
         var out = [Float](repeating: 0, count: q.count), lse = [Float](repeating: 0, count: b * h * t)
@@ -89,12 +96,14 @@ struct LayerGradientTests {
         func f(_ q: [Double], _ k: [Double], _ v: [Double]) -> Double {
             zip(
                 Reference.attention(
-                    q, k, v, batch: b, length: t, heads: h, kvHeads: kv, headDim: e, firstKeys: firstKeys), rd
+                    q, k, v, batch: b, length: t, heads: h, kvHeads: kv, headDim: e, firstKeys: firstKeys,
+                    scale: scale.map(Double.init), softcap: softcap.map(Double.init)), rd
             )
             .reduce(0) { $0 + $1.0 * $1.1 }
         }
         let reference = Reference.attention(
-            qd, kd, vd, batch: b, length: t, heads: h, kvHeads: kv, headDim: e, firstKeys: firstKeys)
+            qd, kd, vd, batch: b, length: t, heads: h, kvHeads: kv, headDim: e, firstKeys: firstKeys,
+            scale: scale.map(Double.init), softcap: softcap.map(Double.init))
         #expect(relativeError(out.map(Double.init), reference) < 1e-6)
         var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = dk
         Attention.backward(dOut: r, q: q, k: k, v: v, lse: lse, dq: &dq, dk: &dk, dv: &dv, s)

@@ -5,13 +5,15 @@ import TensorCore
 /// A plain, loop-by-loop Llama in Double: the reference that gradient checks differentiate by
 /// finite differences and that the Float model's forward must agree with.
 enum Reference {
-    static func rmsNorm(_ x: [Double], _ w: [Double], rows n: Int, dim d: Int, eps: Double) -> [Double] {
+    static func rmsNorm(
+        _ x: [Double], _ w: [Double], rows n: Int, dim d: Int, eps: Double, offset: Double = 0
+    ) -> [Double] {
         var y = x
         for r in 0..<n {
             var ss = 0.0
             for i in 0..<d { ss += x[r * d + i] * x[r * d + i] }
             let s = 1 / (ss / Double(d) + eps).squareRoot()
-            for i in 0..<d { y[r * d + i] = x[r * d + i] * s * w[i] }
+            for i in 0..<d { y[r * d + i] = x[r * d + i] * s * (offset + w[i]) }
         }
         return y
     }
@@ -43,13 +45,19 @@ enum Reference {
         zip(g, u).map { g, u in g / (1 + exp(-g)) * u }
     }
 
+    /// GELU with the tanh approximation times u (GeGLU).
+    static func geglu(_ g: [Double], _ u: [Double]) -> [Double] {
+        zip(g, u).map { g, u in 0.5 * g * (1 + tanh((2 / Double.pi).squareRoot() * (g + 0.044715 * g * g * g))) * u }
+    }
+
     /// Causal GQA attention, q [B·T, H·E], k, v [B·T, K·E], all at offset 0.
     static func attention(
         _ q: [Double], _ k: [Double], _ v: [Double], batch: Int, length t: Int,
-        heads: Int, kvHeads: Int, headDim e: Int, firstKeys: [Int32]? = nil, window: Int? = nil
+        heads: Int, kvHeads: Int, headDim e: Int, firstKeys: [Int32]? = nil, window: Int? = nil, scale: Double? = nil,
+        softcap: Double? = nil
     ) -> [Double] {
         var out = [Double](repeating: 0, count: q.count)
-        let qs = heads * e, ks = kvHeads * e, scale = 1 / Double(e).squareRoot()
+        let qs = heads * e, ks = kvHeads * e, scale = scale ?? 1 / Double(e).squareRoot()
         for b in 0..<batch {
             for h in 0..<heads {
                 let kvh = h / (heads / kvHeads)
@@ -59,7 +67,7 @@ enum Reference {
                     for j in first...i {
                         var dot = 0.0
                         for d in 0..<e { dot += q[(b * t + i) * qs + h * e + d] * k[(b * t + j) * ks + kvh * e + d] }
-                        scores[j] = dot * scale
+                        scores[j] = softcap.map { $0 * tanh(dot * scale / $0) } ?? dot * scale
                     }
                     let m = scores.max()!
                     let ex = scores.map { exp($0 - m) }
@@ -108,8 +116,15 @@ enum Reference {
             return Array(w[info.offset..<info.offset + info.count])
         }
         let table = p(layout.embedding)
-        var x = batch.inputs.flatMap { table[Int($0) * d..<(Int($0) + 1) * d] }
-        let eps = Double(c.normEpsilon), theta = Double(c.ropeTheta)
+        var x = batch.inputs.flatMap { table[Int($0) * d..<(Int($0) + 1) * d] }.map { $0 * Double(c.embeddingScale) }
+        let eps = Double(c.normEpsilon), offset = Double(c.normOffset)
+        func rmsNorm(_ x: [Double], _ w: [Double], rows n: Int, dim d: Int, eps: Double) -> [Double] {
+            Reference.rmsNorm(x, w, rows: n, dim: d, eps: eps, offset: offset)
+        }
+        /// y through an output norm, where the layer has one.
+        func outputNorm(_ y: [Double], _ id: ParameterID?) -> [Double] {
+            id.map { rmsNorm(y, p($0), rows: n, dim: d, eps: eps) } ?? y
+        }
         /// y + b on every row (y unchanged without a bias).
         func biased(_ y: [Double], _ b: ParameterID?) -> [Double] {
             guard let b else { return y }
@@ -117,6 +132,7 @@ enum Reference {
             return y.enumerated().map { $1 + bias[$0 % bias.count] }
         }
         for (index, l) in layout.layers.enumerated() {
+            let theta = Double(c.turnsLocally(layer: index) ? c.gemma.localRopeTheta! : c.ropeTheta)
             let xn = rmsNorm(x, p(l.attentionNorm), rows: n, dim: d, eps: eps)
             /// Qwen3's per-head norm of queries or keys, where the configuration has it.
             func headNorm(_ y: [Double], _ id: ParameterID?, heads: Int) -> [Double] {
@@ -137,16 +153,19 @@ enum Reference {
             let v = biased(linear(xn, p(l.value), rows: n, out: c.kvDim, in: d), l.valueBias)
             let att = attention(
                 q, k, v, batch: batch.batchSize, length: batch.length, heads: c.headCount,
-                kvHeads: c.kvHeadCount, headDim: c.headDim, window: c.window(layer: index))
-            x = zip(x, linear(att, p(l.output), rows: n, out: d, in: c.queryDim)).map(+)
+                kvHeads: c.kvHeadCount, headDim: c.headDim, window: c.window(layer: index),
+                scale: Double(c.attentionScale), softcap: c.gemma.attentionSoftcap.map(Double.init))
+            x = zip(x, outputNorm(linear(att, p(l.output), rows: n, out: d, in: c.queryDim), l.attentionOutputNorm))
+                .map(+)
             let xn2 = rmsNorm(x, p(l.ffnNorm), rows: n, dim: d, eps: eps)
-            let h = swiglu(
+            let h = (c.gemma.geluGate ? geglu : swiglu)(
                 linear(xn2, p(l.gate), rows: n, out: c.ffnDim, in: d),
                 linear(xn2, p(l.up), rows: n, out: c.ffnDim, in: d))
-            x = zip(x, linear(h, p(l.down), rows: n, out: d, in: c.ffnDim)).map(+)
+            x = zip(x, outputNorm(linear(h, p(l.down), rows: n, out: d, in: c.ffnDim), l.ffnOutputNorm)).map(+)
         }
         let xf = rmsNorm(x, p(layout.finalNorm), rows: n, dim: d, eps: eps)
-        return linear(xf, p(layout.head), rows: n, out: c.vocabSize, in: d)
+        let logits = linear(xf, p(layout.head), rows: n, out: c.vocabSize, in: d)
+        return c.gemma.logitSoftcap.map { cap in logits.map { Double(cap) * tanh($0 / Double(cap)) } } ?? logits
     }
 
     static func meanLoss(_ c: LlamaConfig, _ w: [Double], _ batch: TokenBatch) -> Double {
@@ -205,7 +224,25 @@ enum TinyConfigs {
         dim: 16, ffnDim: 24, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 20, maxSequenceLength: 16,
         normEpsilon: 1e-6, ropeTheta: 10000, ropeLayout: .rotateHalf, tiedEmbeddings: true, explicitHeadDim: 6,
         queryKeyNorm: true)
-    static let all = [gqaUntiedRotateHalf, mhaTiedAdjacent, gqaBiases, slidingWindow, queryKeyNorm]
+    /// Gemma 2: (1 + w) norms, GeGLU, √D embedding scale, output norms, its own attention scale, attention and logit
+    /// soft-capping small enough to bend the scores, and sliding and global layers alternating.
+    static let gemma2 = LlamaConfig(
+        dim: 16, ffnDim: 24, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 20, maxSequenceLength: 16,
+        normEpsilon: 1e-6, ropeTheta: 10000, ropeLayout: .rotateHalf, tiedEmbeddings: true, slidingWindow: 3,
+        slidingLayers: [true, false], explicitHeadDim: 6,
+        gemma: .init(
+            normsScaleFromOne: true, geluGate: true, scalesEmbedding: true, outputNorms: true,
+            queryPreAttentionScalar: 8, attentionSoftcap: 1.5, logitSoftcap: 2.5))
+    /// Gemma 3: Gemma 2 without soft-capping, with (1 + w) query and key norms and a local RoPE base in the sliding
+    /// layer.
+    static let gemma3 = LlamaConfig(
+        dim: 16, ffnDim: 24, layerCount: 2, headCount: 4, kvHeadCount: 2, vocabSize: 20, maxSequenceLength: 16,
+        normEpsilon: 1e-6, ropeTheta: 100_000, ropeLayout: .rotateHalf, tiedEmbeddings: true, slidingWindow: 3,
+        slidingLayers: [true, false], explicitHeadDim: 6, queryKeyNorm: true,
+        gemma: .init(
+            normsScaleFromOne: true, geluGate: true, scalesEmbedding: true, outputNorms: true,
+            queryPreAttentionScalar: 6, localRopeTheta: 50))
+    static let all = [gqaUntiedRotateHalf, mhaTiedAdjacent, gqaBiases, slidingWindow, queryKeyNorm, gemma2, gemma3]
 
     /// A model with weights large enough that every path matters (std 0.3, norms around 1).
     static func model(_ c: LlamaConfig, seed: UInt64 = 7) throws -> LlamaModel {

@@ -19,12 +19,18 @@ public struct AttentionShape: Sendable {
     public var firstKeys: [Int32]?
     /// Sliding-window attention: query i sees only the `window` keys up to its own (keys j > i + queryOffset − window).
     public var window: Int?
+    /// The factor on q·k (1/√E unless the model sets it).
+    public var scale: Float
+    /// Soft-capping: scores s become c·tanh(s/c) before the softmax (Gemma 2); nil: none.
+    public var softcap: Float?
 
     public init(
         batch: Int, queries: Int, keys: Int, heads: Int, kvHeads: Int, headDim: Int, queryOffset: Int,
-        firstKeys: [Int32]? = nil, window: Int? = nil
+        firstKeys: [Int32]? = nil, window: Int? = nil, scale: Float? = nil, softcap: Float? = nil
     ) {
         self.window = window
+        self.scale = scale ?? 1 / Float(headDim).squareRoot()
+        self.softcap = softcap
         precondition(
             firstKeys == nil || firstKeys!.count == batch * queries, "AttentionShape: firstKeys needs B·Tq entries")
         self.batch = batch
@@ -37,7 +43,9 @@ public struct AttentionShape: Sendable {
         self.firstKeys = firstKeys
     }
 
-    var scale: Float { 1 / Float(headDim).squareRoot() }
+    /// Score matrices of one query block that each attention task holds: scores; in backward also their gradient,
+    /// and with soft-capping the cap's slope.
+    func scratchMatrices(backward: Bool) -> Int { backward ? (softcap == nil ? 2 : 3) : 1 }
     /// Query i of sequence b sees keys firstKey(b, i) ..< visibleKeys(i).
     func visibleKeys(_ i: Int) -> Int { min(keys, i + queryOffset + 1) }
     /// The later of the sample's start (packing) and the window's start; non-decreasing along a sequence.
@@ -72,7 +80,8 @@ public enum Attention {
             [(q, s.batch * tq * qStride), (k, s.batch * tk * kvStride), (v, s.batch * tk * kvStride)], bf16: bf16,
             ledger: ledger)
         nonisolated(unsafe) let (out, lse) = (out, lse)  // each (b, h) writes its own out columns and lse rows
-        forEachHead(s, scratchMatrices: 1, bf16: bf16, ledger: ledger) { b, h, scores, ws in
+        forEachHead(s, scratchMatrices: s.scratchMatrices(backward: false), bf16: bf16, ledger: ledger) {
+            b, h, scores, ws in
             let kvh = h / (s.heads / s.kvHeads), kvh0 = b * tk * kvStride + kvh * e
             for rows in blocks(s) {  // the block reads keys k0 ..< k0 + n
                 let m = rows.count, k0 = s.firstKey(b, rows.lowerBound), n = s.visibleKeys(rows.upperBound - 1) - k0
@@ -80,6 +89,7 @@ public enum Attention {
                 GEMM.multiply(
                     m: m, n: n, k: e, x[0, qOff], lda: qStride, x[1, kvOff], ldb: kvStride, transB: true,
                     scores, ldc: n, alpha: s.scale, workspace: ws)
+                if let cap = s.softcap { softcap(scores, count: m * n, cap: cap, slope: nil) }
                 softmaxRows(
                     scores, s, b, rows: rows, firstKey: k0, width: n, lse: lse.map { $0 + (b * s.heads + h) * tq })
                 GEMM.multiply(
@@ -91,7 +101,8 @@ public enum Attention {
 
     /// Given dOut [B·Tq, H·E]: writes dq [B·Tq, H·E], adds into dk, dv [B·Tk, K·E].
     /// P = exp(scale·QKᵀ − lse); dV += Pᵀ·dO; dS = P ⊙ (dO·Vᵀ − rowsum(P ⊙ dO·Vᵀ));
-    /// dQ = scale·dS·K; dK += scale·dSᵀ·Q.
+    /// dQ = scale·dS·K; dK += scale·dSᵀ·Q. With soft-capping, P = exp(c·tanh(scale·QKᵀ/c) − lse) and dS is multiplied
+    /// by the cap's slope 1 − tanh².
     public static func backward(
         dOut: UnsafePointer<Float>, q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
         lse: UnsafePointer<Float>, dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>,
@@ -104,16 +115,18 @@ public enum Attention {
         // Query heads that share a kv head add into the same dk, dv columns: the tasks are split
         // by kv head so that no two tasks write the same columns.
         nonisolated(unsafe) let (lse, dq, dk, dv) = (lse, dq, dk, dv)
-        forEachHead(s, scratchMatrices: 2, bf16: bf16, ledger: ledger) { b, h, scratch, ws in
+        forEachHead(s, scratchMatrices: s.scratchMatrices(backward: true), bf16: bf16, ledger: ledger) {
+            b, h, scratch, ws in
             let kvh = h / (s.heads / s.kvHeads)
             for rows in blocks(s) {  // the block reads keys k0 ..< k0 + n
                 let m = rows.count, k0 = s.firstKey(b, rows.lowerBound), n = s.visibleKeys(rows.upperBound - 1) - k0
                 let kvOff = (b * tk + k0) * kvStride + kvh * e
-                let p = scratch, dp = scratch + m * n
+                let p = scratch, dp = scratch + m * n, slope = scratch + 2 * m * n
                 let qOff = (b * tq + rows.lowerBound) * qStride + h * e
                 GEMM.multiply(
                     m: m, n: n, k: e, x[0, qOff], lda: qStride, x[1, kvOff], ldb: kvStride, transB: true,
                     p, ldc: n, alpha: s.scale, workspace: ws)
+                if let cap = s.softcap { softcap(p, count: m * n, cap: cap, slope: slope) }
                 exponentiate(p, s, b, rows: rows, firstKey: k0, width: n, lse: lse + (b * s.heads + h) * tq)
                 GEMM.multiply(
                     m: m, n: n, k: e, x[3, qOff], lda: qStride, x[2, kvOff], ldb: kvStride, transB: true,
@@ -122,6 +135,7 @@ public enum Attention {
                     m: n, n: e, k: m, .f32(p), lda: n, transA: true, x[3, qOff], ldb: qStride,
                     dv + kvOff, ldc: kvStride, beta: 1, workspace: ws)
                 softmaxBackwardRows(p, dp, s, b, rows: rows, firstKey: k0, width: n)
+                if s.softcap != nil { for j in 0..<m * n { dp[j] *= slope[j] } }
                 GEMM.multiply(
                     m: m, n: e, k: n, .f32(dp), lda: n, x[1, kvOff], ldb: kvStride,
                     dq + qOff, ldc: qStride, alpha: s.scale, workspace: ws)
@@ -245,6 +259,21 @@ public enum Attention {
             let c = Vector.dot(pr + cols.lowerBound, dr + cols.lowerBound, cols.count)
             for j in cols { dr[j] = pr[j] * (dr[j] - c) }
             zeroOutside(cols, row: dr, width: tk)
+        }
+    }
+
+    /// x ← c·tanh(x/c) in place; `slope` ← its derivative 1 − tanh²(x/c) when given.
+    private static func softcap(
+        _ x: UnsafeMutablePointer<Float>, count: Int, cap c: Float, slope: UnsafeMutablePointer<Float>?
+    ) {
+        let inverse = 1 / c
+        if let slope {
+            for j in 0..<count {
+                let t = FastMath.tanh(x[j] * inverse)
+                (x[j], slope[j]) = (c * t, 1 - t * t)
+            }
+        } else {
+            for j in 0..<count { x[j] = c * FastMath.tanh(x[j] * inverse) }
         }
     }
 

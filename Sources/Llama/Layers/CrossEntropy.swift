@@ -25,7 +25,8 @@ public enum CrossEntropy {
     /// −log p(target) of each row (0 where the target is < 0). x [N, D], head [V, D],
     /// logits workspace [chunkRows, V]. With `bf16`, the GEMMs take bf16 operands (x and the logits' gradient
     /// rounded to nearest even) and accumulate in fp32; the softmax is fp32. Adds scale × the gradient of that sum when
-    /// `gradient` is given.
+    /// `gradient` is given. With a `softcap` c the logits z become c·tanh(z/c) before the softmax (Gemma 2), and their
+    /// gradient is multiplied by the cap's slope 1 − tanh²(z/c).
     ///
     /// Only rows with a target are multiplied by the head: when some are masked (a prompt, a
     /// classification template), those with a target are first moved to the front of x, which this
@@ -34,8 +35,8 @@ public enum CrossEntropy {
     public static func run(
         x: UnsafeMutablePointer<Float>, head w: GEMMOperand, bf16: BF16Workspace? = nil,
         targets: UnsafeBufferPointer<Int32>,
-        rows n: Int, dim d: Int, vocab v: Int, logits: UnsafeMutablePointer<Float>, chunkRows: Int,
-        gradient: Gradient?
+        rows n: Int, dim d: Int, vocab v: Int, softcap: Float? = nil, logits: UnsafeMutablePointer<Float>,
+        chunkRows: Int, gradient: Gradient?
     ) -> [Double] {
         var rowLoss = [Double](repeating: 0, count: n)
         let scored = (0..<n).filter { targets[$0] >= 0 }, compacted = scored.count < n
@@ -49,19 +50,34 @@ public enum CrossEntropy {
                 Parallel.forEachChunk(c, grain: 1) { rows in  // tasks own disjoint rows
                     for r in rows {
                         let row = logits + r * v, source = scored[start + r], t = Int(targets[source])
+                        if let cap = softcap {
+                            let inverse = 1 / cap
+                            for j in 0..<v { row[j] = cap * FastMath.tanh(row[j] * inverse) }
+                        }
                         let m = Vector.max(row, v), target = row[t]
                         var sum: Float = 0
-                        for j in 0..<v {
-                            let e = FastMath.exp(row[j] - m)
-                            row[j] = e
-                            sum = Relaxed.sum(sum, e)
+                        if let cap = softcap, let g = gradient {
+                            // the capped logits stay in the row for the slope: exp is taken twice
+                            for j in 0..<v { sum = Relaxed.sum(sum, FastMath.exp(row[j] - m)) }
+                            let k = g.scale / sum, inverse = 1 / cap
+                            for j in 0..<v {
+                                let u = row[j] * inverse
+                                row[j] = k * FastMath.exp(row[j] - m) * (1 - u * u)
+                            }
+                            row[t] -= g.scale * (1 - target * inverse * target * inverse)
+                        } else {
+                            for j in 0..<v {
+                                let e = FastMath.exp(row[j] - m)
+                                row[j] = e
+                                sum = Relaxed.sum(sum, e)
+                            }
+                            if let g = gradient {
+                                let k = g.scale / sum
+                                for j in 0..<v { row[j] *= k }
+                                row[t] -= g.scale
+                            }
                         }
                         lossOut[source] = Double(m + Float.log(sum) - target)
-                        if let g = gradient {
-                            let k = g.scale / sum
-                            for j in 0..<v { row[j] *= k }
-                            row[t] -= g.scale
-                        }
                     }
                 }
             }

@@ -14,23 +14,22 @@ public struct RoPE {
     /// is at position r mod P.
     public let rowPositions: [Int32]?
 
-    /// Tables for `config`'s heads at positions `start ..< start + count`.
-    public init(_ config: LlamaConfig, start: Int, count: Int) {
+    /// Tables for `config`'s heads at positions `start ..< start + count`; `local`: with Gemma 3's local base,
+    /// unscaled (``LlamaConfig/turnsLocally(layer:)``).
+    public init(_ config: LlamaConfig, start: Int, count: Int, local: Bool = false, rowPositions: [Int32]? = nil) {
+        let theta = local ? config.gemma.localRopeTheta ?? config.ropeTheta : config.ropeTheta
         self.init(
-            layout: config.ropeLayout, headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling,
-            start: start, count: count)
+            layout: config.ropeLayout, headDim: config.headDim, theta: theta, scaling: local ? nil : config.ropeScaling,
+            start: start, count: count, rowPositions: rowPositions)
     }
 
     /// Tables for the rows of `batch`: positions restart at each packed sample's start.
-    public init(_ config: LlamaConfig, batch: TokenBatch) {
-        guard let starts = batch.segmentStarts else {
-            self.init(config, start: 0, count: batch.length)
-            return
-        }
+    public init(_ config: LlamaConfig, batch: TokenBatch, local: Bool = false) {
         self.init(
-            layout: config.ropeLayout, headDim: config.headDim, theta: config.ropeTheta, scaling: config.ropeScaling,
-            start: 0, count: batch.length,
-            rowPositions: starts.indices.map { Int32($0 % batch.length) - starts[$0] })
+            config, start: 0, count: batch.length, local: local,
+            rowPositions: batch.segmentStarts.map { starts in
+                starts.indices.map { Int32($0 % batch.length) - starts[$0] }
+            })
     }
 
     /// Tables for positions `start ..< start + count` (angles computed in Double, stored as Float).
@@ -94,4 +93,18 @@ public struct RoPE {
             }
         }
     }
+}
+
+/// The RoPE tables of one pass, by layer: one set, or two where Gemma 3's sliding layers turn at their own base.
+struct LayerRoPE {
+    private let global: RoPE, local: RoPE?
+    private let config: LlamaConfig
+
+    init(_ config: LlamaConfig, _ make: (_ local: Bool) -> RoPE) {
+        self.config = config
+        global = make(false)
+        local = config.gemma.localRopeTheta == nil ? nil : make(true)
+    }
+
+    subscript(layer l: Int) -> RoPE { config.turnsLocally(layer: l) ? local ?? global : global }
 }
