@@ -252,6 +252,26 @@ ARCHITECTURES = {
         tie_word_embeddings=False, pad_token_id=None,
         rope_scaling={"rope_type": "longrope", "short_factor": [1.0, 1.5, 2.0, 3.0],
                       "long_factor": [2.0, 4.0, 8.0, 16.0]})),
+    # Gemma: (1 + w) norms, GeGLU, embeddings scaled by √16 = 4, head_dim set (Gemma's default is 256)
+    "gemma": ("GemmaConfig", "GemmaForCausalLM", dict(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=4, max_position_embeddings=64, rope_theta=10000.0, rms_norm_eps=1e-6, tie_word_embeddings=True,
+        hidden_activation="gelu_pytorch_tanh", pad_token_id=None)),
+    # Gemma 2: output norms, scores scaled by 1/√6 (query_pre_attn_scalar) and soft-capped at 3, logits at 5; the first
+    # layer slides over 4 keys, the second is global
+    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM", dict(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=8, max_position_embeddings=64, rope_theta=10000.0, rms_norm_eps=1e-6, tie_word_embeddings=True,
+        query_pre_attn_scalar=6, attn_logit_softcapping=3.0, final_logit_softcapping=5.0, sliding_window=4,
+        pad_token_id=None)),
+    # Gemma 3: (1 + w) q/k norms; the sliding layer turns at base 100, the global one at 10⁶ with linear scaling by 2
+    "gemma3": ("Gemma3TextConfig", "Gemma3ForCausalLM", dict(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=8, max_position_embeddings=64, rms_norm_eps=1e-6, tie_word_embeddings=True,
+        query_pre_attn_scalar=6, sliding_window=4, layer_types=["sliding_attention", "full_attention"],
+        rope_parameters={"full_attention": {"rope_type": "linear", "factor": 2.0, "rope_theta": 1000000.0},
+                         "sliding_attention": {"rope_type": "default", "rope_theta": 100.0}},
+        pad_token_id=None)),
 }
 
 
@@ -276,6 +296,7 @@ def make_architecture(name, seed=7):
     (out / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast"}) + "\n")
     torch.manual_seed(seed)
     config = getattr(transformers, config_class)(vocab_size=len(vocab), bos_token_id=None, eos_token_id=None, **settings)
+    config._attn_implementation = "eager"  # soft-capping needs it; the same maths as sdpa elsewhere
     model = getattr(transformers, model_class)(config).float()
     with torch.no_grad():  # biases and norms away from their zero and one initialisation, so that they matter
         for pname, p in model.named_parameters():

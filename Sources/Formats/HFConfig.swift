@@ -5,6 +5,7 @@ import Llama
 public enum HFConfig {
     public static let architectures = [
         "LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM", "Phi3ForCausalLM",
+        "GemmaForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM",
     ]
 
     /// Reads a parsed config.json; anything LeanTune's Llama cannot represent is refused by name.
@@ -14,11 +15,16 @@ public enum HFConfig {
         }
         let arch = (j["architectures"] as? [String])?.first ?? "(none)"
         guard architectures.contains(arch) else {
+            if arch == "Gemma3ForConditionalGeneration" {
+                throw fail(
+                    "architecture '\(arch)' (Gemma 3 with its vision tower) is not supported",
+                    "LeanTune fine-tunes the text-only Gemma3ForCausalLM checkpoints (gemma-3-270m, gemma-3-1b).")
+            }
             throw fail(
                 "architecture '\(arch)' is not supported",
                 """
                 Supported: \(architectures.joined(separator: ", ")) (Llama 2/3/3.2, TinyLlama, SmolLM, Mistral, \
-                Qwen2/2.5, Qwen3, Phi-3/3.5).
+                Qwen2/2.5, Qwen3, Phi-3/3.5, Gemma 1/2/3).
                 """
             )
         }
@@ -36,6 +42,10 @@ public enum HFConfig {
         // Qwen2 and Qwen3 configs carry a sliding_window that applies only with use_sliding_window, in the layers
         // that layer_types marks "sliding_attention" (transformers 5) or from max_window_layers on (before).
         let qwen2 = arch == "Qwen2ForCausalLM", qwen3 = arch == "Qwen3ForCausalLM", qwen = qwen2 || qwen3
+        // Gemma 2 and 3 interleave sliding and global layers: every other one, or five in six, unless layer_types says
+        let gemmaGeneration = ["GemmaForCausalLM": 1, "Gemma2ForCausalLM": 2, "Gemma3ForCausalLM": 3][arch]
+        let slidingPattern =
+            gemmaGeneration == 2 ? 2 : gemmaGeneration == 3 ? JSONNumber.integer(j["sliding_window_pattern"]) ?? 6 : nil
         var window: Int?, slidingLayers: [Bool]?
         if let w = JSONNumber.integer(j["sliding_window"]), !qwen || (j["use_sliding_window"] as? Bool) == true {
             guard w > 0 else {
@@ -47,7 +57,16 @@ public enum HFConfig {
                 slidingLayers = types.map { $0 == "sliding_attention" }
             } else if qwen, let first = JSONNumber.integer(j["max_window_layers"]) {
                 slidingLayers = (0..<max(0, layerCount)).map { $0 >= first }
+            } else if let pattern = slidingPattern {
+                guard pattern > 0 else {
+                    throw fail("sliding_window_pattern is \(pattern)", "It must be a positive number of layers.")
+                }
+                slidingLayers = (0..<max(0, layerCount)).map { ($0 + 1) % pattern != 0 }
             }
+        }
+        if gemmaGeneration == 1 { (window, slidingLayers) = (nil, nil) }  // Gemma 1 has none
+        if (j["use_bidirectional_attention"] as? Bool) == true {
+            throw fail("use_bidirectional_attention is true", "Only causal language models are supported.")
         }
         // Phi-3 stacks its projections (split on load); a partial rotary factor (Phi-4-mini) is not supported.
         let phi3 = arch == "Phi3ForCausalLM"
@@ -56,14 +75,30 @@ public enum HFConfig {
             throw fail(
                 "partial_rotary_factor is \(f)", "Only RoPE over whole heads (partial_rotary_factor 1) is supported.")
         }
-        if let act = j["hidden_act"] as? String, act != "silu" {
+        // Gemma's MLP reads hidden_activation (a Gemma 1 config's hidden_act "gelu" is overridden by it)
+        if gemmaGeneration != nil {
+            let act = j["hidden_activation"] as? String ?? "gelu_pytorch_tanh"
+            if act != "gelu_pytorch_tanh" {
+                throw fail(
+                    "hidden_activation '\(act)' is not supported", "Gemma models gate with gelu_pytorch_tanh (GeGLU).")
+            }
+        } else if let act = j["hidden_act"] as? String, act != "silu" {
             throw fail("hidden_act '\(act)' is not supported", "Only SwiGLU with silu is supported.")
         }
         for key in ["attention_bias", "mlp_bias"] where (j[key] as? Bool) == true {
             throw fail("'\(key)' is true", "Projections with biases are not supported.")
         }
-        // transformers 5 writes rope_theta and the scaling together as rope_parameters.
-        let parameters = j["rope_parameters"] as? [String: Any] ?? [:]
+        // transformers 5 writes rope_theta and the scaling together as rope_parameters; Gemma 3's has one set for the
+        // global layers (full_attention) and one for the sliding layers (sliding_attention, a base only).
+        let allParameters = j["rope_parameters"] as? [String: Any] ?? [:]
+        let parameters = allParameters["full_attention"] as? [String: Any] ?? allParameters
+        let local = allParameters["sliding_attention"] as? [String: Any]
+        if let type = local?["rope_type"] as? String, type != "default" {
+            throw fail(
+                "rope_parameters.sliding_attention has rope_type '\(type)'",
+                "Only unscaled RoPE in the sliding layers is supported.")
+        }
+        let gemma = try gemmaTraits(gemmaGeneration, j, localTheta: local?["rope_theta"], fail)
         let dim = try int("hidden_size"), heads = try int("num_attention_heads")
         // head_dim may differ from hidden_size / heads (Qwen3, Mistral-Nemo); kept only where it does
         let headDim = j["head_dim"] == nil || j["head_dim"] is NSNull ? nil : try int("head_dim")
@@ -74,12 +109,43 @@ public enum HFConfig {
             vocabSize: try int("vocab_size"),
             maxSequenceLength: j["max_position_embeddings"] == nil ? 2048 : try int("max_position_embeddings"),
             normEpsilon: Float(double("rms_norm_eps", default: 1e-6)),
-            ropeTheta: Float((parameters["rope_theta"] as? Double) ?? double("rope_theta", default: 10000)),
-            ropeLayout: .rotateHalf, ropeScaling: try scaling(j["rope_scaling"] ?? j["rope_parameters"], j, fail),
-            tiedEmbeddings: (j["tie_word_embeddings"] as? Bool) ?? false, attentionBias: qwen2, slidingWindow: window,
-            slidingLayers: slidingLayers, explicitHeadDim: explicitHeadDim, queryKeyNorm: qwen3, fusedProjections: phi3)
+            ropeTheta: Float(
+                (parameters["rope_theta"] as? Double)
+                    ?? double("rope_theta", default: gemmaGeneration == 3 ? 1_000_000 : 10000)),
+            ropeLayout: .rotateHalf, ropeScaling: try scaling(j["rope_scaling"] ?? parameters, j, fail),
+            tiedEmbeddings: (j["tie_word_embeddings"] as? Bool) ?? (gemmaGeneration != nil), attentionBias: qwen2,
+            slidingWindow: window, slidingLayers: slidingLayers, explicitHeadDim: explicitHeadDim,
+            queryKeyNorm: qwen3 || gemmaGeneration == 3, fusedProjections: phi3, gemma: gemma)
         do { try config.validate() } catch let e as LlamaError { throw fail(e.description, "Fix config.json.") }
         return config
+    }
+
+    /// Gemma's traits for its generation (1, 2, 3; nil: not Gemma), with transformers' defaults for absent keys.
+    private static func gemmaTraits(
+        _ generation: Int?, _ j: [String: Any], localTheta: Any?, _ fail: (String, String) -> FormatError
+    ) throws -> LlamaConfig.GemmaTraits {
+        guard let generation else { return .init() }
+        /// A positive number, the default when the key is absent, nil when it is null.
+        func positive(_ value: Any?, _ key: String, default d: Double?) throws -> Float? {
+            if value == nil { return d.map(Float.init) }
+            if value is NSNull { return nil }
+            guard let v = value as? Double, !JSONNumber.isBoolean(value), v > 0, v.isFinite else {
+                throw fail("\(key) must be a positive number or null", "Fix it in config.json.")
+            }
+            return Float(v)
+        }
+        var traits = LlamaConfig.GemmaTraits(normsScaleFromOne: true, geluGate: true, scalesEmbedding: true)
+        guard generation >= 2 else { return traits }
+        traits.outputNorms = true
+        traits.queryPreAttentionScalar = try positive(j["query_pre_attn_scalar"], "query_pre_attn_scalar", default: 256)
+        let caps: (Double?, Double?) = generation == 2 ? (50, 30) : (nil, nil)
+        traits.attentionSoftcap = try positive(j["attn_logit_softcapping"], "attn_logit_softcapping", default: caps.0)
+        traits.logitSoftcap = try positive(j["final_logit_softcapping"], "final_logit_softcapping", default: caps.1)
+        if generation == 3 {
+            traits.localRopeTheta = try positive(
+                localTheta ?? j["rope_local_base_freq"], "rope_local_base_freq", default: 10000)
+        }
+        return traits
     }
 
     /// rope_scaling (or transformers 5's rope_parameters) read as transformers' rope initialisation reads it;
@@ -165,16 +231,22 @@ public enum HFConfig {
 
     /// config.json for `c` (always rotate-half RoPE: export permutes GGUF/llama2.c query and key rows).
     public static func json(_ c: LlamaConfig, bos: Int32?, eos: Int32?) -> [String: Any] {
-        // Phi-3 for stacked projections; Qwen3 for query and key norms; Qwen2 for biases; Mistral for a sliding
-        // window without them (Llama has no window); else Llama.
+        // Gemma 3, 2 or 1 for Gemma's traits (by q/k norms, output norms); Phi-3 for stacked projections; Qwen3 for
+        // query and key norms; Qwen2 for biases; Mistral for a sliding window without them (Llama has no window);
+        // else Llama.
+        let g = c.gemma
         let (architecture, modelType) =
-            c.fusedProjections
-            ? ("Phi3ForCausalLM", "phi3")
-            : c.queryKeyNorm
-                ? ("Qwen3ForCausalLM", "qwen3")
-                : c.attentionBias
-                    ? ("Qwen2ForCausalLM", "qwen2")
-                    : c.slidingWindow != nil ? ("MistralForCausalLM", "mistral") : ("LlamaForCausalLM", "llama")
+            g.normsScaleFromOne
+            ? (g.outputNorms
+                ? (c.queryKeyNorm ? ("Gemma3ForCausalLM", "gemma3_text") : ("Gemma2ForCausalLM", "gemma2"))
+                : ("GemmaForCausalLM", "gemma"))
+            : c.fusedProjections
+                ? ("Phi3ForCausalLM", "phi3")
+                : c.queryKeyNorm
+                    ? ("Qwen3ForCausalLM", "qwen3")
+                    : c.attentionBias
+                        ? ("Qwen2ForCausalLM", "qwen2")
+                        : c.slidingWindow != nil ? ("MistralForCausalLM", "mistral") : ("LlamaForCausalLM", "llama")
         var j: [String: Any] = [
             "architectures": [architecture], "model_type": modelType, "hidden_act": "silu",
             "hidden_size": c.dim, "intermediate_size": c.ffnDim, "num_hidden_layers": c.layerCount,
@@ -187,10 +259,32 @@ public enum HFConfig {
         // transformers' Phi-3 defaults pad_token_id to 32000, outside small vocabularies; LeanTune keeps no padding id
         if modelType == "phi3" { j["pad_token_id"] = NSNull() }
         if let e = c.explicitHeadDim { j["head_dim"] = e }
+        if modelType.hasPrefix("gemma") {
+            // Gemma's defaults differ from LeanTune's (head_dim 256, soft-capping on): every value is written
+            (j["head_dim"], j["hidden_activation"], j["attention_bias"]) = (c.headDim, "gelu_pytorch_tanh", false)
+            j["hidden_act"] = nil
+            func number(_ x: Float?) -> Any { x.map { Double("\($0)")! } ?? NSNull() }
+            if g.outputNorms {
+                // an int in transformers' typed configuration (256, 144 in the published ones)
+                let scalar = g.queryPreAttentionScalar ?? Float(c.headDim)
+                j["query_pre_attn_scalar"] =
+                    scalar == scalar.rounded() && scalar < 1e9 ? Int(scalar) as Any : number(scalar)
+                j["attn_logit_softcapping"] = number(g.attentionSoftcap)
+                j["final_logit_softcapping"] = number(g.logitSoftcap)
+                j["sliding_window"] = NSNull()
+            }
+            if modelType == "gemma3_text" {
+                // the legacy keys, which transformers 4 and 5 both read (5 converts them into rope_parameters)
+                j["rope_local_base_freq"] = number(g.localRopeTheta ?? c.ropeTheta)
+            }
+        }
         if let w = c.slidingWindow {
             j["sliding_window"] = w
             if modelType.hasPrefix("qwen") { j["use_sliding_window"] = true }
-            if let layers = c.slidingLayers {
+            // Gemma's absent layer_types would mean its interleaving, not a window in every layer
+            if let layers = c.slidingLayers
+                ?? (modelType.hasPrefix("gemma") ? Array(repeating: true, count: c.layerCount) : nil)
+            {
                 j["layer_types"] = layers.map { $0 ? "sliding_attention" : "full_attention" }
             }
         }

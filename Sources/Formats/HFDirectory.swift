@@ -183,7 +183,6 @@ public enum HFDirectory {
     }
 
     static func write(_ object: [String: Any], to path: String) throws {
-        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-        try AtomicFile.write(data + Data("\n".utf8), to: path)
+        try AtomicFile.write(Data((try JSONText.encode(object) + "\n").utf8), to: path)
     }
 }

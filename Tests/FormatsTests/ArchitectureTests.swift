@@ -16,7 +16,9 @@ struct ArchitectureTests {
         let prompt: [Int32], greedy: [Int32]
     }
 
-    static let families = ["qwen2", "mistral", "qwen3", "phi3", "qwen2-yarn", "phi3-longrope"]
+    static let families = [
+        "qwen2", "mistral", "qwen3", "phi3", "qwen2-yarn", "phi3-longrope", "gemma", "gemma2", "gemma3",
+    ]
     /// The families GGUF export writes as llama.cpp runs them (a sliding window is written without, with a note).
     static let ggufFamilies = ["qwen2", "qwen3"]
 

@@ -153,6 +153,57 @@ struct ExportTests {
         #expect(e3.problem.contains("hidden_size"))
     }
 
+    @Test("Gemma configs as the Hub has them: defaults, legacy RoPE keys, layer patterns, refusals")
+    func gemmaConfigs() throws {
+        func parse(_ j: [String: Any]) throws -> LlamaConfig {  // as read from a file
+            try HFConfig.parse(
+                JSONSerialization.jsonObject(with: JSONSerialization.data(withJSONObject: j)) as! [String: Any],
+                file: "c")
+        }
+        // google/gemma-3-1b-it's keys, shrunk: RoPE as rope_theta, rope_local_base_freq and rope_scaling (transformers
+        // 4), and sliding_window_pattern in place of layer_types
+        let gemma3: [String: Any] = [
+            "architectures": ["Gemma3ForCausalLM"], "hidden_size": 16, "intermediate_size": 24, "head_dim": 8,
+            "num_hidden_layers": 7, "num_attention_heads": 4, "num_key_value_heads": 1, "vocab_size": 10,
+            "hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": 256, "rope_theta": 1_000_000.0,
+            "rope_local_base_freq": 10000.0, "rope_scaling": ["rope_type": "linear", "factor": 8.0],
+            "sliding_window": 512, "sliding_window_pattern": 6, "final_logit_softcapping": NSNull(),
+            "attn_logit_softcapping": NSNull(),
+        ]
+        let c3 = try parse(gemma3)
+        #expect(c3.slidingLayers == [true, true, true, true, true, false, true] && c3.slidingWindow == 512)
+        #expect(c3.queryKeyNorm && c3.tiedEmbeddings && c3.headDim == 8 && c3.ropeTheta == 1_000_000)
+        #expect(c3.ropeScaling == .linear(factor: 8) && c3.gemma.localRopeTheta == 10000)
+        #expect(c3.turnsLocally(layer: 0) && !c3.turnsLocally(layer: 5))
+        #expect(c3.gemma.attentionSoftcap == nil && c3.gemma.logitSoftcap == nil)
+        #expect(c3.gemma.queryPreAttentionScalar == 256 && c3.attentionScale == 1 / 16)
+        // Gemma 2 without the soft-capping keys gets transformers' defaults (50 and 30), and alternates layers
+        var gemma2 = gemma3
+        gemma2["architectures"] = ["Gemma2ForCausalLM"]
+        for key in ["final_logit_softcapping", "attn_logit_softcapping", "sliding_window_pattern"] { gemma2[key] = nil }
+        let c2 = try parse(gemma2)
+        #expect(c2.gemma.attentionSoftcap == 50 && c2.gemma.logitSoftcap == 30 && !c2.queryKeyNorm)
+        #expect(c2.slidingLayers == [true, false, true, false, true, false, true] && c2.gemma.localRopeTheta == nil)
+        // Gemma 1: no window, no output norms, whatever its hidden_act says
+        var gemma1 = gemma2
+        (gemma1["architectures"], gemma1["hidden_act"], gemma1["hidden_activation"]) = (
+            ["GemmaForCausalLM"], "gelu", nil
+        )
+        let c1 = try parse(gemma1)
+        #expect(c1.slidingWindow == nil && !c1.gemma.outputNorms && c1.gemma.normsScaleFromOne && c1.gemma.geluGate)
+        for (change, problem) in [
+            (["architectures": ["Gemma3ForConditionalGeneration"]], "with its vision tower"),
+            (["hidden_activation": "gelu"], "hidden_activation 'gelu' is not supported"),
+            (["query_pre_attn_scalar": -1.0], "query_pre_attn_scalar must be a positive number"),
+            (["use_bidirectional_attention": true], "use_bidirectional_attention"),
+            (["rope_parameters": ["sliding_attention": ["rope_type": "linear", "factor": 2.0]]], "sliding_attention"),
+        ] as [([String: Any], String)] {
+            let wrong = gemma3.merging(change) { $1 }
+            let e = try #require(throws: FormatError.self) { try parse(wrong) }
+            #expect(e.problem.contains(problem), "\(e)")
+        }
+    }
+
     @Test(
         "shapes beyond the limits are refused before anything is allocated, naming the key and the limit",
         arguments: [
