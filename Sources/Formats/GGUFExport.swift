@@ -2,10 +2,11 @@ import Foundation
 import Llama
 import TensorCore
 
-/// Writes a loaded model as a `llama`-, (with q/k/v biases) `qwen2`- or (with per-head q/k norms) `qwen3`-architecture
-/// GGUF file that llama.cpp reads: the architecture metadata, the tokenizer (tokens, merges or scores, token types,
-/// special ids, chat template) and the tensors named as llama.cpp's converter names them, with the query and key rows
-/// in its RoPE order (adjacent pairs for llama, halves for qwen2 and qwen3).
+/// Writes a loaded model as a `llama`-, (with q/k/v biases) `qwen2`-, (with per-head q/k norms) `qwen3`- or `gemma`-,
+/// `gemma2`-, `gemma3`-architecture GGUF file that llama.cpp reads: the architecture metadata, the tokenizer (tokens,
+/// merges or scores, token types, special ids, chat template) and the tensors named as llama.cpp's converter names
+/// them, with the query and key rows in its RoPE order (adjacent pairs for llama, halves for the others) and Gemma's
+/// norm weights stored as 1 + w.
 extension GGUFModel {
     /// The tensor types export writes; 1-D tensors (the norms) are always F32, as llama.cpp's converter keeps them.
     public static let exportTypes: [GGMLType] = [.f32, .f16, .bf16, .q8_0]
@@ -26,9 +27,15 @@ extension GGUFModel {
                 file: path, problem: "GGUF export does not write Phi-3's stacked projections yet",
                 fix: "Export it as a Hugging Face directory (--format hf) and convert that with llama.cpp.")
         }
-        let arch = c.queryKeyNorm ? "qwen3" : c.attentionBias ? "qwen2" : "llama"
+        let gemma = GGUFGemma.architecture(c)
+        let arch = gemma ?? (c.queryKeyNorm ? "qwen3" : c.attentionBias ? "qwen2" : "llama")
+        if let gemma, let problem = GGUFGemma.mismatch(c, arch: gemma) {
+            throw FormatError(
+                file: path, problem: "\(problem), so a GGUF file would not run this model",
+                fix: "Export it as a Hugging Face directory (--format hf).")
+        }
         var notes: [String] = []
-        if let w = c.slidingWindow {  // as llama.cpp's own converter writes Mistral: no window in the file
+        if let w = c.slidingWindow, gemma == nil {  // as llama.cpp's own converter writes Mistral: no window in the file
             notes.append(
                 """
                 llama.cpp's \(arch) architecture attends to the whole context, without the model's sliding window: \
@@ -42,13 +49,13 @@ extension GGUFModel {
                 tensorType = .f16
                 notes.append("\(tensorName(info)): rows of \(info.shape[1]) do not fill Q8_0 blocks of 32; written F16")
             }
-            // llama.cpp's llama architecture rotates adjacent pairs; its qwen2 and qwen3 rotate halves, as Hugging
-            // Face does.
+            // llama.cpp's llama architecture rotates adjacent pairs; the others rotate halves, as Hugging Face does.
             let target: RoPELayout = arch == "llama" ? .adjacentPairs : .rotateHalf
             let permute = c.ropeLayout != target && (info.role == .query || info.role == .key)
+            let offset = info.role.kind == .scale ? c.normOffset : 0
             tensors.append(
                 GGUFWriter.Tensor(name: tensorName(info), dims: info.shape.reversed(), type: tensorType) {
-                    var values = m.store.withFloats(id) { Array($0) }
+                    var values = m.store.withFloats(id) { w in w.map { $0 + offset } }
                     if permute {
                         let (heads, columns) = (info.shape[0] / c.headDim, info.shape[1])
                         values =
@@ -99,6 +106,14 @@ extension GGUFModel {
             metadata += [
                 ("\(arch).attention.key_length", .uint32(UInt32(c.headDim))),
                 ("\(arch).attention.value_length", .uint32(UInt32(c.headDim))),
+            ]
+        }
+        if c.gemma.outputNorms {
+            metadata.append(("\(arch).attention.sliding_window", .uint32(UInt32(GGUFGemma.window(c)))))
+        }
+        if let a = c.gemma.attentionSoftcap, let f = c.gemma.logitSoftcap {
+            metadata += [
+                ("\(arch).attn_logit_softcapping", .float32(a)), ("\(arch).final_logit_softcapping", .float32(f)),
             ]
         }
         metadata += scalingMetadata

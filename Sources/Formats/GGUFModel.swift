@@ -1,12 +1,12 @@
 import Llama
 import TensorCore
 
-/// Reads a `llama`-, `qwen2`- or `qwen3`-architecture GGUF file into an fp32 model. For llama, llama.cpp's converter
-/// permutes the query and key rows so that RoPE rotates adjacent pairs; qwen2 and qwen3 keep Hugging Face's
-/// rotate-half order, qwen2 has q/k/v biases and qwen3 per-head query and key norms. The model is configured
-/// accordingly.
+/// Reads a `llama`-, `qwen2`-, `qwen3`-, `gemma`-, `gemma2`- or `gemma3`-architecture GGUF file into an fp32 model. For
+/// llama, llama.cpp's converter permutes the query and key rows so that RoPE rotates adjacent pairs; the others keep
+/// Hugging Face's rotate-half order, qwen2 has q/k/v biases, qwen3 per-head query and key norms, and Gemma's settings
+/// are those llama.cpp fixes (``GGUFGemma``). The model is configured accordingly.
 public enum GGUFModel {
-    public static let supportedArchitectures = ["llama", "qwen2", "qwen3"]
+    public static let supportedArchitectures = ["llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3"]
 
     /// The configuration described by the file's metadata.
     public static func config(_ gguf: GGUFFile) throws -> LlamaConfig {
@@ -31,6 +31,26 @@ public enum GGUFModel {
         let vocab =
             m["\(arch).vocab_size"]?.int ?? m["tokenizer.ggml.tokens"]?.array?.count
             ?? gguf.tensors["token_embd.weight"]?.dims.last ?? 0
+        var gemma = LlamaConfig.GemmaTraits()
+        var (window, slidingLayers): (Int?, [Bool]?) = (nil, nil)
+        if arch.hasPrefix("gemma") {
+            gemma = .init(normsScaleFromOne: true, geluGate: true, scalesEmbedding: true)
+            if arch != "gemma" {
+                let layers = try int("block_count")
+                gemma.outputNorms = true
+                gemma.queryPreAttentionScalar = GGUFGemma.queryPreAttentionScalar(
+                    arch, dim: dim, heads: heads, headDim: keyLength ?? dim / max(1, heads), layers: layers)
+                // llama.cpp's gemma2 defaults (4096, 50, 30) where the file has none
+                window = m["\(arch).attention.sliding_window"]?.int ?? (arch == "gemma2" ? 4096 : nil)
+                slidingLayers = (0..<max(0, min(layers, 1 << 10))).map { GGUFGemma.slides(arch, layer: $0) }
+                if arch == "gemma2" {
+                    gemma.attentionSoftcap = Float(m["gemma2.attn_logit_softcapping"]?.double ?? 50)
+                    gemma.logitSoftcap = Float(m["gemma2.final_logit_softcapping"]?.double ?? 30)
+                } else {
+                    gemma.localRopeTheta = GGUFGemma.localRopeTheta
+                }
+            }
+        }
         var config = LlamaConfig(
             dim: dim, ffnDim: try int("feed_forward_length"),
             layerCount: try int("block_count"),
@@ -40,7 +60,8 @@ public enum GGUFModel {
             ropeTheta: Float(m["\(arch).rope.freq_base"]?.double ?? 10000),
             ropeLayout: arch == "llama" ? .adjacentPairs : .rotateHalf,
             tiedEmbeddings: gguf.tensors["output.weight"] == nil,
-            attentionBias: arch == "qwen2", explicitHeadDim: keyLength, queryKeyNorm: arch == "qwen3")
+            attentionBias: arch == "qwen2", slidingWindow: window, slidingLayers: slidingLayers,
+            explicitHeadDim: keyLength, queryKeyNorm: arch == "qwen3" || arch == "gemma3", gemma: gemma)
         do {
             try config.validate()  // before the head dimension is used
             config.ropeScaling = try ropeScaling(
@@ -155,7 +176,11 @@ public enum GGUFModel {
                         """,
                     fix: "The metadata and the tensors disagree; convert the model again.")
             }
-            gguf.read(t, into: store.view(id).baseAddress!)
+            let values = store.view(id)
+            gguf.read(t, into: values.baseAddress!)
+            if info.role.kind == .scale, config.normOffset != 0 {  // the converter stored 1 + w
+                for i in values.indices { values[i] -= config.normOffset }
+            }
         }
         return (config, store)
     }
