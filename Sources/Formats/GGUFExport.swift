@@ -150,17 +150,21 @@ extension GGUFModel {
             let tokens = t.pieces.map {
                 String(decoding: $0, as: UTF8.self).replacingOccurrences(of: " ", with: "\u{2581}")
             }
-            let types: [Int32] = tokens.enumerated().map { i, token in
-                if token == "<unk>" { return 2 }
-                if special.contains(Int32(i)) { return 3 }
-                let isByte = token.count == 6 && token.hasPrefix("<0x") && token.hasSuffix(">")
-                return isByte ? 6 : 1
+            out += sentencePieceMetadata(tokens, scores: t.scores, special: special, spacePrefix: t.addsSpacePrefix)
+        case let t as SentencePieceBPETokenizer:
+            // llama.cpp's SentencePiece tokenizer merges the adjacent pair whose joined token scores highest: each
+            // token scores minus the rank of the first merge that makes it, so merges happen in rank order
+            var scores = [Float](repeating: 0, count: t.tokens.count), made = Set<Int>()
+            let ids = Dictionary(t.tokens.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+            for (rank, merge) in t.mergeList.enumerated() {
+                let joined = merge.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false).joined()
+                guard let id = ids[joined], made.insert(id).inserted else {
+                    continue
+                }
+                scores[id] = -Float(rank)
             }
-            out += [
-                ("tokenizer.ggml.model", .string("llama")), ("tokenizer.ggml.tokens", .strings(tokens)),
-                ("tokenizer.ggml.scores", .float32s(t.scores)), ("tokenizer.ggml.token_type", .int32s(types)),
-                ("tokenizer.ggml.add_space_prefix", .bool(t.addsSpacePrefix)),
-            ]
+            let special = Set(t.specialTokens.values).union(t.stopTokens).union([t.bos].compactMap { $0 })
+            out += sentencePieceMetadata(t.tokens, scores: scores, special: special, spacePrefix: t.prependsSpace)
         default:
             throw FormatError(
                 file: path, problem: "a \(type(of: tokenizer)) has no GGUF tokenizer form yet",
@@ -171,6 +175,24 @@ extension GGUFModel {
         if let eos = tokenizer.stopTokens.min() { out.append(("tokenizer.ggml.eos_token_id", .uint32(UInt32(eos)))) }
         if let template = loaded.chatTemplateSource { out.append(("tokenizer.chat_template", .string(template))) }
         return out
+    }
+
+    /// `tokenizer.ggml.*` of llama.cpp's SentencePiece tokenizer (model "llama"). Token types: 1 normal, 2 unknown,
+    /// 3 control, 6 byte.
+    static func sentencePieceMetadata(
+        _ tokens: [String], scores: [Float], special: Set<Int32>, spacePrefix: Bool
+    ) -> [(String, GGUFWriter.Value)] {
+        let types: [Int32] = tokens.enumerated().map { i, token in
+            if token == "<unk>" { return 2 }
+            if special.contains(Int32(i)) { return 3 }
+            let isByte = token.count == 6 && token.hasPrefix("<0x") && token.hasSuffix(">")
+            return isByte ? 6 : 1
+        }
+        return [
+            ("tokenizer.ggml.model", .string("llama")), ("tokenizer.ggml.tokens", .strings(tokens)),
+            ("tokenizer.ggml.scores", .float32s(scores)), ("tokenizer.ggml.token_type", .int32s(types)),
+            ("tokenizer.ggml.add_space_prefix", .bool(spacePrefix)),
+        ]
     }
 
     /// Rows of a query or key matrix from rotate-half order (i, i+E/2) to adjacent-pair order (2i, 2i+1), per head:

@@ -136,6 +136,56 @@ struct GGUFExportTests {
         #expect(try greedy(reloaded) == greedy(original))
     }
 
+    /// A tiny random model over the SentencePiece-style BPE fixture (Llama 2's and Gemma's kind of tokenizer.json),
+    /// written to GGUF; with the fixture's texts and the ids the tokenizers library gave them.
+    static func sentencePieceExport(_ name: String) throws -> (path: String, cases: [(text: String, ids: [Int32])]) {
+        struct Case: Decodable { let text: String; let ids: [Int32] }
+        let tokenizer = try HFTokenizer.load(
+            fixtureURL("bpe-sentencepiece.tokenizer.json").path, tokenizerConfig: [:], generationConfig: [:])
+        let c = LlamaConfig(
+            dim: 16, ffnDim: 32, layerCount: 1, headCount: 2, kvHeadCount: 2, vocabSize: tokenizer.vocabularySize,
+            maxSequenceLength: 32)
+        let loaded = LoadedModel(
+            model: try LlamaModel(randomWeights: c, seed: 3, ledger: MemoryLedger()), tokenizer: tokenizer,
+            chatTemplate: nil, chatTemplateSource: nil)
+        let path = Self.path(name)  // one file per test: tests run in parallel
+        try GGUFModel.export(loaded, to: path, type: .f32)
+        let cases = try JSONDecoder().decode(
+            [Case].self, from: Data(contentsOf: fixtureURL("bpe-sentencepiece.ids.json")))
+        return (path, cases.map { ($0.text, $0.ids) })
+    }
+
+    @Test(
+        """
+        a SentencePiece-style BPE tokenizer.json is written as llama.cpp's SentencePiece vocabulary, scored so that \
+        merges keep their ranks: read back, it gives the tokenizers library's ids for every fixture text
+        """)
+    func sentencePieceBPE() throws {
+        let (path, cases) = try Self.sentencePieceExport("sentencepiece-bpe")
+        let reloaded = try ModelFile.load(path, tokenizer: nil, ledger: MemoryLedger())
+        #expect(reloaded.tokenizer is ScoredPieceTokenizer)
+        for c in cases { #expect(reloaded.tokenizer.encode(c.text) == c.ids, "\(c.text.debugDescription)") }
+    }
+
+    @Test(
+        "llama.cpp tokenizes every fixture text of the exported SentencePiece-style BPE as the tokenizers library does",
+        .enabled(if: llamaCpp))
+    func llamaCppSentencePieceBPE() throws {
+        let (path, cases) = try Self.sentencePieceExport("sentencepiece-bpe-llama-cpp")
+        let script = """
+            import json, sys
+            from llama_cpp import Llama
+            llm = Llama(model_path=sys.argv[1], vocab_only=True, verbose=False)
+            texts = json.loads(sys.stdin.read())
+            print(json.dumps([llm.tokenize(t.encode(), add_bos=False, special=True) for t in texts]))
+            """
+        let texts = String(decoding: try JSONSerialization.data(withJSONObject: cases.map(\.text)), as: UTF8.self)
+        let data = try #require(try Self.pythonOutput(script, [path], input: texts), "llama.cpp could not read it")
+        let ids = try #require(try JSONSerialization.jsonObject(with: data) as? [[Int]])
+        #expect(ids.count == cases.count)
+        for (c, got) in zip(cases, ids) { #expect(got.map { Int32($0) } == c.ids, "\(c.text.debugDescription)") }
+    }
+
     static let ggufPy = python("import gguf")
 
     @Test("gguf-py (llama.cpp's reader library) reads the metadata, tensor shapes and types back", .enabled(if: ggufPy))
@@ -209,13 +259,15 @@ struct GGUFExportTests {
         return (try JSONSerialization.jsonObject(with: data) as? [Int])?.map { Int32($0) }
     }
 
-    /// What python3 prints running `script` with `arguments`; nil when it fails.
-    static func pythonOutput(_ script: String, _ arguments: [String]) throws -> Data? {
-        let p = Process(), out = Pipe()
+    /// What python3 prints running `script` with `arguments` (and `input` on its standard input); nil when it fails.
+    static func pythonOutput(_ script: String, _ arguments: [String], input: String? = nil) throws -> Data? {
+        let p = Process(), out = Pipe(), stdin = Pipe()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3", "-c", script] + arguments
-        (p.standardOutput, p.standardError) = (out, FileHandle.nullDevice)
+        (p.standardOutput, p.standardError, p.standardInput) = (out, FileHandle.nullDevice, stdin)
         try p.run()
+        try stdin.fileHandleForWriting.write(contentsOf: Data((input ?? "").utf8))
+        try stdin.fileHandleForWriting.close()
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         return p.terminationStatus == 0 ? data : nil
