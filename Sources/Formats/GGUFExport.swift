@@ -35,7 +35,8 @@ extension GGUFModel {
                 fix: "Export it as a Hugging Face directory (--format hf).")
         }
         var notes: [String] = []
-        if let w = c.slidingWindow, gemma == nil {  // as llama.cpp's own converter writes Mistral: no window in the file
+        // as llama.cpp's own converter writes Mistral: no window in the file (Gemma's window is written)
+        if let w = c.slidingWindow, gemma == nil {
             notes.append(
                 """
                 llama.cpp's \(arch) architecture attends to the whole context, without the model's sliding window: \
