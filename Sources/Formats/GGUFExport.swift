@@ -22,13 +22,9 @@ extension GGUFModel {
                 fix: "Choose one of those types.")
         }
         let m = loaded.model, c = m.config
-        guard !c.fusedProjections else {
-            throw FormatError(
-                file: path, problem: "GGUF export does not write Phi-3's stacked projections yet",
-                fix: "Export it as a Hugging Face directory (--format hf) and convert that with llama.cpp.")
-        }
         let gemma = GGUFGemma.architecture(c)
-        let arch = gemma ?? (c.queryKeyNorm ? "qwen3" : c.attentionBias ? "qwen2" : "llama")
+        let arch =
+            gemma ?? (c.fusedProjections ? "phi3" : c.queryKeyNorm ? "qwen3" : c.attentionBias ? "qwen2" : "llama")
         if let gemma, let problem = GGUFGemma.mismatch(c, arch: gemma) {
             throw FormatError(
                 file: path, problem: "\(problem), so a GGUF file would not run this model",
@@ -43,31 +39,38 @@ extension GGUFModel {
                 its results equal ours up to \(w) tokens of context, not beyond
                 """)
         }
+        // llama.cpp's llama architecture rotates adjacent pairs; the others rotate halves, as Hugging Face does.
+        let target: RoPELayout = arch == "llama" ? .adjacentPairs : .rotateHalf
+        /// Parameter `id` as llama.cpp's converter writes it: RoPE rows in its order, Gemma's norms as 1 + w.
+        func values(_ id: ParameterID) -> [Float] {
+            let info = m.layout.parameters[id], offset = info.role.kind == .scale ? c.normOffset : 0
+            let values = m.store.withFloats(id) { w in w.map { $0 + offset } }
+            guard c.ropeLayout != target && (info.role == .query || info.role == .key) else { return values }
+            let (heads, columns) = (info.shape[0] / c.headDim, info.shape[1])
+            return target == .adjacentPairs
+                ? adjacentPairOrder(values, heads: heads, headDim: c.headDim, columns: columns)
+                : HFDirectory.rotateHalfOrder(values, heads: heads, headDim: c.headDim, columns: columns)
+        }
         var tensors: [GGUFWriter.Tensor] = []
+        // Phi-3's stacked projections are written stacked, as its checkpoint holds them (at their first part)
+        let stacked = FusedProjections.places(m.layout, c)
         for (id, info) in m.layout.parameters.enumerated() where !(c.tiedEmbeddings && info.role == .head) {
-            var tensorType = info.shape.count == 1 ? GGMLType.f32 : type
-            if tensorType == .q8_0, info.shape[1] % 32 != 0 {
+            if let place = stacked[id], place.row > 0 { continue }
+            let (name, shape, parts) =
+                stacked[id].map { (stackedTensorName($0.group, m.layout), $0.group.shape, $0.group.parts) }
+                ?? (tensorName(info), info.shape, [id])
+            var tensorType = shape.count == 1 ? GGMLType.f32 : type
+            if tensorType == .q8_0, shape[1] % 32 != 0 {
                 tensorType = .f16
-                notes.append("\(tensorName(info)): rows of \(info.shape[1]) do not fill Q8_0 blocks of 32; written F16")
+                notes.append("\(name): rows of \(shape[1]) do not fill Q8_0 blocks of 32; written F16")
             }
-            // llama.cpp's llama architecture rotates adjacent pairs; the others rotate halves, as Hugging Face does.
-            let target: RoPELayout = arch == "llama" ? .adjacentPairs : .rotateHalf
-            let permute = c.ropeLayout != target && (info.role == .query || info.role == .key)
-            let offset = info.role.kind == .scale ? c.normOffset : 0
             tensors.append(
-                GGUFWriter.Tensor(name: tensorName(info), dims: info.shape.reversed(), type: tensorType) {
-                    var values = m.store.withFloats(id) { w in w.map { $0 + offset } }
-                    if permute {
-                        let (heads, columns) = (info.shape[0] / c.headDim, info.shape[1])
-                        values =
-                            target == .adjacentPairs
-                            ? adjacentPairOrder(values, heads: heads, headDim: c.headDim, columns: columns)
-                            : HFDirectory.rotateHalfOrder(values, heads: heads, headDim: c.headDim, columns: columns)
-                    }
-                    return encode(values, as: tensorType)
+                GGUFWriter.Tensor(name: name, dims: shape.reversed(), type: tensorType) {
+                    encode(parts.flatMap(values), as: tensorType)
                 })
         }
-        // linear as metadata; Llama 3's and per-pair factors as the rope_freqs tensor, as llama.cpp's converter does
+        // linear and YaRN as metadata; Llama 3's and per-pair factors as the rope_freqs tensor, Phi-3's LongRoPE as its
+        // two factor tensors, as llama.cpp's converter does
         var scalingMetadata: [(String, GGUFWriter.Value)] = []
         if let scaling = c.ropeScaling {
             switch scaling {
@@ -82,10 +85,42 @@ extension GGUFModel {
                     GGUFWriter.Tensor(name: frequencyFactorsTensor, dims: [factors.count], type: .f32) {
                         encode(factors, as: .f32)
                     })
-            case .dynamic, .yarn, .longRoPE:
+            case .yarn(let factor, let original, let fast, let slow, let truncate, let attention):
+                // llama.cpp's YaRN: the default attention factor, truncated correction dims
+                guard truncate, attention == RoPEScaling.yarnAttentionFactor(factor: factor) else {
+                    throw FormatError(
+                        file: path, problem: "the model's YaRN (\(scaling)) is not the form llama.cpp computes",
+                        fix: "Export it as a Hugging Face directory (--format hf).")
+                }
+                scalingMetadata = [
+                    ("\(arch).rope.scaling.type", .string("yarn")),
+                    ("\(arch).rope.scaling.factor", .float32(Float(factor))),
+                    ("\(arch).rope.scaling.original_context_length", .uint32(UInt32(original))),
+                    ("\(arch).rope.scaling.yarn_beta_fast", .float32(Float(fast))),
+                    ("\(arch).rope.scaling.yarn_beta_slow", .float32(Float(slow))),
+                ]
+            case .longRoPE(let short, let long, let original, let attention) where arch == "phi3":
+                for (name, factors) in [(ropeFactorsShort, short), (ropeFactorsLong, long)] {
+                    tensors.append(
+                        GGUFWriter.Tensor(name: name, dims: [factors.count], type: .f32) {
+                            encode(factors.map(Float.init), as: .f32)
+                        })
+                }
+                scalingMetadata = [
+                    ("\(arch).rope.scaling.attn_factor", .float32(Float(attention))),
+                    ("\(arch).rope.scaling.original_context_length", .uint32(UInt32(original))),
+                ]
+                notes.append(
+                    """
+                    llama.cpp turns by LongRoPE's long factors whenever its context size, which it rounds up to a \
+                    multiple of 256, exceeds \(original) tokens; we choose them by the sequence's length, so the two \
+                    differ on shorter sequences in a longer context
+                    """)
+            case .dynamic, .longRoPE:
                 throw FormatError(
-                    file: path, problem: "the model uses RoPE scaling \(scaling), which GGUF export does not write yet",
-                    fix: "Export it as a Hugging Face directory (--format hf) and convert that with llama.cpp.")
+                    file: path,
+                    problem: "the model uses RoPE scaling \(scaling), which llama.cpp's \(arch) does not compute",
+                    fix: "Export it as a Hugging Face directory (--format hf).")
             }
         }
         let fileType: UInt32 = [.f32: 0, .f16: 1, .q8_0: 7, .bf16: 32][type] ?? 0

@@ -1,12 +1,13 @@
 import Llama
 import TensorCore
 
-/// Reads a `llama`-, `qwen2`-, `qwen3`-, `gemma`-, `gemma2`- or `gemma3`-architecture GGUF file into an fp32 model. For
-/// llama, llama.cpp's converter permutes the query and key rows so that RoPE rotates adjacent pairs; the others keep
-/// Hugging Face's rotate-half order, qwen2 has q/k/v biases, qwen3 per-head query and key norms, and Gemma's settings
-/// are those llama.cpp fixes (``GGUFGemma``). The model is configured accordingly.
+/// Reads a `llama`-, `qwen2`-, `qwen3`-, `phi3`-, `gemma`-, `gemma2`- or `gemma3`-architecture GGUF file into an fp32
+/// model. For llama, llama.cpp's converter permutes the query and key rows so that RoPE rotates adjacent pairs; the
+/// others keep Hugging Face's rotate-half order, qwen2 has q/k/v biases, qwen3 per-head query and key norms, phi3
+/// stacked projections (split on load), and Gemma's settings are those llama.cpp fixes (``GGUFGemma``). The model is
+/// configured accordingly.
 public enum GGUFModel {
-    public static let supportedArchitectures = ["llama", "qwen2", "qwen3", "gemma", "gemma2", "gemma3"]
+    public static let supportedArchitectures = ["llama", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3"]
 
     /// The configuration described by the file's metadata.
     public static func config(_ gguf: GGUFFile) throws -> LlamaConfig {
@@ -61,7 +62,9 @@ public enum GGUFModel {
             ropeLayout: arch == "llama" ? .adjacentPairs : .rotateHalf,
             tiedEmbeddings: gguf.tensors["output.weight"] == nil,
             attentionBias: arch == "qwen2", slidingWindow: window, slidingLayers: slidingLayers,
-            explicitHeadDim: keyLength, queryKeyNorm: arch == "qwen3" || arch == "gemma3", gemma: gemma)
+            explicitHeadDim: keyLength, queryKeyNorm: arch == "qwen3" || arch == "gemma3",
+            fusedProjections: arch == "phi3",
+            gemma: gemma)
         do {
             try config.validate()  // before the head dimension is used
             config.ropeScaling = try ropeScaling(
@@ -86,9 +89,43 @@ public enum GGUFModel {
                 file: gguf.path, problem: problem,
                 fix: "Load the model's Hugging Face directory instead; it carries the scaling in config.json.")
         }
+        func factors(_ t: GGUFTensor) throws -> [Double] {
+            guard t.dims == [headDim / 2] else {
+                throw refuse("\(t.name) has dims \(t.dims); it needs [\(headDim / 2)]")
+            }
+            var floats = [Float](repeating: 0, count: headDim / 2)
+            floats.withUnsafeMutableBufferPointer { gguf.read(t, into: $0.baseAddress!) }
+            guard floats.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+                throw refuse("\(t.name) holds a factor that is not a positive number")
+            }
+            return floats.map(Double.init)
+        }
+        func positive(_ key: String, default d: Double? = nil) throws -> Double {
+            guard let v = m["\(arch).rope.scaling.\(key)"]?.double ?? d, v > 0, v.isFinite else {
+                throw refuse("rope.scaling.\(key) is missing or not a positive number")
+            }
+            return v
+        }
+        func original() throws -> Int {
+            guard let n = m["\(arch).rope.scaling.original_context_length"]?.int, n > 0, n <= LlamaConfig.sequenceLimit
+            else { throw refuse("rope.scaling.original_context_length is missing or out of range") }
+            return n
+        }
+        if let short = gguf.tensors[ropeFactorsShort], let long = gguf.tensors[ropeFactorsLong] {  // Phi-3's LongRoPE
+            return .longRoPE(
+                shortFactors: try factors(short), longFactors: try factors(long), originalContextLength: try original(),
+                attentionFactor: try positive("attn_factor", default: 1))
+        }
         guard let t = gguf.tensors[frequencyFactorsTensor] else {
             switch type {
             case "none": return nil
+            case "yarn":
+                let factor = try positive("factor")
+                return .yarn(
+                    factor: factor, originalContextLength: try original(),
+                    betaFast: try positive("yarn_beta_fast", default: 32),
+                    betaSlow: try positive("yarn_beta_slow", default: 1),
+                    truncate: true, attentionFactor: RoPEScaling.yarnAttentionFactor(factor: factor))
             case "linear":
                 guard let f = m["\(arch).rope.scaling.factor"]?.double, f > 0, f.isFinite else {
                     throw refuse("rope.scaling.factor is missing or not a positive number")
@@ -97,16 +134,8 @@ public enum GGUFModel {
             default: throw refuse("RoPE scaling '\(type)' in GGUF files is not read yet")
             }
         }
-        guard type == "none", t.dims == [headDim / 2] else {
-            throw refuse(
-                "\(frequencyFactorsTensor) has dims \(t.dims) beside scaling '\(type)'; it needs [\(headDim / 2)]")
-        }
-        var floats = [Float](repeating: 0, count: headDim / 2)
-        floats.withUnsafeMutableBufferPointer { gguf.read(t, into: $0.baseAddress!) }
-        let factors = floats.map(Double.init)
-        guard factors.allSatisfy({ $0 > 0 && $0.isFinite }) else {
-            throw refuse("\(frequencyFactorsTensor) holds a factor that is not a positive number")
-        }
+        guard type == "none" else { throw refuse("\(frequencyFactorsTensor) beside scaling '\(type)'") }
+        let factors = try factors(t)
         let llama3 = RoPEScaling.llama3(
             factor: factors.max() ?? 1, lowFrequencyFactor: 1, highFrequencyFactor: 4, originalContextLength: 8192)
         let same = zip(frequencyFactors(llama3, theta: theta, headDim: headDim), factors).allSatisfy {
@@ -122,6 +151,15 @@ public enum GGUFModel {
             scaling.frequencies(theta: theta, headDim: e, positions: 1).inverse
         )
         .map { $0 / $1 }
+    }
+
+    /// Phi-3's LongRoPE factors, as llama.cpp names them.
+    static let ropeFactorsShort = "rope_factors_short.weight", ropeFactorsLong = "rope_factors_long.weight"
+
+    /// The GGUF name of a stacked Phi-3 tensor: q, k, v as `attn_qkv`, gate and up as `ffn_up`.
+    static func stackedTensorName(_ group: FusedProjections.Group, _ layout: ParameterLayout) -> String {
+        let first = layout.parameters[group.parts[0]]
+        return "blk.\(first.layer ?? 0)." + (first.role == .query ? "attn_qkv" : "ffn_up") + ".weight"
     }
 
     /// The GGUF name of each parameter of `layout`.
@@ -159,25 +197,39 @@ public enum GGUFModel {
         let config = try config(gguf)
         let layout = ParameterLayout(config)
         let store = FP32ParameterStore(layout: layout, ledger: ledger)
-        for (id, info) in layout.parameters.enumerated() {
-            let name = tensorName(info)
+        func tensor(_ name: String, shape: [Int]) throws -> GGUFTensor {
             guard let t = gguf.tensors[name] else {
                 throw FormatError(
                     file: gguf.path, problem: "tensor '\(name)' is missing",
                     fix: "The file is incomplete; convert it again.")
             }
-            guard Array(t.dims.reversed()) == info.shape else {
+            guard Array(t.dims.reversed()) == shape else {
                 throw FormatError(
                     file: gguf.path,
                     problem:
                         """
-                        tensor '\(name)' has ggml dims \(t.dims); the configuration needs \
-                        \(Array(info.shape.reversed()))
+                        tensor '\(name)' has ggml dims \(t.dims); the configuration needs \(Array(shape.reversed()))
                         """,
                     fix: "The metadata and the tensors disagree; convert the model again.")
             }
+            return t
+        }
+        // Phi-3's stacked tensors: read whole, then split by rows
+        let stacked = FusedProjections.places(layout, config)
+        for group in FusedProjections.groups(layout, config) {
+            let t = try tensor(stackedTensorName(group, layout), shape: group.shape)
+            let all = AlignedBuffer<Float>(count: group.shape[0] * group.shape[1], category: .workspace, ledger: ledger)
+            gguf.read(t, into: all.pointer)
+            var at = 0
+            for id in group.parts {
+                let part = store.view(id)
+                part.baseAddress!.update(from: all.pointer + at, count: part.count)
+                at += part.count
+            }
+        }
+        for (id, info) in layout.parameters.enumerated() where stacked[id] == nil {
             let values = store.view(id)
-            gguf.read(t, into: values.baseAddress!)
+            gguf.read(try tensor(tensorName(info), shape: info.shape), into: values.baseAddress!)
             if info.role.kind == .scale, config.normOffset != 0 {  // the converter stored 1 + w
                 for i in values.indices { values[i] -= config.normOffset }
             }

@@ -54,14 +54,18 @@ struct GGUFExportTests {
     @Test(
         """
         RoPE scaling survives GGUF: linear as metadata, Llama 3's as the rope_freqs tensor (read back as llama3), \
-        other per-pair factors as themselves; dynamic, yarn and longrope are refused
+        other per-pair factors as themselves, YaRN as metadata; dynamic, a YaRN llama.cpp does not compute and \
+        LongRoPE outside Phi-3 are refused, saying why
         """)
     func ropeScaling() throws {
         let llama3 = RoPEScaling.llama3(
             factor: 32, lowFrequencyFactor: 1, highFrequencyFactor: 4, originalContextLength: 8192)
         let factors = RoPEScaling.frequencyFactors((0..<8).map { 1 + Double($0) / 4 })
         let batch = TokenBatch(sequences: [[1, 5, 9, 200, 7, 3, 261, 40, 41]])
-        for (k, scaling) in [RoPEScaling.linear(factor: 4), llama3, factors].enumerated() {
+        let yarn = RoPEScaling.yarn(
+            factor: 4, originalContextLength: 8, betaFast: 32, betaSlow: 1, truncate: true,
+            attentionFactor: RoPEScaling.yarnAttentionFactor(factor: 4))
+        for (k, scaling) in [RoPEScaling.linear(factor: 4), llama3, factors, yarn].enumerated() {
             var loaded = try Self.tinyModel(.adjacentPairs)  // head dim 16: wavelengths on both sides of Llama 3's band
             var c = loaded.model.config
             (c.ropeScaling, c.ropeTheta) = (scaling, 500_000)
@@ -69,17 +73,24 @@ struct GGUFExportTests {
             let path = Self.path("rope-scaling-\(k)")
             try GGUFModel.export(loaded, to: path, type: .f32)
             let file = try GGUFFile(path: path)
-            #expect((file.tensors[GGUFModel.frequencyFactorsTensor] != nil) == (k > 0), "\(scaling)")
+            #expect((file.tensors[GGUFModel.frequencyFactorsTensor] != nil) == (k == 1 || k == 2), "\(scaling)")
             let reloaded = try ModelFile.load(path, tokenizer: nil, ledger: MemoryLedger())
             #expect(reloaded.model.config.ropeScaling == scaling)
             #expect(try reloaded.model.logits(batch) == loaded.model.logits(batch), "\(scaling)")
         }
-        for scaling in [
-            RoPEScaling.dynamic(factor: 2, contextLength: 32),
-            .yarn(factor: 4, originalContextLength: 8, betaFast: 32, betaSlow: 1, truncate: true, attentionFactor: 1.1),
-            .longRoPE(
-                shortFactors: [Double](repeating: 1, count: 8), longFactors: [Double](repeating: 2, count: 8),
-                originalContextLength: 16, attentionFactor: 1.1),
+        for (scaling, reason) in [
+            (RoPEScaling.dynamic(factor: 2, contextLength: 32), "which llama.cpp's llama does not compute"),
+            (
+                .yarn(
+                    factor: 4, originalContextLength: 8, betaFast: 32, betaSlow: 1, truncate: true, attentionFactor: 1.1
+                ),
+                "is not the form llama.cpp computes"
+            ),
+            (
+                .longRoPE(
+                    shortFactors: [Double](repeating: 1, count: 8), longFactors: [Double](repeating: 2, count: 8),
+                    originalContextLength: 16, attentionFactor: 1.1), "which llama.cpp's llama does not compute"
+            ),
         ] {
             var loaded = try Self.tinyModel(.adjacentPairs)
             var c = loaded.model.config
@@ -88,7 +99,7 @@ struct GGUFExportTests {
             let error = try #require(throws: FormatError.self) {
                 try GGUFModel.export(loaded, to: Self.path("rope-refused"), type: .f32)
             }
-            #expect("\(error)".contains("does not write yet"))
+            #expect("\(error)".contains(reason) && error.fix.contains("--format hf"), "\(error)")
         }
     }
 
