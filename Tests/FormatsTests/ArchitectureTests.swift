@@ -136,6 +136,33 @@ struct ArchitectureTests {
     }
 
     @Test(
+        "gguf-py reads each architecture's export: its architecture, and only tensor names gguf-py lists for it",
+        .enabled(if: GGUFExportTests.ggufPy), arguments: ggufFamilies)
+    func ggufPyNames(family: String) throws {
+        let loaded = try Self.asLlamaCppRunsIt(family), path = GGUFExportTests.path("arch-gguf-py-\(family)")
+        try GGUFModel.export(loaded, to: path, type: .f32)
+        let script = """
+            import gguf, json, sys
+            r = gguf.GGUFReader(sys.argv[1])
+            arch = r.fields["general.architecture"].contents()
+            known = next(k for k, v in gguf.MODEL_ARCH_NAMES.items() if v == arch)
+            blocks = r.fields[arch + ".block_count"].contents()
+            allowed = set()
+            for t in gguf.MODEL_TENSORS[known]:
+                name = gguf.TENSOR_NAMES[t]
+                allowed |= {name.format(bid=b) for b in range(blocks)} if "{bid}" in name else {name}
+            unknown = [t.name for t in r.tensors if t.name.rsplit(".", 1)[0] not in allowed]
+            print(json.dumps({"architecture": arch, "unknown": unknown, "tensors": len(r.tensors)}))
+            """
+        let data = try #require(try GGUFExportTests.pythonOutput(script, [path]), "gguf-py could not read it")
+        let read = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let expected = GGUFGemma.architecture(loaded.model.config) ?? family.split(separator: "-")[0].description
+        #expect(read["architecture"] as? String == expected)
+        #expect((read["unknown"] as? [String])?.isEmpty == true, "\(read["unknown"] ?? "")")
+        #expect((read["tensors"] as? Int ?? 0) > 0)
+    }
+
+    @Test(
         "GGUF export refuses, naming why, a Gemma that llama.cpp's fixed settings would run otherwise",
         arguments: ["gemma2", "gemma3"])
     func ggufGemmaRefusal(family: String) throws {
