@@ -229,14 +229,12 @@ public enum HFConfig {
         }
     }
 
-    /// config.json for `c` (always rotate-half RoPE: export permutes GGUF/llama2.c query and key rows).
-    public static func json(_ c: LlamaConfig, bos: Int32?, eos: Int32?) -> [String: Any] {
-        // Gemma 3, 2 or 1 for Gemma's traits (by q/k norms, output norms); Phi-3 for stacked projections; Qwen3 for
-        // query and key norms; Qwen2 for biases; Mistral for a sliding window without them (Llama has no window);
-        // else Llama.
+    /// The transformers class and model_type that hold `c`: Gemma 3, 2 or 1 for Gemma's traits (by q/k norms, output
+    /// norms); Phi-3 for stacked projections; Qwen3 for query and key norms; Qwen2 for biases; Mistral for a sliding
+    /// window without them (Llama has no window); else Llama.
+    public static func architecture(_ c: LlamaConfig) -> (name: String, modelType: String) {
         let g = c.gemma
-        let (architecture, modelType) =
-            g.normsScaleFromOne
+        return g.normsScaleFromOne
             ? (g.outputNorms
                 ? (c.queryKeyNorm ? ("Gemma3ForCausalLM", "gemma3_text") : ("Gemma2ForCausalLM", "gemma2"))
                 : ("GemmaForCausalLM", "gemma"))
@@ -247,6 +245,11 @@ public enum HFConfig {
                     : c.attentionBias
                         ? ("Qwen2ForCausalLM", "qwen2")
                         : c.slidingWindow != nil ? ("MistralForCausalLM", "mistral") : ("LlamaForCausalLM", "llama")
+    }
+
+    /// config.json for `c` (always rotate-half RoPE: export permutes GGUF/llama2.c query and key rows).
+    public static func json(_ c: LlamaConfig, bos: Int32?, eos: Int32?) -> [String: Any] {
+        let g = c.gemma, (architecture, modelType) = Self.architecture(c)
         var j: [String: Any] = [
             "architectures": [architecture], "model_type": modelType, "hidden_act": "silu",
             "hidden_size": c.dim, "intermediate_size": c.ffnDim, "num_hidden_layers": c.layerCount,

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Formats
 import Llama
+import Methods
 import TensorCore
 
 struct Inspect: ParsableCommand {
@@ -22,7 +23,7 @@ struct Inspect: ParsableCommand {
         print("model: \(model)")
         print(
             """
-            architecture: Llama, \(c.layerCount) layers, dim \(c.dim), ffn \(c.ffnDim), \(c.headCount) heads / \
+            architecture: \(HFConfig.architecture(c).name), \(c.layerCount) layers, dim \(c.dim), ffn \(c.ffnDim), \(c.headCount) heads / \
             \(c.kvHeadCount) kv heads (head dim \(c.headDim)), vocab \(c.vocabSize), context \(c.maxSequenceLength)
             """
         )
@@ -32,15 +33,13 @@ struct Inspect: ParsableCommand {
             eps \(c.normEpsilon); embeddings \(c.tiedEmbeddings ? "tied" : "untied")
             """
         )
-        var groups: [(String, Int)] = []
-        func add(_ name: String, _ roles: Set<ParameterRole>) {
-            groups.append((name, layout.parameters.filter { roles.contains($0.role) }.reduce(0) { $0 + $1.count }))
+        // by optimizer group: biases with attention, every norm (q/k and output norms too) with the norms
+        let groups = ParameterGroup.allCases.filter { c.tiedEmbeddings ? $0 != .head : true }.map { group in
+            (
+                group == .head ? "lm head" : group.rawValue,
+                layout.parameters.filter { ParameterGroup($0.role) == group }.reduce(0) { $0 + $1.count }
+            )
         }
-        add("embedding", [.embedding])
-        add("attention", [.query, .key, .value, .output])
-        add("mlp", [.gate, .up, .down])
-        add("norms", [.attentionNorm, .ffnNorm, .finalNorm])
-        if !c.tiedEmbeddings { add("lm head", [.head]) }
         let total = layout.parameterCount
         print(String(format: "parameters: %.2f M", Double(total) / 1e6))
         for (name, n) in groups {

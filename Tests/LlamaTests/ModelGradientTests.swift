@@ -115,3 +115,34 @@ struct GradientSinkTests {
         #expect(sink.order == expected)
     }
 }
+
+@Suite("The memory plan is what a pass allocates")
+struct PassMemoryTests {
+    @Test(
+        "forward-only and training passes allocate the planned activations and at most the planned workspace, per architecture",
+        arguments: TinyConfigs.all.indices)
+    func planMatchesLedger(index: Int) throws {
+        let c = TinyConfigs.all[index], batch = TinyConfigs.batch(c)
+        for checkpointing in [nil, false, true] as [Bool?] {
+            let ledger = MemoryLedger()
+            let model = try LlamaModel(config: c, store: try TinyConfigs.model(c).store, ledger: ledger)
+            if let checkpointing {
+                let grads = GradientSlab(layout: model.layout, ledger: MemoryLedger())
+                _ = try model.lossAndGradients(batch, into: grads, checkpointing: checkpointing)
+            } else {
+                _ = try model.loss(batch)
+            }
+            let plan = LlamaModel.passMemory(c, batch: batch.batchSize, length: batch.length, training: checkpointing)
+            let seen = ledger.snapshot().peak, label = "checkpointing \(String(describing: checkpointing))"
+            #expect(seen[.activations] == plan[.activations], "\(label)")
+            // the plan counts one attention scratch per thread; tasks that do not overlap in time share the peak
+            let shape = AttentionShape(
+                batch: batch.batchSize, queries: batch.length, keys: batch.length, heads: c.headCount,
+                kvHeads: c.kvHeadCount, headDim: c.headDim, queryOffset: 0, softcap: c.gemma.attentionSoftcap)
+            let perTask = 4 * shape.scratchMatrices(backward: checkpointing != nil) * batch.length * batch.length
+            let tasks = min(Parallel.threadCount, batch.batchSize * c.kvHeadCount)
+            let workspace = (seen[.workspace] ?? 0, plan[.workspace] ?? 0)
+            #expect(workspace.0 <= workspace.1 && workspace.0 >= workspace.1 - (tasks - 1) * perTask, "\(label)")
+        }
+    }
+}
