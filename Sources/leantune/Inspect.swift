@@ -23,8 +23,8 @@ struct Inspect: ParsableCommand {
         print("model: \(model)")
         print(
             """
-            architecture: \(HFConfig.architecture(c).name), \(c.layerCount) layers, dim \(c.dim), ffn \(c.ffnDim), \(c.headCount) heads / \
-            \(c.kvHeadCount) kv heads (head dim \(c.headDim)), vocab \(c.vocabSize), context \(c.maxSequenceLength)
+            architecture: \(HFConfig.architecture(c).name), \(c.layerCount) layers, dim \(c.dim), ffn \(c.ffnDim), \
+            \(c.headCount) heads / \(c.kvHeadCount) kv heads (head dim \(c.headDim)), vocab \(c.vocabSize), context \(c.maxSequenceLength)
             """
         )
         print(

@@ -119,7 +119,7 @@ struct GradientSinkTests {
 @Suite("The memory plan is what a pass allocates")
 struct PassMemoryTests {
     @Test(
-        "forward-only and training passes allocate the planned activations and at most the planned workspace, per architecture",
+        "every architecture's passes allocate the planned activations and at most the planned workspace",
         arguments: TinyConfigs.all.indices)
     func planMatchesLedger(index: Int) throws {
         let c = TinyConfigs.all[index], batch = TinyConfigs.batch(c)
