@@ -24,7 +24,8 @@ struct Inspect: ParsableCommand {
         print(
             """
             architecture: \(HFConfig.architecture(c).name), \(c.layerCount) layers, dim \(c.dim), ffn \(c.ffnDim), \
-            \(c.headCount) heads / \(c.kvHeadCount) kv heads (head dim \(c.headDim)), vocab \(c.vocabSize), context \(c.maxSequenceLength)
+            \(c.headCount) heads / \(c.kvHeadCount) kv heads (head dim \(c.headDim)), vocab \(c.vocabSize), \
+            context \(c.maxSequenceLength)
             """
         )
         print(
