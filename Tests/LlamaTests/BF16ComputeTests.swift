@@ -109,7 +109,7 @@ struct BF16ComputeTests {
     /// attention's own GEMMs took bf16 operands). The per-head query and key norms' scales (Qwen3) are held to 8%:
     /// their gradient sums dq ⊙ q̂ over every head and position straight from attention's backward, with no
     /// projection in between (4.1–5.8% measured; below 4% when attention's GEMMs run in fp32, so the rounding of
-    /// attention's operands is where it comes from).
+    /// attention's operands is where it comes from). Gemma 2's and 3's configurations stay within 2.8%.
     @Test(
         "bf16 forward and backward track fp32: loss within 0.5%, every tensor's gradient within 4% (q/k norms 8%)",
         arguments: TinyConfigs.all.indices, [false, true])

@@ -244,12 +244,13 @@ enum TinyConfigs {
             queryPreAttentionScalar: 6, localRopeTheta: 50))
     static let all = [gqaUntiedRotateHalf, mhaTiedAdjacent, gqaBiases, slidingWindow, queryKeyNorm, gemma2, gemma3]
 
-    /// A model with weights large enough that every path matters (std 0.3, norms around 1).
+    /// A model with weights large enough that every path matters (std 0.3, norms scaling by 0.6–1.4: for Gemma's
+    /// 1 + w, w in −0.4…0.4).
     static func model(_ c: LlamaConfig, seed: UInt64 = 7) throws -> LlamaModel {
         let store = FP32ParameterStore(layout: ParameterLayout(c), ledger: MemoryLedger())
         store.initializeRandomly(Philox(seed: seed), std: 0.3)
         for (id, info) in store.layout.parameters.enumerated() where info.role.kind == .scale {
-            store.update(id) { w in for i in w.indices { w[i] = 1 + 0.2 * Float(i % 5) - 0.4 } }
+            store.update(id) { w in for i in w.indices { w[i] = 1 - c.normOffset + 0.2 * Float(i % 5) - 0.4 } }
         }
         for (id, info) in store.layout.parameters.enumerated() where info.role.kind == .bias {
             store.update(id) { w in for i in w.indices { w[i] = 0.1 * Float(i % 7) - 0.3 } }
