@@ -6,12 +6,20 @@ import TensorCore
 extension DType: ExpressibleByArgument {}
 extension Precision: ExpressibleByArgument {}
 
-extension GGMLType: ExpressibleByArgument {
-    public init?(argument: String) { self.init(name: argument) }
-}
-
 struct Export: ParsableCommand {
     enum Format: String, ExpressibleByArgument, CaseIterable { case hf, gguf }
+    /// The GGUF tensor types export writes, by their llama.cpp names.
+    enum GGUFType: String, ExpressibleByArgument, CaseIterable {
+        case f32, f16, bf16, q8_0
+        var type: GGMLType {
+            switch self {
+            case .f32: .f32
+            case .f16: .f16
+            case .bf16: .bf16
+            case .q8_0: .q8_0
+            }
+        }
+    }
 
     static let configuration = CommandConfiguration(
         abstract:
@@ -25,7 +33,7 @@ struct Export: ParsableCommand {
     @Option(help: "hf: weight dtype, f32 or bf16.")
     var dtype: DType = .f32
     @Option(name: .customLong("type"), help: "gguf: the matrices' type, f32, f16, bf16 or q8_0 (the norms stay f32).")
-    var ggufType: GGMLType = .f16
+    var ggufType: GGUFType = .f16
     @Option(help: "Largest safetensors shard, in MiB.")
     var shardMib = 5120
     @Flag(help: "Write into a directory that already has files (they may be replaced).")
@@ -35,10 +43,6 @@ struct Export: ParsableCommand {
         guard dtype == .f32 || dtype == .bf16 else { throw ValidationError("--dtype must be f32 or bf16") }
         guard shardMib > 0 else { throw ValidationError("--shard-mib must be positive") }
         if format == .gguf {
-            guard GGUFModel.exportTypes.contains(ggufType) else {
-                throw ValidationError(
-                    "--type must be one of \(GGUFModel.exportTypes.map(\.name).joined(separator: ", "))")
-            }
             if FileManager.default.fileExists(atPath: output) && !force {
                 throw ValidationError("\(output) exists; choose a new file name or pass --force")
             }
@@ -59,7 +63,7 @@ struct Export: ParsableCommand {
             let notes = try HFDirectory.export(loaded, to: output, dtype: dtype, shardBytes: shardMib << 20)
             for note in notes { print("not written: \(note)") }
         case .gguf:
-            for note in try GGUFModel.export(loaded, to: output, type: ggufType) { print("note: \(note)") }
+            for note in try GGUFModel.export(loaded, to: output, type: ggufType.type) { print("note: \(note)") }
         }
         print("wrote \(output)")
     }
