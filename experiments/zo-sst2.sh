@@ -9,7 +9,8 @@
 # asks for more frequent projection on small models and easy tasks); LR=x skips the grid; SEEDS="" runs only the grid;
 # ABLATION="" skips the ablation;
 # LOSS=classification trains MeZO's classification-style loss (runs in OUT-classification) instead of the gold
-# label word's LM loss.
+# label word's LM loss; FROZEN=embedding leaves the embedding unperturbed in both methods, as the DiZO code does
+# (runs in OUT-…-frozen-embedding; docs/fidelity.md).
 # Runs already present in OUT are kept (delete to redo).
 set -euo pipefail
 model=${1:-stories260k}
@@ -20,7 +21,7 @@ case "$model" in
   *) echo "usage: $0 [stories260k|smollm2]" >&2; exit 2 ;;
 esac
 steps=${STEPS:-$default_steps}; seeds=${SEEDS-"0 1 2"}; grid=${GRID:-$default_grid}; every=${EVERY:-100}; interval=${INTERVAL:-50}
-out=runs/zo-sst2-$model${LOSS:+-$LOSS}
+out=runs/zo-sst2-$model${LOSS:+-$LOSS}${FROZEN:+-frozen-$FROZEN}
 bin=.build/release/leantune
 swift build -c release --product leantune >/dev/null
 mkdir -p "$out"
@@ -30,7 +31,8 @@ source experiments/record.sh
 run() {  # run NAME ARGS...: one training run into OUT/NAME, skipped when it finished before
   local name=$1; shift
   record_run "$out" "$name" "$bin" train --config experiments/zo-sst2.yaml "${model_sets[@]}" --set schedule.steps="$steps" \
-    --set eval.every="$every" --set logging.output="$out/$name" --set train.loss="${LOSS:-lm}" "$@"
+    --set eval.every="$every" --set logging.output="$out/$name" --set train.loss="${LOSS:-lm}" \
+    ${FROZEN:+--set optimizer.frozen=[$FROZEN]} "$@"
 }
 
 if [ -n "${LR:-}" ]; then
