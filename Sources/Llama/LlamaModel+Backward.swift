@@ -79,7 +79,7 @@ extension LlamaModel {
             }
         }
         // MLP: out = h + down(act(gate(x̂)) ⊙ up(x̂)), x̂ = norm(h); with an output norm, out = h + norm(down(…)).
-        norm(p.ffnNorm, a.residualMid, rstd: a.rstdFFN, ws.normed, rows: n)
+        reapplyNorm(p.ffnNorm, a.residualMid, rstd: a.rstdFFN, ws.normed, rows: n)
         c.gatedActivation.forward(gate: a.gate, up: a.up, ws.hidden, count: n * c.ffnDim)
         let dFFN = outputNormBackward(
             p.ffnOutputNorm, dx, a.outputNorms?.ffn, rstd: a.outputNorms?.rstdFFN, ws, rows: n, sink)
@@ -112,7 +112,7 @@ extension LlamaModel {
                 normBackward(id, d, x, rstd: rstd, dx: d, rows: n * heads, dim: c.headDim, accumulate: false, sink)
             }
         }
-        norm(p.attentionNorm, x, rstd: a.rstdAttention, ws.normed, rows: n)
+        reapplyNorm(p.attentionNorm, x, rstd: a.rstdAttention, ws.normed, rows: n)
         projectBackward(p.query, dy: dq, x: ws.normed, rows: n, dx: dNormed, accumulate: false, sink)
         projectBackward(p.key, dy: dk, x: ws.normed, rows: n, dx: dNormed, accumulate: true, sink)
         projectBackward(p.value, dy: dv, x: ws.normed, rows: n, dx: dNormed, accumulate: true, sink)
@@ -149,7 +149,7 @@ extension LlamaModel {
     }
 
     /// The normalised rows of x recomputed from their saved 1/rms, into y.
-    func norm(
+    func reapplyNorm(
         _ id: ParameterID, _ x: UnsafePointer<Float>, rstd: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
         rows n: Int
     ) {
