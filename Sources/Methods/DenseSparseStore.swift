@@ -13,7 +13,7 @@ public final class DenseSparseStore: ParameterStore {
         public var outlierFraction = 0.01
         /// Values per INT8 scale; 0 for one scale per output row. Per row by measurement (`leantune bench quantization`
         /// on SmolLM2-135M with 1% outliers): relative error 0.61% against 0.58% for blocks of 256 and 0.51% for 64, at
-        ///         /// the fewest bytes (1.092 per value against 1.102 and 1.149) and the fastest stochastic encode.
+        /// the fewest bytes (1.092 per value against 1.102 and 1.149) and the fastest stochastic encode.
         public var blockSize = 0
         /// Groups kept in fp32 (weights and optimizer state); the norms always are.
         public var fp32Groups: Set<ParameterGroup> = [.norms]

@@ -25,8 +25,8 @@ public final class LSPOffload: FineTuningMethod {
         public var trainEmbeddings = false
         /// Projector learning (§6.3): every `checkFrequency` steps (0: never; the projectors keep their random init),
         /// gradients of `heldOutBatches` batches of the trainer's second data stream are collected; when the mean
-        ///         /// relative reconstruction error is at least `refitThreshold` (α), each matrix's values get
-        ///         /// `fitIterations` Adam steps at `fitLearningRate` and the host moments move into the new space.
+        /// relative reconstruction error is at least `refitThreshold` (α), each matrix's values get
+        /// `fitIterations` Adam steps at `fitLearningRate` and the host moments move into the new space.
         public var checkFrequency = 200, heldOutBatches = 2, fitIterations = 10
         public var fitLearningRate: Float = 0.1, refitThreshold = 0.5
         /// The host Adam (ε inside the square root, as the system code).
@@ -122,9 +122,9 @@ public final class LSPOffload: FineTuningMethod {
     deinit { host.stop() }
 
     /// Bytes by category for `layout` from shapes alone, besides the weights and a training pass's buffers:
-    ///     /// compute-side gradients (every matrix's d×d Ĝ, all in flight at the end of backward, and the largest
-    ///     /// accumulator of a tensor trained on the compute side), optimizer state (projectors' indices and values,
-    ///     /// AdamW of the norms), the host's M and V, and scratch (the factors of one matrix for `tokens` rows, or
+    /// compute-side gradients (every matrix's d×d Ĝ, all in flight at the end of backward, and the largest
+    /// accumulator of a tensor trained on the compute side), optimizer state (projectors' indices and values,
+    /// AdamW of the norms), the host's M and V, and scratch (the factors of one matrix for `tokens` rows, or
     /// its compression intermediates).
     public static func memory(
         _ layout: ParameterLayout, settings: Settings, groups: ParameterGroups, tokens: Int
@@ -230,8 +230,8 @@ public final class LSPOffload: FineTuningMethod {
     }
 
     /// Collects the matrices' gradients over `batches`, measures the projectors' reconstruction error and, at or above
-    ///     /// α, fits every matrix's projector values and carries the host moments over: M ← L·M·Rᵀ, V ←
-    ///     /// (L⊙L)·V·(R⊙R)ᵀ with L = P_newᵀ·P_old and R = Q_newᵀ·Q_old (non-finite results become 0). Nothing is in
+    /// α, fits every matrix's projector values and carries the host moments over: M ← L·M·Rᵀ, V ←
+    /// (L⊙L)·V·(R⊙R)ᵀ with L = P_newᵀ·P_old and R = Q_newᵀ·Q_old (non-finite results become 0). Nothing is in
     /// flight between steps.
     func refit(_ model: LlamaModel, batches: [TokenBatch]) throws -> [String: Double] {
         let start = monotonicNanoseconds()

@@ -145,7 +145,7 @@ public final class LowRankAdam: Optimizer {
     }
 
     /// Optimizer-state bytes for `layout` when every block matrix has `rank`: the formula of
-    ///     /// ``projectedFloats(rows:columns:rank:)`` plus AdamW's two moments for the rest; frozen tensors hold none.
+    /// ``projectedFloats(rows:columns:rank:)`` plus AdamW's two moments for the rest; frozen tensors hold none.
     public static func stateBytes(_ layout: ParameterLayout, rank: Int, groups: ParameterGroups) -> Int {
         4
             * layout.parameters.reduce(0) { total, info in

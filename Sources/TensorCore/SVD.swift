@@ -60,8 +60,8 @@ public enum SVD {
     }
 
     /// The top-`rank` SVD by randomized range finding (Halko, Martinsson & Tropp 2011): Y = A·Ω for a Gaussian n×(rank
-    ///     /// + p) sketch Ω, `powerIterations` rounds of Y ← A·(Aᵀ·Y) with re-orthonormalisation (QR by
-    ///     /// `sgeqrf_`/`sorgqr_`), then the exact SVD of the small (rank + p)×n matrix Qᵀ·A. Cost O(m·n·(rank +
+    /// + p) sketch Ω, `powerIterations` rounds of Y ← A·(Aᵀ·Y) with re-orthonormalisation (QR by
+    /// `sgeqrf_`/`sorgqr_`), then the exact SVD of the small (rank + p)×n matrix Qᵀ·A. Cost O(m·n·(rank +
     /// p)·(2q + 2)) instead of O(m·n·min(m, n)).
     public static func randomized(
         _ a: UnsafePointer<Float>, rows m: Int, columns n: Int, rank: Int, oversampling p: Int = 8,

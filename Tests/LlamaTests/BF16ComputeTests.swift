@@ -63,7 +63,7 @@ struct BF16ComputeTests {
     }
 
     /// The stated tolerance of bf16 attention: out, dq, dk and dv within 1% (relative L2; measured 0.2–0.3%) of fp32
-    ///     /// attention (which matches finite differences of the Double reference), with grouped-query heads, two
+    /// attention (which matches finite differences of the Double reference), with grouped-query heads, two
     /// query blocks and packed samples.
     @Test("attention with bf16 operands tracks fp32: out, dq, dk, dv within 1%; oneDNN equals the emulation")
     func attention() throws {
