@@ -7,14 +7,14 @@ import Llama
 enum GGUFGemma {
     /// The GGUF architecture of a Gemma configuration, nil for other families.
     static func architecture(_ c: LlamaConfig) -> String? {
-        guard c.gemma.normsScaleFromOne else { return nil }
-        return c.gemma.outputNorms ? (c.queryKeyNorm ? "gemma3" : "gemma2") : "gemma"
+        c.gemmaGeneration.map { $0 == 1 ? "gemma" : "gemma\($0)" }
     }
 
-    /// Whether llama.cpp's `arch` slides in layer `l`.
-    static func slides(_ arch: String, layer l: Int) -> Bool {
-        let pattern = arch == "gemma2" ? 2 : arch == "gemma3" ? 6 : 0
-        return pattern > 0 && l % pattern < pattern - 1
+    /// llama.cpp's sliding layers for `arch` (`count` layers): every other for gemma2, five in six for gemma3, none
+    /// otherwise.
+    static func slidingLayers(_ arch: String, count: Int) -> [Bool] {
+        let pattern = arch == "gemma2" ? 2 : arch == "gemma3" ? 6 : 1
+        return LlamaConfig.interleavedSlidingLayers(count: count, pattern: pattern)
     }
 
     /// The RoPE base of the sliding layers of llama.cpp's gemma3.
@@ -41,8 +41,7 @@ enum GGUFGemma {
         }
         // a window at least the context long never masks
         func effective(_ w: Int?) -> Int { min(w ?? c.maxSequenceLength, c.maxSequenceLength) }
-        for l in 0..<c.layerCount {
-            let sliding = slides(arch, layer: l)
+        for (l, sliding) in slidingLayers(arch, count: c.layerCount).enumerated() {
             if effective(sliding ? window(c) : nil) != effective(c.window(layer: l)) {
                 return "layer \(l)'s attention window differs from llama.cpp's \(arch) layer pattern"
             }

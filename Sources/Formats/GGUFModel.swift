@@ -43,7 +43,7 @@ public enum GGUFModel {
                     arch, dim: dim, heads: heads, headDim: keyLength ?? dim / max(1, heads), layers: layers)
                 // llama.cpp's gemma2 defaults (4096, 50, 30) where the file has none
                 window = m["\(arch).attention.sliding_window"]?.int ?? (arch == "gemma2" ? 4096 : nil)
-                slidingLayers = (0..<max(0, min(layers, 1 << 10))).map { GGUFGemma.slides(arch, layer: $0) }
+                slidingLayers = GGUFGemma.slidingLayers(arch, count: min(layers, 1 << 10))
                 if arch == "gemma2" {
                     gemma.attentionSoftcap = Float(m["gemma2.attn_logit_softcapping"]?.double ?? 50)
                     gemma.logitSoftcap = Float(m["gemma2.final_logit_softcapping"]?.double ?? 30)

@@ -61,7 +61,7 @@ public enum HFConfig {
                 guard pattern > 0 else {
                     throw fail("sliding_window_pattern is \(pattern)", "It must be a positive number of layers.")
                 }
-                slidingLayers = (0..<max(0, layerCount)).map { ($0 + 1) % pattern != 0 }
+                slidingLayers = LlamaConfig.interleavedSlidingLayers(count: layerCount, pattern: pattern)
             }
         }
         if gemmaGeneration == 1 { (window, slidingLayers) = (nil, nil) }  // Gemma 1 has none
@@ -233,18 +233,19 @@ public enum HFConfig {
     /// norms); Phi-3 for stacked projections; Qwen3 for query and key norms; Qwen2 for biases; Mistral for a sliding
     /// window without them (Llama has no window); else Llama.
     public static func architecture(_ c: LlamaConfig) -> (name: String, modelType: String) {
-        let g = c.gemma
-        return g.normsScaleFromOne
-            ? (g.outputNorms
-                ? (c.queryKeyNorm ? ("Gemma3ForCausalLM", "gemma3_text") : ("Gemma2ForCausalLM", "gemma2"))
-                : ("GemmaForCausalLM", "gemma"))
-            : c.fusedProjections
-                ? ("Phi3ForCausalLM", "phi3")
-                : c.queryKeyNorm
-                    ? ("Qwen3ForCausalLM", "qwen3")
-                    : c.attentionBias
-                        ? ("Qwen2ForCausalLM", "qwen2")
-                        : c.slidingWindow != nil ? ("MistralForCausalLM", "mistral") : ("LlamaForCausalLM", "llama")
+        switch c.gemmaGeneration {
+        case 1: return ("GemmaForCausalLM", "gemma")
+        case 2: return ("Gemma2ForCausalLM", "gemma2")
+        case 3: return ("Gemma3ForCausalLM", "gemma3_text")
+        default: break
+        }
+        return c.fusedProjections
+            ? ("Phi3ForCausalLM", "phi3")
+            : c.queryKeyNorm
+                ? ("Qwen3ForCausalLM", "qwen3")
+                : c.attentionBias
+                    ? ("Qwen2ForCausalLM", "qwen2")
+                    : c.slidingWindow != nil ? ("MistralForCausalLM", "mistral") : ("LlamaForCausalLM", "llama")
     }
 
     /// config.json for `c` (always rotate-half RoPE: export permutes GGUF/llama2.c query and key rows).

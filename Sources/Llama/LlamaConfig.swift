@@ -84,6 +84,18 @@ public struct LlamaConfig: Sendable, Codable, Equatable {
         }
     }
 
+    /// Which Gemma the traits describe: 1, 2 (output norms) or 3 (output norms and q/k norms); nil for other families.
+    public var gemmaGeneration: Int? {
+        guard gemma.normsScaleFromOne else { return nil }
+        return gemma.outputNorms ? (queryKeyNorm ? 3 : 2) : 1
+    }
+
+    /// Gemma's interleaving of `count` layers: every `pattern`-th layer is global, the others slide (2 for Gemma 2, 6
+    /// for Gemma 3).
+    public static func interleavedSlidingLayers(count: Int, pattern: Int) -> [Bool] {
+        (0..<max(0, count)).map { ($0 + 1) % pattern != 0 }
+    }
+
     /// What RMSNorm adds to its weights before scaling: 1 for Gemma, else 0.
     public var normOffset: Float { gemma.normsScaleFromOne ? 1 : 0 }
     /// The factor on attention scores before the softmax.

@@ -107,8 +107,9 @@ public final class LlamaModel {
         var out = [Float](repeating: 0, count: n * config.vocabSize)
         out.withUnsafeMutableBufferPointer { o in
             project(layout.head, activation(ws.normed, count: n * config.dim), rows: n, into: o.baseAddress!)
+            if let cap = config.gemma.logitSoftcap { Softcap.apply(o.baseAddress!, count: o.count, cap: cap) }
         }
-        return config.gemma.logitSoftcap.map { cap in out.map { cap * FastMath.tanh($0 / cap) } } ?? out
+        return out
     }
 
     /// Embedding and all layers in place in the one [N, D] residual buffer.

@@ -102,7 +102,7 @@ struct ArchitectureTests {
         if let arch = GGUFGemma.architecture(c) {
             if c.gemma.outputNorms {
                 c.gemma.queryPreAttentionScalar = Float(c.headDim)
-                c.slidingLayers = (0..<c.layerCount).map { GGUFGemma.slides(arch, layer: $0) }
+                c.slidingLayers = GGUFGemma.slidingLayers(arch, count: c.layerCount)
             }
             if c.gemma.localRopeTheta != nil { c.gemma.localRopeTheta = GGUFGemma.localRopeTheta }
         } else {

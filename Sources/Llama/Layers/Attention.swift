@@ -89,7 +89,7 @@ public enum Attention {
                 GEMM.multiply(
                     m: m, n: n, k: e, x[0, qOff], lda: qStride, x[1, kvOff], ldb: kvStride, transB: true,
                     scores, ldc: n, alpha: s.scale, workspace: ws)
-                if let cap = s.softcap { softcap(scores, count: m * n, cap: cap, slope: nil) }
+                if let cap = s.softcap { Softcap.apply(scores, count: m * n, cap: cap) }
                 softmaxRows(
                     scores, s, b, rows: rows, firstKey: k0, width: n, lse: lse.map { $0 + (b * s.heads + h) * tq })
                 GEMM.multiply(
@@ -126,7 +126,7 @@ public enum Attention {
                 GEMM.multiply(
                     m: m, n: n, k: e, x[0, qOff], lda: qStride, x[1, kvOff], ldb: kvStride, transB: true,
                     p, ldc: n, alpha: s.scale, workspace: ws)
-                if let cap = s.softcap { softcap(p, count: m * n, cap: cap, slope: slope) }
+                if let cap = s.softcap { Softcap.apply(p, count: m * n, cap: cap, slope: slope) }
                 exponentiate(p, s, b, rows: rows, firstKey: k0, width: n, lse: lse + (b * s.heads + h) * tq)
                 GEMM.multiply(
                     m: m, n: n, k: e, x[3, qOff], lda: qStride, x[2, kvOff], ldb: kvStride, transB: true,
@@ -259,21 +259,6 @@ public enum Attention {
             let c = Vector.dot(pr + cols.lowerBound, dr + cols.lowerBound, cols.count)
             for j in cols { dr[j] = pr[j] * (dr[j] - c) }
             zeroOutside(cols, row: dr, width: tk)
-        }
-    }
-
-    /// x ← c·tanh(x/c) in place; `slope` ← its derivative 1 − tanh²(x/c) when given.
-    private static func softcap(
-        _ x: UnsafeMutablePointer<Float>, count: Int, cap c: Float, slope: UnsafeMutablePointer<Float>?
-    ) {
-        let inverse = 1 / c
-        if let slope {
-            for j in 0..<count {
-                let t = FastMath.tanh(x[j] * inverse)
-                (x[j], slope[j]) = (c * t, 1 - t * t)
-            }
-        } else {
-            for j in 0..<count { x[j] = c * FastMath.tanh(x[j] * inverse) }
         }
     }
 

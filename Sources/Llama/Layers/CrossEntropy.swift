@@ -50,7 +50,8 @@ public enum CrossEntropy {
                 Parallel.forEachChunk(c, grain: 1) { rows in  // tasks own disjoint rows
                     for r in rows {
                         let row = logits + r * v, source = scored[start + r], t = Int(targets[source])
-                        if let cap = softcap {
+                        if let cap = softcap {  // Softcap.apply's loop, kept inline: through the call the two
+                            // passes' losses differed in the last bit (ModelGradientTests' forward-only equality)
                             let inverse = 1 / cap
                             for j in 0..<v { row[j] = cap * FastMath.tanh(row[j] * inverse) }
                         }
